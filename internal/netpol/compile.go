@@ -1,0 +1,189 @@
+// Package netpol compiles intents into NetworkPolicies: one ingress policy per protected
+// server that admits exactly the clients that declared a call to it. It does no I/O.
+package netpol
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/intentguard/intentguard/internal/intent"
+)
+
+const (
+	// ManagedByLabel marks the objects this project owns; nothing without it is touched.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// ManagedByValue is ManagedByLabel's value on owned objects.
+	ManagedByValue = "intentguard"
+	// ServerLabel holds a digest of the server a policy protects, to find it again.
+	ServerLabel = "intentguard.dev/server"
+	// ServerAnnotation holds the server key in readable form.
+	ServerAnnotation = "intentguard.dev/server"
+
+	// namespaceNameLabel is set by the API server on every namespace.
+	namespaceNameLabel = "kubernetes.io/metadata.name"
+)
+
+// Client is a workload allowed to call the server, and the selection of its pods.
+type Client struct {
+	Ref  intent.Ref
+	Pods *metav1.LabelSelector
+}
+
+// Input is everything known about one server that its policy depends on.
+type Input struct {
+	Server intent.Server
+	// Pods selects the server's pods; nil when the server does not exist (no policy).
+	Pods *metav1.LabelSelector
+	// Ports limits the allowed calls to these ports; empty allows every port.
+	Ports []networkingv1.NetworkPolicyPort
+	// Clients are the workloads that declared a call to the server.
+	Clients []Client
+}
+
+// Compile returns the NetworkPolicy that protects in.Server, or nil when there is nothing
+// to select. A server without clients gets a policy that denies all ingress.
+func Compile(in Input) *networkingv1.NetworkPolicy {
+	if isEmpty(in.Pods) {
+		return nil
+	}
+	tcp, udp := corev1.ProtocolTCP, corev1.ProtocolUDP
+	var rules []networkingv1.NetworkPolicyIngressRule
+	if peers := peersOf(in.Clients); len(peers) > 0 {
+		rules = append(rules, networkingv1.NetworkPolicyIngressRule{From: peers, Ports: normalizePorts(in.Ports)})
+	}
+	if IsClusterDNS(in.Server, in.Pods) {
+		// Cutting DNS off would break every workload in the cluster, declared or not.
+		dns := intstr.FromInt32(53)
+		rules = append(rules, networkingv1.NetworkPolicyIngressRule{Ports: []networkingv1.NetworkPolicyPort{
+			{Protocol: &udp, Port: &dns}, {Protocol: &tcp, Port: &dns},
+		}})
+	}
+	return &networkingv1.NetworkPolicy{
+		TypeMeta: metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        in.Server.PolicyName(),
+			Namespace:   in.Server.Namespace,
+			Labels:      map[string]string{ManagedByLabel: ManagedByValue, ServerLabel: in.Server.Hash()},
+			Annotations: map[string]string{ServerAnnotation: in.Server.Key()},
+		},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: *in.Pods.DeepCopy(),
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress:     rules,
+		},
+	}
+}
+
+// IsClusterDNS reports whether the server is the cluster's DNS service.
+func IsClusterDNS(s intent.Server, pods *metav1.LabelSelector) bool {
+	if s.Namespace != "kube-system" {
+		return false
+	}
+	if s.Name == "kube-dns" || s.Name == "coredns" {
+		return true
+	}
+	return pods != nil && pods.MatchLabels["k8s-app"] == "kube-dns"
+}
+
+// peersOf turns clients into peers: namespace by name, pods by their selection. Clients
+// with no selection are skipped: an empty selector would admit the whole namespace.
+func peersOf(clients []Client) []networkingv1.NetworkPolicyPeer {
+	seen := map[string]bool{}
+	type keyed struct {
+		key  string
+		peer networkingv1.NetworkPolicyPeer
+	}
+	var out []keyed
+	for _, c := range clients {
+		if isEmpty(c.Pods) {
+			continue
+		}
+		peer := networkingv1.NetworkPolicyPeer{
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{namespaceNameLabel: c.Ref.Namespace}},
+			PodSelector:       c.Pods.DeepCopy(),
+		}
+		b, _ := json.Marshal(peer)
+		if seen[string(b)] {
+			continue
+		}
+		seen[string(b)] = true
+		out = append(out, keyed{string(b), peer})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	peers := make([]networkingv1.NetworkPolicyPeer, len(out))
+	for i := range out {
+		peers[i] = out[i].peer
+	}
+	return peers
+}
+
+// normalizePorts sets the default protocol, removes duplicates and sorts, so the same
+// ports always compile to the same policy.
+func normalizePorts(ports []networkingv1.NetworkPolicyPort) []networkingv1.NetworkPolicyPort {
+	seen := map[string]bool{}
+	var out []networkingv1.NetworkPolicyPort
+	for _, p := range ports {
+		p := *p.DeepCopy()
+		if p.Protocol == nil {
+			tcp := corev1.ProtocolTCP
+			p.Protocol = &tcp
+		}
+		key := fmt.Sprintf("%s/%s", *p.Protocol, p.Port.String())
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if *a.Protocol != *b.Protocol {
+			return *a.Protocol < *b.Protocol
+		}
+		return a.Port.String() < b.Port.String()
+	})
+	return out
+}
+
+// ServicePorts returns the pod ports a Service forwards to (numbers or container port
+// names), as policy ports.
+func ServicePorts(svc *corev1.Service) []networkingv1.NetworkPolicyPort {
+	var out []networkingv1.NetworkPolicyPort
+	for _, sp := range svc.Spec.Ports {
+		target := sp.TargetPort
+		if target.Type == intstr.Int && target.IntVal == 0 {
+			target = intstr.FromInt32(sp.Port)
+		}
+		proto := sp.Protocol
+		if proto == "" {
+			proto = corev1.ProtocolTCP
+		}
+		out = append(out, networkingv1.NetworkPolicyPort{Protocol: &proto, Port: &target})
+	}
+	return out
+}
+
+// UpToDate reports whether an existing policy already is the desired one: same spec, and
+// the desired labels and annotations present. Anything else on it (labels added by other
+// tools, say) is left alone.
+func UpToDate(desired, existing *networkingv1.NetworkPolicy) bool {
+	for k, v := range desired.Labels {
+		if existing.Labels[k] != v {
+			return false
+		}
+	}
+	for k, v := range desired.Annotations {
+		if existing.Annotations[k] != v {
+			return false
+		}
+	}
+	a, _ := json.Marshal(desired.Spec)
+	b, _ := json.Marshal(existing.Spec)
+	return string(a) == string(b)
+}
