@@ -187,3 +187,16 @@ func UpToDate(desired, existing *networkingv1.NetworkPolicy) bool {
 	b, _ := json.Marshal(existing.Spec)
 	return string(a) == string(b)
 }
+
+// ServiceSelector returns the selector of a Service's pods, or nil for a Service without
+// one (its endpoints are managed by hand and cannot be selected).
+func ServiceSelector(svc *corev1.Service) *metav1.LabelSelector {
+	if len(svc.Spec.Selector) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(svc.Spec.Selector))
+	for k, v := range svc.Spec.Selector {
+		m[k] = v
+	}
+	return &metav1.LabelSelector{MatchLabels: m}
+}

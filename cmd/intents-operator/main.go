@@ -1,0 +1,53 @@
+// Command intents-operator turns ClientIntents into NetworkPolicies in the cluster it
+// runs against (in-cluster config, or --kubeconfig).
+package main
+
+import (
+	"flag"
+	"os"
+	"strings"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/intentguard/intentguard/internal/operator"
+)
+
+func main() {
+	var c operator.Config
+	var enforced string
+	flag.StringVar(&c.MetricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 turns it off")
+	flag.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+	flag.BoolVar(&c.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles")
+	flag.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's)")
+	flag.BoolVar(&c.Enforcement.Shadow, "shadow-mode", false, "enforce nothing except ProtectedServices and --enforced-namespaces; report what would be enforced")
+	flag.StringVar(&enforced, "enforced-namespaces", "", "comma-separated namespaces enforced even in shadow mode")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	for _, ns := range strings.Split(enforced, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			c.Enforcement.EnforcedNamespaces = append(c.Enforcement.EnforcedNamespaces, ns)
+		}
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("intents-operator")
+
+	ctx := ctrl.SetupSignalHandler()
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "loading kubeconfig")
+		os.Exit(1)
+	}
+	mgr, err := operator.New(ctx, cfg, c)
+	if err != nil {
+		log.Error(err, "building the operator")
+		os.Exit(1)
+	}
+	log.Info("starting", "shadowMode", c.Enforcement.Shadow, "enforcedNamespaces", c.Enforcement.EnforcedNamespaces)
+	if err := mgr.Start(ctx); err != nil {
+		log.Error(err, "operator stopped")
+		os.Exit(1)
+	}
+}
+

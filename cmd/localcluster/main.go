@@ -1,0 +1,232 @@
+// Command localcluster runs a local control plane with the intents operator: "demo" walks
+// through the network-policy tutorial and prints what was enforced; "up" keeps the control
+// plane running for kubectl.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	networkingv1 "k8s.io/api/networking/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/util/wait"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
+
+	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/cluster"
+	"github.com/intentguard/intentguard/internal/connectivity"
+	"github.com/intentguard/intentguard/internal/controller"
+	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/netpol"
+	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/tutorial"
+)
+
+func main() {
+	var verbose bool
+	root := &cobra.Command{
+		Use:           "localcluster",
+		Short:         "A local Kubernetes control plane with the intents operator",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(*cobra.Command, []string) {
+			if verbose {
+				ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+			} else {
+				ctrl.SetLogger(logr.Discard())
+			}
+		},
+	}
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "print the operator's logs")
+	root.AddCommand(demoCommand(), upCommand())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+// session is a running control plane and operator.
+type session struct {
+	cluster *localcluster.Cluster
+	client  client.Client
+	stopOp  context.CancelFunc
+	opDone  chan error
+}
+
+func start(ctx context.Context, enforcement controller.Options) (*session, error) {
+	t0 := time.Now()
+	fmt.Println("starting etcd, kube-apiserver and kube-controller-manager ...")
+	lc, err := localcluster.Start(ctx, localcluster.Options{})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("control plane up in %s\n", time.Since(t0).Round(time.Millisecond))
+	c, err := client.New(lc.Config, client.Options{Scheme: cluster.Scheme()})
+	if err != nil {
+		_ = lc.Stop()
+		return nil, fmt.Errorf("creating client: %w", err)
+	}
+	mgr, err := operator.New(ctx, lc.Config, operator.Config{Enforcement: enforcement, MetricsAddr: "0", ProbeAddr: "0"})
+	if err != nil {
+		_ = lc.Stop()
+		return nil, err
+	}
+	opCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(opCtx) }()
+	fmt.Println("intents operator started")
+	return &session{cluster: lc, client: c, stopOp: cancel, opDone: done}, nil
+}
+
+func (s *session) stop() {
+	s.stopOp()
+	<-s.opDone
+	if err := s.cluster.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
+	}
+}
+
+func demoCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "demo",
+		Short: "Run the network-policy tutorial and print the policies and the connectivity they enforce",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			s, err := start(ctx, controller.Options{})
+			if err != nil {
+				return err
+			}
+			defer s.stop()
+			return runTutorial(ctx, s.client)
+		},
+	}
+}
+
+func runTutorial(ctx context.Context, c client.Client) error {
+	port := connectivity.Port{Number: 80, Name: "http"}
+	fmt.Printf("\ncreating namespace %s: Deployments server (Service server:80), client, client-other\n", tutorial.Namespace)
+	if err := tutorial.Create(ctx, c); err != nil {
+		return err
+	}
+	m, err := connectivity.Evaluate(ctx, c, []string{tutorial.Namespace}, port)
+	if err != nil {
+		return err
+	}
+	fmt.Println("\nconnectivity on port 80 before any intents:")
+	m.Render(os.Stdout)
+
+	ci := tutorial.Intents()
+	fmt.Println("\napplying ClientIntents:")
+	printYAML(ci.Spec)
+	t0 := time.Now()
+	if err := c.Create(ctx, ci); err != nil {
+		return fmt.Errorf("creating ClientIntents: %w", err)
+	}
+	if err := waitReady(ctx, c, client.ObjectKeyFromObject(ci)); err != nil {
+		return err
+	}
+	fmt.Printf("ClientIntents Ready after %s\n", time.Since(t0).Round(time.Millisecond))
+
+	var policies networkingv1.NetworkPolicyList
+	if err := c.List(ctx, &policies, client.InNamespace(tutorial.Namespace), client.MatchingLabels{netpol.ManagedByLabel: netpol.ManagedByValue}); err != nil {
+		return fmt.Errorf("listing NetworkPolicies: %w", err)
+	}
+	fmt.Printf("\nNetworkPolicies created by the operator (%d):\n", len(policies.Items))
+	for _, p := range policies.Items {
+		fmt.Printf("--- %s/%s\n", p.Namespace, p.Name)
+		printYAML(p.Spec)
+	}
+	if m, err = connectivity.Evaluate(ctx, c, []string{tutorial.Namespace}, port); err != nil {
+		return err
+	}
+	fmt.Println("connectivity on port 80 with the intents enforced:")
+	m.Render(os.Stdout)
+
+	server := "server." + tutorial.Namespace
+	allowed, _ := m.WorkloadAllowed("client."+tutorial.Namespace, server)
+	otherAllowed, _ := m.WorkloadAllowed("client-other."+tutorial.Namespace, server)
+	if !allowed || otherAllowed || len(policies.Items) != 1 {
+		return errors.New("unexpected result: want one policy, client -> server allowed and client-other -> server denied")
+	}
+	fmt.Println("\nresult: client -> server allowed, client-other -> server denied, as declared")
+	return nil
+}
+
+func waitReady(ctx context.Context, c client.Client, key client.ObjectKey) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		var ci v2beta1.ClientIntents
+		if err := c.Get(ctx, key, &ci); err != nil {
+			return false, err
+		}
+		cond := apimeta.FindStatusCondition(ci.Status.Conditions, controller.ConditionReady)
+		if cond != nil {
+			last = cond.Message
+		}
+		return ci.Status.ObservedGeneration == ci.Generation && cond != nil && cond.Status == "True", nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for ClientIntents %s to be Ready (last: %q): %w", key, last, err)
+	}
+	return nil
+}
+
+func printYAML(v any) {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Print(indent(string(b)))
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return "  " + strings.Join(lines, "\n  ") + "\n"
+}
+
+func upCommand() *cobra.Command {
+	var opts controller.Options
+	var enforced []string
+	var withTutorial bool
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the control plane and the operator, print a kubeconfig, and keep running until interrupted",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			opts.EnforcedNamespaces = enforced
+			s, err := start(ctx, opts)
+			if err != nil {
+				return err
+			}
+			defer s.stop()
+			if withTutorial {
+				if err := tutorial.Create(ctx, s.client); err != nil {
+					return err
+				}
+				fmt.Printf("tutorial workloads created in %s\n", tutorial.Namespace)
+			}
+			fmt.Printf("\nkubeconfig: %s\n\n  export KUBECONFIG=%s\n  kubectl apply -f your-intents.yaml\n\nPress Ctrl-C to stop.\n", s.cluster.Kubeconfig, s.cluster.Kubeconfig)
+			<-ctx.Done()
+			fmt.Println("stopping")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&opts.Shadow, "shadow-mode", false, "enforce only ProtectedServices and --enforced-namespaces")
+	cmd.Flags().StringSliceVar(&enforced, "enforced-namespaces", nil, "namespaces enforced even in shadow mode")
+	cmd.Flags().BoolVar(&withTutorial, "with-tutorial", false, "create the tutorial's workloads (not its intents)")
+	return cmd
+}

@@ -1,0 +1,301 @@
+// Package cluster reads, from the operator's informer cache, the facts the compilers need:
+// pod identities, workload selectors, and which intents refer to what.
+package cluster
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/netpol"
+)
+
+// Index names registered on the cache.
+const (
+	// IndexServer maps ClientIntents to the server keys ("namespace|key") they target.
+	IndexServer = "intentguard.server"
+	// IndexServerName maps ClientIntents to the "namespace/name" of workload servers they target.
+	IndexServerName = "intentguard.serverName"
+	// IndexClient maps ClientIntents to their client's "namespace/name".
+	IndexClient = "intentguard.client"
+	// IndexNamespaces maps ClientIntents to every namespace they refer to.
+	IndexNamespaces = "intentguard.namespaces"
+	// IndexProtectedName maps ProtectedServices to "namespace/name".
+	IndexProtectedName = "intentguard.protectedName"
+)
+
+var (
+	podGVK        = corev1.SchemeGroupVersion.WithKind("Pod")
+	replicaSetGVK = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
+	jobGVK        = batchv1.SchemeGroupVersion.WithKind("Job")
+	cronJobGVK    = batchv1.SchemeGroupVersion.WithKind("CronJob")
+)
+
+// ServerIndexKey is the IndexServer value of a server.
+func ServerIndexKey(s intent.Server) string { return s.Namespace + "|" + s.Key() }
+
+// NameKey is the "namespace/name" value used by the name indexes.
+func NameKey(namespace, name string) string { return namespace + "/" + name }
+
+// RegisterIndexes adds the indexes the controllers query to the cache.
+func RegisterIndexes(ctx context.Context, idx client.FieldIndexer) error {
+	ciIndexes := map[string]client.IndexerFunc{
+		IndexServer: func(o client.Object) []string {
+			var out []string
+			for _, s := range intent.Servers(o.(*v2beta1.ClientIntents)) {
+				out = append(out, ServerIndexKey(s))
+			}
+			return out
+		},
+		IndexServerName: func(o client.Object) []string {
+			var out []string
+			for _, s := range intent.Servers(o.(*v2beta1.ClientIntents)) {
+				if !s.Service {
+					out = append(out, NameKey(s.Namespace, s.Name))
+				}
+			}
+			return out
+		},
+		IndexClient: func(o client.Object) []string {
+			c := intent.Client(o.(*v2beta1.ClientIntents))
+			return []string{NameKey(c.Namespace, c.Name)}
+		},
+		IndexNamespaces: func(o client.Object) []string {
+			ci := o.(*v2beta1.ClientIntents)
+			seen := map[string]bool{ci.Namespace: true}
+			out := []string{ci.Namespace}
+			for _, s := range intent.Servers(ci) {
+				if !seen[s.Namespace] {
+					seen[s.Namespace] = true
+					out = append(out, s.Namespace)
+				}
+			}
+			return out
+		},
+	}
+	for name, fn := range ciIndexes {
+		if err := idx.IndexField(ctx, &v2beta1.ClientIntents{}, name, fn); err != nil {
+			return fmt.Errorf("indexing ClientIntents by %s: %w", name, err)
+		}
+	}
+	if err := idx.IndexField(ctx, &v2beta1.ProtectedService{}, IndexProtectedName, func(o client.Object) []string {
+		ps := o.(*v2beta1.ProtectedService)
+		return []string{NameKey(ps.Namespace, ps.Spec.Name)}
+	}); err != nil {
+		return fmt.Errorf("indexing ProtectedServices by name: %w", err)
+	}
+	return nil
+}
+
+// CacheOptions keeps the cache to what the operator needs: only its own NetworkPolicies,
+// no managed fields, and workload objects without their pod templates.
+func CacheOptions() cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{netpol.ManagedByLabel: netpol.ManagedByValue})
+	dropTemplate := func(obj any) (any, error) {
+		switch w := obj.(type) {
+		case *appsv1.Deployment:
+			w.Spec.Template = corev1.PodTemplateSpec{}
+		case *appsv1.StatefulSet:
+			w.Spec.Template = corev1.PodTemplateSpec{}
+			w.Spec.VolumeClaimTemplates = nil
+		case *appsv1.DaemonSet:
+			w.Spec.Template = corev1.PodTemplateSpec{}
+		}
+		return cache.TransformStripManagedFields()(obj)
+	}
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&networkingv1.NetworkPolicy{}: {Label: managed},
+			&appsv1.Deployment{}:          {Transform: dropTemplate},
+			&appsv1.StatefulSet{}:         {Transform: dropTemplate},
+			&appsv1.DaemonSet{}:           {Transform: dropTemplate},
+		},
+	}
+}
+
+// Reader answers questions about the cluster from the cache.
+type Reader struct {
+	client.Reader
+}
+
+// PodMeta returns an empty metadata-only pod to read into.
+func PodMeta() *metav1.PartialObjectMetadata {
+	p := &metav1.PartialObjectMetadata{}
+	p.SetGroupVersionKind(podGVK)
+	return p
+}
+
+// PodMetaList returns an empty metadata-only pod list to read into.
+func PodMetaList() *metav1.PartialObjectMetadataList {
+	l := &metav1.PartialObjectMetadataList{}
+	l.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
+	return l
+}
+
+// Identity resolves a pod's identity through cached owners.
+func (r Reader) Identity(ctx context.Context, pod metav1.Object) (identity.Identity, error) {
+	return identity.Resolve(ctx, pod, r.owners)
+}
+
+// owners follows only the kinds the operator caches; for any other kind the walk stops
+// there, with that owner's name and kind as the identity.
+func (r Reader) owners(ctx context.Context, namespace string, gvk schema.GroupVersionKind, name string) ([]metav1.OwnerReference, bool, error) {
+	var obj client.Object
+	switch gvk {
+	case appsv1.SchemeGroupVersion.WithKind("Deployment"):
+		obj = &appsv1.Deployment{}
+	case appsv1.SchemeGroupVersion.WithKind("StatefulSet"):
+		obj = &appsv1.StatefulSet{}
+	case appsv1.SchemeGroupVersion.WithKind("DaemonSet"):
+		obj = &appsv1.DaemonSet{}
+	case replicaSetGVK, jobGVK, cronJobGVK:
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(gvk)
+		obj = m
+	default:
+		return nil, false, nil
+	}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return obj.GetOwnerReferences(), true, nil
+}
+
+// Pod is a pod's metadata and resolved identity.
+type Pod struct {
+	Meta     *metav1.PartialObjectMetadata
+	Identity identity.Identity
+}
+
+// Pods lists a namespace's pods with their identities.
+func (r Reader) Pods(ctx context.Context, namespace string) ([]Pod, error) {
+	list := PodMetaList()
+	if err := r.List(ctx, list, client.InNamespace(namespace)); err != nil {
+		return nil, fmt.Errorf("listing pods in %s: %w", namespace, err)
+	}
+	out := make([]Pod, 0, len(list.Items))
+	for i := range list.Items {
+		id, err := r.Identity(ctx, &list.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Pod{Meta: &list.Items[i], Identity: id})
+	}
+	return out, nil
+}
+
+// Workloads returns the pod controllers named name in namespace that could be the root
+// of an identity of that name: stable ones with their selectors, others without.
+func (r Reader) Workloads(ctx context.Context, namespace, name string) ([]netpol.Workload, error) {
+	key := client.ObjectKey{Namespace: namespace, Name: name}
+	var out []netpol.Workload
+	d, s, ds := &appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{}
+	for _, w := range []struct {
+		kind     string
+		obj      client.Object
+		selector **metav1.LabelSelector
+	}{
+		{"Deployment", d, &d.Spec.Selector},
+		{"StatefulSet", s, &s.Spec.Selector},
+		{"DaemonSet", ds, &ds.Spec.Selector},
+	} {
+		if err := r.Get(ctx, key, w.obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("reading %s %s: %w", w.kind, key, err)
+		}
+		if len(w.obj.GetOwnerReferences()) > 0 {
+			continue // its owner, not it, is the identity
+		}
+		out = append(out, netpol.Workload{Kind: w.kind, Name: name, Selector: *w.selector})
+	}
+	for _, gvk := range []schema.GroupVersionKind{replicaSetGVK, jobGVK, cronJobGVK} {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(gvk)
+		if err := r.Get(ctx, key, m); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("reading %s %s: %w", gvk.Kind, key, err)
+		}
+		if len(m.OwnerReferences) == 0 {
+			out = append(out, netpol.Workload{Kind: gvk.Kind, Name: name})
+		}
+	}
+	return out, nil
+}
+
+// Select decides how policies select ref's pods, given the namespace's pods.
+func (r Reader) Select(ctx context.Context, ref intent.Ref, pods []Pod) (netpol.Selection, error) {
+	workloads, err := r.Workloads(ctx, ref.Namespace, ref.Name)
+	if err != nil {
+		return netpol.Selection{}, err
+	}
+	in := make([]netpol.Pod, len(pods))
+	for i, p := range pods {
+		in[i] = netpol.Pod{Labels: p.Meta.Labels, Identity: p.Identity}
+	}
+	return netpol.SelectPods(ref, workloads, in), nil
+}
+
+// IntentsFor lists the live ClientIntents matching an index value.
+func (r Reader) IntentsFor(ctx context.Context, index, value string) ([]v2beta1.ClientIntents, error) {
+	var list v2beta1.ClientIntentsList
+	if err := r.List(ctx, &list, client.MatchingFields{index: value}); err != nil {
+		return nil, fmt.Errorf("listing ClientIntents by %s=%s: %w", index, value, err)
+	}
+	out := list.Items[:0]
+	for _, ci := range list.Items {
+		if ci.DeletionTimestamp.IsZero() {
+			out = append(out, ci)
+		}
+	}
+	return out, nil
+}
+
+// ProtectedNamed lists the ProtectedServices naming name in namespace.
+func (r Reader) ProtectedNamed(ctx context.Context, namespace, name string) ([]v2beta1.ProtectedService, error) {
+	var list v2beta1.ProtectedServiceList
+	if err := r.List(ctx, &list, client.MatchingFields{IndexProtectedName: NameKey(namespace, name)}); err != nil {
+		return nil, fmt.Errorf("listing ProtectedServices for %s/%s: %w", namespace, name, err)
+	}
+	out := list.Items[:0]
+	for _, ps := range list.Items {
+		if ps.DeletionTimestamp.IsZero() {
+			out = append(out, ps)
+		}
+	}
+	return out, nil
+}
+
+// Scheme returns a scheme with every type the operator reads.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, networkingv1.AddToScheme, v2beta1.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			panic(fmt.Sprintf("building scheme: %v", err))
+		}
+	}
+	return s
+}

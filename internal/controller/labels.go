@@ -1,0 +1,73 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/intentguard/intentguard/internal/cluster"
+	"github.com/intentguard/intentguard/internal/netpol"
+)
+
+// operatorPodLabels are the only pod labels the operator ever writes.
+var operatorPodLabels = []string{netpol.WorkloadLabel, netpol.WorkloadKindLabel}
+
+// labeler keeps the operator's labels on pods in step with what the policies select.
+type labeler struct {
+	client  client.Client
+	planner Planner
+}
+
+// sync gives each pod the operator labels its identity needs and removes the others. It
+// writes only pods whose labels differ.
+func (l labeler) sync(ctx context.Context, memo podsByNamespace, pods []cluster.Pod) error {
+	for _, pod := range pods {
+		want, err := l.planner.LabelsWanted(ctx, memo, pod.Identity)
+		if err != nil {
+			return err
+		}
+		if err := l.patch(ctx, pod.Meta, want); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// patch sets the operator labels of one pod to want, leaving every other label alone.
+func (l labeler) patch(ctx context.Context, pod *metav1.PartialObjectMetadata, want map[string]string) error {
+	changes := map[string]any{}
+	for _, k := range operatorPodLabels {
+		have, has := pod.Labels[k]
+		w, wanted := want[k]
+		switch {
+		case wanted && (!has || have != w):
+			changes[k] = w
+		case !wanted && has:
+			changes[k] = nil
+		}
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"labels":          changes,
+		"resourceVersion": pod.ResourceVersion,
+	}})
+	if err != nil {
+		return fmt.Errorf("encoding label patch: %w", err)
+	}
+	target := cluster.PodMeta()
+	target.Namespace, target.Name = pod.Namespace, pod.Name
+	if err := l.client.Patch(ctx, target, client.RawPatch(types.MergePatchType, body)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("labelling pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+// Package controller holds the reconcilers that apply compiled NetworkPolicies, keep the
+// operator's pod labels in step, and report status on ClientIntents.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/cluster"
+	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/netpol"
+)
+
+// Options are the roll-out settings shared by every reconciler.
+type Options struct {
+	// Shadow turns enforcement off except for ProtectedServices and EnforcedNamespaces.
+	Shadow bool
+	// EnforcedNamespaces are enforced even in shadow mode.
+	EnforcedNamespaces []string
+}
+
+// Enforces reports whether a server in namespace is enforced.
+func (o Options) Enforces(namespace string, protected bool) bool {
+	return !o.Shadow || protected || slices.Contains(o.EnforcedNamespaces, namespace)
+}
+
+// Planner computes, from the cache, what one server's policy should be.
+type Planner struct {
+	Cluster cluster.Reader
+	Options Options
+}
+
+// Plan is the desired state for one server.
+type Plan struct {
+	Server intent.Server
+	// Intents are the live ClientIntents that target the server.
+	Intents []v2beta1.ClientIntents
+	// Protected is true when a ProtectedService covers the server.
+	Protected bool
+	// Enforced is true when the roll-out settings enforce the server.
+	Enforced bool
+	// Exists is true when the server's pods can be selected (workload, pods or Service found).
+	Exists bool
+	// Policy is the desired NetworkPolicy; nil means none must exist.
+	Policy *networkingv1.NetworkPolicy
+	// Labeled are the identities whose pods are selected by operator labels.
+	Labeled []intent.Ref
+}
+
+// podsByNamespace memoises namespace pod listings within one reconcile.
+type podsByNamespace map[string][]cluster.Pod
+
+func (p Planner) pods(ctx context.Context, memo podsByNamespace, namespace string) ([]cluster.Pod, error) {
+	if pods, ok := memo[namespace]; ok {
+		return pods, nil
+	}
+	pods, err := p.Cluster.Pods(ctx, namespace)
+	if err != nil {
+		return nil, err
+	}
+	memo[namespace] = pods
+	return pods, nil
+}
+
+func (p Planner) selectRef(ctx context.Context, memo podsByNamespace, ref intent.Ref) (netpol.Selection, error) {
+	pods, err := p.pods(ctx, memo, ref.Namespace)
+	if err != nil {
+		return netpol.Selection{}, err
+	}
+	return p.Cluster.Select(ctx, ref, pods)
+}
+
+// Plan computes the desired policy of one server.
+func (p Planner) Plan(ctx context.Context, server intent.Server) (Plan, error) {
+	return p.plan(ctx, podsByNamespace{}, server)
+}
+
+func (p Planner) plan(ctx context.Context, memo podsByNamespace, server intent.Server) (Plan, error) {
+	plan := Plan{Server: server}
+	intents, err := p.Cluster.IntentsFor(ctx, cluster.IndexServer, cluster.ServerIndexKey(server))
+	if err != nil {
+		return plan, err
+	}
+	plan.Intents = intents
+	protected, err := p.Cluster.ProtectedNamed(ctx, server.Namespace, server.Name)
+	if err != nil {
+		return plan, err
+	}
+	for i := range protected {
+		if intent.Covers(&protected[i], server) {
+			plan.Protected = true
+		}
+	}
+	if len(intents) == 0 && !p.protects(protected, server) {
+		return plan, nil
+	}
+	plan.Enforced = p.Options.Enforces(server.Namespace, plan.Protected)
+
+	in := netpol.Input{Server: server}
+	if server.Service {
+		var svc corev1.Service
+		err := p.Cluster.Get(ctx, client.ObjectKey{Namespace: server.Namespace, Name: server.Name}, &svc)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return plan, fmt.Errorf("reading Service %s/%s: %w", server.Namespace, server.Name, err)
+		case len(svc.Spec.Selector) > 0:
+			plan.Exists = true
+			in.Pods = netpol.ServiceSelector(&svc)
+			in.Ports = netpol.ServicePorts(&svc)
+		}
+	} else {
+		sel, err := p.selectRef(ctx, memo, server.Ref)
+		if err != nil {
+			return plan, err
+		}
+		in.Pods = sel.Selector
+		if sel.ByLabel {
+			plan.Labeled = append(plan.Labeled, server.Ref)
+		}
+		if plan.Exists, err = p.exists(ctx, memo, server.Ref); err != nil {
+			return plan, err
+		}
+	}
+	for i := range intents {
+		ref := intent.Client(&intents[i])
+		sel, err := p.selectRef(ctx, memo, ref)
+		if err != nil {
+			return plan, err
+		}
+		if sel.ByLabel {
+			plan.Labeled = append(plan.Labeled, ref)
+		}
+		in.Clients = append(in.Clients, netpol.Client{Ref: ref, Pods: sel.Selector})
+	}
+	if plan.Enforced {
+		plan.Policy = netpol.Compile(in)
+	}
+	return plan, nil
+}
+
+// protects reports whether a ProtectedService asks for this exact server to be protected
+// on its own (with no intents, that means default-deny).
+func (p Planner) protects(protected []v2beta1.ProtectedService, server intent.Server) bool {
+	for i := range protected {
+		if !server.Service && intent.Protected(&protected[i]) == server {
+			return true
+		}
+	}
+	return false
+}
+
+func (p Planner) exists(ctx context.Context, memo podsByNamespace, ref intent.Ref) (bool, error) {
+	workloads, err := p.Cluster.Workloads(ctx, ref.Namespace, ref.Name)
+	if err != nil {
+		return false, err
+	}
+	for _, w := range workloads {
+		if ref.Kind == "" || ref.Kind == w.Kind {
+			return true, nil
+		}
+	}
+	pods, err := p.pods(ctx, memo, ref.Namespace)
+	if err != nil {
+		return false, err
+	}
+	for _, pod := range pods {
+		if ref.Matches(pod.Identity) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// LabelsWanted returns the operator labels a pod of identity id must carry: the identity
+// labels when some intents or ProtectedService refer to it and its pods are selected by
+// label, none otherwise.
+func (p Planner) LabelsWanted(ctx context.Context, memo podsByNamespace, id identity.Identity) (map[string]string, error) {
+	key := cluster.NameKey(id.Namespace, id.Name)
+	var refs []intent.Ref
+	asClient, err := p.Cluster.IntentsFor(ctx, cluster.IndexClient, key)
+	if err != nil {
+		return nil, err
+	}
+	for i := range asClient {
+		refs = append(refs, intent.Client(&asClient[i]))
+	}
+	asServer, err := p.Cluster.IntentsFor(ctx, cluster.IndexServerName, key)
+	if err != nil {
+		return nil, err
+	}
+	for i := range asServer {
+		for _, s := range intent.Servers(&asServer[i]) {
+			if !s.Service {
+				refs = append(refs, s.Ref)
+			}
+		}
+	}
+	protected, err := p.Cluster.ProtectedNamed(ctx, id.Namespace, id.Name)
+	if err != nil {
+		return nil, err
+	}
+	for i := range protected {
+		refs = append(refs, intent.Protected(&protected[i]).Ref)
+	}
+	for _, ref := range refs {
+		if !ref.Matches(id) {
+			continue
+		}
+		sel, err := p.selectRef(ctx, memo, ref)
+		if err != nil {
+			return nil, err
+		}
+		if sel.ByLabel {
+			return netpol.IdentityLabels(id), nil
+		}
+	}
+	return nil, nil
+}

@@ -1,0 +1,150 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/intentguard/intentguard/internal/cluster"
+	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/netpol"
+)
+
+// FieldManager is the server-side-apply field manager of every object the operator writes.
+const FieldManager = "intentguard"
+
+// PolicyReconciler keeps the NetworkPolicy of one server (the request's namespace and
+// server key) equal to what the compiler makes of the intents that target it.
+type PolicyReconciler struct {
+	Client client.Client
+	// APIReader reads around the cache, to look at policies the cache does not hold.
+	APIReader client.Reader
+	Planner   Planner
+}
+
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=k8s.otterize.com,resources=clientintents;protectedservices,verbs=get;list;watch
+
+// Reconcile applies or removes one server's policy.
+func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	server, err := intent.ParseKey(req.Namespace, req.Name)
+	if err != nil {
+		logger.Error(err, "dropping malformed request")
+		return ctrl.Result{}, nil
+	}
+	memo := podsByNamespace{}
+	plan, err := r.Planner.plan(ctx, memo, server)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	// Pods are labelled before a policy relies on the labels, so no declared client is
+	// cut off in between.
+	lab := labeler{client: r.Client, planner: r.Planner}
+	for _, ref := range plan.Labeled {
+		pods, err := r.Planner.pods(ctx, memo, ref.Namespace)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		var mine []cluster.Pod
+		for _, p := range pods {
+			if ref.Matches(p.Identity) {
+				mine = append(mine, p)
+			}
+		}
+		if err := lab.sync(ctx, memo, mine); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, r.converge(ctx, server, plan.Policy)
+}
+
+// converge makes the cluster hold exactly the desired policy for the server.
+func (r *PolicyReconciler) converge(ctx context.Context, server intent.Server, desired *networkingv1.NetworkPolicy) error {
+	logger := log.FromContext(ctx)
+	key := client.ObjectKey{Namespace: server.Namespace, Name: server.PolicyName()}
+	var existing networkingv1.NetworkPolicy
+	err := r.Client.Get(ctx, key, &existing)
+	switch {
+	case apierrors.IsNotFound(err):
+		if desired == nil {
+			return nil
+		}
+		// The cache holds only policies labelled as ours. One of the same name without the
+		// label is either ours with the label edited away, or someone else's.
+		var live networkingv1.NetworkPolicy
+		if err := r.APIReader.Get(ctx, key, &live); err == nil {
+			if !managedByUs(&live) {
+				return fmt.Errorf("NetworkPolicy %s exists and is not managed by %s; leaving it alone", key, FieldManager)
+			}
+		} else if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("reading NetworkPolicy %s: %w", key, err)
+		}
+	case err != nil:
+		return fmt.Errorf("reading NetworkPolicy %s: %w", key, err)
+	case desired == nil:
+		logger.Info("deleting NetworkPolicy", "policy", key, "server", server.String())
+		err := r.Client.Delete(ctx, &existing, client.Preconditions{UID: &existing.UID})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting NetworkPolicy %s: %w", key, err)
+		}
+		return nil
+	case netpol.UpToDate(desired, &existing):
+		return nil
+	}
+	return r.apply(ctx, desired)
+}
+
+// apply writes the desired policy with server-side apply. Fields someone else added to
+// the spec (an egress rule, say) survive an apply, so a policy that still differs after it
+// is replaced whole.
+func (r *PolicyReconciler) apply(ctx context.Context, desired *networkingv1.NetworkPolicy) error {
+	logger := log.FromContext(ctx)
+	key := client.ObjectKeyFromObject(desired)
+	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
+	if err != nil {
+		return fmt.Errorf("encoding NetworkPolicy %s: %w", key, err)
+	}
+	u := &unstructured.Unstructured{Object: raw}
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(u.Object, "status")
+	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying NetworkPolicy %s: %w", key, err)
+	}
+	var applied networkingv1.NetworkPolicy
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &applied); err != nil {
+		return fmt.Errorf("decoding applied NetworkPolicy %s: %w", key, err)
+	}
+	logger.Info("applied NetworkPolicy", "policy", key, "server", desired.Annotations[netpol.ServerAnnotation])
+	if netpol.UpToDate(desired, &applied) {
+		return nil
+	}
+	applied.Spec = desired.Spec
+	if err := r.Client.Update(ctx, &applied, client.FieldOwner(FieldManager)); err != nil {
+		return fmt.Errorf("replacing edited NetworkPolicy %s: %w", key, err)
+	}
+	logger.Info("replaced hand-edited NetworkPolicy", "policy", key)
+	return nil
+}
+
+// managedByUs reports whether the operator wrote the object: its label, or its field
+// manager in the object's managed fields.
+func managedByUs(obj client.Object) bool {
+	if obj.GetLabels()[netpol.ManagedByLabel] == netpol.ManagedByValue {
+		return true
+	}
+	return slices.ContainsFunc(obj.GetManagedFields(), func(m metav1.ManagedFieldsEntry) bool { return m.Manager == FieldManager })
+}

@@ -1,0 +1,159 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/netpol"
+)
+
+// Condition types and reasons reported on ClientIntents.
+const (
+	ConditionReady           = "Ready"
+	ConditionTargetsResolved = "TargetsResolved"
+	ConditionEnforced        = "Enforced"
+
+	ReasonApplied       = "Applied"
+	ReasonPending       = "Pending"
+	ReasonResolved      = "Resolved"
+	ReasonTargetMissing = "TargetMissing"
+	ReasonEnforced      = "Enforced"
+	ReasonShadowMode    = "ShadowMode"
+	ReasonPartial       = "PartiallyEnforced"
+)
+
+// Enforcement summaries shown in the Enforcement printer column.
+const (
+	EnforcementEnforced = "Enforced"
+	EnforcementShadow   = "Shadow"
+	EnforcementPartial  = "Partial"
+)
+
+// StatusReconciler reports, on each ClientIntents, whether its targets exist, whether they
+// are enforced, and whether their policies are in place; it emits an Event whenever one
+// of those answers changes.
+type StatusReconciler struct {
+	Client   client.Client
+	Planner  Planner
+	Recorder events.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=k8s.otterize.com,resources=clientintents/status;protectedservices/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile recomputes one ClientIntents' status and writes it if it changed.
+func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var ci v2beta1.ClientIntents
+	if err := r.Client.Get(ctx, req.NamespacedName, &ci); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !ci.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	var missing, shadowed, enforced, pending []string
+	memo := podsByNamespace{}
+	for _, server := range intent.Servers(&ci) {
+		plan, err := r.Planner.plan(ctx, memo, server)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if !plan.Exists {
+			missing = append(missing, server.String())
+		}
+		if !plan.Enforced {
+			shadowed = append(shadowed, server.String())
+			continue
+		}
+		enforced = append(enforced, server.String())
+		if plan.Policy == nil {
+			continue
+		}
+		var live networkingv1.NetworkPolicy
+		err = r.Client.Get(ctx, client.ObjectKeyFromObject(plan.Policy), &live)
+		if apierrors.IsNotFound(err) || (err == nil && !netpol.UpToDate(plan.Policy, &live)) {
+			pending = append(pending, server.String())
+		} else if err != nil {
+			return ctrl.Result{}, fmt.Errorf("reading NetworkPolicy %s: %w", client.ObjectKeyFromObject(plan.Policy), err)
+		}
+	}
+
+	status := ci.Status.DeepCopy()
+	status.ObservedGeneration = ci.Generation
+	status.TargetCount = int32(len(ci.Spec.Targets))
+	gen := ci.Generation
+	set := func(t string, ok bool, reason, msg string) {
+		s := metav1.ConditionFalse
+		if ok {
+			s = metav1.ConditionTrue
+		}
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+	}
+	if len(missing) == 0 {
+		set(ConditionTargetsResolved, true, ReasonResolved, "every target was found in the cluster")
+	} else {
+		set(ConditionTargetsResolved, false, ReasonTargetMissing, "no workload, pods or selectable Service found for: "+strings.Join(missing, ", ")+"; their policies are written once they appear")
+	}
+	switch {
+	case len(shadowed) == 0:
+		status.Enforcement = EnforcementEnforced
+		set(ConditionEnforced, true, ReasonEnforced, fmt.Sprintf("%d server(s) accept only declared clients", len(enforced)))
+	case len(enforced) == 0:
+		status.Enforcement = EnforcementShadow
+		set(ConditionEnforced, false, ReasonShadowMode, "shadow mode: nothing is enforced for these calls; enforcing would protect "+strings.Join(shadowed, ", ")+" (add a ProtectedService or enforce the namespace)")
+	default:
+		status.Enforcement = EnforcementPartial
+		set(ConditionEnforced, false, ReasonPartial, "enforced for "+strings.Join(enforced, ", ")+"; shadow mode for "+strings.Join(shadowed, ", "))
+	}
+	if len(pending) == 0 {
+		status.UpToDate = true
+		set(ConditionReady, true, ReasonApplied, "the enforcement points reflect this generation")
+	} else {
+		status.UpToDate = false
+		set(ConditionReady, false, ReasonPending, "waiting for NetworkPolicies of: "+strings.Join(pending, ", "))
+	}
+	if equality.Semantic.DeepEqual(status, &ci.Status) {
+		return ctrl.Result{}, nil
+	}
+	r.announce(&ci, status)
+	patch := client.MergeFrom(ci.DeepCopy())
+	ci.Status = *status
+	if err := r.Client.Status().Patch(ctx, &ci, patch); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// announce emits an Event for each condition whose status or reason changed.
+func (r *StatusReconciler) announce(ci *v2beta1.ClientIntents, next *v2beta1.ClientIntentsStatus) {
+	if r.Recorder == nil {
+		return
+	}
+	for _, c := range next.Conditions {
+		prev := meta.FindStatusCondition(ci.Status.Conditions, c.Type)
+		if prev != nil && prev.Status == c.Status && prev.Reason == c.Reason && prev.Message == c.Message {
+			continue
+		}
+		kind := corev1.EventTypeNormal
+		if c.Reason == ReasonTargetMissing {
+			kind = corev1.EventTypeWarning
+		}
+		if c.Type == ConditionReady && c.Status != metav1.ConditionTrue {
+			continue // transient; the Applied event follows
+		}
+		r.Recorder.Eventf(ci, nil, kind, c.Reason, c.Type, "%s", c.Message)
+	}
+}
