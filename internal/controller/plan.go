@@ -51,8 +51,9 @@ type Plan struct {
 	Exists bool
 	// Policy is the desired NetworkPolicy; nil means none must exist.
 	Policy *networkingv1.NetworkPolicy
-	// Labeled are the identities whose pods are selected by operator labels.
-	Labeled []intent.Ref
+	// Involved are the identities the policy selects (server and clients); their pods'
+	// operator labels must follow how the policy selects them.
+	Involved []intent.Ref
 }
 
 // podsByNamespace memoises namespace pod listings within one reconcile.
@@ -123,9 +124,7 @@ func (p Planner) plan(ctx context.Context, memo podsByNamespace, server intent.S
 			return plan, err
 		}
 		in.Pods = sel.Selector
-		if sel.ByLabel {
-			plan.Labeled = append(plan.Labeled, server.Ref)
-		}
+		plan.Involved = append(plan.Involved, server.Ref)
 		if plan.Exists, err = p.exists(ctx, memo, server.Ref); err != nil {
 			return plan, err
 		}
@@ -136,9 +135,7 @@ func (p Planner) plan(ctx context.Context, memo podsByNamespace, server intent.S
 		if err != nil {
 			return plan, err
 		}
-		if sel.ByLabel {
-			plan.Labeled = append(plan.Labeled, ref)
-		}
+		plan.Involved = append(plan.Involved, ref)
 		in.Clients = append(in.Clients, netpol.Client{Ref: ref, Pods: sel.Selector})
 	}
 	if plan.Enforced {

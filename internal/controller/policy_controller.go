@@ -52,9 +52,9 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 	// Pods are labelled before a policy relies on the labels, so no declared client is
-	// cut off in between.
+	// cut off in between; labels no longer relied on are removed.
 	lab := labeler{client: r.Client, planner: r.Planner}
-	for _, ref := range plan.Labeled {
+	for _, ref := range plan.Involved {
 		pods, err := r.Planner.pods(ctx, memo, ref.Namespace)
 		if err != nil {
 			return ctrl.Result{}, err

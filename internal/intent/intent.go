@@ -83,7 +83,8 @@ func (s Server) PolicyName() string {
 	}
 	name := "access-to." + kind + "." + s.Name
 	if len(name) > 253 {
-		name = name[:240] + "." + s.Hash()[:12]
+		// The cut must end on an alphanumeric character to keep the name a DNS subdomain.
+		name = strings.TrimRight(name[:240], "-.") + "." + s.Hash()[:12]
 	}
 	return name
 }

@@ -134,7 +134,7 @@ func normalizePorts(ports []networkingv1.NetworkPolicyPort) []networkingv1.Netwo
 			tcp := corev1.ProtocolTCP
 			p.Protocol = &tcp
 		}
-		key := fmt.Sprintf("%s/%s", *p.Protocol, p.Port.String())
+		key := portKey(p)
 		if seen[key] {
 			continue
 		}
@@ -143,12 +143,21 @@ func normalizePorts(ports []networkingv1.NetworkPolicyPort) []networkingv1.Netwo
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
-		if *a.Protocol != *b.Protocol {
-			return *a.Protocol < *b.Protocol
-		}
-		return a.Port.String() < b.Port.String()
+		return portKey(a) < portKey(b)
 	})
 	return out
+}
+
+// portKey identifies a port rule: protocol, port (or name, or all) and range end.
+func portKey(p networkingv1.NetworkPolicyPort) string {
+	port, end := "*", int32(0)
+	if p.Port != nil {
+		port = p.Port.String()
+	}
+	if p.EndPort != nil {
+		end = *p.EndPort
+	}
+	return fmt.Sprintf("%s/%s-%d", *p.Protocol, port, end)
 }
 
 // ServicePorts returns the pod ports a Service forwards to (numbers or container port

@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -29,6 +30,9 @@ type Config struct {
 	LeaderElection bool
 	// LeaderElectionNamespace holds the lease; empty means the pod's own namespace.
 	LeaderElectionNamespace string
+	// InProcess lets several operators run one after another in one process (tests and
+	// benchmarks), which controller-runtime's metric-name check would otherwise refuse.
+	InProcess bool
 	// SyncPeriod is how often the cache forces a full resync; zero keeps the default.
 	SyncPeriod time.Duration
 }
@@ -47,6 +51,7 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 		LeaderElection:          c.LeaderElection,
 		LeaderElectionID:        "intents-operator.intentguard.dev",
 		LeaderElectionNamespace: c.LeaderElectionNamespace,
+		Controller:              config.Controller{SkipNameValidation: &c.InProcess},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

@@ -1,0 +1,529 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/connectivity"
+	"github.com/intentguard/intentguard/internal/controller"
+	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/netpol"
+	"github.com/intentguard/intentguard/internal/tutorial"
+)
+
+var http8080 = connectivity.Port{Number: 8080, Name: "http"}
+
+// Given the public tutorial, when client declares its call to the server Service, then
+// client reaches server, client-other does not, and one policy protects server.
+func TestTutorialClientAllowedClientOtherDenied(t *testing.T) {
+	startOperator(t, controller.Options{})
+	ctx := context.Background()
+	if err := tutorial.Create(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteObj(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tutorial.Namespace}}) })
+	port := connectivity.Port{Number: 80, Name: "http"}
+	assertConnectivity(t, port, calls{}, tutorial.Namespace)
+
+	ci := tutorial.Intents()
+	create(t, ci)
+	got := waitReady(t, ci)
+	if got.Status.Enforcement != controller.EnforcementEnforced || !got.Status.UpToDate || got.Status.TargetCount != 1 {
+		t.Errorf("status = %+v", got.Status)
+	}
+	if n := len(managedPolicies(t, tutorial.Namespace)); n != 1 {
+		t.Fatalf("%d managed policies, want 1", n)
+	}
+	ns := "." + tutorial.Namespace
+	assertConnectivity(t, port, calls{"server" + ns: {"client" + ns}}, tutorial.Namespace)
+	// The Service forwards to port 80 only: even the declared client gets nothing else.
+	assertConnectivity(t, connectivity.Port{Number: 9090, Name: "admin"}, calls{"server" + ns: {}}, tutorial.Namespace)
+}
+
+// Given clients in two namespaces, only the one that declared a call across namespaces
+// reaches the server; the same-named workload in a third namespace does not.
+func TestCrossNamespaceIntents(t *testing.T) {
+	startOperator(t, controller.Options{})
+	srv, a, b := namespace(t, "xns-server"), namespace(t, "xns-a"), namespace(t, "xns-b")
+	deployment(t, srv, "api", 1, nil, nil)
+	deployment(t, a, "frontend", 1, nil, nil)
+	deployment(t, b, "frontend", 1, nil, nil)
+	deployment(t, srv, "worker", 1, nil, nil)
+	ci := applyIntents(t, a, `
+metadata: {name: frontend}
+spec:
+  workload: {name: frontend}
+  targets:
+  - kubernetes: {name: api.xns-server}
+`)
+	waitReady(t, ci)
+	assertConnectivity(t, http8080, calls{"api.xns-server": {"frontend.xns-a"}}, srv, a, b)
+}
+
+// Service targets allow the Service's target ports, numeric or named, and nothing else.
+func TestServiceTargetPorts(t *testing.T) {
+	startOperator(t, controller.Options{})
+	ns := namespace(t, "svc-ports")
+	deployment(t, ns, "web", 1, nil, nil)
+	deployment(t, ns, "db", 1, nil, nil)
+	deployment(t, ns, "client", 1, nil, nil)
+	service(t, ns, "web", map[string]string{"app": "web"}, 80, intstr.FromString("http"))
+	service(t, ns, "db", map[string]string{"app": "db"}, 5432, intstr.FromInt32(8080))
+	ci := applyIntents(t, ns, `
+metadata: {name: client}
+spec:
+  workload: {name: client}
+  targets:
+  - service: {name: web}
+  - service: {name: db}
+`)
+	waitReady(t, ci)
+	allowed := calls{"web.svc-ports": {"client.svc-ports"}, "db.svc-ports": {"client.svc-ports"}}
+	assertConnectivity(t, http8080, allowed, ns)
+	denied := calls{"web.svc-ports": {}, "db.svc-ports": {}}
+	assertConnectivity(t, connectivity.Port{Number: 9000, Name: "metrics"}, denied, ns)
+
+	var web networkingv1.NetworkPolicy
+	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "access-to.service.web"}, &web); err != nil {
+		t.Fatal(err)
+	}
+	if p := web.Spec.Ingress[0].Ports; len(p) != 1 || p[0].Port.StrVal != "http" {
+		t.Fatalf("web policy ports = %+v, want the named port http", p)
+	}
+}
+
+// A kinded workload target protects only the workload of that kind.
+func TestKindedWorkloadTarget(t *testing.T) {
+	startOperator(t, controller.Options{})
+	ns := namespace(t, "kinded")
+	deployment(t, ns, "store", 1, nil, nil)
+	deployment(t, ns, "client", 1, nil, nil)
+	deployment(t, ns, "other", 1, nil, nil)
+	// A CronJob-like bare pod named differently but labelled like the Deployment's pods.
+	barePod(t, ns, "store-debug", map[string]string{"app": "store"}, nil)
+	ci := applyIntents(t, ns, `
+metadata: {name: client}
+spec:
+  workload: {name: client, kind: Deployment}
+  targets:
+  - kubernetes: {name: store, kind: Deployment}
+`)
+	waitReady(t, ci)
+	// The bare pod shares the Deployment's labels, so the operator selects by its own
+	// labels: the bare pod is neither protected nor mistaken for the server.
+	assertConnectivity(t, http8080, calls{"store.kinded": {"client.kinded"}}, ns)
+	if n := len(managedPolicies(t, ns)); n != 1 {
+		t.Fatalf("%d policies, want 1", n)
+	}
+	if p := managedPolicies(t, ns)[0]; p.Name != "access-to.deployment.store" {
+		t.Fatalf("policy %s", p.Name)
+	}
+}
+
+// A workload sharing the declared client's labels is not let in with it.
+func TestLookalikeClientStaysDenied(t *testing.T) {
+	startOperator(t, controller.Options{})
+	ns := namespace(t, "lookalike")
+	deployment(t, ns, "server", 1, nil, nil)
+	deployment(t, ns, "client", 1, nil, nil)
+	// Same app=client label as the declared client's pods, different workload.
+	barePod(t, ns, "impostor", map[string]string{"app": "client"}, nil)
+	ci := applyIntents(t, ns, `
+metadata: {name: client}
+spec:
+  workload: {name: client}
+  targets:
+  - kubernetes: {name: server}
+`)
+	waitReady(t, ci)
+	assertConnectivity(t, http8080, calls{"server.lookalike": {"client.lookalike"}}, ns)
+
+	// Once the impostor is gone the Deployment's selector is exact again: the operator
+	// switches back to it and removes the labels it added.
+	deleteObj(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "impostor"}})
+	waitFor(t, "operator labels removed from client pods", func() (bool, error) {
+		return noOperatorLabels(ns)
+	})
+	assertConnectivity(t, http8080, calls{"server.lookalike": {"client.lookalike"}}, ns)
+}
+
+// Pods whose identity comes from the workload-name annotation are selected through labels
+// the operator adds, and those labels go when the intents go.
+func TestAnnotationOverriddenIdentity(t *testing.T) {
+	startOperator(t, controller.Options{})
+	ns := namespace(t, "annotated")
+	deployment(t, ns, "server", 1, nil, nil)
+	deployment(t, ns, "checkout-v2", 2, map[string]string{identity.WorkloadNameAnnotation: "checkout"}, nil)
+	barePod(t, ns, "legacy-checkout", map[string]string{"app": "legacy"}, map[string]string{identity.ServiceNameAnnotation: "checkout"})
+	deployment(t, ns, "other", 1, nil, nil)
+	ci := applyIntents(t, ns, `
+metadata: {name: checkout}
+spec:
+  workload: {name: checkout}
+  targets:
+  - kubernetes: {name: server}
+`)
+	waitReady(t, ci)
+	assertConnectivity(t, http8080, calls{"server.annotated": {"checkout.annotated"}}, ns)
+
+	deleteObj(t, ci)
+	waitFor(t, "policy removed", func() (bool, error) { return len(managedPolicies(t, ns)) == 0, nil })
+	waitFor(t, "operator labels removed", func() (bool, error) { return noOperatorLabels(ns) })
+	assertConnectivity(t, http8080, calls{}, ns)
+}
+
+// noOperatorLabels reports whether no pod in ns carries a label the operator adds.
+func noOperatorLabels(ns string) (bool, error) {
+	var pods corev1.PodList
+	if err := kube.List(context.Background(), &pods, client.InNamespace(ns)); err != nil {
+		return false, err
+	}
+	for _, p := range pods.Items {
+		if _, ok := p.Labels[netpol.WorkloadLabel]; ok {
+			return false, nil
+		}
+		if _, ok := p.Labels[netpol.WorkloadKindLabel]; ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// In shadow mode nothing is enforced and the status says what would be; a
+// ProtectedService turns enforcement on for its server only.
+func TestShadowModeAndProtectedService(t *testing.T) {
+	startOperator(t, controller.Options{Shadow: true})
+	ns := namespace(t, "shadow")
+	deployment(t, ns, "server", 1, nil, nil)
+	deployment(t, ns, "billing", 1, nil, nil)
+	deployment(t, ns, "client", 1, nil, nil)
+	ci := applyIntents(t, ns, `
+metadata: {name: client}
+spec:
+  workload: {name: client}
+  targets:
+  - kubernetes: {name: server}
+  - kubernetes: {name: billing}
+`)
+	got := waitReady(t, ci)
+	if got.Status.Enforcement != controller.EnforcementShadow {
+		t.Fatalf("enforcement = %q, want Shadow", got.Status.Enforcement)
+	}
+	cond := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionEnforced)
+	if cond == nil || cond.Reason != controller.ReasonShadowMode || !strings.Contains(cond.Message, "server.shadow") {
+		t.Fatalf("Enforced condition = %+v", cond)
+	}
+	waitFor(t, "a ShadowMode event", func() (bool, error) { return hasEvent(ns, ci.Name, controller.ReasonShadowMode) })
+	if n := len(managedPolicies(t, ns)); n != 0 {
+		t.Fatalf("%d policies in shadow mode", n)
+	}
+	assertConnectivity(t, http8080, calls{}, ns)
+
+	create(t, &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "server"}, Spec: v2beta1.ProtectedServiceSpec{Name: "server"}})
+	eventuallyConnectivity(t, http8080, calls{"server.shadow": {"client.shadow"}}, ns)
+	waitFor(t, "Partial enforcement", func() (bool, error) {
+		var ci2 v2beta1.ClientIntents
+		err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &ci2)
+		return err == nil && ci2.Status.Enforcement == controller.EnforcementPartial, err
+	})
+
+	// A ProtectedService for a server nobody declared a call to denies all its ingress.
+	deployment(t, ns, "vault", 1, nil, nil)
+	create(t, &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vault"}, Spec: v2beta1.ProtectedServiceSpec{Name: "vault"}})
+	eventuallyConnectivity(t, http8080, calls{"server.shadow": {"client.shadow"}, "vault.shadow": {}}, ns)
+}
+
+// Namespaces listed as enforced are enforced in shadow mode; others are not.
+func TestPerNamespaceEnforcement(t *testing.T) {
+	startOperator(t, controller.Options{Shadow: true, EnforcedNamespaces: []string{"enforced-ns"}})
+	on, off := namespace(t, "enforced-ns"), namespace(t, "shadowed-ns")
+	for _, ns := range []string{on, off} {
+		deployment(t, ns, "server", 1, nil, nil)
+		deployment(t, ns, "client", 1, nil, nil)
+		deployment(t, ns, "intruder", 1, nil, nil)
+		waitReady(t, applyIntents(t, ns, `
+metadata: {name: client}
+spec:
+  workload: {name: client}
+  targets:
+  - kubernetes: {name: server}
+`))
+	}
+	assertConnectivity(t, http8080, calls{"server.enforced-ns": {"client.enforced-ns"}}, on, off)
+}
+
+// Deleting intents removes exactly their policy; deleting a client namespace removes its
+// clients from other namespaces' policies.
+func TestDeletingIntentsAndNamespaces(t *testing.T) {
+	startOperator(t, controller.Options{})
+	srv := namespace(t, "del-server")
+	gone := namespace(t, "del-client")
+	deployment(t, srv, "api", 1, nil, nil)
+	deployment(t, srv, "cache", 1, nil, nil)
+	deployment(t, srv, "local", 1, nil, nil)
+	deployment(t, gone, "remote", 1, nil, nil)
+	local := applyIntents(t, srv, `
+metadata: {name: local}
+spec:
+  workload: {name: local}
+  targets:
+  - kubernetes: {name: api}
+  - kubernetes: {name: cache}
+`)
+	remote := applyIntents(t, gone, `
+metadata: {name: remote}
+spec:
+  workload: {name: remote}
+  targets:
+  - kubernetes: {name: api.del-server}
+`)
+	waitReady(t, local)
+	waitReady(t, remote)
+	assertConnectivity(t, http8080, calls{"api.del-server": {"local.del-server", "remote.del-client"}, "cache.del-server": {"local.del-server"}}, srv, gone)
+
+	deleteObj(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: gone}})
+	waitFor(t, "api policy without the deleted namespace's client", func() (bool, error) {
+		var p networkingv1.NetworkPolicy
+		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: srv, Name: "access-to.any.api"}, &p); err != nil {
+			return false, err
+		}
+		return len(p.Spec.Ingress) == 1 && len(p.Spec.Ingress[0].From) == 1, nil
+	})
+	assertConnectivity(t, http8080, calls{"api.del-server": {"local.del-server"}, "cache.del-server": {"local.del-server"}}, srv)
+
+	deleteObj(t, local)
+	waitFor(t, "all policies removed", func() (bool, error) { return len(managedPolicies(t, srv)) == 0, nil })
+	assertConnectivity(t, http8080, calls{}, srv)
+}
+
+// A managed policy deleted or edited by hand is restored; a policy the operator did not
+// create is never touched.
+func TestHandEditedPoliciesRestoredForeignUntouched(t *testing.T) {
+	startOperator(t, controller.Options{})
+	ns := namespace(t, "tamper")
+	deployment(t, ns, "server", 1, nil, nil)
+	deployment(t, ns, "client", 1, nil, nil)
+	deployment(t, ns, "other", 1, nil, nil)
+	foreign := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "team-owned", Labels: map[string]string{"team": "infra"}},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "other"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+		},
+	}
+	create(t, foreign)
+	ci := applyIntents(t, ns, `
+metadata: {name: client}
+spec:
+  workload: {name: client}
+  targets:
+  - kubernetes: {name: server}
+`)
+	waitReady(t, ci)
+	want := calls{"server.tamper": {"client.tamper"}}
+	assertConnectivity(t, http8080, want, ns)
+	key := client.ObjectKey{Namespace: ns, Name: "access-to.any.server"}
+
+	var p networkingv1.NetworkPolicy
+	if err := kube.Get(context.Background(), key, &p); err != nil {
+		t.Fatal(err)
+	}
+	deleteObj(t, &p)
+	waitFor(t, "deleted policy restored", func() (bool, error) {
+		var again networkingv1.NetworkPolicy
+		err := kube.Get(context.Background(), key, &again)
+		return err == nil && again.UID != p.UID, client.IgnoreNotFound(err)
+	})
+	assertConnectivity(t, http8080, want, ns)
+
+	// Open the server to everyone by hand, and add an egress rule: both are reverted.
+	if err := kube.Get(context.Background(), key, &p); err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{}}
+	p.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{}}
+	if err := kube.Update(context.Background(), &p); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "edited policy restored", func() (bool, error) {
+		var again networkingv1.NetworkPolicy
+		if err := kube.Get(context.Background(), key, &again); err != nil {
+			return false, err
+		}
+		return len(again.Spec.Egress) == 0 && len(again.Spec.Ingress) == 1 && len(again.Spec.Ingress[0].From) == 1, nil
+	})
+	assertConnectivity(t, http8080, want, ns)
+
+	var after networkingv1.NetworkPolicy
+	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(foreign), &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Generation != 1 || after.Labels[netpol.ManagedByLabel] != "" {
+		t.Fatalf("foreign policy was modified: generation %d, labels %v", after.Generation, after.Labels)
+	}
+	deleteObj(t, ci)
+	waitFor(t, "managed policy removed", func() (bool, error) { return len(managedPolicies(t, ns)) == 0, nil })
+	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(foreign), &after); err != nil {
+		t.Fatalf("foreign policy gone after intents were deleted: %v", err)
+	}
+}
+
+// A hand-written policy that happens to carry the name the operator would use is left
+// alone, and the intents report why they are not in force.
+func TestForeignPolicyWithOperatorNameLeftAlone(t *testing.T) {
+	startOperator(t, controller.Options{})
+	ns := namespace(t, "squatter")
+	deployment(t, ns, "server", 1, nil, nil)
+	deployment(t, ns, "client", 1, nil, nil)
+	squatter := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "access-to.any.server"},
+		Spec:       networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "nothing"}}},
+	}
+	create(t, squatter)
+	ci := applyIntents(t, ns, `
+metadata: {name: client}
+spec:
+  workload: {name: client}
+  targets:
+  - kubernetes: {name: server}
+`)
+	waitFor(t, "Ready=False while the name is taken", func() (bool, error) {
+		var got v2beta1.ClientIntents
+		err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got)
+		c := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionReady)
+		return err == nil && c != nil && c.Status == metav1.ConditionFalse, err
+	})
+	var after networkingv1.NetworkPolicy
+	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(squatter), &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Generation != 1 || len(after.Labels) != 0 {
+		t.Fatalf("foreign policy modified: %+v", after.ObjectMeta)
+	}
+}
+
+// Invalid intents are rejected by the API server with a message that says what is wrong.
+func TestInvalidIntentsRejected(t *testing.T) {
+	ns := namespace(t, "invalid")
+	for _, tt := range []struct{ name, doc, want string }{
+		{"two keys in one target", `
+metadata: {name: two-keys}
+spec:
+  workload: {name: client}
+  targets:
+  - kubernetes: {name: server}
+    service: {name: server}
+`, "exactly one of kubernetes, service, kafka or internet"},
+		{"empty target", `
+metadata: {name: empty}
+spec:
+  workload: {name: client}
+  targets:
+  - {}
+`, "exactly one of kubernetes, service, kafka or internet"},
+		{"bad kafka operation", `
+metadata: {name: kafka-op}
+spec:
+  workload: {name: client}
+  targets:
+  - kafka: {name: kafka.kafka, topics: [{name: orders, operations: [eat]}]}
+`, `Unsupported value: "eat"`},
+		{"bad http method", `
+metadata: {name: http-method}
+spec:
+  workload: {name: client}
+  targets:
+  - kubernetes: {name: server, http: [{path: /api, methods: [FETCH]}]}
+`, `Unsupported value: "FETCH"`},
+		{"name that is not a Kubernetes name", `
+metadata: {name: bad-name}
+spec:
+  workload: {name: client}
+  targets:
+  - kubernetes: {name: Server_1}
+`, "spec.targets[0].kubernetes.name"},
+		{"too many dots", `
+metadata: {name: dots}
+spec:
+  workload: {name: client}
+  targets:
+  - service: {name: a.b.c}
+`, "spec.targets[0].service.name"},
+		{"missing workload name", `
+metadata: {name: no-workload}
+spec:
+  workload: {name: ""}
+`, "spec.workload.name"},
+		{"internet target without addresses", `
+metadata: {name: no-addresses}
+spec:
+  workload: {name: client}
+  targets:
+  - internet: {ports: [443]}
+`, "at least one domain or ip"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ci := &v2beta1.ClientIntents{}
+			if err := yamlStrict(tt.doc, ci); err != nil {
+				t.Fatal(err)
+			}
+			ci.Namespace = ns
+			err := kube.Create(context.Background(), ci)
+			if err == nil {
+				t.Fatal("the API server accepted invalid intents")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// Once converged, a full re-reconcile of an unchanged cluster writes nothing.
+func TestResyncOfUnchangedClusterWritesNothing(t *testing.T) {
+	ns := namespace(t, "idle")
+	deployment(t, ns, "server", 1, nil, nil)
+	deployment(t, ns, "client", 2, nil, nil)
+	deployment(t, ns, "annotated", 1, map[string]string{identity.WorkloadNameAnnotation: "batch"}, nil)
+	service(t, ns, "server", map[string]string{"app": "server"}, 80, intstr.FromInt32(8080))
+	create(t, &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client"}, Spec: v2beta1.ProtectedServiceSpec{Name: "client"}})
+	ci := applyIntents(t, ns, `
+metadata: {name: client}
+spec:
+  workload: {name: client}
+  targets:
+  - service: {name: server}
+`)
+	batch := applyIntents(t, ns, `
+metadata: {name: batch}
+spec:
+  workload: {name: batch}
+  targets:
+  - kubernetes: {name: server}
+  - kubernetes: {name: missing}
+`)
+	t.Run("converge", func(t *testing.T) {
+		startOperator(t, controller.Options{})
+		waitReady(t, ci)
+		waitReady(t, batch)
+		waitFor(t, "policies", func() (bool, error) { return len(managedPolicies(t, ns)) == 4, nil })
+		eventuallyConnectivity(t, http8080, calls{"server.idle": {"client.idle", "batch.idle"}, "client.idle": {}}, ns)
+	})
+	// A fresh operator lists and reconciles everything from scratch, exactly like a resync.
+	counter := startOperator(t, controller.Options{})
+	waitReady(t, ci)
+	time.Sleep(3 * time.Second) // let every initial reconcile run
+	if reqs := counter.requests(); len(reqs) != 0 {
+		t.Fatalf("resync of an unchanged cluster wrote %d times: %v", len(reqs), reqs)
+	}
+}
