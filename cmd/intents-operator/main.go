@@ -50,4 +50,3 @@ func main() {
 		os.Exit(1)
 	}
 }
-
