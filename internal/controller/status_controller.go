@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -49,7 +51,13 @@ type StatusReconciler struct {
 	Client   client.Client
 	Planner  Planner
 	Recorder events.EventRecorder
+
+	// pendingSince remembers when each ClientIntents was first seen waiting for a policy.
+	pendingSince sync.Map
 }
+
+// pendingGrace is how long policies may take to land before Ready reports Pending.
+const pendingGrace = 2 * time.Second
 
 // +kubebuilder:rbac:groups=k8s.otterize.com,resources=clientintents/status;protectedservices/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
@@ -110,7 +118,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	switch {
 	case len(shadowed) == 0:
 		status.Enforcement = EnforcementEnforced
-		set(ConditionEnforced, true, ReasonEnforced, fmt.Sprintf("%d server(s) accept only declared clients", len(enforced)))
+		set(ConditionEnforced, true, ReasonEnforced, "every server these intents call accepts only declared clients")
 	case len(enforced) == 0:
 		status.Enforcement = EnforcementShadow
 		set(ConditionEnforced, false, ReasonShadowMode, "shadow mode: nothing is enforced for these calls; enforcing would protect "+strings.Join(shadowed, ", ")+" (add a ProtectedService or enforce the namespace)")
@@ -118,10 +126,18 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		status.Enforcement = EnforcementPartial
 		set(ConditionEnforced, false, ReasonPartial, "enforced for "+strings.Join(enforced, ", ")+"; shadow mode for "+strings.Join(shadowed, ", "))
 	}
+	key := req.NamespacedName
 	if len(pending) == 0 {
+		r.pendingSince.Delete(key)
 		status.UpToDate = true
 		set(ConditionReady, true, ReasonApplied, "the enforcement points reflect this generation")
 	} else {
+		// Policies usually land within milliseconds; reporting Pending for that moment
+		// would cost two status writes per change. Only a lasting wait is reported.
+		since, _ := r.pendingSince.LoadOrStore(key, time.Now())
+		if wait := pendingGrace - time.Since(since.(time.Time)); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
 		status.UpToDate = false
 		set(ConditionReady, false, ReasonPending, "waiting for NetworkPolicies of: "+strings.Join(pending, ", "))
 	}
@@ -137,22 +153,26 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	return ctrl.Result{}, nil
 }
 
-// announce emits an Event for each condition whose status or reason changed.
+// announced are the reasons worth an Event when a condition takes them: what users need
+// to know, not every step of normal operation.
+var announced = map[string]string{
+	ReasonApplied:       corev1.EventTypeNormal,
+	ReasonPending:       corev1.EventTypeWarning,
+	ReasonTargetMissing: corev1.EventTypeWarning,
+	ReasonShadowMode:    corev1.EventTypeNormal,
+	ReasonPartial:       corev1.EventTypeNormal,
+}
+
+// announce emits an Event for each condition that newly took an announced reason.
 func (r *StatusReconciler) announce(ci *v2beta1.ClientIntents, next *v2beta1.ClientIntentsStatus) {
 	if r.Recorder == nil {
 		return
 	}
 	for _, c := range next.Conditions {
+		kind, ok := announced[c.Reason]
 		prev := meta.FindStatusCondition(ci.Status.Conditions, c.Type)
-		if prev != nil && prev.Status == c.Status && prev.Reason == c.Reason && prev.Message == c.Message {
+		if !ok || (prev != nil && prev.Status == c.Status && prev.Reason == c.Reason) {
 			continue
-		}
-		kind := corev1.EventTypeNormal
-		if c.Reason == ReasonTargetMissing {
-			kind = corev1.EventTypeWarning
-		}
-		if c.Type == ConditionReady && c.Status != metav1.ConditionTrue {
-			continue // transient; the Applied event follows
 		}
 		r.Recorder.Eventf(ci, nil, kind, c.Reason, c.Type, "%s", c.Message)
 	}

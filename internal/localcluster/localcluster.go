@@ -46,6 +46,9 @@ type Options struct {
 	// WithoutControllerManager skips kube-controller-manager (no ReplicaSets or Pods from
 	// Deployments, no namespace deletion).
 	WithoutControllerManager bool
+	// Controllers limits kube-controller-manager to these controllers (its --controllers
+	// flag); empty runs its defaults.
+	Controllers []string
 	// Log receives the controller manager's output; nil discards it.
 	Log *os.File
 }
@@ -79,7 +82,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	if !opts.WithoutControllerManager {
-		if err := c.startControllerManager(filepath.Join(assets, "kube-controller-manager"), opts.Log); err != nil {
+		if err := c.startControllerManager(filepath.Join(assets, "kube-controller-manager"), opts); err != nil {
 			_ = c.Stop()
 			return nil, err
 		}
@@ -168,28 +171,32 @@ func (c *Cluster) writeKubeconfig() error {
 	return os.WriteFile(c.Kubeconfig, kc, 0o600)
 }
 
-func (c *Cluster) startControllerManager(bin string, logTo *os.File) error {
-	port, err := freePort()
+func (c *Cluster) startControllerManager(bin string, opts Options) error {
+	port, err := FreePort()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin,
-		"--kubeconfig="+c.Kubeconfig,
-		"--authentication-kubeconfig="+c.Kubeconfig,
-		"--authorization-kubeconfig="+c.Kubeconfig,
+	args := []string{
+		"--kubeconfig=" + c.Kubeconfig,
+		"--authentication-kubeconfig=" + c.Kubeconfig,
+		"--authorization-kubeconfig=" + c.Kubeconfig,
 		"--leader-elect=false",
 		"--bind-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(port),
-		"--cert-dir="+filepath.Join(c.dir, "kcm-certs"),
+		"--secure-port=" + strconv.Itoa(port),
+		"--cert-dir=" + filepath.Join(c.dir, "kcm-certs"),
 		// Fast feedback: pods and replica sets appear as soon as their owners do.
 		"--concurrent-deployment-syncs=10",
 		"--concurrent-replicaset-syncs=10",
 		"--kube-api-qps=200",
 		"--kube-api-burst=400",
 		"--v=1",
-	)
-	if logTo != nil {
-		cmd.Stdout, cmd.Stderr = logTo, logTo
+	}
+	if len(opts.Controllers) > 0 {
+		args = append(args, "--controllers="+strings.Join(opts.Controllers, ","))
+	}
+	cmd := exec.Command(bin, args...)
+	if opts.Log != nil {
+		cmd.Stdout, cmd.Stderr = opts.Log, opts.Log
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting kube-controller-manager: %w", err)
@@ -221,7 +228,8 @@ func (c *Cluster) Stop() error {
 	return errors.Join(errs...)
 }
 
-func freePort() (int, error) {
+// FreePort returns a TCP port on the loopback interface that nothing listens on.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port: %w", err)

@@ -33,6 +33,8 @@ type Config struct {
 	// InProcess lets several operators run one after another in one process (tests and
 	// benchmarks), which controller-runtime's metric-name check would otherwise refuse.
 	InProcess bool
+	// MaxConcurrentReconciles is the number of parallel reconciles per controller.
+	MaxConcurrentReconciles int
 	// SyncPeriod is how often the cache forces a full resync; zero keeps the default.
 	SyncPeriod time.Duration
 }
@@ -51,7 +53,7 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 		LeaderElection:          c.LeaderElection,
 		LeaderElectionID:        "intents-operator.intentguard.dev",
 		LeaderElectionNamespace: c.LeaderElectionNamespace,
-		Controller:              config.Controller{SkipNameValidation: &c.InProcess},
+		Controller:              config.Controller{SkipNameValidation: &c.InProcess, MaxConcurrentReconciles: c.MaxConcurrentReconciles},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
