@@ -27,6 +27,7 @@ func main() {
 	flag.Float64Var(&qps, "kube-api-qps", 50, "queries per second to the API server")
 	flag.IntVar(&burst, "kube-api-burst", 100, "burst of queries to the API server")
 	flag.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "reconciles run in parallel per controller")
+	flag.StringVar(&c.PprofAddr, "pprof-bind-address", "", "address of the Go pprof endpoints; empty turns them off")
 	flag.DurationVar(&c.SyncPeriod, "sync-period", 0, "how often every object is reconciled again even without changes (default 10h)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

@@ -32,10 +32,10 @@ const (
 	IndexServerName = "intentguard.serverName"
 	// IndexClient maps ClientIntents to their client's "namespace/name".
 	IndexClient = "intentguard.client"
-	// IndexNamespaces maps ClientIntents to every namespace they refer to.
-	IndexNamespaces = "intentguard.namespaces"
 	// IndexProtectedName maps ProtectedServices to "namespace/name".
 	IndexProtectedName = "intentguard.protectedName"
+	// IndexPodAnnotatedName maps pods to the identity name their annotations set, if any.
+	IndexPodAnnotatedName = "intentguard.podAnnotatedName"
 )
 
 var (
@@ -74,18 +74,6 @@ func RegisterIndexes(ctx context.Context, idx client.FieldIndexer) error {
 			c := intent.Client(o.(*v2beta1.ClientIntents))
 			return []string{NameKey(c.Namespace, c.Name)}
 		},
-		IndexNamespaces: func(o client.Object) []string {
-			ci := o.(*v2beta1.ClientIntents)
-			seen := map[string]bool{ci.Namespace: true}
-			out := []string{ci.Namespace}
-			for _, s := range intent.Servers(ci) {
-				if !seen[s.Namespace] {
-					seen[s.Namespace] = true
-					out = append(out, s.Namespace)
-				}
-			}
-			return out
-		},
 	}
 	for name, fn := range ciIndexes {
 		if err := idx.IndexField(ctx, &v2beta1.ClientIntents{}, name, fn); err != nil {
@@ -97,6 +85,14 @@ func RegisterIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		return []string{NameKey(ps.Namespace, ps.Spec.Name)}
 	}); err != nil {
 		return fmt.Errorf("indexing ProtectedServices by name: %w", err)
+	}
+	if err := idx.IndexField(ctx, PodMeta(), IndexPodAnnotatedName, func(o client.Object) []string {
+		if id, ok := identity.FromAnnotations(o.GetNamespace(), o.GetAnnotations()); ok {
+			return []string{id.Name}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("indexing pods by annotated identity: %w", err)
 	}
 	return nil
 }
@@ -127,6 +123,9 @@ func CacheOptions() cache.Options {
 		},
 	}
 }
+
+// noCopy lists straight from the cache without copying: every list here is read only.
+var noCopy = client.UnsafeDisableDeepCopy
 
 // Reader answers questions about the cluster from the cache.
 type Reader struct {
@@ -185,21 +184,74 @@ type Pod struct {
 	Identity identity.Identity
 }
 
-// Pods lists a namespace's pods with their identities.
-func (r Reader) Pods(ctx context.Context, namespace string) ([]Pod, error) {
-	list := PodMetaList()
-	if err := r.List(ctx, list, client.InNamespace(namespace)); err != nil {
-		return nil, fmt.Errorf("listing pods in %s: %w", namespace, err)
+// PodsOf returns, with their identities, the pods that can bear on how ref's pods are
+// selected: pods the candidate workloads' selectors match, pods whose annotations name
+// ref, a bare pod of that name, and pods carrying the operator's label for ref. A pod of
+// ref's identity is always among them unless its root owner is a kind the operator does
+// not follow.
+func (r Reader) PodsOf(ctx context.Context, ref intent.Ref, workloads []netpol.Workload) ([]Pod, error) {
+	seen := map[string]bool{}
+	var out []Pod
+	add := func(list *metav1.PartialObjectMetadataList) error {
+		for i := range list.Items {
+			p := &list.Items[i]
+			if seen[p.Name] {
+				continue
+			}
+			seen[p.Name] = true
+			id, err := r.Identity(ctx, p)
+			if err != nil {
+				return err
+			}
+			out = append(out, Pod{Meta: p, Identity: id})
+		}
+		return nil
 	}
-	out := make([]Pod, 0, len(list.Items))
-	for i := range list.Items {
-		id, err := r.Identity(ctx, &list.Items[i])
-		if err != nil {
+	queries := []client.ListOption{
+		client.MatchingFields{IndexPodAnnotatedName: ref.Name},
+		client.MatchingLabels{netpol.WorkloadLabel: netpol.LabelValue(ref.Name)},
+	}
+	for _, w := range workloads {
+		if w.Selector == nil {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(w.Selector)
+		if err != nil || sel.Empty() {
+			continue
+		}
+		queries = append(queries, client.MatchingLabelsSelector{Selector: sel})
+	}
+	for _, q := range queries {
+		list := PodMetaList()
+		if err := r.List(ctx, list, client.InNamespace(ref.Namespace), q, noCopy); err != nil {
+			return nil, fmt.Errorf("listing pods for %s: %w", ref, err)
+		}
+		if err := add(list); err != nil {
 			return nil, err
 		}
-		out = append(out, Pod{Meta: &list.Items[i], Identity: id})
+	}
+	bare := PodMeta()
+	switch err := r.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, bare); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("reading pod %s/%s: %w", ref.Namespace, ref.Name, err)
+	default:
+		list := PodMetaList()
+		list.Items = []metav1.PartialObjectMetadata{*bare}
+		if err := add(list); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// LabelledPods lists the pods in namespace carrying the operator's label for name.
+func (r Reader) LabelledPods(ctx context.Context, namespace, name string) ([]metav1.PartialObjectMetadata, error) {
+	list := PodMetaList()
+	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{netpol.WorkloadLabel: netpol.LabelValue(name)}, noCopy); err != nil {
+		return nil, fmt.Errorf("listing labelled pods in %s: %w", namespace, err)
+	}
+	return list.Items, nil
 }
 
 // Workloads returns the pod controllers named name in namespace that could be the root
@@ -244,17 +296,78 @@ func (r Reader) Workloads(ctx context.Context, namespace, name string) ([]netpol
 	return out, nil
 }
 
-// Select decides how policies select ref's pods, given the namespace's pods.
-func (r Reader) Select(ctx context.Context, ref intent.Ref, pods []Pod) (netpol.Selection, error) {
+// WorkloadsSelecting returns the names of the stable workloads in namespace whose
+// selector matches a pod's labels.
+func (r Reader) WorkloadsSelecting(ctx context.Context, namespace string, podLabels map[string]string) ([]string, error) {
+	var out []string
+	set := labels.Set(podLabels)
+	match := func(name string, s *metav1.LabelSelector) {
+		if sel, err := metav1.LabelSelectorAsSelector(s); err == nil && !sel.Empty() && sel.Matches(set) {
+			out = append(out, name)
+		}
+	}
+	var ds appsv1.DeploymentList
+	if err := r.List(ctx, &ds, client.InNamespace(namespace), noCopy); err != nil {
+		return nil, fmt.Errorf("listing Deployments in %s: %w", namespace, err)
+	}
+	for i := range ds.Items {
+		match(ds.Items[i].Name, ds.Items[i].Spec.Selector)
+	}
+	var ss appsv1.StatefulSetList
+	if err := r.List(ctx, &ss, client.InNamespace(namespace), noCopy); err != nil {
+		return nil, fmt.Errorf("listing StatefulSets in %s: %w", namespace, err)
+	}
+	for i := range ss.Items {
+		match(ss.Items[i].Name, ss.Items[i].Spec.Selector)
+	}
+	var dss appsv1.DaemonSetList
+	if err := r.List(ctx, &dss, client.InNamespace(namespace), noCopy); err != nil {
+		return nil, fmt.Errorf("listing DaemonSets in %s: %w", namespace, err)
+	}
+	for i := range dss.Items {
+		match(dss.Items[i].Name, dss.Items[i].Spec.Selector)
+	}
+	return out, nil
+}
+
+// Select decides how policies select ref's pods, and returns the pods it looked at.
+func (r Reader) Select(ctx context.Context, ref intent.Ref) (netpol.Selection, []Pod, error) {
 	workloads, err := r.Workloads(ctx, ref.Namespace, ref.Name)
 	if err != nil {
-		return netpol.Selection{}, err
+		return netpol.Selection{}, nil, err
+	}
+	pods, err := r.PodsOf(ctx, ref, workloads)
+	if err != nil {
+		return netpol.Selection{}, nil, err
 	}
 	in := make([]netpol.Pod, len(pods))
 	for i, p := range pods {
 		in[i] = netpol.Pod{Labels: p.Meta.Labels, Identity: p.Identity}
 	}
-	return netpol.SelectPods(ref, workloads, in), nil
+	return netpol.SelectPods(ref, workloads, in), pods, nil
+}
+
+// Exists reports whether ref names a workload or pods in the cluster.
+func (r Reader) Exists(ctx context.Context, ref intent.Ref) (bool, error) {
+	workloads, err := r.Workloads(ctx, ref.Namespace, ref.Name)
+	if err != nil {
+		return false, err
+	}
+	for _, w := range workloads {
+		if ref.Kind == "" || ref.Kind == w.Kind {
+			return true, nil
+		}
+	}
+	pods, err := r.PodsOf(ctx, ref, workloads)
+	if err != nil {
+		return false, err
+	}
+	for _, p := range pods {
+		if ref.Matches(p.Identity) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // IntentsFor lists the live ClientIntents matching an index value.

@@ -25,9 +25,9 @@ type labeler struct {
 
 // sync gives each pod the operator labels its identity needs and removes the others. It
 // writes only pods whose labels differ.
-func (l labeler) sync(ctx context.Context, memo podsByNamespace, pods []cluster.Pod) error {
+func (l labeler) sync(ctx context.Context, pods []cluster.Pod) error {
 	for _, pod := range pods {
-		want, err := l.planner.LabelsWanted(ctx, memo, pod.Identity)
+		want, err := l.planner.LabelsWanted(ctx, pod.Identity)
 		if err != nil {
 			return err
 		}

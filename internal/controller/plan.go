@@ -56,35 +56,8 @@ type Plan struct {
 	Involved []intent.Ref
 }
 
-// podsByNamespace memoises namespace pod listings within one reconcile.
-type podsByNamespace map[string][]cluster.Pod
-
-func (p Planner) pods(ctx context.Context, memo podsByNamespace, namespace string) ([]cluster.Pod, error) {
-	if pods, ok := memo[namespace]; ok {
-		return pods, nil
-	}
-	pods, err := p.Cluster.Pods(ctx, namespace)
-	if err != nil {
-		return nil, err
-	}
-	memo[namespace] = pods
-	return pods, nil
-}
-
-func (p Planner) selectRef(ctx context.Context, memo podsByNamespace, ref intent.Ref) (netpol.Selection, error) {
-	pods, err := p.pods(ctx, memo, ref.Namespace)
-	if err != nil {
-		return netpol.Selection{}, err
-	}
-	return p.Cluster.Select(ctx, ref, pods)
-}
-
 // Plan computes the desired policy of one server.
 func (p Planner) Plan(ctx context.Context, server intent.Server) (Plan, error) {
-	return p.plan(ctx, podsByNamespace{}, server)
-}
-
-func (p Planner) plan(ctx context.Context, memo podsByNamespace, server intent.Server) (Plan, error) {
 	plan := Plan{Server: server}
 	intents, err := p.Cluster.IntentsFor(ctx, cluster.IndexServer, cluster.ServerIndexKey(server))
 	if err != nil {
@@ -119,19 +92,19 @@ func (p Planner) plan(ctx context.Context, memo podsByNamespace, server intent.S
 			in.Ports = netpol.ServicePorts(&svc)
 		}
 	} else {
-		sel, err := p.selectRef(ctx, memo, server.Ref)
+		sel, _, err := p.Cluster.Select(ctx, server.Ref)
 		if err != nil {
 			return plan, err
 		}
 		in.Pods = sel.Selector
 		plan.Involved = append(plan.Involved, server.Ref)
-		if plan.Exists, err = p.exists(ctx, memo, server.Ref); err != nil {
+		if plan.Exists, err = p.Cluster.Exists(ctx, server.Ref); err != nil {
 			return plan, err
 		}
 	}
 	for i := range intents {
 		ref := intent.Client(&intents[i])
-		sel, err := p.selectRef(ctx, memo, ref)
+		sel, _, err := p.Cluster.Select(ctx, ref)
 		if err != nil {
 			return plan, err
 		}
@@ -155,32 +128,10 @@ func (p Planner) protects(protected []v2beta1.ProtectedService, server intent.Se
 	return false
 }
 
-func (p Planner) exists(ctx context.Context, memo podsByNamespace, ref intent.Ref) (bool, error) {
-	workloads, err := p.Cluster.Workloads(ctx, ref.Namespace, ref.Name)
-	if err != nil {
-		return false, err
-	}
-	for _, w := range workloads {
-		if ref.Kind == "" || ref.Kind == w.Kind {
-			return true, nil
-		}
-	}
-	pods, err := p.pods(ctx, memo, ref.Namespace)
-	if err != nil {
-		return false, err
-	}
-	for _, pod := range pods {
-		if ref.Matches(pod.Identity) {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 // LabelsWanted returns the operator labels a pod of identity id must carry: the identity
 // labels when some intents or ProtectedService refer to it and its pods are selected by
 // label, none otherwise.
-func (p Planner) LabelsWanted(ctx context.Context, memo podsByNamespace, id identity.Identity) (map[string]string, error) {
+func (p Planner) LabelsWanted(ctx context.Context, id identity.Identity) (map[string]string, error) {
 	key := cluster.NameKey(id.Namespace, id.Name)
 	var refs []intent.Ref
 	asClient, err := p.Cluster.IntentsFor(ctx, cluster.IndexClient, key)
@@ -212,7 +163,7 @@ func (p Planner) LabelsWanted(ctx context.Context, memo podsByNamespace, id iden
 		if !ref.Matches(id) {
 			continue
 		}
-		sel, err := p.selectRef(ctx, memo, ref)
+		sel, _, err := p.Cluster.Select(ctx, ref)
 		if err != nil {
 			return nil, err
 		}

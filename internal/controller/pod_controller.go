@@ -31,7 +31,7 @@ func (r *PodLabelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, err
 	}
 	lab := labeler{client: r.Client, planner: r.Planner}
-	err = lab.sync(ctx, podsByNamespace{}, []cluster.Pod{{Meta: pod, Identity: id}})
+	err = lab.sync(ctx, []cluster.Pod{{Meta: pod, Identity: id}})
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{Requeue: true}, nil
 	}

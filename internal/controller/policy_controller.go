@@ -46,8 +46,7 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		logger.Error(err, "dropping malformed request")
 		return ctrl.Result{}, nil
 	}
-	memo := podsByNamespace{}
-	plan, err := r.Planner.plan(ctx, memo, server)
+	plan, err := r.Planner.Plan(ctx, server)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -55,17 +54,17 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	// cut off in between; labels no longer relied on are removed.
 	lab := labeler{client: r.Client, planner: r.Planner}
 	for _, ref := range plan.Involved {
-		pods, err := r.Planner.pods(ctx, memo, ref.Namespace)
+		_, pods, err := r.Planner.Cluster.Select(ctx, ref)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
 		var mine []cluster.Pod
 		for _, p := range pods {
-			if ref.Matches(p.Identity) {
+			if ref.Matches(p.Identity) || p.Meta.Labels[netpol.WorkloadLabel] != "" {
 				mine = append(mine, p)
 			}
 		}
-		if err := lab.sync(ctx, memo, mine); err != nil {
+		if err := lab.sync(ctx, mine); err != nil {
 			return ctrl.Result{}, err
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -167,7 +166,7 @@ func (m mapper) serversOfWorkload(ctx context.Context, o client.Object) []reconc
 }
 
 // serversOfPod returns the servers whose pod selection a pod can change: those of the
-// pod's own identity, and those of identities in its namespace whose workload selector
+// pod's own identity, and those of other workloads in its namespace whose selector
 // matches the pod (the pod may break that selector's exclusivity, or restore it).
 func (m mapper) serversOfPod(ctx context.Context, o client.Object) []reconcile.Request {
 	id, err := m.planner.Cluster.Identity(ctx, o)
@@ -176,62 +175,31 @@ func (m mapper) serversOfPod(ctx context.Context, o client.Object) []reconcile.R
 		return nil
 	}
 	out := m.serversOfIdentity(ctx, id.Namespace, id.Name)
-	seen := map[string]bool{id.Name: true}
-	related, err := m.planner.Cluster.IntentsFor(ctx, cluster.IndexNamespaces, o.GetNamespace())
+	lookalikes, err := m.planner.Cluster.WorkloadsSelecting(ctx, o.GetNamespace(), o.GetLabels())
 	if err != nil {
 		log.FromContext(ctx).Error(err, "mapping pod to servers", "pod", client.ObjectKeyFromObject(o))
 		return out
 	}
-	podLabels := labels.Set(o.GetLabels())
-	for i := range related {
-		refs := []intent.Ref{intent.Client(&related[i])}
-		for _, s := range intent.Servers(&related[i]) {
-			if !s.Service {
-				refs = append(refs, s.Ref)
-			}
-		}
-		for _, ref := range refs {
-			if ref.Namespace != o.GetNamespace() || seen[ref.Name] {
-				continue
-			}
-			workloads, err := m.planner.Cluster.Workloads(ctx, ref.Namespace, ref.Name)
-			if err != nil {
-				continue
-			}
-			for _, w := range workloads {
-				if w.Selector == nil {
-					continue
-				}
-				sel, err := metav1.LabelSelectorAsSelector(w.Selector)
-				if err == nil && sel.Matches(podLabels) {
-					seen[ref.Name] = true
-					out = append(out, m.serversOfIdentity(ctx, ref.Namespace, ref.Name)...)
-					break
-				}
-			}
+	for _, name := range lookalikes {
+		if name != id.Name {
+			out = append(out, m.serversOfIdentity(ctx, o.GetNamespace(), name)...)
 		}
 	}
 	return out
 }
 
-// podsNamed returns requests for the pods of the named identities.
+// podsNamed returns requests for the pods carrying the operator's label for the named
+// identities: those whose labels may have to go.
 func (m mapper) podsNamed(ctx context.Context, refs []intent.Ref) []reconcile.Request {
 	var out []reconcile.Request
-	listed := map[string][]cluster.Pod{}
 	for _, ref := range refs {
-		pods, ok := listed[ref.Namespace]
-		if !ok {
-			var err error
-			if pods, err = m.planner.Cluster.Pods(ctx, ref.Namespace); err != nil {
-				log.FromContext(ctx).Error(err, "listing pods", "namespace", ref.Namespace)
-				continue
-			}
-			listed[ref.Namespace] = pods
+		pods, err := m.planner.Cluster.LabelledPods(ctx, ref.Namespace, ref.Name)
+		if err != nil {
+			log.FromContext(ctx).Error(err, "listing labelled pods", "identity", ref.String())
+			continue
 		}
-		for _, p := range pods {
-			if p.Identity.Name == ref.Name {
-				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Meta.Namespace, Name: p.Meta.Name}})
-			}
+		for i := range pods {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: pods[i].Namespace, Name: pods[i].Name}})
 		}
 	}
 	return out

@@ -73,9 +73,8 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, nil
 	}
 	var missing, shadowed, enforced, pending []string
-	memo := podsByNamespace{}
 	for _, server := range intent.Servers(&ci) {
-		plan, err := r.Planner.plan(ctx, memo, server)
+		plan, err := r.Planner.Plan(ctx, server)
 		if err != nil {
 			return ctrl.Result{}, err
 		}

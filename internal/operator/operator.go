@@ -26,6 +26,8 @@ type Config struct {
 	MetricsAddr string
 	// ProbeAddr serves /healthz and /readyz; "0" turns them off.
 	ProbeAddr string
+	// PprofAddr serves the Go profiler; empty turns it off.
+	PprofAddr string
 	// LeaderElection makes only one replica reconcile at a time.
 	LeaderElection bool
 	// LeaderElectionNamespace holds the lease; empty means the pod's own namespace.
@@ -50,6 +52,7 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 		Cache:                   cacheOpts,
 		Metrics:                 metricsserver.Options{BindAddress: c.MetricsAddr},
 		HealthProbeBindAddress:  c.ProbeAddr,
+		PprofBindAddress:        c.PprofAddr,
 		LeaderElection:          c.LeaderElection,
 		LeaderElectionID:        "intents-operator.intentguard.dev",
 		LeaderElectionNamespace: c.LeaderElectionNamespace,

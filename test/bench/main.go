@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"sort"
 	"sync"
@@ -78,9 +80,10 @@ func main() {
 		runs       = flag.Int("runs", 5, "repetitions of each one-change measurement")
 		output     = flag.String("o", "table", "output: table or json")
 		logFile    = flag.String("operator-log", "", "file for the operator's log (default: discard)")
+		cpuProfile = flag.String("cpuprofile", "", "write the operator's CPU profile during bulk convergence to this file")
 	)
 	flag.Parse()
-	res, err := run(*workloads, *namespaces, *edges, *pods, *seed, *qps, *runs, *logFile)
+	res, err := run(*workloads, *namespaces, *edges, *pods, *seed, *qps, *runs, *logFile, *cpuProfile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -97,7 +100,7 @@ func main() {
 	}
 }
 
-func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, logFile string) (*result, error) {
+func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, logFile, cpuProfile string) (*result, error) {
 	ctx := context.Background()
 	log := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
 	res := &result{Workloads: workloads, Namespaces: namespaces, Pods: workloads * pods, Seed: seed, QPS: qps}
@@ -155,7 +158,15 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	res.FloorSeconds = floor.Seconds()
 
 	log("starting the operator")
-	op, err := startOperator(ctx, bin, lc.Kubeconfig, qps, qps*2, opLog)
+	pprofAddr := ""
+	if cpuProfile != "" {
+		port, err := localcluster.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	op, err := startOperator(ctx, bin, lc.Kubeconfig, qps, qps*2, pprofAddr, opLog)
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +176,12 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	}
 
 	log("bulk: applying %d ClientIntents with %d calls", len(syn.calls), res.Edges)
+	profDone := make(chan error, 1)
+	if cpuProfile != "" {
+		go func() { profDone <- fetchProfile("http://"+pprofAddr+"/debug/pprof/profile?seconds=20", cpuProfile) }()
+	} else {
+		profDone <- nil
+	}
 	t0 := time.Now()
 	if err := parallel(len(syn.clients()), 16, func(i int) error {
 		return c.Create(ctx, syn.intents(syn.clients()[i]))
@@ -175,6 +192,9 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 		return nil, err
 	}
 	res.BulkSeconds = time.Since(t0).Seconds()
+	if err := <-profDone; err != nil {
+		return nil, err
+	}
 	res.BulkRatio = res.BulkSeconds / res.FloorSeconds
 	after, err := op.quiesce(ctx, time.Second)
 	if err != nil {
@@ -217,7 +237,7 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 
 	log("idle: restarting the operator over the unchanged cluster")
 	op.stop()
-	op, err = startOperator(ctx, bin, lc.Kubeconfig, qps, qps*2, opLog)
+	op, err = startOperator(ctx, bin, lc.Kubeconfig, qps, qps*2, "", opLog)
 	if err != nil {
 		return nil, err
 	}
@@ -488,4 +508,19 @@ func printTable(r *result) {
 	fmt.Fprintf(tw, "idle resync (operator restart)\t%.0f writes\n", r.IdleResyncWrites)
 	fmt.Fprintf(tw, "operator memory\tpeak RSS %.1f MiB, heap in use %.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20), r.HeapInuseBytes/(1<<20))
 	_ = tw.Flush()
+}
+
+func fetchProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return fmt.Errorf("fetching CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
 }

@@ -34,7 +34,7 @@ func buildOperator(dir string) (string, error) {
 	return bin, nil
 }
 
-func startOperator(ctx context.Context, bin, kubeconfig string, qps, burst int, logTo *os.File) (*operatorProcess, error) {
+func startOperator(ctx context.Context, bin, kubeconfig string, qps, burst int, pprofAddr string, logTo *os.File) (*operatorProcess, error) {
 	mport, err := localcluster.FreePort()
 	if err != nil {
 		return nil, err
@@ -49,6 +49,7 @@ func startOperator(ctx context.Context, bin, kubeconfig string, qps, burst int, 
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", pport),
 		fmt.Sprintf("--kube-api-qps=%d", qps),
 		fmt.Sprintf("--kube-api-burst=%d", burst),
+		"--pprof-bind-address="+pprofAddr,
 	)
 	cmd.Stdout, cmd.Stderr = logTo, logTo
 	if err := cmd.Start(); err != nil {
