@@ -4,7 +4,7 @@ SHELL := /usr/bin/env bash
 
 ASSETS = $(shell bash hack/k8s-binaries.sh)
 
-.PHONY: all demo cluster test test-unit test-e2e generate verify-generated build bench
+.PHONY: all demo cluster test test-unit test-e2e generate verify-generated build bench bench-smoke
 
 all: build test
 
@@ -31,13 +31,25 @@ generate:
 	go tool controller-gen object paths=./api/...
 	go tool controller-gen crd paths=./api/... output:crd:dir=config/crd
 	go tool controller-gen rbac:roleName=intents-operator paths=./internal/... output:rbac:dir=config/rbac
+	mkdir -p config/default/crds deploy/helm/intentguard/crds deploy/helm/intentguard/files
+	cp config/crd/*.yaml config/default/crds/
+	cp config/crd/*.yaml deploy/helm/intentguard/crds/
+	cp config/rbac/role.yaml deploy/helm/intentguard/files/role.yaml
 
 ## verify-generated: fail when generated files are stale
 verify-generated:
-	@before=$$(find api config -type f | sort | xargs sha256sum); \
+	@before=$$(find api config deploy -type f | sort | xargs sha256sum); \
 	$(MAKE) --no-print-directory generate >/dev/null; \
-	after=$$(find api config -type f | sort | xargs sha256sum); \
+	after=$$(find api config deploy -type f | sort | xargs sha256sum); \
 	[ "$$before" = "$$after" ] || { diff <(echo "$$before") <(echo "$$after"); echo "generated files were stale and are now regenerated: commit them"; exit 1; }
+
+## bench: the benchmark harness at its default size (see docs/performance.md for flags)
+bench:
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench
+
+## bench-smoke: the harness at its smallest size, as CI runs it (no timing is asserted)
+bench-smoke:
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workloads 20 -edges 40 -namespaces 2 -runs 1
 
 build:
 	go build -o bin/ ./cmd/...

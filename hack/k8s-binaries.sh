@@ -66,8 +66,10 @@ GO
     cd "$mod"
     go mod tidy -e >/dev/null 2>&1 || true
     pkg=k8s.io/component-base/version
-    ldflags="-s -w -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=${K8S_VERSION#1.}"
-    ldflags="${ldflags%.*} -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    minor="${K8S_VERSION#1.}"
+    minor="${minor%%.*}"
+    ldflags="-s -w -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldflags="$ldflags -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
     ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=v$K8S_VERSION"
     for b in kube-apiserver kube-controller-manager; do
       go build -tags tools -trimpath -ldflags "$ldflags" -o "$BIN_DIR/$b.tmp" "k8s.io/kubernetes/cmd/$b"
