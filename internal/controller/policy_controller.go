@@ -29,6 +29,9 @@ type PolicyReconciler struct {
 	// APIReader reads around the cache, to look at policies the cache does not hold.
 	APIReader client.Reader
 	Planner   Planner
+
+	// progress, when set, learns which servers are carried out and which failed.
+	progress *progress
 }
 
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
@@ -39,7 +42,15 @@ type PolicyReconciler struct {
 // +kubebuilder:rbac:groups=k8s.otterize.com,resources=clientintents;protectedservices,verbs=get;list;watch
 
 // Reconcile applies or removes one server's policy.
-func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
+	if r.progress != nil {
+		token := r.progress.begin()
+		defer func() { r.progress.finish(req, token, err) }()
+	}
+	return r.reconcile(ctx, req)
+}
+
+func (r *PolicyReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	server, err := intent.ParseKey(req.Namespace, req.Name)
 	if err != nil {
@@ -68,11 +79,14 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			return ctrl.Result{}, err
 		}
 	}
-	return ctrl.Result{}, r.converge(ctx, server, plan.Policy)
+	// A server whose last attempt failed is usually blocked by a policy of its name that is
+	// not ours; looking first keeps its retries from being write attempts.
+	lookFirst := r.progress != nil && r.progress.failed(req)
+	return ctrl.Result{}, r.converge(ctx, server, plan.Policy, lookFirst)
 }
 
 // converge makes the cluster hold exactly the desired policy for the server.
-func (r *PolicyReconciler) converge(ctx context.Context, server intent.Server, desired *networkingv1.NetworkPolicy) error {
+func (r *PolicyReconciler) converge(ctx context.Context, server intent.Server, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
 	logger := log.FromContext(ctx)
 	key := client.ObjectKey{Namespace: server.Namespace, Name: server.PolicyName()}
 	var existing networkingv1.NetworkPolicy
@@ -82,16 +96,7 @@ func (r *PolicyReconciler) converge(ctx context.Context, server intent.Server, d
 		if desired == nil {
 			return nil
 		}
-		// The cache holds only policies labelled as ours. One of the same name without the
-		// label is either ours with the label edited away, or someone else's.
-		var live networkingv1.NetworkPolicy
-		if err := r.APIReader.Get(ctx, key, &live); err == nil {
-			if !managedByUs(&live) {
-				return fmt.Errorf("NetworkPolicy %s exists and is not managed by %s; leaving it alone", key, FieldManager)
-			}
-		} else if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("reading NetworkPolicy %s: %w", key, err)
-		}
+		return r.create(ctx, desired, lookFirst)
 	case err != nil:
 		return fmt.Errorf("reading NetworkPolicy %s: %w", key, err)
 	case desired == nil:
@@ -103,6 +108,40 @@ func (r *PolicyReconciler) converge(ctx context.Context, server intent.Server, d
 		return nil
 	case netpol.UpToDate(desired, &existing):
 		return nil
+	}
+	return r.apply(ctx, desired)
+}
+
+// create writes a policy the cache does not hold. Create, unlike apply, fails when any
+// object of that name exists, so a policy someone else wrote under the name is never
+// taken over, and the common case costs one request. The cache holds only policies
+// labelled as ours: one of the same name without the label is either ours with the label
+// edited away, which is applied again, or someone else's, which is left alone. The
+// server records created fields under the same manager as an update; a later apply that
+// drops one of them leaves it behind, which apply's own check then replaces.
+func (r *PolicyReconciler) create(ctx context.Context, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
+	key := client.ObjectKeyFromObject(desired)
+	var live networkingv1.NetworkPolicy
+	var err error = apierrors.NewNotFound(networkingv1.Resource("networkpolicies"), key.Name)
+	if lookFirst {
+		err = r.APIReader.Get(ctx, key, &live)
+	}
+	if apierrors.IsNotFound(err) {
+		err = r.Client.Create(ctx, desired.DeepCopy(), client.FieldOwner(FieldManager))
+		if err == nil {
+			log.FromContext(ctx).Info("created NetworkPolicy", "policy", key, "server", desired.Annotations[netpol.ServerAnnotation])
+			return nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating NetworkPolicy %s: %w", key, err)
+		}
+		err = r.APIReader.Get(ctx, key, &live)
+	}
+	if err != nil {
+		return fmt.Errorf("reading NetworkPolicy %s: %w", key, err)
+	}
+	if !managedByUs(&live) {
+		return nameTakenError{key: key}
 	}
 	return r.apply(ctx, desired)
 }
@@ -137,6 +176,14 @@ func (r *PolicyReconciler) apply(ctx context.Context, desired *networkingv1.Netw
 	}
 	logger.Info("replaced hand-edited NetworkPolicy", "policy", key)
 	return nil
+}
+
+// nameTakenError says a server's policy name is held by a NetworkPolicy the operator did
+// not write, which it leaves alone.
+type nameTakenError struct{ key client.ObjectKey }
+
+func (e nameTakenError) Error() string {
+	return fmt.Sprintf("NetworkPolicy %s exists and is not managed by %s; leaving it alone", e.key, FieldManager)
 }
 
 // managedByUs reports whether the operator wrote the object: its label, or its field

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/cluster"
@@ -33,21 +34,22 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	}
 	planner := Planner{Cluster: cluster.Reader{Reader: mgr.GetClient()}, Options: opts}
 	m := mapper{planner: planner}
+	prog := newProgress()
 
-	policies := &PolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Planner: planner}
+	policies := &PolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Planner: planner, progress: prog}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
-		Watches(&v2beta1.ClientIntents{}, handler.EnqueueRequestsFromMapFunc(m.serversOfIntents)).
-		Watches(&v2beta1.ProtectedService{}, handler.EnqueueRequestsFromMapFunc(m.serversOfProtected)).
-		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(serverOfPolicy)).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(m.serverOfService)).
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
-		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
-		Watches(&appsv1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
-		WatchesMetadata(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
-		WatchesMetadata(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
-		WatchesMetadata(&batchv1.CronJob{}, handler.EnqueueRequestsFromMapFunc(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
-		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(m.serversOfPod), builder.WithPredicates(podIdentityChanged)).
+		Watches(&v2beta1.ClientIntents{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfIntents))).
+		Watches(&v2beta1.ProtectedService{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfProtected))).
+		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(prog.track(serverOfPolicy))).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serverOfService))).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfWorkload)), builder.WithPredicates(selectorOrOwnersChanged)).
+		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfWorkload)), builder.WithPredicates(selectorOrOwnersChanged)).
+		Watches(&appsv1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfWorkload)), builder.WithPredicates(selectorOrOwnersChanged)).
+		WatchesMetadata(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfWorkload)), builder.WithPredicates(selectorOrOwnersChanged)).
+		WatchesMetadata(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfWorkload)), builder.WithPredicates(selectorOrOwnersChanged)).
+		WatchesMetadata(&batchv1.CronJob{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfWorkload)), builder.WithPredicates(selectorOrOwnersChanged)).
+		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfPod)), builder.WithPredicates(podIdentityChanged)).
 		Complete(policies)
 	if err != nil {
 		return fmt.Errorf("setting up the NetworkPolicy controller: %w", err)
@@ -64,7 +66,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("setting up the pod label controller: %w", err)
 	}
 
-	status := &StatusReconciler{Client: mgr.GetClient(), Planner: planner, Recorder: mgr.GetEventRecorder("intentguard")}
+	status := &StatusReconciler{Client: mgr.GetClient(), Planner: planner, Recorder: mgr.GetEventRecorder("intentguard"), progress: prog}
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("clientintents-status").
 		For(&v2beta1.ClientIntents{}).
@@ -74,6 +76,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(m.intentsOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(m.intentsOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		Watches(&appsv1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(m.intentsOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
+		WatchesRawSource(source.Channel(prog.settled, handler.TypedEnqueueRequestsFromMapFunc(m.intentsOfServer))).
 		Complete(status)
 	if err != nil {
 		return fmt.Errorf("setting up the ClientIntents status controller: %w", err)
@@ -237,16 +240,21 @@ func (m mapper) intentsBy(ctx context.Context, index, value string) []reconcile.
 	return intentsRequests(list)
 }
 
+// intentsOfServer returns the ClientIntents that call a server, given as its request.
+func (m mapper) intentsOfServer(ctx context.Context, r reconcile.Request) []reconcile.Request {
+	s, err := intent.ParseKey(r.Namespace, r.Name)
+	if err != nil {
+		return nil
+	}
+	return m.intentsBy(ctx, cluster.IndexServer, cluster.ServerIndexKey(s))
+}
+
 func (m mapper) intentsOfPolicy(ctx context.Context, o client.Object) []reconcile.Request {
 	reqs := serverOfPolicy(ctx, o)
 	if len(reqs) == 0 {
 		return nil
 	}
-	s, err := intent.ParseKey(reqs[0].Namespace, reqs[0].Name)
-	if err != nil {
-		return nil
-	}
-	return m.intentsBy(ctx, cluster.IndexServer, cluster.ServerIndexKey(s))
+	return m.intentsOfServer(ctx, reqs[0])
 }
 
 func (m mapper) intentsOfProtected(ctx context.Context, o client.Object) []reconcile.Request {

@@ -52,12 +52,20 @@ type StatusReconciler struct {
 	Planner  Planner
 	Recorder events.EventRecorder
 
+	// progress, when set, tells a policy still being written from one that failed.
+	progress *progress
 	// pendingSince remembers when each ClientIntents was first seen waiting for a policy.
 	pendingSince sync.Map
 }
 
-// pendingGrace is how long policies may take to land before Ready reports Pending.
-const pendingGrace = 2 * time.Second
+const (
+	// pendingStall is how long a policy the NetworkPolicy controller is still working on
+	// may take to land before Ready reports Pending anyway.
+	pendingStall = 30 * time.Second
+	// pendingRecheck is how often a ClientIntents waiting for its policies looks for a
+	// failed attempt; the policies' own watch events bring it back sooner.
+	pendingRecheck = 5 * time.Second
+)
 
 // +kubebuilder:rbac:groups=k8s.otterize.com,resources=clientintents/status;protectedservices/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
@@ -72,7 +80,11 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if !ci.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
+	if wait := r.waitForPolicies(&ci); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	var missing, shadowed, enforced, pending []string
+	var pendingServers []intent.Server
 	for _, server := range intent.Servers(&ci) {
 		plan, err := r.Planner.Plan(ctx, server)
 		if err != nil {
@@ -93,6 +105,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		err = r.Client.Get(ctx, client.ObjectKeyFromObject(plan.Policy), &live)
 		if apierrors.IsNotFound(err) || (err == nil && !netpol.UpToDate(plan.Policy, &live)) {
 			pending = append(pending, server.String())
+			pendingServers = append(pendingServers, server)
 		} else if err != nil {
 			return ctrl.Result{}, fmt.Errorf("reading NetworkPolicy %s: %w", client.ObjectKeyFromObject(plan.Policy), err)
 		}
@@ -131,14 +144,29 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		status.UpToDate = true
 		set(ConditionReady, true, ReasonApplied, "the enforcement points reflect this generation")
 	} else {
-		// Policies usually land within milliseconds; reporting Pending for that moment
-		// would cost two status writes per change. Only a lasting wait is reported.
+		// While the NetworkPolicy controller still has the change in hand, reporting Pending
+		// would cost a status write and an Event per ClientIntents in every burst; the
+		// policy's watch event brings this back when it lands. A policy blocked by one the
+		// operator does not own, or a wait that lasts, is reported.
+		var failures []string
+		for _, server := range pendingServers {
+			if r.progress == nil {
+				break
+			}
+			if _, _, blocked := r.progress.state(serverRequest(server)); blocked != "" {
+				failures = append(failures, blocked)
+			}
+		}
 		since, _ := r.pendingSince.LoadOrStore(key, time.Now())
-		if wait := pendingGrace - time.Since(since.(time.Time)); wait > 0 {
-			return ctrl.Result{RequeueAfter: wait}, nil
+		if wait := pendingStall - time.Since(since.(time.Time)); wait > 0 && len(failures) == 0 {
+			return ctrl.Result{RequeueAfter: min(wait, pendingRecheck)}, nil
+		}
+		msg := "waiting for NetworkPolicies of: " + strings.Join(pending, ", ")
+		if len(failures) > 0 {
+			msg += "; " + strings.Join(failures, "; ")
 		}
 		status.UpToDate = false
-		set(ConditionReady, false, ReasonPending, "waiting for NetworkPolicies of: "+strings.Join(pending, ", "))
+		set(ConditionReady, false, ReasonPending, msg)
 	}
 	if equality.Semantic.DeepEqual(status, &ci.Status) {
 		return ctrl.Result{}, nil
@@ -150,6 +178,23 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	return ctrl.Result{}, nil
+}
+
+// waitForPolicies returns how long to wait before computing the status, when the
+// NetworkPolicy controller still has changes to one of the servers in hand: the status
+// would only say Pending, and computing it costs a plan per server. The controller tells
+// this one when it is done; the returned wait is the fallback.
+func (r *StatusReconciler) waitForPolicies(ci *v2beta1.ClientIntents) time.Duration {
+	if r.progress == nil {
+		return 0
+	}
+	for _, server := range intent.Servers(ci) {
+		outstanding, since, blocked := r.progress.state(serverRequest(server))
+		if outstanding && blocked == "" && time.Since(since) < pendingStall {
+			return pendingRecheck
+		}
+	}
+	return 0
 }
 
 // announced are the reasons worth an Event when a condition takes them: what users need

@@ -78,7 +78,8 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-// writeCounter counts the operator's mutating API requests.
+// writeCounter counts the operator's mutating API requests that the API server carried
+// out; a create refused because the name is taken changes nothing and is not counted.
 type writeCounter struct {
 	rt     http.RoundTripper
 	writes atomic.Int64
@@ -87,15 +88,18 @@ type writeCounter struct {
 }
 
 func (w *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := w.rt.RoundTrip(req)
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
-	default:
+		return resp, err
+	}
+	if err == nil && resp.StatusCode < 400 {
 		w.writes.Add(1)
 		w.mu.Lock()
 		w.log = append(w.log, req.Method+" "+req.URL.Path)
 		w.mu.Unlock()
 	}
-	return w.rt.RoundTrip(req)
+	return resp, err
 }
 
 func (w *writeCounter) requests() []string {

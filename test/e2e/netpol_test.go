@@ -397,11 +397,12 @@ spec:
   targets:
   - kubernetes: {name: server}
 `)
-	waitFor(t, "Ready=False while the name is taken", func() (bool, error) {
+	waitFor(t, "Ready=False saying the name is taken", func() (bool, error) {
 		var got v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got)
 		c := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionReady)
-		return err == nil && c != nil && c.Status == metav1.ConditionFalse, err
+		return err == nil && c != nil && c.Status == metav1.ConditionFalse && c.Reason == controller.ReasonPending &&
+			strings.Contains(c.Message, "exists and is not managed by"), err
 	})
 	var after networkingv1.NetworkPolicy
 	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(squatter), &after); err != nil {

@@ -1,0 +1,138 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// progress knows which servers have changes the NetworkPolicy reconciler has not carried
+// out yet, and how its last attempt at each ended. Status uses it to tell "not written
+// yet" (say nothing, the policy's watch event will come) from "tried and failed" (report
+// Pending with the reason), so a burst of changes costs one status write per ClientIntents
+// instead of a Pending and a Ready.
+type progress struct {
+	mu      sync.Mutex
+	seq     uint64
+	servers map[reconcile.Request]*serverProgress
+	// settled receives each server whose outstanding changes were just carried out or
+	// failed, so status waiting on it can look again.
+	settled chan event.TypedGenericEvent[reconcile.Request]
+}
+
+type serverProgress struct {
+	// marked is the sequence number of the last change seen; zero once carried out.
+	marked uint64
+	// since is when the server last went from carried out to outstanding.
+	since time.Time
+	// failed is true when the last attempt failed.
+	failed bool
+	// blocked says what keeps the last attempt from succeeding until someone acts (a
+	// policy of the same name the operator does not own); transient errors leave it empty.
+	blocked string
+}
+
+// settledBuffer bounds the notifications not yet taken by the status controller; beyond
+// it they are dropped and status finds out at its next periodic look.
+const settledBuffer = 4096
+
+func newProgress() *progress {
+	return &progress{servers: map[reconcile.Request]*serverProgress{}, settled: make(chan event.TypedGenericEvent[reconcile.Request], settledBuffer)}
+}
+
+// track marks the servers a watch event maps to as outstanding.
+func (p *progress) track(f handler.MapFunc) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		reqs := f(ctx, o)
+		p.mark(reqs...)
+		return reqs
+	}
+}
+
+func (p *progress) mark(reqs ...reconcile.Request) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range reqs {
+		p.seq++
+		s := p.servers[r]
+		if s == nil {
+			s = &serverProgress{}
+			p.servers[r] = s
+		}
+		if s.marked == 0 {
+			s.since = time.Now()
+		}
+		s.marked = p.seq
+	}
+}
+
+// begin returns the token a reconcile of the server passes to finish.
+func (p *progress) begin() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.seq
+}
+
+// finish records how a reconcile that started at token ended. Changes marked after it
+// started stay outstanding: the queue holds another reconcile for them.
+func (p *progress) finish(r reconcile.Request, token uint64, err error) {
+	if p.record(r, token, err) {
+		select {
+		case p.settled <- event.TypedGenericEvent[reconcile.Request]{Object: r}:
+		default:
+		}
+	}
+}
+
+// record notes the outcome and reports whether the server had been outstanding.
+func (p *progress) record(r reconcile.Request, token uint64, err error) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.servers[r]
+	if err != nil {
+		if s == nil {
+			s = &serverProgress{marked: token, since: time.Now()}
+			p.servers[r] = s
+		}
+		s.failed, s.blocked = true, ""
+		var taken nameTakenError
+		if errors.As(err, &taken) {
+			s.blocked = taken.Error()
+		}
+		return true
+	}
+	if s == nil {
+		return false
+	}
+	s.failed, s.blocked = false, ""
+	if s.marked <= token {
+		delete(p.servers, r)
+	}
+	return true
+}
+
+// state says whether the server has outstanding changes (and since when) and what blocks
+// it, if something does.
+func (p *progress) state(r reconcile.Request) (outstanding bool, since time.Time, blocked string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.servers[r]
+	if s == nil {
+		return false, time.Time{}, ""
+	}
+	return s.marked != 0, s.since, s.blocked
+}
+
+// failed reports whether the last attempt at the server failed.
+func (p *progress) failed(r reconcile.Request) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.servers[r]
+	return s != nil && s.failed
+}

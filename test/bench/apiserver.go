@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// apiWrites counts the write requests the API server has served, by resource and verb
+// ("networkpolicies APPLY", "clientintents/status UPDATE"), from its own metrics. The
+// difference of two counts says what a phase cost the server, whoever the writer was.
+type apiWrites map[string]float64
+
+var labelRE = regexp.MustCompile(`(\w+)="([^"]*)"`)
+
+// scrapeAPIWrites reads the API server's apiserver_request_total counters.
+func scrapeAPIWrites(ctx context.Context, cfg *rest.Config) (apiWrites, error) {
+	unlimited := rest.CopyConfig(cfg)
+	unlimited.QPS = -1
+	cs, err := kubernetes.NewForConfig(unlimited)
+	if err != nil {
+		return nil, fmt.Errorf("API server metrics client: %w", err)
+	}
+	body, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("scraping API server metrics: %w", err)
+	}
+	out := apiWrites{}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		name, labels, value, ok := parseMetric(sc.Text())
+		if !ok || name != "apiserver_request_total" {
+			continue
+		}
+		l := map[string]string{}
+		for _, m := range labelRE.FindAllStringSubmatch(labels, -1) {
+			l[m[1]] = m[2]
+		}
+		switch l["verb"] {
+		case "GET", "LIST", "WATCH", "CONNECT", "":
+			continue
+		}
+		key := l["resource"]
+		if l["subresource"] != "" {
+			key += "/" + l["subresource"]
+		}
+		out[key+" "+l["verb"]] += value
+	}
+	return out, sc.Err()
+}
+
+// minus returns the writes made since base, leaving out kinds with none.
+func (w apiWrites) minus(base apiWrites) apiWrites {
+	out := apiWrites{}
+	for k, v := range w {
+		if d := v - base[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// String lists the counts, largest first.
+func (w apiWrites) String() string {
+	keys := slices.Collect(maps.Keys(w))
+	slices.SortFunc(keys, func(a, b string) int {
+		if w[a] != w[b] {
+			if w[a] > w[b] {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.0f", k, w[k]))
+	}
+	return strings.Join(parts, ", ")
+}
