@@ -36,6 +36,34 @@ func (o Options) Enforces(namespace string, protected bool) bool {
 type Planner struct {
 	Cluster cluster.Reader
 	Options Options
+
+	// selections, when set, remembers pod selections for the span of one reconcile, which
+	// asks for the same identities' selection several times.
+	selections map[intent.Ref]selection
+}
+
+type selection struct {
+	sel  netpol.Selection
+	pods []cluster.Pod
+}
+
+// forOneReconcile returns a planner that computes each identity's selection once; it must
+// not outlive the reconcile, as the cache moves on.
+func (p Planner) forOneReconcile() Planner {
+	p.selections = map[intent.Ref]selection{}
+	return p
+}
+
+// selectPods returns how the pods of ref are selected, and those pods.
+func (p Planner) selectPods(ctx context.Context, ref intent.Ref) (netpol.Selection, []cluster.Pod, error) {
+	if got, ok := p.selections[ref]; ok {
+		return got.sel, got.pods, nil
+	}
+	sel, pods, err := p.Cluster.Select(ctx, ref)
+	if err == nil && p.selections != nil {
+		p.selections[ref] = selection{sel: sel, pods: pods}
+	}
+	return sel, pods, err
 }
 
 // Plan is the desired state for one server.
@@ -92,7 +120,7 @@ func (p Planner) Plan(ctx context.Context, server intent.Server) (Plan, error) {
 			in.Ports = netpol.ServicePorts(&svc)
 		}
 	} else {
-		sel, _, err := p.Cluster.Select(ctx, server.Ref)
+		sel, _, err := p.selectPods(ctx, server.Ref)
 		if err != nil {
 			return plan, err
 		}
@@ -104,7 +132,7 @@ func (p Planner) Plan(ctx context.Context, server intent.Server) (Plan, error) {
 	}
 	for i := range intents {
 		ref := intent.Client(&intents[i])
-		sel, _, err := p.Cluster.Select(ctx, ref)
+		sel, _, err := p.selectPods(ctx, ref)
 		if err != nil {
 			return plan, err
 		}
@@ -163,7 +191,7 @@ func (p Planner) LabelsWanted(ctx context.Context, id identity.Identity) (map[st
 		if !ref.Matches(id) {
 			continue
 		}
-		sel, _, err := p.Cluster.Select(ctx, ref)
+		sel, _, err := p.selectPods(ctx, ref)
 		if err != nil {
 			return nil, err
 		}

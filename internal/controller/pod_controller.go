@@ -30,7 +30,7 @@ func (r *PodLabelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	lab := labeler{client: r.Client, planner: r.Planner}
+	lab := labeler{client: r.Client, planner: r.Planner.forOneReconcile()}
 	err = lab.sync(ctx, []cluster.Pod{{Meta: pod, Identity: id}})
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{Requeue: true}, nil

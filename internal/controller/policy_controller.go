@@ -57,15 +57,16 @@ func (r *PolicyReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctr
 		logger.Error(err, "dropping malformed request")
 		return ctrl.Result{}, nil
 	}
-	plan, err := r.Planner.Plan(ctx, server)
+	planner := r.Planner.forOneReconcile()
+	plan, err := planner.Plan(ctx, server)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	// Pods are labelled before a policy relies on the labels, so no declared client is
 	// cut off in between; labels no longer relied on are removed.
-	lab := labeler{client: r.Client, planner: r.Planner}
+	lab := labeler{client: r.Client, planner: planner}
 	for _, ref := range plan.Involved {
-		_, pods, err := r.Planner.Cluster.Select(ctx, ref)
+		_, pods, err := planner.selectPods(ctx, ref)
 		if err != nil {
 			return ctrl.Result{}, err
 		}

@@ -85,8 +85,9 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	var missing, shadowed, enforced, pending []string
 	var pendingServers []intent.Server
+	planner := r.Planner.forOneReconcile()
 	for _, server := range intent.Servers(&ci) {
-		plan, err := r.Planner.Plan(ctx, server)
+		plan, err := planner.Plan(ctx, server)
 		if err != nil {
 			return ctrl.Result{}, err
 		}

@@ -70,7 +70,10 @@ func (w apiWrites) minus(base apiWrites) apiWrites {
 }
 
 // String lists the counts, largest first.
-func (w apiWrites) String() string {
+func (w apiWrites) String() string { return w.top(len(w)) }
+
+// top lists the n largest counts, largest first, and how many kinds it left out.
+func (w apiWrites) top(n int) string {
 	keys := slices.Collect(maps.Keys(w))
 	slices.SortFunc(keys, func(a, b string) int {
 		if w[a] != w[b] {
@@ -82,7 +85,11 @@ func (w apiWrites) String() string {
 		return strings.Compare(a, b)
 	})
 	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
+	for i, k := range keys {
+		if i == n {
+			parts = append(parts, fmt.Sprintf("and %d more kinds", len(keys)-n))
+			break
+		}
 		parts = append(parts, fmt.Sprintf("%s %.0f", k, w[k]))
 	}
 	return strings.Join(parts, ", ")

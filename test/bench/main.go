@@ -68,6 +68,8 @@ type change struct {
 	MaxWrites     float64 `json:"maxWrites"`
 	MedianLatency float64 `json:"medianLatencyMs"`
 	MaxLatency    float64 `json:"maxLatencyMs"`
+	// LastAPIWrites is what the last run cost the API server, by kind, all writers.
+	LastAPIWrites apiWrites `json:"lastRunAPIWritesByKind"`
 }
 
 func main() {
@@ -235,11 +237,20 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 		ch := change{Kind: sc.name}
 		var writes, lat []float64
 		for i := 0; i < runs; i++ {
+			apiBase, err := scrapeAPIWrites(ctx, lc.Config)
+			if err != nil {
+				return nil, err
+			}
 			w, l, err := measure(ctx, c, op, sc)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", sc.name, err)
 			}
 			writes, lat = append(writes, w), append(lat, l)
+			apiAfter, err := scrapeAPIWrites(ctx, lc.Config)
+			if err != nil {
+				return nil, err
+			}
+			ch.LastAPIWrites = apiAfter.minus(apiBase)
 		}
 		ch.Runs = runs
 		ch.MedianWrites, ch.MaxWrites = median(writes), maxOf(writes)
@@ -527,6 +538,13 @@ func measure(ctx context.Context, c client.WithWatch, op *operatorProcess, sc sc
 	if err != nil {
 		return 0, 0, err
 	}
+	if os.Getenv("BENCH_DEBUG") != "" {
+		for k, v := range after.requests {
+			if d := v - before.requests[k]; d > 0 {
+				fmt.Fprintf(os.Stderr, "bench: %s: operator requests %s: %.0f\n", sc.name, k, d)
+			}
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	lat := 0.0
@@ -564,6 +582,7 @@ func printTable(r *result) {
 	fmt.Fprintf(tw, "evaluator\t%d pairs checked, %d wrong\n", r.EvaluatorChecked, r.EvaluatorWrong)
 	for _, ch := range r.Changes {
 		fmt.Fprintf(tw, "%s\twrites median %.0f max %.0f; last policy write after median %.1fms max %.1fms (%d runs)\n", ch.Kind, ch.MedianWrites, ch.MaxWrites, ch.MedianLatency, ch.MaxLatency, ch.Runs)
+		fmt.Fprintf(tw, "  last run, API writes by kind (all writers)\t%s\n", ch.LastAPIWrites.top(6))
 	}
 	fmt.Fprintf(tw, "idle resync (operator restart)\t%.0f writes\n", r.IdleResyncWrites)
 	fmt.Fprintf(tw, "operator memory\tpeak RSS %.1f MiB, heap in use %.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20), r.HeapInuseBytes/(1<<20))

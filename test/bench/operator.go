@@ -94,6 +94,8 @@ type sample struct {
 	queueDepth float64
 	reconciles float64
 	heapBytes  float64
+	// requests counts the operator's API requests by method and response code.
+	requests map[string]float64
 }
 
 func (p *operatorProcess) sample() (sample, error) {
@@ -102,7 +104,7 @@ func (p *operatorProcess) sample() (sample, error) {
 		return sample{}, fmt.Errorf("scraping operator metrics: %w", err)
 	}
 	defer resp.Body.Close()
-	var s sample
+	s := sample{requests: map[string]float64{}}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -119,6 +121,7 @@ func (p *operatorProcess) sample() (sample, error) {
 			if !strings.Contains(labels, `method="GET"`) {
 				s.writes += value
 			}
+			s.requests[labels] += value
 		case "workqueue_depth":
 			s.queueDepth += value
 		case "controller_runtime_reconcile_total":
