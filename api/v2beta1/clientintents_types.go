@@ -181,7 +181,8 @@ type ClientIntents struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   ClientIntentsSpec   `json:"spec,omitempty"`
+	// +required
+	Spec   ClientIntentsSpec   `json:"spec"`
 	Status ClientIntentsStatus `json:"status,omitempty"`
 }
 

@@ -40,7 +40,8 @@ type ProtectedService struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   ProtectedServiceSpec   `json:"spec,omitempty"`
+	// +required
+	Spec   ProtectedServiceSpec   `json:"spec"`
 	Status ProtectedServiceStatus `json:"status,omitempty"`
 }
 

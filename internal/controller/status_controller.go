@@ -83,16 +83,21 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if wait := r.waitForPolicies(&ci); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	var missing, shadowed, enforced, pending []string
+	var missingWorkloads, missingServices, shadowed, enforced, pending []string
 	var pendingServers []intent.Server
 	planner := r.Planner.forOneReconcile()
-	for _, server := range intent.Servers(&ci) {
+	servers := intent.Servers(&ci)
+	for _, server := range servers {
 		plan, err := planner.Plan(ctx, server)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		if !plan.Exists {
-			missing = append(missing, server.String())
+		switch {
+		case plan.Exists:
+		case server.Service:
+			missingServices = append(missingServices, server.String())
+		default:
+			missingWorkloads = append(missingWorkloads, server.String())
 		}
 		if !plan.Enforced {
 			shadowed = append(shadowed, server.String())
@@ -123,12 +128,15 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
 	}
-	if len(missing) == 0 {
+	if msg := missingMessage(missingWorkloads, missingServices); msg == "" {
 		set(ConditionTargetsResolved, true, ReasonResolved, "every target was found in the cluster")
 	} else {
-		set(ConditionTargetsResolved, false, ReasonTargetMissing, "no workload, pods or selectable Service found for: "+strings.Join(missing, ", ")+"; their policies are written once they appear")
+		set(ConditionTargetsResolved, false, ReasonTargetMissing, msg)
 	}
 	switch {
+	case len(servers) == 0:
+		status.Enforcement = EnforcementEnforced
+		set(ConditionEnforced, true, ReasonEnforced, "no target is an in-cluster server, so there is nothing for NetworkPolicies to enforce (internet targets are not enforced yet)")
 	case len(shadowed) == 0:
 		status.Enforcement = EnforcementEnforced
 		set(ConditionEnforced, true, ReasonEnforced, "every server these intents call accepts only declared clients")
@@ -179,6 +187,20 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	return ctrl.Result{}, nil
+}
+
+// missingMessage says which targets were not found and what that means for each kind: a
+// workload's policy selects its pods by label and is in place before they exist, while a
+// Service's policy needs the Service's selector.
+func missingMessage(workloads, services []string) string {
+	var parts []string
+	if len(workloads) > 0 {
+		parts = append(parts, "no workload or pods found for "+strings.Join(workloads, ", ")+" (their policies are in place and apply to their pods as soon as they exist)")
+	}
+	if len(services) > 0 {
+		parts = append(parts, "no Service with a pod selector found for "+strings.Join(services, ", ")+" (their policies are written once the Service exists)")
+	}
+	return strings.Join(parts, "; ")
 }
 
 // waitForPolicies returns how long to wait before computing the status, when the

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -488,6 +490,19 @@ spec:
 			}
 		})
 	}
+	t.Run("no spec at all", func(t *testing.T) {
+		for _, kind := range []string{"ClientIntents", "ProtectedService"} {
+			u := &unstructured.Unstructured{}
+			u.SetAPIVersion(v2beta1.GroupVersion.String())
+			u.SetKind(kind)
+			u.SetNamespace(ns)
+			u.SetName("no-spec")
+			err := kube.Create(context.Background(), u)
+			if err == nil || !strings.Contains(err.Error(), "spec: Required value") {
+				t.Errorf("%s without spec: got error %v, want spec: Required value", kind, err)
+			}
+		}
+	})
 }
 
 // Once converged, a full re-reconcile of an unchanged cluster writes nothing.
@@ -526,5 +541,51 @@ spec:
 	time.Sleep(3 * time.Second) // let every initial reconcile run
 	if reqs := counter.requests(); len(reqs) != 0 {
 		t.Fatalf("resync of an unchanged cluster wrote %d times: %v", len(reqs), reqs)
+	}
+}
+
+// Editing one ClientIntents writes the one policy it changes and its own status, nothing
+// else: no Pending status on the way, no other server's policy, no other intents' status.
+func TestOneEditWritesOnlyWhatChanged(t *testing.T) {
+	ns := namespace(t, "one-edit")
+	for _, name := range []string{"alpha", "beta", "first", "second"} {
+		deployment(t, ns, name, 1, nil, nil)
+	}
+	first := applyIntents(t, ns, `
+metadata: {name: first}
+spec:
+  workload: {name: first}
+  targets:
+  - kubernetes: {name: alpha}
+`)
+	second := applyIntents(t, ns, `
+metadata: {name: second}
+spec:
+  workload: {name: second}
+  targets:
+  - kubernetes: {name: alpha}
+  - kubernetes: {name: beta}
+`)
+	counter := startOperator(t, controller.Options{})
+	first = waitReady(t, first)
+	waitReady(t, second)
+	time.Sleep(time.Second) // let every initial reconcile run
+	before := len(counter.requests())
+
+	first.Spec.Targets = append(first.Spec.Targets, v2beta1.Target{Kubernetes: &v2beta1.KubernetesTarget{Name: "beta"}})
+	if err := kube.Update(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, first)
+	eventuallyConnectivity(t, http8080, calls{"alpha.one-edit": {"first.one-edit", "second.one-edit"}, "beta.one-edit": {"first.one-edit", "second.one-edit"}}, ns)
+	time.Sleep(time.Second) // anything the edit still causes would be written by now
+	got := counter.requests()[before:]
+	want := []string{
+		"PATCH /apis/k8s.otterize.com/v2beta1/namespaces/one-edit/clientintents/first/status",
+		"PATCH /apis/networking.k8s.io/v1/namespaces/one-edit/networkpolicies/access-to.any.beta",
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("one edit wrote %v, want %v", got, want)
 	}
 }
