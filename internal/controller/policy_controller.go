@@ -123,26 +123,34 @@ func (r *PolicyReconciler) converge(ctx context.Context, server intent.Server, d
 func (r *PolicyReconciler) create(ctx context.Context, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
 	key := client.ObjectKeyFromObject(desired)
 	var live networkingv1.NetworkPolicy
-	var err error = apierrors.NewNotFound(networkingv1.Resource("networkpolicies"), key.Name)
 	if lookFirst {
-		err = r.APIReader.Get(ctx, key, &live)
-	}
-	if apierrors.IsNotFound(err) {
-		err = r.Client.Create(ctx, desired.DeepCopy(), client.FieldOwner(FieldManager))
+		err := r.APIReader.Get(ctx, key, &live)
 		if err == nil {
-			log.FromContext(ctx).Info("created NetworkPolicy", "policy", key, "server", desired.Annotations[netpol.ServerAnnotation])
-			return nil
+			return r.adopt(ctx, desired, &live)
 		}
-		if !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating NetworkPolicy %s: %w", key, err)
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("reading NetworkPolicy %s: %w", key, err)
 		}
-		err = r.APIReader.Get(ctx, key, &live)
 	}
-	if err != nil {
+	err := r.Client.Create(ctx, desired.DeepCopy(), client.FieldOwner(FieldManager))
+	if err == nil {
+		log.FromContext(ctx).Info("created NetworkPolicy", "policy", key, "server", desired.Annotations[netpol.ServerAnnotation])
+		return nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating NetworkPolicy %s: %w", key, err)
+	}
+	if err := r.APIReader.Get(ctx, key, &live); err != nil {
 		return fmt.Errorf("reading NetworkPolicy %s: %w", key, err)
 	}
-	if !managedByUs(&live) {
-		return nameTakenError{key: key}
+	return r.adopt(ctx, desired, &live)
+}
+
+// adopt applies the desired policy over a live one of its name that the cache does not
+// hold, if the operator wrote it.
+func (r *PolicyReconciler) adopt(ctx context.Context, desired, live *networkingv1.NetworkPolicy) error {
+	if !managedByUs(live) {
+		return nameTakenError{key: client.ObjectKeyFromObject(live)}
 	}
 	return r.apply(ctx, desired)
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -71,5 +72,21 @@ func TestProgressNotifiesSettledServers(t *testing.T) {
 	case ev := <-p.settled:
 		t.Fatalf("unexpected notification for %v", ev.Object)
 	default:
+	}
+}
+
+func TestProgressBacklogLeavesOutFailingAndStaleServers(t *testing.T) {
+	p := newProgress()
+	p.mark(req("a"), req("b"), req("c"))
+	p.finish(req("b"), p.begin(), errors.New("connection refused"))
+	if got := p.backlog(time.Hour); got != 2 {
+		t.Fatalf("backlog %d, want 2 (a and c; b is failing)", got)
+	}
+	if got := p.backlog(0); got != 0 {
+		t.Fatalf("backlog %d with everything stale, want 0", got)
+	}
+	p.finish(req("a"), p.begin(), nil)
+	if got := p.backlog(time.Hour); got != 1 {
+		t.Fatalf("backlog %d, want 1 (c)", got)
 	}
 }

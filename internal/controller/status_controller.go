@@ -56,6 +56,9 @@ type StatusReconciler struct {
 	progress *progress
 	// pendingSince remembers when each ClientIntents was first seen waiting for a policy.
 	pendingSince sync.Map
+	// deferredSince remembers when each ClientIntents' status was first held back for
+	// the NetworkPolicy controller's backlog.
+	deferredSince sync.Map
 }
 
 const (
@@ -65,6 +68,15 @@ const (
 	// pendingRecheck is how often a ClientIntents waiting for its policies looks for a
 	// failed attempt; the policies' own watch events bring it back sooner.
 	pendingRecheck = 5 * time.Second
+	// backlogThreshold is the number of servers with changes in hand above which status
+	// writes wait, so that in a burst (many intents applied at once, an operator start)
+	// the API server spends its capacity on policies first.
+	backlogThreshold = 16
+	// backlogRecheck is how often status held back for the backlog looks again.
+	backlogRecheck = 500 * time.Millisecond
+	// backlogMaxDefer bounds how long status is held back for the backlog, so that
+	// steady churn elsewhere cannot starve it.
+	backlogMaxDefer = 10 * time.Second
 )
 
 // +kubebuilder:rbac:groups=k8s.otterize.com,resources=clientintents/status;protectedservices/status,verbs=get;update;patch
@@ -74,13 +86,16 @@ const (
 // Reconcile recomputes one ClientIntents' status and writes it if it changed.
 func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var ci v2beta1.ClientIntents
-	if err := r.Client.Get(ctx, req.NamespacedName, &ci); err != nil {
+	err := r.Client.Get(ctx, req.NamespacedName, &ci)
+	if err != nil || !ci.DeletionTimestamp.IsZero() {
+		r.pendingSince.Delete(req.NamespacedName)
+		r.deferredSince.Delete(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !ci.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
-	}
 	if wait := r.waitForPolicies(&ci); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	if wait := r.waitForBacklog(req.NamespacedName); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	var missingWorkloads, missingServices, shadowed, enforced, pending []string
@@ -159,10 +174,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		// operator does not own, or a wait that lasts, is reported.
 		var failures []string
 		for _, server := range pendingServers {
-			if r.progress == nil {
-				break
-			}
-			if _, _, blocked := r.progress.state(serverRequest(server)); blocked != "" {
+			if blocked := r.blocked(server); blocked != "" {
 				failures = append(failures, blocked)
 			}
 		}
@@ -218,6 +230,30 @@ func (r *StatusReconciler) waitForPolicies(ci *v2beta1.ClientIntents) time.Durat
 		}
 	}
 	return 0
+}
+
+// waitForBacklog holds status back while the NetworkPolicy controller has a backlog,
+// for at most backlogMaxDefer per ClientIntents.
+func (r *StatusReconciler) waitForBacklog(key client.ObjectKey) time.Duration {
+	if r.progress == nil || r.progress.backlog(pendingStall) < backlogThreshold {
+		r.deferredSince.Delete(key)
+		return 0
+	}
+	since, _ := r.deferredSince.LoadOrStore(key, time.Now())
+	if time.Since(since.(time.Time)) >= backlogMaxDefer {
+		r.deferredSince.Delete(key)
+		return 0
+	}
+	return backlogRecheck
+}
+
+// blocked says what keeps the server's policy from being written, if something does.
+func (r *StatusReconciler) blocked(server intent.Server) string {
+	if r.progress == nil {
+		return ""
+	}
+	_, _, blocked := r.progress.state(serverRequest(server))
+	return blocked
 }
 
 // announced are the reasons worth an Event when a condition takes them: what users need
