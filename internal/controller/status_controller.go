@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/intent"
@@ -59,6 +60,16 @@ type StatusReconciler struct {
 	// deferredSince remembers when each ClientIntents' status was first held back for
 	// the NetworkPolicy controller's backlog.
 	deferredSince sync.Map
+	// written remembers the last status written to each ClientIntents, so that a
+	// reconcile reading the cache before it has caught up with that write does not
+	// write the same status again.
+	written sync.Map
+}
+
+type writtenStatus struct {
+	// over is the resourceVersion the write replaced.
+	over   string
+	status v2beta1.ClientIntentsStatus
 }
 
 const (
@@ -90,6 +101,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err != nil || !ci.DeletionTimestamp.IsZero() {
 		r.pendingSince.Delete(req.NamespacedName)
 		r.deferredSince.Delete(req.NamespacedName)
+		r.written.Delete(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if wait := r.waitForPolicies(&ci); wait > 0 {
@@ -192,12 +204,21 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if equality.Semantic.DeepEqual(status, &ci.Status) {
 		return ctrl.Result{}, nil
 	}
+	if w, ok := r.written.Load(key); ok {
+		if last := w.(writtenStatus); last.over == ci.ResourceVersion && equality.Semantic.DeepEqual(status, &last.status) {
+			return ctrl.Result{}, nil
+		}
+	}
 	r.announce(&ci, status)
+	over := ci.ResourceVersion
 	patch := client.MergeFrom(ci.DeepCopy())
 	ci.Status = *status
 	if err := r.Client.Status().Patch(ctx, &ci, patch); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	r.written.Store(key, writtenStatus{over: over, status: *status})
+	ready := meta.FindStatusCondition(status.Conditions, ConditionReady)
+	log.FromContext(ctx).Info("updated ClientIntents status", "generation", ci.Generation, "ready", ready.Status, "reason", ready.Reason, "message", ready.Message)
 	return ctrl.Result{}, nil
 }
 
