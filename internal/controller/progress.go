@@ -46,13 +46,14 @@ func newProgress() *progress {
 	return &progress{servers: map[reconcile.Request]*serverProgress{}, settled: make(chan event.TypedGenericEvent[reconcile.Request], settledBuffer)}
 }
 
-// track marks the servers a watch event maps to as outstanding.
-func (p *progress) track(f handler.MapFunc) handler.MapFunc {
-	return func(ctx context.Context, o client.Object) []reconcile.Request {
+// enqueueServers is the NetworkPolicy controller's event handler: it enqueues the servers
+// an event maps to and marks them outstanding, so no watch can enqueue without marking.
+func (p *progress) enqueueServers(f handler.MapFunc) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		reqs := f(ctx, o)
 		p.mark(reqs...)
 		return reqs
-	}
+	})
 }
 
 func (p *progress) mark(reqs ...reconcile.Request) {

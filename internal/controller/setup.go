@@ -39,17 +39,17 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	policies := &PolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Planner: planner, progress: prog}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
-		Watches(&v2beta1.ClientIntents{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfIntents))).
-		Watches(&v2beta1.ProtectedService{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfProtected))).
-		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(prog.track(serverOfPolicy))).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serverOfService))).
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfWorkload)), builder.WithPredicates(selectorOrOwnersChanged)).
-		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfWorkload)), builder.WithPredicates(selectorOrOwnersChanged)).
-		Watches(&appsv1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfWorkload)), builder.WithPredicates(selectorOrOwnersChanged)).
-		WatchesMetadata(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfWorkload)), builder.WithPredicates(selectorOrOwnersChanged)).
-		WatchesMetadata(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfWorkload)), builder.WithPredicates(selectorOrOwnersChanged)).
-		WatchesMetadata(&batchv1.CronJob{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfWorkload)), builder.WithPredicates(selectorOrOwnersChanged)).
-		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(prog.track(m.serversOfPod)), builder.WithPredicates(podIdentityChanged)).
+		Watches(&v2beta1.ClientIntents{}, prog.enqueueServers(m.serversOfIntents)).
+		Watches(&v2beta1.ProtectedService{}, prog.enqueueServers(m.serversOfProtected)).
+		Watches(&networkingv1.NetworkPolicy{}, prog.enqueueServers(serverOfPolicy)).
+		Watches(&corev1.Service{}, prog.enqueueServers(m.serverOfService)).
+		Watches(&appsv1.Deployment{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
+		Watches(&appsv1.StatefulSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
+		Watches(&appsv1.DaemonSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
+		WatchesMetadata(&appsv1.ReplicaSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
+		WatchesMetadata(&batchv1.Job{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
+		WatchesMetadata(&batchv1.CronJob{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
+		WatchesMetadata(&corev1.Pod{}, prog.enqueueServers(m.serversOfPod), builder.WithPredicates(podIdentityChanged)).
 		Complete(policies)
 	if err != nil {
 		return fmt.Errorf("setting up the NetworkPolicy controller: %w", err)

@@ -55,21 +55,53 @@ type StatusReconciler struct {
 
 	// progress, when set, tells a policy still being written from one that failed.
 	progress *progress
-	// pendingSince remembers when each ClientIntents was first seen waiting for a policy.
-	pendingSince sync.Map
-	// deferredSince remembers when each ClientIntents' status was first held back for
-	// the NetworkPolicy controller's backlog.
-	deferredSince sync.Map
-	// written remembers the last status written to each ClientIntents, so that a
-	// reconcile reading the cache before it has caught up with that write does not
-	// write the same status again.
-	written sync.Map
+	mu       sync.Mutex
+	// memory holds what the reconciler remembers of each ClientIntents between reconciles.
+	memory map[client.ObjectKey]*memory
 }
 
-type writtenStatus struct {
-	// over is the resourceVersion the write replaced.
-	over   string
-	status v2beta1.ClientIntentsStatus
+// memory is what the status reconciler remembers of one ClientIntents. The work queue
+// never reconciles one key twice at a time, so only the map needs the lock.
+type memory struct {
+	// pendingSince is when it was first seen waiting for a policy; zero when not waiting.
+	pendingSince time.Time
+	// deferredSince is when its status was first held back for the NetworkPolicy
+	// controller's backlog; zero when not held back.
+	deferredSince time.Time
+	// written is the last status written, and the resourceVersion that write replaced,
+	// so that a reconcile reading the cache before it has caught up with the write does
+	// not write the same status again.
+	written     *v2beta1.ClientIntentsStatus
+	writtenOver string
+}
+
+// recall returns what is remembered of a ClientIntents, starting afresh if nothing is.
+func (r *StatusReconciler) recall(key client.ObjectKey) *memory {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.memory == nil {
+		r.memory = map[client.ObjectKey]*memory{}
+	}
+	m := r.memory[key]
+	if m == nil {
+		m = &memory{}
+		r.memory[key] = m
+	}
+	return m
+}
+
+func (r *StatusReconciler) forget(key client.ObjectKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.memory, key)
+}
+
+// since returns *t, set to now first if it is zero.
+func since(t *time.Time) time.Time {
+	if t.IsZero() {
+		*t = time.Now()
+	}
+	return *t
 }
 
 const (
@@ -99,19 +131,18 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	var ci v2beta1.ClientIntents
 	err := r.Client.Get(ctx, req.NamespacedName, &ci)
 	if err != nil || !ci.DeletionTimestamp.IsZero() {
-		r.pendingSince.Delete(req.NamespacedName)
-		r.deferredSince.Delete(req.NamespacedName)
-		r.written.Delete(req.NamespacedName)
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if wait := r.waitForPolicies(&ci); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	if wait := r.waitForBacklog(req.NamespacedName); wait > 0 {
+	mem := r.recall(req.NamespacedName)
+	if wait := r.waitForBacklog(mem); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	var missingWorkloads, missingServices, shadowed, enforced, pending []string
-	var pendingServers []intent.Server
+	var missingWorkloads, missingServices, shadowed, enforced []string
+	var pending []intent.Server
 	planner := r.Planner.forOneReconcile()
 	servers := intent.Servers(&ci)
 	for _, server := range servers {
@@ -137,8 +168,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		var live networkingv1.NetworkPolicy
 		err = r.Client.Get(ctx, client.ObjectKeyFromObject(plan.Policy), &live)
 		if apierrors.IsNotFound(err) || (err == nil && !netpol.UpToDate(plan.Policy, &live)) {
-			pending = append(pending, server.String())
-			pendingServers = append(pendingServers, server)
+			pending = append(pending, server)
 		} else if err != nil {
 			return ctrl.Result{}, fmt.Errorf("reading NetworkPolicy %s: %w", client.ObjectKeyFromObject(plan.Policy), err)
 		}
@@ -174,9 +204,8 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		status.Enforcement = EnforcementPartial
 		set(ConditionEnforced, false, ReasonPartial, "enforced for "+strings.Join(enforced, ", ")+"; shadow mode for "+strings.Join(shadowed, ", "))
 	}
-	key := req.NamespacedName
 	if len(pending) == 0 {
-		r.pendingSince.Delete(key)
+		mem.pendingSince = time.Time{}
 		status.UpToDate = true
 		set(ConditionReady, true, ReasonApplied, "the enforcement points reflect this generation")
 	} else {
@@ -185,16 +214,15 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		// policy's watch event brings this back when it lands. A policy blocked by one the
 		// operator does not own, or a wait that lasts, is reported.
 		var failures []string
-		for _, server := range pendingServers {
+		for _, server := range pending {
 			if blocked := r.blocked(server); blocked != "" {
 				failures = append(failures, blocked)
 			}
 		}
-		since, _ := r.pendingSince.LoadOrStore(key, time.Now())
-		if wait := pendingStall - time.Since(since.(time.Time)); wait > 0 && len(failures) == 0 {
+		if wait := pendingStall - time.Since(since(&mem.pendingSince)); wait > 0 && len(failures) == 0 {
 			return ctrl.Result{RequeueAfter: min(wait, pendingRecheck)}, nil
 		}
-		msg := "waiting for NetworkPolicies of: " + strings.Join(pending, ", ")
+		msg := "waiting for NetworkPolicies of: " + joinServers(pending)
 		if len(failures) > 0 {
 			msg += "; " + strings.Join(failures, "; ")
 		}
@@ -204,10 +232,8 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if equality.Semantic.DeepEqual(status, &ci.Status) {
 		return ctrl.Result{}, nil
 	}
-	if w, ok := r.written.Load(key); ok {
-		if last := w.(writtenStatus); last.over == ci.ResourceVersion && equality.Semantic.DeepEqual(status, &last.status) {
-			return ctrl.Result{}, nil
-		}
+	if mem.written != nil && mem.writtenOver == ci.ResourceVersion && equality.Semantic.DeepEqual(status, mem.written) {
+		return ctrl.Result{}, nil
 	}
 	r.announce(&ci, status)
 	over := ci.ResourceVersion
@@ -216,7 +242,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err := r.Client.Status().Patch(ctx, &ci, patch); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	r.written.Store(key, writtenStatus{over: over, status: *status})
+	mem.written, mem.writtenOver = status, over
 	ready := meta.FindStatusCondition(status.Conditions, ConditionReady)
 	log.FromContext(ctx).Info("updated ClientIntents status", "generation", ci.Generation, "ready", ready.Status, "reason", ready.Reason, "message", ready.Message)
 	return ctrl.Result{}, nil
@@ -255,17 +281,25 @@ func (r *StatusReconciler) waitForPolicies(ci *v2beta1.ClientIntents) time.Durat
 
 // waitForBacklog holds status back while the NetworkPolicy controller has a backlog,
 // for at most backlogMaxDefer per ClientIntents.
-func (r *StatusReconciler) waitForBacklog(key client.ObjectKey) time.Duration {
+func (r *StatusReconciler) waitForBacklog(mem *memory) time.Duration {
 	if r.progress == nil || r.progress.backlog(pendingStall) < backlogThreshold {
-		r.deferredSince.Delete(key)
+		mem.deferredSince = time.Time{}
 		return 0
 	}
-	since, _ := r.deferredSince.LoadOrStore(key, time.Now())
-	if time.Since(since.(time.Time)) >= backlogMaxDefer {
-		r.deferredSince.Delete(key)
+	if time.Since(since(&mem.deferredSince)) >= backlogMaxDefer {
+		mem.deferredSince = time.Time{}
 		return 0
 	}
 	return backlogRecheck
+}
+
+// joinServers names servers as messages do.
+func joinServers(servers []intent.Server) string {
+	names := make([]string, len(servers))
+	for i, s := range servers {
+		names[i] = s.String()
+	}
+	return strings.Join(names, ", ")
 }
 
 // blocked says what keeps the server's policy from being written, if something does.
