@@ -143,6 +143,20 @@ type ResolvedIPs struct {
 	IPs []string `json:"ips,omitempty"`
 }
 
+// TargetStatus is what one enforcement point does for one target.
+type TargetStatus struct {
+	// Target names the target as the intents declare it ("service server", "kafka kafka.kafka").
+	Target string `json:"target"`
+	// Point is the enforcement point ("NetworkPolicy", "KafkaACL"); empty when none handles the target.
+	// +optional
+	Point string `json:"point,omitempty"`
+	// State is Enforced, Shadow, Waiting, Failed or NotEnforced.
+	State string `json:"state"`
+	// Message says what is in place, or what is missing and what to do about it.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
 // ClientIntentsStatus reports whether the intents are enforced.
 type ClientIntentsStatus struct {
 	// ObservedGeneration is the generation the status describes.
@@ -157,6 +171,10 @@ type ClientIntentsStatus struct {
 	// Enforcement summarises how the targets are handled: Enforced, Shadow or Partial.
 	// +optional
 	Enforcement string `json:"enforcement,omitempty"`
+	// Targets says, per target and enforcement point, exactly what is enforced.
+	// +optional
+	// +listType=atomic
+	Targets []TargetStatus `json:"targets,omitempty"`
 	// Conditions are Ready, TargetsResolved and Enforced.
 	// +optional
 	// +listType=map

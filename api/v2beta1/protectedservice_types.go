@@ -22,6 +22,9 @@ type ProtectedServiceStatus struct {
 	// ObservedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Policy is the NetworkPolicy that protects the server, once it is in place.
+	// +optional
+	Policy string `json:"policy,omitempty"`
 	// Conditions holds Ready.
 	// +optional
 	// +listType=map
@@ -35,6 +38,8 @@ type ProtectedServiceStatus struct {
 // +kubebuilder:storageversion
 // +kubebuilder:printcolumn:name="Server",type=string,JSONPath=`.spec.name`
 // +kubebuilder:printcolumn:name="Kind",type=string,JSONPath=`.spec.kind`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.status.policy`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ProtectedService struct {
 	metav1.TypeMeta   `json:",inline"`

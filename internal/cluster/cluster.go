@@ -32,10 +32,13 @@ const (
 	IndexServerName = "intentguard.serverName"
 	// IndexClient maps ClientIntents to their client's "namespace/name".
 	IndexClient = "intentguard.client"
+	// IndexServerNamespace maps ClientIntents to the namespaces of the servers they target.
+	IndexServerNamespace = "intentguard.serverNamespace"
+	// IndexPolicyLabelRef maps the operator's NetworkPolicies to the operator pod labels
+	// they select by, as "namespace/label value" (see PolicyLabelRefs).
+	IndexPolicyLabelRef = "intentguard.policyLabelRef"
 	// IndexProtectedName maps ProtectedServices to "namespace/name".
 	IndexProtectedName = "intentguard.protectedName"
-	// IndexPodAnnotatedName maps pods to the identity name their annotations set, if any.
-	IndexPodAnnotatedName = "intentguard.podAnnotatedName"
 )
 
 var (
@@ -70,6 +73,17 @@ func RegisterIndexes(ctx context.Context, idx client.FieldIndexer) error {
 			}
 			return out
 		},
+		IndexServerNamespace: func(o client.Object) []string {
+			seen := map[string]bool{}
+			var out []string
+			for _, s := range intent.Servers(o.(*v2beta1.ClientIntents)) {
+				if !seen[s.Namespace] {
+					seen[s.Namespace] = true
+					out = append(out, s.Namespace)
+				}
+			}
+			return out
+		},
 		IndexClient: func(o client.Object) []string {
 			c := intent.Client(o.(*v2beta1.ClientIntents))
 			return []string{NameKey(c.Namespace, c.Name)}
@@ -86,15 +100,97 @@ func RegisterIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	}); err != nil {
 		return fmt.Errorf("indexing ProtectedServices by name: %w", err)
 	}
-	if err := idx.IndexField(ctx, PodMeta(), IndexPodAnnotatedName, func(o client.Object) []string {
-		if id, ok := identity.FromAnnotations(o.GetNamespace(), o.GetAnnotations()); ok {
-			return []string{id.Name}
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("indexing pods by annotated identity: %w", err)
+	if err := idx.IndexField(ctx, &networkingv1.NetworkPolicy{}, IndexPolicyLabelRef, PolicyLabelRefs); err != nil {
+		return fmt.Errorf("indexing NetworkPolicies by the pod labels they select: %w", err)
 	}
 	return nil
+}
+
+// PolicyLabelRefs returns the operator pod labels a NetworkPolicy selects pods by, in its
+// pod selector and in its ingress peers, as "namespace/label value".
+func PolicyLabelRefs(o client.Object) []string {
+	np, ok := o.(*networkingv1.NetworkPolicy)
+	if !ok {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	add := func(namespace string, sel *metav1.LabelSelector) {
+		if sel == nil || namespace == "" {
+			return
+		}
+		if v, ok := sel.MatchLabels[netpol.WorkloadLabel]; ok && !seen[namespace+"/"+v] {
+			seen[namespace+"/"+v] = true
+			out = append(out, namespace+"/"+v)
+		}
+	}
+	add(np.Namespace, &np.Spec.PodSelector)
+	for _, rule := range np.Spec.Ingress {
+		for _, peer := range rule.From {
+			ns := np.Namespace
+			if peer.NamespaceSelector != nil {
+				ns = peer.NamespaceSelector.MatchLabels[netpol.NamespaceNameLabel]
+			}
+			add(ns, peer.PodSelector)
+		}
+	}
+	return out
+}
+
+// PoliciesSelecting reports whether a live policy of the operator selects pods by the
+// operator label value in namespace.
+func (r Reader) PoliciesSelecting(ctx context.Context, namespace, value string) (bool, error) {
+	var list networkingv1.NetworkPolicyList
+	if err := r.List(ctx, &list, client.MatchingFields{IndexPolicyLabelRef: namespace + "/" + value}, noCopy); err != nil {
+		return false, fmt.Errorf("listing NetworkPolicies selecting %s in %s: %w", value, namespace, err)
+	}
+	return len(list.Items) > 0, nil
+}
+
+// PodsMatching returns the pods in namespace a Service selector matches, with their identities.
+func (r Reader) PodsMatching(ctx context.Context, namespace string, selector map[string]string) ([]Pod, error) {
+	list := PodMetaList()
+	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels(selector), noCopy); err != nil {
+		return nil, fmt.Errorf("listing pods in %s: %w", namespace, err)
+	}
+	out := make([]Pod, 0, len(list.Items))
+	for i := range list.Items {
+		id, err := r.Identity(ctx, &list.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Pod{Meta: &list.Items[i], Identity: id})
+	}
+	return out, nil
+}
+
+// DNSService returns the cluster's DNS Service, or nil when there is none.
+func (r Reader) DNSService(ctx context.Context) (*corev1.Service, error) {
+	for _, name := range netpol.DNSServiceNames {
+		var svc corev1.Service
+		err := r.Get(ctx, client.ObjectKey{Namespace: netpol.DNSNamespace, Name: name}, &svc)
+		if err == nil {
+			return &svc, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("reading Service %s/%s: %w", netpol.DNSNamespace, name, err)
+		}
+	}
+	return nil, nil
+}
+
+// NamespaceReady reports whether namespace exists and is not being deleted, so that
+// objects can be created in it.
+func (r Reader) NamespaceReady(ctx context.Context, namespace string) (bool, error) {
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := r.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("reading namespace %s: %w", namespace, err)
+	}
+	return ns.DeletionTimestamp.IsZero(), nil
 }
 
 // CacheOptions keeps the cache to what the operator needs: only its own NetworkPolicies,
@@ -130,6 +226,9 @@ var noCopy = client.UnsafeDisableDeepCopy
 // Reader answers questions about the cluster from the cache.
 type Reader struct {
 	client.Reader
+	// Identities finds pods by identity; PodsOf, Select and Exists need it. Without it,
+	// Identity walks owners through Reader.
+	Identities *Identities
 }
 
 // PodMeta returns an empty metadata-only pod to read into.
@@ -146,36 +245,33 @@ func PodMetaList() *metav1.PartialObjectMetadataList {
 	return l
 }
 
-// Identity resolves a pod's identity through cached owners.
+// Identity resolves a pod's identity: from the index when there is one, else through
+// owners read from Reader.
 func (r Reader) Identity(ctx context.Context, pod metav1.Object) (identity.Identity, error) {
+	if r.Identities != nil {
+		return r.Identities.Resolve(pod), nil
+	}
 	return identity.Resolve(ctx, pod, r.owners)
 }
 
-// owners follows only the kinds the operator caches; for any other kind the walk stops
+// owners follows the common owner kinds through Reader; for any other kind the walk stops
 // there, with that owner's name and kind as the identity.
 func (r Reader) owners(ctx context.Context, namespace string, gvk schema.GroupVersionKind, name string) ([]metav1.OwnerReference, bool, error) {
-	var obj client.Object
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(gvk)
 	switch gvk {
-	case appsv1.SchemeGroupVersion.WithKind("Deployment"):
-		obj = &appsv1.Deployment{}
-	case appsv1.SchemeGroupVersion.WithKind("StatefulSet"):
-		obj = &appsv1.StatefulSet{}
-	case appsv1.SchemeGroupVersion.WithKind("DaemonSet"):
-		obj = &appsv1.DaemonSet{}
-	case replicaSetGVK, jobGVK, cronJobGVK:
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(gvk)
-		obj = m
+	case appsv1.SchemeGroupVersion.WithKind("Deployment"), appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
+		appsv1.SchemeGroupVersion.WithKind("DaemonSet"), replicaSetGVK, jobGVK, cronJobGVK:
 	default:
 		return nil, false, nil
 	}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, obj); err != nil {
+	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, false, nil
 		}
 		return nil, false, err
 	}
-	return obj.GetOwnerReferences(), true, nil
+	return m.GetOwnerReferences(), true, nil
 }
 
 // Pod is a pod's metadata and resolved identity.
@@ -185,30 +281,17 @@ type Pod struct {
 }
 
 // PodsOf returns, with their identities, the pods that can bear on how ref's pods are
-// selected: pods the candidate workloads' selectors match, pods whose annotations name
-// ref, a bare pod of that name, and pods carrying the operator's label for ref. A pod of
-// ref's identity is always among them unless its root owner is a kind the operator does
-// not follow.
+// selected: every pod whose identity has ref's name (found by identity, whatever owns
+// it), the pods the candidate workloads' selectors match, and the pods carrying the
+// operator's label for ref.
 func (r Reader) PodsOf(ctx context.Context, ref intent.Ref, workloads []netpol.Workload) ([]Pod, error) {
 	seen := map[string]bool{}
 	var out []Pod
-	add := func(list *metav1.PartialObjectMetadataList) error {
-		for i := range list.Items {
-			p := &list.Items[i]
-			if seen[p.Name] {
-				continue
-			}
-			seen[p.Name] = true
-			id, err := r.Identity(ctx, p)
-			if err != nil {
-				return err
-			}
-			out = append(out, Pod{Meta: p, Identity: id})
-		}
-		return nil
+	for _, p := range r.Identities.PodsNamed(ref.Namespace, ref.Name) {
+		seen[p.Meta.Name] = true
+		out = append(out, p)
 	}
 	queries := []client.ListOption{
-		client.MatchingFields{IndexPodAnnotatedName: ref.Name},
 		client.MatchingLabels{netpol.WorkloadLabel: netpol.LabelValue(ref.Name)},
 	}
 	for _, w := range workloads {
@@ -226,29 +309,26 @@ func (r Reader) PodsOf(ctx context.Context, ref intent.Ref, workloads []netpol.W
 		if err := r.List(ctx, list, client.InNamespace(ref.Namespace), q, noCopy); err != nil {
 			return nil, fmt.Errorf("listing pods for %s: %w", ref, err)
 		}
-		if err := add(list); err != nil {
-			return nil, err
-		}
-	}
-	bare := PodMeta()
-	switch err := r.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, bare); {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return nil, fmt.Errorf("reading pod %s/%s: %w", ref.Namespace, ref.Name, err)
-	default:
-		list := PodMetaList()
-		list.Items = []metav1.PartialObjectMetadata{*bare}
-		if err := add(list); err != nil {
-			return nil, err
+		for i := range list.Items {
+			p := &list.Items[i]
+			if seen[p.Name] {
+				continue
+			}
+			seen[p.Name] = true
+			id, err := r.Identity(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Pod{Meta: p, Identity: id})
 		}
 	}
 	return out, nil
 }
 
-// LabelledPods lists the pods in namespace carrying the operator's label for name.
-func (r Reader) LabelledPods(ctx context.Context, namespace, name string) ([]metav1.PartialObjectMetadata, error) {
+// LabelledPods lists the pods in namespace carrying the operator's label with this value.
+func (r Reader) LabelledPods(ctx context.Context, namespace, value string) ([]metav1.PartialObjectMetadata, error) {
 	list := PodMetaList()
-	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{netpol.WorkloadLabel: netpol.LabelValue(name)}, noCopy); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{netpol.WorkloadLabel: value}, noCopy); err != nil {
 		return nil, fmt.Errorf("listing labelled pods in %s: %w", namespace, err)
 	}
 	return list.Items, nil

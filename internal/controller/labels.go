@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/internal/cluster"
+	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/netpol"
 )
 
@@ -18,20 +19,26 @@ import (
 var operatorPodLabels = []string{netpol.WorkloadLabel, netpol.WorkloadKindLabel}
 
 // labeler keeps the operator's labels on pods in step with what the policies select.
+// Labels are made before the policies that select by them are written, and broken only
+// after no live policy selects by them any more, so a declared client is never cut off
+// while policies are being rewritten.
 type labeler struct {
 	client  client.Client
 	planner Planner
+	// release lets the labeler remove labels no policy relies on; without it, it only
+	// adds and updates.
+	release bool
 }
 
-// sync gives each pod the operator labels its identity needs and removes the others. It
-// writes only pods whose labels differ.
+// sync gives each pod the operator labels its identity needs and, when releasing,
+// removes those nothing relies on. It writes only pods whose labels differ.
 func (l labeler) sync(ctx context.Context, pods []cluster.Pod) error {
 	for _, pod := range pods {
 		want, err := l.planner.LabelsWanted(ctx, pod.Identity)
 		if err != nil {
 			return err
 		}
-		if err := l.patch(ctx, pod.Meta, want); err != nil {
+		if err := l.patch(ctx, pod.Meta, pod.Identity, want); err != nil {
 			return err
 		}
 	}
@@ -39,7 +46,17 @@ func (l labeler) sync(ctx context.Context, pods []cluster.Pod) error {
 }
 
 // patch sets the operator labels of one pod to want, leaving every other label alone.
-func (l labeler) patch(ctx context.Context, pod *metav1.PartialObjectMetadata, want map[string]string) error {
+// A label to remove stays while the pod still has the identity it names and a live
+// policy selects by it.
+func (l labeler) patch(ctx context.Context, pod *metav1.PartialObjectMetadata, id identity.Identity, want map[string]string) error {
+	keep := !l.release
+	if have := pod.Labels[netpol.WorkloadLabel]; l.release && have != "" && want[netpol.WorkloadLabel] != have && have == netpol.LabelValue(id.Name) {
+		relied, err := l.planner.Cluster.PoliciesSelecting(ctx, pod.Namespace, have)
+		if err != nil {
+			return err
+		}
+		keep = relied
+	}
 	changes := map[string]any{}
 	for _, k := range operatorPodLabels {
 		have, has := pod.Labels[k]
@@ -47,7 +64,7 @@ func (l labeler) patch(ctx context.Context, pod *metav1.PartialObjectMetadata, w
 		switch {
 		case wanted && (!has || have != w):
 			changes[k] = w
-		case !wanted && has:
+		case !wanted && has && !keep:
 			changes[k] = nil
 		}
 	}

@@ -77,6 +77,14 @@ type Plan struct {
 	Enforced bool
 	// Exists is true when the server's pods can be selected (workload, pods or Service found).
 	Exists bool
+	// NamespaceMissing is true when the server's namespace does not exist (or is being
+	// deleted): no policy can be written there until it does.
+	NamespaceMissing bool
+	// NoSelector is true for a Service without a pod selector: no policy can select its pods.
+	NoSelector bool
+	// ProtectedVia names the protected identity behind a Service target that makes it
+	// enforced in shadow mode.
+	ProtectedVia string
 	// Policy is the desired NetworkPolicy; nil means none must exist.
 	Policy *networkingv1.NetworkPolicy
 	// Involved are the identities the policy selects (server and clients); their pods'
@@ -105,8 +113,17 @@ func (p Planner) Plan(ctx context.Context, server intent.Server) (Plan, error) {
 		return plan, nil
 	}
 	plan.Enforced = p.Options.Enforces(server.Namespace, plan.Protected)
+	ready, err := p.Cluster.NamespaceReady(ctx, server.Namespace)
+	if err != nil {
+		return plan, err
+	}
+	if !ready {
+		plan.NamespaceMissing = true
+		return plan, nil
+	}
 
 	in := netpol.Input{Server: server}
+	var podLabels []map[string]string
 	if server.Service {
 		var svc corev1.Service
 		err := p.Cluster.Get(ctx, client.ObjectKey{Namespace: server.Namespace, Name: server.Name}, &svc)
@@ -114,13 +131,28 @@ func (p Planner) Plan(ctx context.Context, server intent.Server) (Plan, error) {
 		case apierrors.IsNotFound(err):
 		case err != nil:
 			return plan, fmt.Errorf("reading Service %s/%s: %w", server.Namespace, server.Name, err)
-		case len(svc.Spec.Selector) > 0:
+		case len(svc.Spec.Selector) == 0:
+			plan.NoSelector = true
+		default:
 			plan.Exists = true
 			in.Pods = netpol.ServiceSelector(&svc)
 			in.Ports = netpol.ServicePorts(&svc)
+			pods, err := p.Cluster.PodsMatching(ctx, server.Namespace, svc.Spec.Selector)
+			if err != nil {
+				return plan, err
+			}
+			for _, pod := range pods {
+				podLabels = append(podLabels, pod.Meta.Labels)
+			}
+			if !plan.Enforced {
+				if plan.ProtectedVia, err = p.protectedBehind(ctx, pods); err != nil {
+					return plan, err
+				}
+				plan.Enforced = plan.ProtectedVia != ""
+			}
 		}
 	} else {
-		sel, _, err := p.selectPods(ctx, server.Ref)
+		sel, pods, err := p.selectPods(ctx, server.Ref)
 		if err != nil {
 			return plan, err
 		}
@@ -129,6 +161,18 @@ func (p Planner) Plan(ctx context.Context, server intent.Server) (Plan, error) {
 		if plan.Exists, err = p.Cluster.Exists(ctx, server.Ref); err != nil {
 			return plan, err
 		}
+		for _, pod := range pods {
+			if server.Matches(pod.Identity) {
+				podLabels = append(podLabels, pod.Meta.Labels)
+			}
+		}
+	}
+	if server.Namespace == netpol.DNSNamespace {
+		dns, err := p.Cluster.DNSService(ctx)
+		if err != nil {
+			return plan, err
+		}
+		in.DNSPorts = netpol.ClusterDNS{Service: dns}.PortsFor(server, podLabels)
 	}
 	for i := range intents {
 		ref := intent.Client(&intents[i])
@@ -143,6 +187,30 @@ func (p Planner) Plan(ctx context.Context, server intent.Server) (Plan, error) {
 		plan.Policy = netpol.Compile(in)
 	}
 	return plan, nil
+}
+
+// protectedBehind returns the name of a protected identity among the pods a Service
+// fronts, if there is one: in shadow mode, the Service's declared clients must reach the
+// pods the ProtectedService closes.
+func (p Planner) protectedBehind(ctx context.Context, pods []cluster.Pod) (string, error) {
+	seen := map[string]bool{}
+	for _, pod := range pods {
+		id := pod.Identity
+		if seen[id.Name] {
+			continue
+		}
+		seen[id.Name] = true
+		protected, err := p.Cluster.ProtectedNamed(ctx, id.Namespace, id.Name)
+		if err != nil {
+			return "", err
+		}
+		for i := range protected {
+			if k := protected[i].Spec.Kind; k == "" || k == id.Kind {
+				return id.Name, nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // protects reports whether a ProtectedService asks for this exact server to be protected

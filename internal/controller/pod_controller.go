@@ -11,7 +11,7 @@ import (
 )
 
 // PodLabelReconciler gives a pod the operator labels its identity needs, and takes them
-// away once no intents select its identity by label.
+// away once no intents select its identity by label and no live policy relies on them.
 type PodLabelReconciler struct {
 	Client  client.Client
 	Planner Planner
@@ -30,7 +30,7 @@ func (r *PodLabelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	lab := labeler{client: r.Client, planner: r.Planner.forOneReconcile()}
+	lab := labeler{client: r.Client, planner: r.Planner.forOneReconcile(), release: true}
 	err = lab.sync(ctx, []cluster.Pod{{Meta: pod, Identity: id}})
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{Requeue: true}, nil

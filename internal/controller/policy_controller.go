@@ -40,6 +40,7 @@ type PolicyReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=k8s.otterize.com,resources=clientintents;protectedservices,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // Reconcile applies or removes one server's policy.
 func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
@@ -63,7 +64,8 @@ func (r *PolicyReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 	// Pods are labelled before a policy relies on the labels, so no declared client is
-	// cut off in between; labels no longer relied on are removed.
+	// cut off in between; labels are removed by the pod label controller, once no live
+	// policy relies on them.
 	lab := labeler{client: r.Client, planner: planner}
 	for _, ref := range plan.Involved {
 		_, pods, err := planner.selectPods(ctx, ref)

@@ -3,14 +3,17 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,18 +26,37 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/cluster"
+	"github.com/intentguard/intentguard/internal/enforcement"
+	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/netpol"
 )
 
-// Setup registers the cache indexes and the three reconcilers with the manager.
-func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+// Setup registers the cache indexes, the identity index and the reconcilers with the
+// manager, and returns the NetworkPolicy enforcement point for the status of other points
+// to sit beside. points are the other enforcement points ClientIntents status reports.
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, points ...enforcement.Point) error {
 	if err := cluster.RegisterIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	planner := Planner{Cluster: cluster.Reader{Reader: mgr.GetClient()}, Options: opts}
+	ids := cluster.NewIdentities(mgr.GetCache(), mgr.GetLogger().WithName("identities"))
+	policyChanges, labelChanges, statusChanges, protectedChanges := ids.Subscribe(), ids.Subscribe(), ids.Subscribe(), ids.Subscribe()
+	if err := ids.Start(ctx); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("identities", func(*http.Request) error {
+		if !ids.HasSynced() {
+			return fmt.Errorf("pod identities not indexed yet")
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("adding the identity index readiness check: %w", err)
+	}
+	planner := Planner{Cluster: cluster.Reader{Reader: mgr.GetClient(), Identities: ids}, Options: opts}
 	m := mapper{planner: planner}
 	prog := newProgress()
+	namespaces := &metav1.PartialObjectMetadata{}
+	namespaces.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 
 	policies := &PolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Planner: planner, progress: prog}
 	err := ctrl.NewControllerManagedBy(mgr).
@@ -42,14 +64,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		Watches(&v2beta1.ClientIntents{}, prog.enqueueServers(m.serversOfIntents)).
 		Watches(&v2beta1.ProtectedService{}, prog.enqueueServers(m.serversOfProtected)).
 		Watches(&networkingv1.NetworkPolicy{}, prog.enqueueServers(serverOfPolicy)).
-		Watches(&corev1.Service{}, prog.enqueueServers(m.serverOfService)).
+		Watches(&corev1.Service{}, prog.enqueueServers(m.serversOfService)).
 		Watches(&appsv1.Deployment{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		Watches(&appsv1.StatefulSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		Watches(&appsv1.DaemonSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
-		WatchesMetadata(&appsv1.ReplicaSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
-		WatchesMetadata(&batchv1.Job{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
-		WatchesMetadata(&batchv1.CronJob{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
-		WatchesMetadata(&corev1.Pod{}, prog.enqueueServers(m.serversOfPod), builder.WithPredicates(podIdentityChanged)).
+		WatchesMetadata(namespaces, prog.enqueueServers(m.serversInNamespace), builder.WithPredicates(namespaceLifecycle)).
+		WatchesRawSource(source.Channel(policyChanges, enqueueServersOf(prog, m.serversOfPodChange))).
 		Complete(policies)
 	if err != nil {
 		return fmt.Errorf("setting up the NetworkPolicy controller: %w", err)
@@ -58,16 +78,18 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	labels := &PodLabelReconciler{Client: mgr.GetClient(), Planner: planner}
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("podlabels").
-		WatchesMetadata(&corev1.Pod{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(podIdentityChanged)).
+		WatchesRawSource(source.Channel(labelChanges, handler.TypedEnqueueRequestsFromMapFunc(podOfChange))).
 		Watches(&v2beta1.ClientIntents{}, handler.EnqueueRequestsFromMapFunc(m.podsOfIntents)).
 		Watches(&v2beta1.ProtectedService{}, handler.EnqueueRequestsFromMapFunc(m.podsOfProtected)).
+		Watches(&networkingv1.NetworkPolicy{}, m.podsReleasedByPolicy()).
 		Complete(labels)
 	if err != nil {
 		return fmt.Errorf("setting up the pod label controller: %w", err)
 	}
 
-	status := &StatusReconciler{Client: mgr.GetClient(), Planner: planner, Recorder: mgr.GetEventRecorder("intentguard"), progress: prog}
-	err = ctrl.NewControllerManagedBy(mgr).
+	netpolPoint := &PolicyPoint{Client: mgr.GetClient(), Planner: planner, progress: prog}
+	status := &StatusReconciler{Client: mgr.GetClient(), Planner: planner, Points: append([]enforcement.Point{netpolPoint}, points...), Recorder: mgr.GetEventRecorder("intentguard"), progress: prog}
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("clientintents-status").
 		For(&v2beta1.ClientIntents{}).
 		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(m.intentsOfPolicy)).
@@ -76,10 +98,27 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(m.intentsOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(m.intentsOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		Watches(&appsv1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(m.intentsOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
-		WatchesRawSource(source.Channel(prog.settled, handler.TypedEnqueueRequestsFromMapFunc(m.intentsOfServer))).
-		Complete(status)
-	if err != nil {
+		WatchesMetadata(namespaces, handler.EnqueueRequestsFromMapFunc(m.intentsOfNamespace), builder.WithPredicates(namespaceLifecycle)).
+		WatchesRawSource(source.Channel(statusChanges, handler.TypedEnqueueRequestsFromMapFunc(m.intentsOfPodChange))).
+		WatchesRawSource(source.Channel(prog.settled, handler.TypedEnqueueRequestsFromMapFunc(m.intentsOfServer)))
+	for _, p := range points {
+		if n, ok := p.(enforcement.Notifier); ok {
+			b = b.WatchesRawSource(source.Channel(n.Changes(), handler.TypedEnqueueRequestsFromMapFunc(intentsOfNotice)))
+		}
+	}
+	if err := b.Complete(status); err != nil {
 		return fmt.Errorf("setting up the ClientIntents status controller: %w", err)
+	}
+
+	protected := &ProtectedStatusReconciler{Client: mgr.GetClient(), Planner: planner, Recorder: mgr.GetEventRecorder("intentguard")}
+	err = ctrl.NewControllerManagedBy(mgr).
+		Named("protectedservice-status").
+		For(&v2beta1.ProtectedService{}).
+		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(m.protectedOfPolicy)).
+		WatchesRawSource(source.Channel(protectedChanges, handler.TypedEnqueueRequestsFromMapFunc(m.protectedOfPodChange))).
+		Complete(protected)
+	if err != nil {
+		return fmt.Errorf("setting up the ProtectedService status controller: %w", err)
 	}
 	return nil
 }
@@ -149,7 +188,85 @@ func (m mapper) serversOfProtected(ctx context.Context, o client.Object) []recon
 	ps := o.(*v2beta1.ProtectedService)
 	out := m.serversOfIdentity(ctx, ps.Namespace, ps.Spec.Name)
 	out = append(out, serverRequest(intent.Protected(ps)), serverRequest(intent.Server{Ref: intent.Ref{Namespace: ps.Namespace, Name: ps.Spec.Name}, Service: true}))
+	if m.planner.Options.Shadow {
+		// A Service of another name may front the protected pods; its policy is enforced
+		// with them.
+		out = append(out, m.serversIn(ctx, ps.Namespace, func(s intent.Server) bool { return s.Service })...)
+	}
 	return out
+}
+
+// serversIn returns the servers in namespace that some intents call and keep accepts.
+func (m mapper) serversIn(ctx context.Context, namespace string, keep func(intent.Server) bool) []reconcile.Request {
+	list, err := m.planner.Cluster.IntentsFor(ctx, cluster.IndexServerNamespace, namespace)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "mapping namespace to servers", "namespace", namespace)
+		return nil
+	}
+	seen := map[reconcile.Request]bool{}
+	var out []reconcile.Request
+	for i := range list {
+		for _, s := range intent.Servers(&list[i]) {
+			if r := serverRequest(s); s.Namespace == namespace && keep(s) && !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+func (m mapper) serversInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	return m.serversIn(ctx, o.GetName(), func(intent.Server) bool { return true })
+}
+
+// serversOfPodChange returns the servers whose policy a pod change can bear on: those of
+// its old and new identity, those of workloads whose selector matches its old or new
+// labels, and, in shadow mode, Services whose selector does (which identities a Service
+// fronts decides whether it is enforced).
+func (m mapper) serversOfPodChange(ctx context.Context, c cluster.PodChange) []reconcile.Request {
+	var out []reconcile.Request
+	for _, id := range []identity.Identity{c.Old, c.New} {
+		if id.Name != "" {
+			out = append(out, m.serversOfIdentity(ctx, id.Namespace, id.Name)...)
+		}
+	}
+	for _, l := range []map[string]string{c.OldLabels, c.NewLabels} {
+		if l == nil {
+			continue
+		}
+		lookalikes, err := m.planner.Cluster.WorkloadsSelecting(ctx, c.Namespace, l)
+		if err != nil {
+			log.FromContext(ctx).Error(err, "mapping pod to servers", "pod", c.Namespace+"/"+c.Name)
+			continue
+		}
+		for _, name := range lookalikes {
+			out = append(out, m.serversOfIdentity(ctx, c.Namespace, name)...)
+		}
+	}
+	if m.planner.Options.Shadow {
+		out = append(out, m.serversIn(ctx, c.Namespace, func(s intent.Server) bool {
+			if !s.Service {
+				return false
+			}
+			var svc corev1.Service
+			if err := m.planner.Cluster.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name}, &svc); err != nil || len(svc.Spec.Selector) == 0 {
+				return false
+			}
+			sel := k8slabels.SelectorFromSet(svc.Spec.Selector)
+			return (c.OldLabels != nil && sel.Matches(k8slabels.Set(c.OldLabels))) || (c.NewLabels != nil && sel.Matches(k8slabels.Set(c.NewLabels)))
+		})...)
+	}
+	return out
+}
+
+// enqueueServersOf is enqueueServers for changes that come from a channel.
+func enqueueServersOf[T any](p *progress, f func(context.Context, T) []reconcile.Request) handler.TypedEventHandler[T, reconcile.Request] {
+	return handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, o T) []reconcile.Request {
+		reqs := f(ctx, o)
+		p.mark(reqs...)
+		return reqs
+	})
 }
 
 func serverOfPolicy(_ context.Context, o client.Object) []reconcile.Request {
@@ -160,52 +277,89 @@ func serverOfPolicy(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: key}}}
 }
 
-func (m mapper) serverOfService(_ context.Context, o client.Object) []reconcile.Request {
-	return []reconcile.Request{serverRequest(intent.Server{Ref: intent.Ref{Namespace: o.GetNamespace(), Name: o.GetName()}, Service: true})}
+func (m mapper) serversOfService(ctx context.Context, o client.Object) []reconcile.Request {
+	out := []reconcile.Request{serverRequest(intent.Server{Ref: intent.Ref{Namespace: o.GetNamespace(), Name: o.GetName()}, Service: true})}
+	if isDNSService(o.GetNamespace(), o.GetName()) {
+		// Its ports are the exception every policy of a DNS server carries.
+		out = append(out, m.serversIn(ctx, o.GetNamespace(), func(intent.Server) bool { return true })...)
+	}
+	return out
 }
 
 func (m mapper) serversOfWorkload(ctx context.Context, o client.Object) []reconcile.Request {
 	return m.serversOfIdentity(ctx, o.GetNamespace(), o.GetName())
 }
 
-// serversOfPod returns the servers whose pod selection a pod can change: those of the
-// pod's own identity, and those of other workloads in its namespace whose selector
-// matches the pod (the pod may break that selector's exclusivity, or restore it).
-func (m mapper) serversOfPod(ctx context.Context, o client.Object) []reconcile.Request {
-	id, err := m.planner.Cluster.Identity(ctx, o)
-	if err != nil {
-		log.FromContext(ctx).Error(err, "resolving pod identity", "pod", client.ObjectKeyFromObject(o))
+// podOfChange is the label reconcile of a pod that still exists.
+func podOfChange(_ context.Context, c cluster.PodChange) []reconcile.Request {
+	if c.New.Name == "" {
 		return nil
 	}
-	out := m.serversOfIdentity(ctx, id.Namespace, id.Name)
-	lookalikes, err := m.planner.Cluster.WorkloadsSelecting(ctx, o.GetNamespace(), o.GetLabels())
-	if err != nil {
-		log.FromContext(ctx).Error(err, "mapping pod to servers", "pod", client.ObjectKeyFromObject(o))
-		return out
-	}
-	for _, name := range lookalikes {
-		if name != id.Name {
-			out = append(out, m.serversOfIdentity(ctx, o.GetNamespace(), name)...)
-		}
-	}
-	return out
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}}}
 }
 
-// podsNamed returns requests for the pods carrying the operator's label for the named
-// identities: those whose labels may have to go.
+// podsNamed returns requests for the pods of the named identities and the pods carrying
+// the operator's label for them: those whose labels may have to change.
 func (m mapper) podsNamed(ctx context.Context, refs []intent.Ref) []reconcile.Request {
+	seen := map[types.NamespacedName]bool{}
 	var out []reconcile.Request
+	add := func(namespace, name string) {
+		k := types.NamespacedName{Namespace: namespace, Name: name}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, reconcile.Request{NamespacedName: k})
+		}
+	}
 	for _, ref := range refs {
-		pods, err := m.planner.Cluster.LabelledPods(ctx, ref.Namespace, ref.Name)
+		for _, p := range m.planner.Cluster.Identities.PodsNamed(ref.Namespace, ref.Name) {
+			add(p.Meta.Namespace, p.Meta.Name)
+		}
+		pods, err := m.planner.Cluster.LabelledPods(ctx, ref.Namespace, netpol.LabelValue(ref.Name))
 		if err != nil {
 			log.FromContext(ctx).Error(err, "listing labelled pods", "identity", ref.String())
 			continue
 		}
 		for i := range pods {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: pods[i].Namespace, Name: pods[i].Name}})
+			add(pods[i].Namespace, pods[i].Name)
 		}
 	}
 	return out
+}
+
+// podsReleasedByPolicy enqueues, when a policy stops selecting by some operator labels
+// (rewritten or deleted), the pods carrying them: their labels may go now that no live
+// policy relies on them.
+func (m mapper) podsReleasedByPolicy() handler.EventHandler {
+	released := func(ctx context.Context, old, cur client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		still := map[string]bool{}
+		if cur != nil {
+			for _, r := range cluster.PolicyLabelRefs(cur) {
+				still[r] = true
+			}
+		}
+		for _, r := range cluster.PolicyLabelRefs(old) {
+			if still[r] {
+				continue
+			}
+			ns, value, _ := strings.Cut(r, "/")
+			pods, err := m.planner.Cluster.LabelledPods(ctx, ns, value)
+			if err != nil {
+				log.FromContext(ctx).Error(err, "listing labelled pods", "namespace", ns, "label", value)
+				continue
+			}
+			for i := range pods {
+				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: pods[i].Namespace, Name: pods[i].Name}})
+			}
+		}
+	}
+	return handler.Funcs{
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			released(ctx, e.ObjectOld, e.ObjectNew, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			released(ctx, e.Object, nil, q)
+		},
+	}
 }
 
 func (m mapper) podsOfIntents(ctx context.Context, o client.Object) []reconcile.Request {
@@ -270,15 +424,94 @@ func (m mapper) intentsOfService(ctx context.Context, o client.Object) []reconci
 }
 
 func (m mapper) intentsOfWorkload(ctx context.Context, o client.Object) []reconcile.Request {
-	out := m.intentsBy(ctx, cluster.IndexServerName, cluster.NameKey(o.GetNamespace(), o.GetName()))
-	return append(out, m.intentsBy(ctx, cluster.IndexClient, cluster.NameKey(o.GetNamespace(), o.GetName()))...)
+	return m.intentsOfName(ctx, o.GetNamespace(), o.GetName())
 }
 
-// podIdentityChanged passes pod events that can change what selects the pod: creation,
-// deletion, and changes of labels, annotations or owners. Status churn is dropped.
-var podIdentityChanged = predicate.Funcs{
+// intentsOfName returns the ClientIntents whose client or a server has this identity name.
+func (m mapper) intentsOfName(ctx context.Context, namespace, name string) []reconcile.Request {
+	out := m.intentsBy(ctx, cluster.IndexServerName, cluster.NameKey(namespace, name))
+	return append(out, m.intentsBy(ctx, cluster.IndexClient, cluster.NameKey(namespace, name))...)
+}
+
+func (m mapper) intentsOfNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	return m.intentsBy(ctx, cluster.IndexServerNamespace, o.GetName())
+}
+
+// intentsOfPodChange returns the ClientIntents whose status a pod change can alter: a pod
+// that appeared, went away or changed identity, or whose operator labels changed.
+func (m mapper) intentsOfPodChange(ctx context.Context, c cluster.PodChange) []reconcile.Request {
+	if !statusRelevant(c) {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, id := range []identity.Identity{c.Old, c.New} {
+		if id.Name != "" {
+			out = append(out, m.intentsOfName(ctx, id.Namespace, id.Name)...)
+		}
+	}
+	return out
+}
+
+func statusRelevant(c cluster.PodChange) bool {
+	if c.Old != c.New {
+		return true
+	}
+	for _, k := range operatorPodLabels {
+		if c.OldLabels[k] != c.NewLabels[k] {
+			return true
+		}
+	}
+	return false
+}
+
+func intentsOfNotice(_ context.Context, ci *v2beta1.ClientIntents) []reconcile.Request {
+	return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(ci)}}
+}
+
+// protectedOfPolicy returns the ProtectedServices of the server a policy protects.
+func (m mapper) protectedOfPolicy(ctx context.Context, o client.Object) []reconcile.Request {
+	reqs := serverOfPolicy(ctx, o)
+	if len(reqs) == 0 {
+		return nil
+	}
+	s, err := intent.ParseKey(reqs[0].Namespace, reqs[0].Name)
+	if err != nil {
+		return nil
+	}
+	return m.protectedNamed(ctx, s.Namespace, s.Name)
+}
+
+func (m mapper) protectedOfPodChange(ctx context.Context, c cluster.PodChange) []reconcile.Request {
+	if !statusRelevant(c) {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, id := range []identity.Identity{c.Old, c.New} {
+		if id.Name != "" {
+			out = append(out, m.protectedNamed(ctx, id.Namespace, id.Name)...)
+		}
+	}
+	return out
+}
+
+func (m mapper) protectedNamed(ctx context.Context, namespace, name string) []reconcile.Request {
+	list, err := m.planner.Cluster.ProtectedNamed(ctx, namespace, name)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "mapping to ProtectedServices", "namespace", namespace, "name", name)
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list))
+	for i := range list {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list[i])})
+	}
+	return out
+}
+
+// namespaceLifecycle passes namespace events that change whether policies can live in
+// it: creation, deletion, and the start of deletion.
+var namespaceLifecycle = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
-		return metaChanged(e.ObjectOld, e.ObjectNew)
+		return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
 	},
 }
 
@@ -291,12 +524,6 @@ var selectorOrOwnersChanged = predicate.Funcs{
 		}
 		return !equality.Semantic.DeepEqual(selectorOf(e.ObjectOld), selectorOf(e.ObjectNew))
 	},
-}
-
-func metaChanged(a, b client.Object) bool {
-	return !equality.Semantic.DeepEqual(a.GetLabels(), b.GetLabels()) ||
-		!equality.Semantic.DeepEqual(a.GetAnnotations(), b.GetAnnotations()) ||
-		!equality.Semantic.DeepEqual(a.GetOwnerReferences(), b.GetOwnerReferences())
 }
 
 func selectorOf(o client.Object) *metav1.LabelSelector {

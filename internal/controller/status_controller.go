@@ -8,9 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -19,8 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/intent"
-	"github.com/intentguard/intentguard/internal/netpol"
 )
 
 // Condition types and reasons reported on ClientIntents.
@@ -31,11 +29,13 @@ const (
 
 	ReasonApplied       = "Applied"
 	ReasonPending       = "Pending"
+	ReasonFailed        = "Failed"
 	ReasonResolved      = "Resolved"
 	ReasonTargetMissing = "TargetMissing"
 	ReasonEnforced      = "Enforced"
 	ReasonShadowMode    = "ShadowMode"
 	ReasonPartial       = "PartiallyEnforced"
+	ReasonNotEnforced   = "NotEnforced"
 )
 
 // Enforcement summaries shown in the Enforcement printer column.
@@ -43,14 +43,18 @@ const (
 	EnforcementEnforced = "Enforced"
 	EnforcementShadow   = "Shadow"
 	EnforcementPartial  = "Partial"
+	EnforcementNone     = "None"
 )
 
 // StatusReconciler reports, on each ClientIntents, whether its targets exist, whether they
 // are enforced, and whether their policies are in place; it emits an Event whenever one
 // of those answers changes.
 type StatusReconciler struct {
-	Client   client.Client
-	Planner  Planner
+	Client  client.Client
+	Planner Planner
+	// Points are the enforcement points whose reports make up the status; the first is
+	// the NetworkPolicy point.
+	Points   []enforcement.Point
 	Recorder events.EventRecorder
 
 	// progress, when set, tells a policy still being written from one that failed.
@@ -107,7 +111,7 @@ func since(t *time.Time) time.Time {
 const (
 	// pendingStall is how long a policy the NetworkPolicy controller is still working on
 	// may take to land before Ready reports Pending anyway.
-	pendingStall = 30 * time.Second
+	pendingStall = 10 * time.Second
 	// pendingRecheck is how often a ClientIntents waiting for its policies looks for a
 	// failed attempt; the policies' own watch events bring it back sooner.
 	pendingRecheck = 5 * time.Second
@@ -141,42 +145,39 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if wait := r.waitForBacklog(mem); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	var missingWorkloads, missingServices, shadowed, enforced []string
-	var pending []intent.Server
-	planner := r.Planner.forOneReconcile()
-	servers := intent.Servers(&ci)
-	for _, server := range servers {
-		plan, err := planner.Plan(ctx, server)
+	var states []v2beta1.TargetStatus
+	reported := map[string]bool{}
+	var missing []string
+	inHand := false
+	for _, point := range r.Points {
+		var got []enforcement.TargetState
+		var err error
+		if pp, ok := point.(*PolicyPoint); ok {
+			var rep policyReport
+			rep, err = pp.report(ctx, &ci)
+			got, missing, inHand = rep.states, rep.missing, rep.inHand
+		} else {
+			got, err = point.Report(ctx, &ci)
+		}
 		if err != nil {
-			return ctrl.Result{}, err
+			return ctrl.Result{}, fmt.Errorf("%s report: %w", point.Name(), err)
 		}
-		switch {
-		case plan.Exists:
-		case server.Service:
-			missingServices = append(missingServices, server.String())
-		default:
-			missingWorkloads = append(missingWorkloads, server.String())
+		for _, st := range got {
+			reported[st.Target] = true
+			states = append(states, v2beta1.TargetStatus{Target: st.Target, Point: point.Name(), State: string(st.State), Message: st.Message})
 		}
-		if !plan.Enforced {
-			shadowed = append(shadowed, server.String())
-			continue
-		}
-		enforced = append(enforced, server.String())
-		if plan.Policy == nil {
-			continue
-		}
-		var live networkingv1.NetworkPolicy
-		err = r.Client.Get(ctx, client.ObjectKeyFromObject(plan.Policy), &live)
-		if apierrors.IsNotFound(err) || (err == nil && !netpol.UpToDate(plan.Policy, &live)) {
-			pending = append(pending, server)
-		} else if err != nil {
-			return ctrl.Result{}, fmt.Errorf("reading NetworkPolicy %s: %w", client.ObjectKeyFromObject(plan.Policy), err)
+	}
+	for _, t := range ci.Spec.Targets {
+		if name := intent.TargetName(t); !reported[name] {
+			reported[name] = true
+			states = append(states, v2beta1.TargetStatus{Target: name, State: string(enforcement.NotEnforced), Message: "no enforcement point handles this kind of target yet: calls to it are neither allowed nor blocked by this project"})
 		}
 	}
 
 	status := ci.Status.DeepCopy()
 	status.ObservedGeneration = ci.Generation
 	status.TargetCount = int32(len(ci.Spec.Targets))
+	status.Targets = states
 	gen := ci.Generation
 	set := func(t string, ok bool, reason, msg string) {
 		s := metav1.ConditionFalse
@@ -185,49 +186,75 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
 	}
-	if msg := missingMessage(missingWorkloads, missingServices); msg == "" {
+	if len(missing) == 0 {
 		set(ConditionTargetsResolved, true, ReasonResolved, "every target was found in the cluster")
 	} else {
-		set(ConditionTargetsResolved, false, ReasonTargetMissing, msg)
+		set(ConditionTargetsResolved, false, ReasonTargetMissing, "not found: "+strings.Join(missing, ", "))
+	}
+	by := map[enforcement.State][]string{}
+	enforcedTargets := map[string]bool{}
+	for _, st := range states {
+		by[enforcement.State(st.State)] = append(by[enforcement.State(st.State)], describe(st))
+		if _, seen := enforcedTargets[st.Target]; !seen {
+			enforcedTargets[st.Target] = true
+		}
+		if st.State != string(enforcement.Enforced) {
+			enforcedTargets[st.Target] = false
+		}
+	}
+	nEnforced := 0
+	for _, ok := range enforcedTargets {
+		if ok {
+			nEnforced++
+		}
 	}
 	switch {
-	case len(servers) == 0:
+	case len(states) == 0:
 		status.Enforcement = EnforcementEnforced
-		set(ConditionEnforced, true, ReasonEnforced, "no target is an in-cluster server, so there is nothing for NetworkPolicies to enforce (internet targets are not enforced yet)")
-	case len(shadowed) == 0:
+		set(ConditionEnforced, true, ReasonEnforced, "these intents declare no calls, so there is nothing to enforce")
+	case nEnforced == len(enforcedTargets):
 		status.Enforcement = EnforcementEnforced
-		set(ConditionEnforced, true, ReasonEnforced, "every server these intents call accepts only declared clients")
-	case len(enforced) == 0:
+		set(ConditionEnforced, true, ReasonEnforced, "every target accepts this client and no undeclared one")
+	case nEnforced == 0 && len(by[enforcement.Shadow]) == len(states):
 		status.Enforcement = EnforcementShadow
-		set(ConditionEnforced, false, ReasonShadowMode, "shadow mode: nothing is enforced for these calls; enforcing would protect "+strings.Join(shadowed, ", ")+" (add a ProtectedService or enforce the namespace)")
+		set(ConditionEnforced, false, ReasonShadowMode, "shadow mode: nothing is enforced for these calls; "+strings.Join(by[enforcement.Shadow], "; "))
 	default:
 		status.Enforcement = EnforcementPartial
-		set(ConditionEnforced, false, ReasonPartial, "enforced for "+strings.Join(enforced, ", ")+"; shadow mode for "+strings.Join(shadowed, ", "))
-	}
-	if len(pending) == 0 {
-		mem.pendingSince = time.Time{}
-		status.UpToDate = true
-		set(ConditionReady, true, ReasonApplied, "the enforcement points reflect this generation")
-	} else {
-		// While the NetworkPolicy controller still has the change in hand, reporting Pending
-		// would cost a status write and an Event per ClientIntents in every burst; the
-		// policy's watch event brings this back when it lands. A policy blocked by one the
-		// operator does not own, or a wait that lasts, is reported.
-		var failures []string
-		for _, server := range pending {
-			if blocked := r.blocked(server); blocked != "" {
-				failures = append(failures, blocked)
+		if nEnforced == 0 {
+			status.Enforcement = EnforcementNone
+		}
+		var not []string
+		for _, st := range states {
+			if st.State != string(enforcement.Enforced) {
+				not = append(not, describe(st))
 			}
 		}
-		if wait := pendingStall - time.Since(since(&mem.pendingSince)); wait > 0 && len(failures) == 0 {
-			return ctrl.Result{RequeueAfter: min(wait, pendingRecheck)}, nil
+		reason := ReasonPartial
+		if nEnforced == 0 {
+			reason = ReasonNotEnforced
 		}
-		msg := "waiting for NetworkPolicies of: " + joinServers(pending)
-		if len(failures) > 0 {
-			msg += "; " + strings.Join(failures, "; ")
+		set(ConditionEnforced, false, reason, fmt.Sprintf("%d of %d targets enforced; not enforced: %s", nEnforced, len(enforcedTargets), strings.Join(not, "; ")))
+	}
+	switch {
+	case len(by[enforcement.Failed]) > 0:
+		status.UpToDate = false
+		set(ConditionReady, false, ReasonFailed, strings.Join(append(by[enforcement.Failed], by[enforcement.Waiting]...), "; "))
+	case len(by[enforcement.Waiting]) > 0:
+		// While the NetworkPolicy controller still has the change in hand, reporting Pending
+		// would cost a status write and an Event per ClientIntents in every burst; the
+		// policy's watch event brings this back when it lands. A first status is written
+		// at once, and a wait that lasts is reported.
+		if inHand && len(by[enforcement.Waiting]) == countInHand(states) && meta.FindStatusCondition(ci.Status.Conditions, ConditionReady) != nil {
+			if wait := pendingStall - time.Since(since(&mem.pendingSince)); wait > 0 {
+				return ctrl.Result{RequeueAfter: min(wait, pendingRecheck)}, nil
+			}
 		}
 		status.UpToDate = false
-		set(ConditionReady, false, ReasonPending, msg)
+		set(ConditionReady, false, ReasonPending, strings.Join(by[enforcement.Waiting], "; "))
+	default:
+		mem.pendingSince = time.Time{}
+		status.UpToDate = true
+		set(ConditionReady, true, ReasonApplied, "every enforcement point reflects this generation")
 	}
 	if equality.Semantic.DeepEqual(status, &ci.Status) {
 		return ctrl.Result{}, nil
@@ -248,18 +275,23 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	return ctrl.Result{}, nil
 }
 
-// missingMessage says which targets were not found and what that means for each kind: a
-// workload's policy selects its pods by label and is in place before they exist, while a
-// Service's policy needs the Service's selector.
-func missingMessage(workloads, services []string) string {
-	var parts []string
-	if len(workloads) > 0 {
-		parts = append(parts, "no workload or pods found for "+strings.Join(workloads, ", ")+" (their policies are in place and apply to their pods as soon as they exist)")
+// describe renders one target's state for a condition message.
+func describe(st v2beta1.TargetStatus) string {
+	if st.Point == "" {
+		return st.Target + ": " + st.Message
 	}
-	if len(services) > 0 {
-		parts = append(parts, "no Service with a pod selector found for "+strings.Join(services, ", ")+" (their policies are written once the Service exists)")
+	return st.Target + " (" + st.Point + "): " + st.Message
+}
+
+// countInHand counts the waiting states that only wait for the NetworkPolicy controller.
+func countInHand(states []v2beta1.TargetStatus) int {
+	n := 0
+	for _, st := range states {
+		if st.State == string(enforcement.Waiting) && st.Point == PolicyPointName && (strings.HasPrefix(st.Message, "waiting for NetworkPolicy") || strings.Contains(st.Message, "to be labelled")) {
+			n++
+		}
 	}
-	return strings.Join(parts, "; ")
+	return n
 }
 
 // waitForPolicies returns how long to wait before computing the status, when the
@@ -293,29 +325,13 @@ func (r *StatusReconciler) waitForBacklog(mem *memory) time.Duration {
 	return backlogRecheck
 }
 
-// joinServers names servers as messages do.
-func joinServers(servers []intent.Server) string {
-	names := make([]string, len(servers))
-	for i, s := range servers {
-		names[i] = s.String()
-	}
-	return strings.Join(names, ", ")
-}
-
-// blocked says what keeps the server's policy from being written, if something does.
-func (r *StatusReconciler) blocked(server intent.Server) string {
-	if r.progress == nil {
-		return ""
-	}
-	_, _, blocked := r.progress.state(serverRequest(server))
-	return blocked
-}
-
 // announced are the reasons worth an Event when a condition takes them: what users need
 // to know, not every step of normal operation.
 var announced = map[string]string{
 	ReasonApplied:       corev1.EventTypeNormal,
 	ReasonPending:       corev1.EventTypeWarning,
+	ReasonFailed:        corev1.EventTypeWarning,
+	ReasonNotEnforced:   corev1.EventTypeNormal,
 	ReasonTargetMissing: corev1.EventTypeWarning,
 	ReasonShadowMode:    corev1.EventTypeNormal,
 	ReasonPartial:       corev1.EventTypeNormal,

@@ -25,6 +25,8 @@ const (
 	// Failed: the point could not enforce and will not until something changes; the
 	// message says what.
 	Failed State = "Failed"
+	// NotEnforced: no enforcement point handles the target (internet targets, say).
+	NotEnforced State = "NotEnforced"
 )
 
 // TargetState is what one enforcement point does for one target of a ClientIntents.

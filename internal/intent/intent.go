@@ -158,3 +158,35 @@ func Covers(ps *v2beta1.ProtectedService, s Server) bool {
 	}
 	return s.Service || ps.Spec.Kind == "" || s.Kind == "" || ps.Spec.Kind == s.Kind
 }
+
+// TargetName names a target in status the way the intents file declares it, with its
+// type in front: "kubernetes server", "service nginx.shop", "kafka kafka.kafka",
+// "internet api.example.com, 1.2.3.0/24".
+func TargetName(t v2beta1.Target) string {
+	switch {
+	case t.Kubernetes != nil:
+		if t.Kubernetes.Kind != "" {
+			return "kubernetes " + t.Kubernetes.Kind + ":" + t.Kubernetes.Name
+		}
+		return "kubernetes " + t.Kubernetes.Name
+	case t.Service != nil:
+		return "service " + t.Service.Name
+	case t.Kafka != nil:
+		return "kafka " + t.Kafka.Name
+	case t.Internet != nil:
+		return "internet " + strings.Join(append(append([]string(nil), t.Internet.Domains...), t.Internet.IPs...), ", ")
+	}
+	return "unknown target"
+}
+
+// ServerOf returns the in-cluster server a target reaches over the network, if any.
+func ServerOf(ci *v2beta1.ClientIntents, t v2beta1.Target) (Server, bool) {
+	probe := v2beta1.ClientIntents{}
+	probe.Namespace = ci.Namespace
+	probe.Spec.Targets = []v2beta1.Target{t}
+	servers := Servers(&probe)
+	if len(servers) == 0 {
+		return Server{}, false
+	}
+	return servers[0], true
+}

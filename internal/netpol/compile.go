@@ -5,11 +5,13 @@ package netpol
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/intentguard/intentguard/internal/intent"
@@ -25,8 +27,8 @@ const (
 	// ServerAnnotation holds the server key in readable form.
 	ServerAnnotation = "intentguard.dev/server"
 
-	// namespaceNameLabel is set by the API server on every namespace.
-	namespaceNameLabel = "kubernetes.io/metadata.name"
+	// NamespaceNameLabel is set by the API server on every namespace.
+	NamespaceNameLabel = "kubernetes.io/metadata.name"
 )
 
 // Client is a workload allowed to call the server, and the selection of its pods.
@@ -44,6 +46,9 @@ type Input struct {
 	Ports []networkingv1.NetworkPolicyPort
 	// Clients are the workloads that declared a call to the server.
 	Clients []Client
+	// DNSPorts, when the server's pods serve the cluster's DNS, are the DNS ports, which
+	// stay open to every pod (see ClusterDNS.PortsFor).
+	DNSPorts []networkingv1.NetworkPolicyPort
 }
 
 // Compile returns the NetworkPolicy that protects in.Server, or nil when there is nothing
@@ -52,17 +57,13 @@ func Compile(in Input) *networkingv1.NetworkPolicy {
 	if isEmpty(in.Pods) {
 		return nil
 	}
-	tcp, udp := corev1.ProtocolTCP, corev1.ProtocolUDP
 	var rules []networkingv1.NetworkPolicyIngressRule
 	if peers := peersOf(in.Clients); len(peers) > 0 {
 		rules = append(rules, networkingv1.NetworkPolicyIngressRule{From: peers, Ports: normalizePorts(in.Ports)})
 	}
-	if IsClusterDNS(in.Server, in.Pods) {
+	if len(in.DNSPorts) > 0 {
 		// Cutting DNS off would break every workload in the cluster, declared or not.
-		dns := intstr.FromInt32(53)
-		rules = append(rules, networkingv1.NetworkPolicyIngressRule{Ports: []networkingv1.NetworkPolicyPort{
-			{Protocol: &udp, Port: &dns}, {Protocol: &tcp, Port: &dns},
-		}})
+		rules = append(rules, networkingv1.NetworkPolicyIngressRule{Ports: normalizePorts(in.DNSPorts)})
 	}
 	return &networkingv1.NetworkPolicy{
 		TypeMeta: metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
@@ -80,15 +81,51 @@ func Compile(in Input) *networkingv1.NetworkPolicy {
 	}
 }
 
-// IsClusterDNS reports whether the server is the cluster's DNS service.
-func IsClusterDNS(s intent.Server, pods *metav1.LabelSelector) bool {
-	if s.Namespace != "kube-system" {
-		return false
+// ClusterDNS is what the cluster's DNS Service tells about the DNS pods.
+type ClusterDNS struct {
+	// Service is the DNS Service (kube-dns or coredns in kube-system); nil when the
+	// cluster has none the operator can see.
+	Service *corev1.Service
+}
+
+// DNSNamespace and DNSServiceNames are where clusters keep their DNS Service.
+const DNSNamespace = "kube-system"
+
+// DNSServiceNames are the names the cluster DNS Service goes by.
+var DNSServiceNames = []string{"kube-dns", "coredns"}
+
+// PortsFor returns the ports that must stay open to every pod on a server: the DNS
+// Service's target ports (where the DNS pods listen, 5353 say) when the server is that
+// Service or some of its pods (podLabels) are DNS pods; none otherwise. Without a DNS
+// Service, a server named like one in kube-system keeps port 53 open.
+func (d ClusterDNS) PortsFor(s intent.Server, podLabels []map[string]string) []networkingv1.NetworkPolicyPort {
+	if s.Namespace != DNSNamespace {
+		return nil
 	}
-	if s.Name == "kube-dns" || s.Name == "coredns" {
-		return true
+	if d.Service == nil || d.Service.Namespace != s.Namespace {
+		if !slices.Contains(DNSServiceNames, s.Name) {
+			return nil
+		}
+		tcp, udp := corev1.ProtocolTCP, corev1.ProtocolUDP
+		dns := intstr.FromInt32(53)
+		return []networkingv1.NetworkPolicyPort{{Protocol: &udp, Port: &dns}, {Protocol: &tcp, Port: &dns}}
 	}
-	return pods != nil && pods.MatchLabels["k8s-app"] == "kube-dns"
+	dnsPods := false
+	if s.Service && s.Name == d.Service.Name {
+		dnsPods = true
+	} else if len(d.Service.Spec.Selector) > 0 {
+		sel := labels.SelectorFromSet(d.Service.Spec.Selector)
+		for _, l := range podLabels {
+			if sel.Matches(labels.Set(l)) {
+				dnsPods = true
+				break
+			}
+		}
+	}
+	if !dnsPods {
+		return nil
+	}
+	return ServicePorts(d.Service)
 }
 
 // peersOf turns clients into peers: namespace by name, pods by their selection. Clients
@@ -105,7 +142,7 @@ func peersOf(clients []Client) []networkingv1.NetworkPolicyPeer {
 			continue
 		}
 		peer := networkingv1.NetworkPolicyPeer{
-			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{namespaceNameLabel: c.Ref.Namespace}},
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{NamespaceNameLabel: c.Ref.Namespace}},
 			PodSelector:       c.Pods.DeepCopy(),
 		}
 		b, _ := json.Marshal(peer)

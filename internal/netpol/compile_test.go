@@ -231,20 +231,22 @@ func TestCompileAdmitsExactlyTheDeclaredClients(t *testing.T) {
 			wantRules: nil,
 		},
 		{
-			name: "coredns in kube-system keeps port 53 open to everyone, even without clients",
+			name: "a DNS server keeps its DNS ports open to everyone, even without clients",
 			in: Input{
-				Server: deploymentServer("kube-system", "coredns"),
-				Pods:   matchLabels("k8s-app", "kube-dns"),
+				Server:   deploymentServer("kube-system", "coredns"),
+				Pods:     matchLabels("k8s-app", "kube-dns"),
+				DNSPorts: dnsRule().Ports,
 			},
 			wantRules: []networkingv1.NetworkPolicyIngressRule{dnsRule()},
 		},
 		{
-			name: "the kube-dns Service keeps port 53 open beside its declared clients",
+			name: "the DNS ports stay open beside the declared clients",
 			in: Input{
-				Server:  serviceServer("kube-system", "kube-dns"),
-				Pods:    matchLabels("k8s-app", "kube-dns"),
-				Ports:   []networkingv1.NetworkPolicyPort{tcp(9153)},
-				Clients: []Client{deploymentClient("monitoring", "prometheus", matchLabels("app", "prometheus"))},
+				Server:   serviceServer("kube-system", "kube-dns"),
+				Pods:     matchLabels("k8s-app", "kube-dns"),
+				Ports:    []networkingv1.NetworkPolicyPort{tcp(9153)},
+				Clients:  []Client{deploymentClient("monitoring", "prometheus", matchLabels("app", "prometheus"))},
+				DNSPorts: []networkingv1.NetworkPolicyPort{tcp(53), udp(53)},
 			},
 			wantRules: []networkingv1.NetworkPolicyIngressRule{
 				{From: []networkingv1.NetworkPolicyPeer{admit("monitoring", matchLabels("app", "prometheus"))}, Ports: []networkingv1.NetworkPolicyPort{tcp(9153)}},
@@ -252,15 +254,7 @@ func TestCompileAdmitsExactlyTheDeclaredClients(t *testing.T) {
 			},
 		},
 		{
-			name: "any kube-system server selecting k8s-app=kube-dns is cluster DNS",
-			in: Input{
-				Server: deploymentServer("kube-system", "my-dns"),
-				Pods:   matchLabels("k8s-app", "kube-dns", "variant", "local"),
-			},
-			wantRules: []networkingv1.NetworkPolicyIngressRule{dnsRule()},
-		},
-		{
-			name: "a server named coredns outside kube-system is an ordinary server",
+			name: "without DNS ports a server is an ordinary server",
 			in: Input{
 				Server: deploymentServer("default", "coredns"),
 				Pods:   matchLabels("k8s-app", "kube-dns"),
@@ -609,6 +603,44 @@ func TestUpToDate(t *testing.T) {
 			tc.change(existing)
 			if got := UpToDate(desired(), existing); got != tc.want {
 				t.Errorf("UpToDate = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestClusterDNSPorts(t *testing.T) {
+	dnsSvc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kube-dns"},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"k8s-app": "kube-dns"},
+			Ports: []corev1.ServicePort{
+				{Name: "dns", Port: 53, TargetPort: intstr.FromInt32(5353), Protocol: corev1.ProtocolUDP},
+				{Name: "dns-tcp", Port: 53, TargetPort: intstr.FromString("dns-tcp"), Protocol: corev1.ProtocolTCP},
+			},
+		},
+	}
+	fromService := []networkingv1.NetworkPolicyPort{udp(5353), tcpNamed("dns-tcp")}
+	dnsPod := map[string]string{"k8s-app": "kube-dns", "pod-template-hash": "abc"}
+	other := map[string]string{"app": "metrics"}
+	tests := []struct {
+		name string
+		dns  ClusterDNS
+		s    intent.Server
+		pods []map[string]string
+		want []networkingv1.NetworkPolicyPort
+	}{
+		{"the DNS Service itself takes its target ports", ClusterDNS{dnsSvc}, serviceServer("kube-system", "kube-dns"), nil, fromService},
+		{"a workload whose pods are DNS pods, whatever its name", ClusterDNS{dnsSvc}, deploymentServer("kube-system", "my-resolver"), []map[string]string{other, dnsPod}, fromService},
+		{"a workload without DNS pods", ClusterDNS{dnsSvc}, deploymentServer("kube-system", "metrics"), []map[string]string{other}, nil},
+		{"DNS pods' labels outside kube-system", ClusterDNS{dnsSvc}, deploymentServer("default", "coredns"), []map[string]string{dnsPod}, nil},
+		{"no DNS Service: coredns by name keeps 53", ClusterDNS{}, deploymentServer("kube-system", "coredns"), nil, dnsRule().Ports},
+		{"no DNS Service: another name is ordinary", ClusterDNS{}, deploymentServer("kube-system", "metrics"), []map[string]string{dnsPod}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.dns.PortsFor(tc.s, tc.pods)
+			if toJSON(t, got) != toJSON(t, tc.want) {
+				t.Errorf("got %s, want %s", toJSON(t, got), toJSON(t, tc.want))
 			}
 		})
 	}

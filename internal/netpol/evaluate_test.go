@@ -241,6 +241,7 @@ func (c *cluster) enforce() *enforcement {
 	}
 	for _, s := range c.servers() {
 		in := Input{Server: s}
+		in.DNSPorts = ClusterDNS{}.PortsFor(s, nil)
 		if s.Service {
 			if svc := c.services[s]; svc != nil {
 				in.Pods = &metav1.LabelSelector{MatchLabels: svc.Spec.Selector}

@@ -403,7 +403,7 @@ spec:
 		var got v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got)
 		c := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionReady)
-		return err == nil && c != nil && c.Status == metav1.ConditionFalse && c.Reason == controller.ReasonPending &&
+		return err == nil && c != nil && c.Status == metav1.ConditionFalse && c.Reason == controller.ReasonFailed &&
 			strings.Contains(c.Message, "exists and is not managed by"), err
 	})
 	var after networkingv1.NetworkPolicy
