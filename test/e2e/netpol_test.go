@@ -134,7 +134,7 @@ spec:
 
 // A workload sharing the declared client's labels is not let in with it.
 func TestLookalikeClientStaysDenied(t *testing.T) {
-	startOperator(t, controller.Options{})
+	counter := startOperator(t, controller.Options{})
 	ns := namespace(t, "lookalike")
 	deployment(t, ns, "server", 1, nil, nil)
 	deployment(t, ns, "client", 1, nil, nil)
@@ -152,11 +152,26 @@ spec:
 
 	// Once the impostor is gone the Deployment's selector is exact again: the operator
 	// switches back to it and removes the labels it added.
+	mark := len(counter.requests())
 	deleteObj(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "impostor"}})
 	waitFor(t, "operator labels removed from client pods", func() (bool, error) {
 		return noOperatorLabels(ns)
 	})
 	assertConnectivity(t, http8080, calls{"server.lookalike": {"client.lookalike"}}, ns)
+	// Make before break: the policy stops selecting by the labels before they go, so the
+	// declared client is admitted at every moment.
+	lastPolicy, firstUnlabel := -1, -1
+	for i, r := range counter.requests()[mark:] {
+		switch {
+		case strings.Contains(r, "/networkpolicies/"):
+			lastPolicy = i
+		case strings.HasPrefix(r, "PATCH") && strings.Contains(r, "/pods/client-") && firstUnlabel < 0:
+			firstUnlabel = i
+		}
+	}
+	if lastPolicy < 0 || firstUnlabel < 0 || firstUnlabel < lastPolicy {
+		t.Fatalf("labels removed before the policy relying on them was rewritten: %v", counter.requests()[mark:])
+	}
 }
 
 // Pods whose identity comes from the workload-name annotation are selected through labels
