@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/connectivity"
@@ -551,9 +552,14 @@ spec:
 		eventuallyConnectivity(t, http8080, calls{"server.idle": {"client.idle", "batch.idle"}, "client.idle": {}}, ns)
 	})
 	// A fresh operator lists and reconciles everything from scratch, exactly like a resync.
+	// Its reconcile counters prove it did before the writes are counted.
+	policiesBefore, statusBefore := reconciles(t, "networkpolicy"), reconciles(t, "clientintents-status")
 	counter := startOperator(t, controller.Options{})
 	waitReady(t, ci)
-	time.Sleep(3 * time.Second) // let every initial reconcile run
+	waitFor(t, "every server and both ClientIntents reconciled by the new operator", func() (bool, error) {
+		return reconciles(t, "networkpolicy")-policiesBefore >= 4 && reconciles(t, "clientintents-status")-statusBefore >= 2, nil
+	})
+	time.Sleep(time.Second) // writes a reconcile started would have landed by now
 	if reqs := counter.requests(); len(reqs) != 0 {
 		t.Fatalf("resync of an unchanged cluster wrote %d times: %v", len(reqs), reqs)
 	}
@@ -610,4 +616,35 @@ spec:
 	if !slices.Equal(got, want) {
 		t.Fatalf("one edit wrote %v, want %v", got, want)
 	}
+}
+
+// reconciles reads the successful reconciles of one controller from the process's
+// controller-runtime metrics, which every operator of the test process adds to.
+func reconciles(t *testing.T, name string) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var ctrlName, result string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "controller":
+					ctrlName = l.GetValue()
+				case "result":
+					result = l.GetValue()
+				}
+			}
+			if ctrlName == name && result == "success" {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
 }
