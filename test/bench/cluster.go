@@ -8,9 +8,11 @@ import (
 	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
@@ -23,10 +25,20 @@ import (
 // templateHash stands for the pod-template-hash the Deployment controller would compute.
 const templateHash = "5d4f8b"
 
-// workload is one generated Deployment.
+// workload is one generated workload: a Deployment, StatefulSet, CronJob (with a Job),
+// bare Job or standalone ReplicaSet, with pods; some have a Service.
 type workload struct {
-	ns, name string
+	ns, name, kind string
+	service        bool
 }
+
+// kindMix is the share of each owner kind among generated workloads, in tenths: most
+// clusters are mostly Deployments, but pod finding and labelling must be measured on the
+// kinds whose pods no stable selector finds.
+var kindMix = []string{"Deployment", "Deployment", "Deployment", "Deployment", "Deployment", "Deployment", "StatefulSet", "CronJob", "Job", "ReplicaSet"}
+
+// selectorKind reports whether policies select the kind's pods by its own selector.
+func selectorKind(kind string) bool { return kind == "Deployment" || kind == "StatefulSet" }
 
 func (w workload) ref() intent.Ref { return intent.Ref{Namespace: w.ns, Name: w.name} }
 
@@ -37,17 +49,20 @@ type synthetic struct {
 	workloads  []workload
 	// calls maps a client index to the server indexes it calls.
 	calls map[int][]int
-	pods  int
+	// viaService marks the calls declared as a call to the server's Service.
+	viaService map[[2]int]bool
+	pods       int
 }
 
 func generate(seed uint64, namespaces, workloads, edges, podsPerWorkload int) *synthetic {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	s := &synthetic{calls: map[int][]int{}, pods: podsPerWorkload}
+	s := &synthetic{calls: map[int][]int{}, viaService: map[[2]int]bool{}, pods: podsPerWorkload}
 	for i := 0; i < namespaces; i++ {
 		s.namespaces = append(s.namespaces, fmt.Sprintf("bench-%d", i))
 	}
 	for i := 0; i < workloads; i++ {
-		s.workloads = append(s.workloads, workload{ns: s.namespaces[i%namespaces], name: fmt.Sprintf("w%d", i)})
+		kind := kindMix[i%len(kindMix)]
+		s.workloads = append(s.workloads, workload{ns: s.namespaces[i%namespaces], name: fmt.Sprintf("w%d", i), kind: kind, service: selectorKind(kind) && i%3 == 0})
 	}
 	max := workloads * (workloads - 1)
 	if edges > max {
@@ -61,6 +76,9 @@ func generate(seed uint64, namespaces, workloads, edges, podsPerWorkload int) *s
 		}
 		seen[[2]int{c, srv}] = true
 		s.calls[c] = append(s.calls[c], srv)
+		if s.workloads[srv].service && r.IntN(2) == 0 {
+			s.viaService[[2]int{c, srv}] = true
+		}
 	}
 	for c := range s.calls {
 		sort.Ints(s.calls[c])
@@ -85,28 +103,54 @@ func (s *synthetic) intents(c int) *v2beta1.ClientIntents {
 	}
 	for _, srv := range s.calls[c] {
 		t := s.workloads[srv]
+		if s.viaService[[2]int{c, srv}] {
+			ci.Spec.Targets = append(ci.Spec.Targets, v2beta1.Target{Service: &v2beta1.ServiceTarget{Name: "svc-" + t.name + "." + t.ns}})
+			continue
+		}
 		ci.Spec.Targets = append(ci.Spec.Targets, v2beta1.Target{Kubernetes: &v2beta1.KubernetesTarget{Name: t.name + "." + t.ns}})
 	}
 	return ci
 }
 
+// podLabels are the labels the generator gives a workload's pods.
+func podLabels(w workload) map[string]string { return map[string]string{"app": w.name} }
+
+// serviceOf is a workload's Service: port 80 to the pods' http port.
+func serviceOf(w workload) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: "svc-" + w.name},
+		Spec: corev1.ServiceSpec{Selector: podLabels(w), Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}},
+	}
+}
+
 // expected compiles, without any cluster, the policies the operator must converge to.
 func (s *synthetic) expected() map[client.ObjectKey]*networkingv1.NetworkPolicy {
-	clientsOf := map[int][]int{}
+	type server struct {
+		index   int
+		service bool
+	}
+	clientsOf := map[server][]int{}
 	for c, servers := range s.calls {
 		for _, srv := range servers {
-			clientsOf[srv] = append(clientsOf[srv], c)
+			k := server{srv, s.viaService[[2]int{c, srv}]}
+			clientsOf[k] = append(clientsOf[k], c)
 		}
 	}
 	sel := func(w workload) *metav1.LabelSelector {
-		d := tutorial.Deployment(w.ns, w.name, 8080)
-		pods := []netpol.Pod{{Labels: d.Spec.Template.Labels, Identity: identity.Identity{Namespace: w.ns, Name: w.name, Kind: "Deployment"}}}
-		return netpol.SelectPods(w.ref(), []netpol.Workload{{Kind: "Deployment", Name: w.name, Selector: d.Spec.Selector}}, pods).Selector
+		if !selectorKind(w.kind) {
+			return netpol.ByLabel(w.ref()).Selector
+		}
+		pods := []netpol.Pod{{Labels: podLabels(w), Identity: identity.Identity{Namespace: w.ns, Name: w.name, Kind: w.kind}}}
+		return netpol.SelectPods(w.ref(), []netpol.Workload{{Kind: w.kind, Name: w.name, Selector: &metav1.LabelSelector{MatchLabels: podLabels(w)}}}, pods).Selector
 	}
 	out := map[client.ObjectKey]*networkingv1.NetworkPolicy{}
 	for srv, clients := range clientsOf {
-		w := s.workloads[srv]
+		w := s.workloads[srv.index]
 		in := netpol.Input{Server: intent.Server{Ref: w.ref()}, Pods: sel(w)}
+		if srv.service {
+			svc := serviceOf(w)
+			in = netpol.Input{Server: intent.Server{Ref: intent.Ref{Namespace: w.ns, Name: svc.Name}, Service: true}, Pods: netpol.ServiceSelector(svc), Ports: netpol.ServicePorts(svc)}
+		}
 		for _, c := range clients {
 			in.Clients = append(in.Clients, netpol.Client{Ref: s.workloads[c].ref(), Pods: sel(s.workloads[c])})
 		}
@@ -130,37 +174,80 @@ func (s *synthetic) create(ctx context.Context, c client.Client, workers int) er
 }
 
 func createWorkload(ctx context.Context, c client.Client, w workload, pods int) error {
-	d := tutorial.Deployment(w.ns, w.name, 8080)
 	n := int32(pods)
-	d.Spec.Replicas = &n
-	if err := c.Create(ctx, d); err != nil {
-		return fmt.Errorf("creating Deployment %s/%s: %w", w.ns, w.name, err)
-	}
+	labels := podLabels(w)
+	tpl := tutorial.Deployment(w.ns, w.name, 8080).Spec.Template
+	tpl.Labels = labels
 	yes := true
-	hash := templateHash
-	rs := &appsv1.ReplicaSet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: w.name + "-" + hash,
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID, Controller: &yes}}},
-		Spec: appsv1.ReplicaSetSpec{Replicas: &n, Selector: d.Spec.Selector, Template: d.Spec.Template},
+	ownedBy := func(apiVersion, kind string, o client.Object) []metav1.OwnerReference {
+		return []metav1.OwnerReference{{APIVersion: apiVersion, Kind: kind, Name: o.GetName(), UID: o.GetUID(), Controller: &yes}}
 	}
-	rs.Spec.Template.Labels = map[string]string{"app": w.name, "pod-template-hash": hash}
-	if err := c.Create(ctx, rs); err != nil {
-		return fmt.Errorf("creating ReplicaSet %s/%s: %w", w.ns, rs.Name, err)
+	meta := metav1.ObjectMeta{Namespace: w.ns, Name: w.name}
+	var owner client.Object
+	var ownerRef []metav1.OwnerReference
+	switch w.kind {
+	case "", "Deployment":
+		d := &appsv1.Deployment{ObjectMeta: meta, Spec: appsv1.DeploymentSpec{Replicas: &n, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tpl}}
+		if err := c.Create(ctx, d); err != nil {
+			return fmt.Errorf("creating Deployment %s/%s: %w", w.ns, w.name, err)
+		}
+		rs := &appsv1.ReplicaSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: w.name + "-" + templateHash, OwnerReferences: ownedBy("apps/v1", "Deployment", d)},
+			Spec:       appsv1.ReplicaSetSpec{Replicas: &n, Selector: d.Spec.Selector, Template: tpl},
+		}
+		rs.Spec.Template.Labels = map[string]string{"app": w.name, "pod-template-hash": templateHash}
+		if err := c.Create(ctx, rs); err != nil {
+			return fmt.Errorf("creating ReplicaSet %s/%s: %w", w.ns, rs.Name, err)
+		}
+		owner, ownerRef, labels = rs, ownedBy("apps/v1", "ReplicaSet", rs), rs.Spec.Template.Labels
+	case "StatefulSet":
+		ss := &appsv1.StatefulSet{ObjectMeta: meta, Spec: appsv1.StatefulSetSpec{Replicas: &n, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tpl}}
+		owner, ownerRef = ss, nil
+	case "ReplicaSet":
+		rs := &appsv1.ReplicaSet{ObjectMeta: meta, Spec: appsv1.ReplicaSetSpec{Replicas: &n, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tpl}}
+		owner = rs
+	case "Job", "CronJob":
+		tpl.Spec.RestartPolicy = corev1.RestartPolicyNever
+		job := &batchv1.Job{ObjectMeta: meta, Spec: batchv1.JobSpec{Template: tpl}}
+		if w.kind == "CronJob" {
+			suspend := true
+			cj := &batchv1.CronJob{ObjectMeta: meta, Spec: batchv1.CronJobSpec{Schedule: "0 0 1 1 *", Suspend: &suspend, JobTemplate: batchv1.JobTemplateSpec{Spec: job.Spec}}}
+			if err := c.Create(ctx, cj); err != nil {
+				return fmt.Errorf("creating CronJob %s/%s: %w", w.ns, w.name, err)
+			}
+			job.Name, job.OwnerReferences = w.name+"-29000000", ownedBy("batch/v1", "CronJob", cj)
+		}
+		owner = job
+	default:
+		return fmt.Errorf("unknown workload kind %q", w.kind)
+	}
+	if ownerRef == nil {
+		if err := c.Create(ctx, owner); err != nil {
+			return fmt.Errorf("creating %s %s/%s: %w", w.kind, w.ns, owner.GetName(), err)
+		}
+		gvk, err := c.GroupVersionKindFor(owner)
+		if err != nil {
+			return err
+		}
+		ownerRef = ownedBy(gvk.GroupVersion().String(), gvk.Kind, owner)
+	}
+	if w.service {
+		if err := c.Create(ctx, serviceOf(w)); err != nil {
+			return fmt.Errorf("creating Service %s/svc-%s: %w", w.ns, w.name, err)
+		}
 	}
 	for i := 0; i < pods; i++ {
-		if err := createPod(ctx, c, rs, i); err != nil {
+		if err := createPod(ctx, c, owner.GetNamespace(), owner.GetName(), ownerRef, labels, tpl.Spec, i); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func createPod(ctx context.Context, c client.Client, rs *appsv1.ReplicaSet, i int) error {
-	yes := true
+func createPod(ctx context.Context, c client.Client, ns, owner string, ownerRef []metav1.OwnerReference, labels map[string]string, spec corev1.PodSpec, i int) error {
 	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: rs.Namespace, Name: fmt.Sprintf("%s-%d", rs.Name, i), Labels: rs.Spec.Template.Labels,
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes}}},
-		Spec: rs.Spec.Template.Spec,
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-%d", owner, i), Labels: labels, OwnerReferences: ownerRef},
+		Spec:       spec,
 	}
 	if err := c.Create(ctx, p); err != nil {
 		return fmt.Errorf("creating pod %s/%s: %w", p.Namespace, p.Name, err)

@@ -429,7 +429,7 @@ func scenarios(syn *synthetic, r *rand.Rand) []scenario {
 				name := syn.workloads[s].name + "." + syn.workloads[s].ns
 				dup := s == cl
 				for _, tg := range ci.Spec.Targets {
-					dup = dup || tg.Kubernetes.Name == name
+					dup = dup || (tg.Kubernetes != nil && tg.Kubernetes.Name == name) || (tg.Service != nil && tg.Service.Name == "svc-"+name)
 				}
 				if !dup {
 					ci.Spec.Targets = append(ci.Spec.Targets, v2beta1.Target{Kubernetes: &v2beta1.KubernetesTarget{Name: name}})
@@ -438,14 +438,19 @@ func scenarios(syn *synthetic, r *rand.Rand) []scenario {
 				}
 			}
 		}},
-		{name: "add a pod to a workload", do: func(ctx context.Context, c client.Client) error {
+		{name: "add a pod to a Deployment", do: func(ctx context.Context, c client.Client) error {
 			podN++
 			w := syn.workloads[r.IntN(len(syn.workloads))]
+			for w.kind != "Deployment" {
+				w = syn.workloads[r.IntN(len(syn.workloads))]
+			}
 			var rs appsv1.ReplicaSet
 			if err := c.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: w.name + "-" + templateHash}, &rs); err != nil {
 				return err
 			}
-			return createPod(ctx, c, &rs, 1000+podN)
+			yes := true
+			ref := []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes}}
+			return createPod(ctx, c, rs.Namespace, rs.Name, ref, rs.Spec.Template.Labels, rs.Spec.Template.Spec, 1000+podN)
 		}},
 		{name: "add a ProtectedService", do: func(ctx context.Context, c client.Client) error {
 			psN++
@@ -472,7 +477,7 @@ func scenarios(syn *synthetic, r *rand.Rand) []scenario {
 			if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 				return err
 			}
-			w := workload{ns: ns, name: "visitor"}
+			w := workload{ns: ns, name: "visitor", kind: "Deployment"}
 			if err := createWorkload(ctx, c, w, 1); err != nil {
 				return err
 			}

@@ -331,3 +331,22 @@ spec:
 		return apimeta.IsStatusConditionTrue(p.Status.Conditions, controller.ConditionReady) && p.Status.Policy == "access-to.any.server", nil
 	})
 }
+
+// A ProtectedService for a server nobody declared calls to closes it to everyone, and
+// says which policy does.
+func TestProtectedServiceAloneDeniesAll(t *testing.T) {
+	startOperator(t, controller.Options{})
+	ns := namespace(t, "lonely-ps")
+	deployment(t, ns, "vault", 1, nil, nil)
+	deployment(t, ns, "client", 1, nil, nil)
+	ps := &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "protect-vault"}, Spec: v2beta1.ProtectedServiceSpec{Name: "vault"}}
+	create(t, ps)
+	eventuallyConnectivity(t, http8080, calls{"vault.lonely-ps": {}}, ns)
+	waitFor(t, "ProtectedService Ready with its policy", func() (bool, error) {
+		var p v2beta1.ProtectedService
+		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ps), &p); err != nil {
+			return false, err
+		}
+		return apimeta.IsStatusConditionTrue(p.Status.Conditions, controller.ConditionReady) && p.Status.Policy == "access-to.any.vault", nil
+	})
+}
