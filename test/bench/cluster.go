@@ -119,7 +119,7 @@ func podLabels(w workload) map[string]string { return map[string]string{"app": w
 func serviceOf(w workload) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: "svc-" + w.name},
-		Spec: corev1.ServiceSpec{Selector: podLabels(w), Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}},
+		Spec:       corev1.ServiceSpec{Selector: podLabels(w), Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}},
 	}
 }
 

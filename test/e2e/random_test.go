@@ -51,7 +51,7 @@ func TestRandomizedClusterEveryPodPair(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			counter := startOperator(t, controller.Options{Shadow: shadow})
-			w := &world{t: t, rnd: rand.New(rand.NewSource(seed)), shadow: shadow, counter: counter, prefix: "r" + name[:1],
+			w := &world{t: t, seed: seed, rnd: rand.New(rand.NewSource(seed)), shadow: shadow, counter: counter, prefix: "r" + name[:1],
 				workloads: map[string]*rworkload{}, intents: map[string]*rintents{}, protected: map[string]bool{}, live: map[string]bool{}, bare: map[string]*rworkload{}}
 			w.setup()
 			w.check(0)
@@ -100,6 +100,7 @@ type rintents struct {
 
 type world struct {
 	t       *testing.T
+	seed    int64
 	rnd     *rand.Rand
 	shadow  bool
 	counter *writeCounter
@@ -115,7 +116,7 @@ type world struct {
 	bare map[string]*rworkload
 	// pairs and denied count the verdicts checked, to show the test is not vacuous.
 	pairs, denied int
-	log  []string
+	log           []string
 }
 
 func (w *world) logf(format string, args ...any) {
@@ -536,7 +537,7 @@ func (w *world) check(step int) {
 		}
 	}
 	if len(wrong) > 0 {
-		w.t.Fatalf("step %d: %d wrong verdicts:\n%s\nchanges so far:\n%s", step, len(wrong), strings.Join(wrong[:min(len(wrong), 30)], "\n"), strings.Join(w.log, "\n"))
+		w.t.Fatalf("seed %d, step %d: %d wrong verdicts:\n%s\nchanges so far:\n%s", w.seed, step, len(wrong), strings.Join(wrong[:min(len(wrong), 30)], "\n"), strings.Join(w.log, "\n"))
 	}
 	w.checkStatus(step)
 }
@@ -644,7 +645,7 @@ func (w *world) checkStatus(step int) {
 			st := ci.Status.Targets[i]
 			enforced := w.targetEnforced(tg, pods)
 			if (st.State == string(enforcement.Enforced)) != enforced && slices.Contains([]string{string(enforcement.Enforced), string(enforcement.Shadow)}, st.State) {
-				w.t.Fatalf("step %d: intents of %s report %s for %s (%s), the oracle says enforced=%v\nchanges so far:\n%s", step, ri.client.key(), st.State, st.Target, st.Message, enforced, strings.Join(w.log, "\n"))
+				w.t.Fatalf("seed %d, step %d: intents of %s report %s for %s (%s), the oracle says enforced=%v\nchanges so far:\n%s", w.seed, step, ri.client.key(), st.State, st.Target, st.Message, enforced, strings.Join(w.log, "\n"))
 			}
 		}
 	}
