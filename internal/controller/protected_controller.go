@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -26,12 +28,39 @@ type ProtectedStatusReconciler struct {
 	Client   client.Client
 	Planner  Planner
 	Recorder events.EventRecorder
+
+	mu sync.Mutex
+	// pendingSince remembers when a ProtectedService was first seen waiting for a policy
+	// the NetworkPolicy controller is writing: Pending is reported only if that lasts.
+	pendingSince map[client.ObjectKey]time.Time
+}
+
+// waitedEnough reports whether a ProtectedService waiting for its policy has waited long
+// enough to report Pending; ok false clears the memory.
+func (r *ProtectedStatusReconciler) waitedEnough(key client.ObjectKey, waiting bool) (time.Duration, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !waiting {
+		delete(r.pendingSince, key)
+		return 0, true
+	}
+	if r.pendingSince == nil {
+		r.pendingSince = map[client.ObjectKey]time.Time{}
+	}
+	t, ok := r.pendingSince[key]
+	if !ok {
+		t = time.Now()
+		r.pendingSince[key] = t
+	}
+	left := pendingStall - time.Since(t)
+	return left, left <= 0
 }
 
 // Reconcile recomputes one ProtectedService's status and writes it if it changed.
 func (r *ProtectedStatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var ps v2beta1.ProtectedService
 	if err := r.Client.Get(ctx, req.NamespacedName, &ps); err != nil || !ps.DeletionTimestamp.IsZero() {
+		r.waitedEnough(req.NamespacedName, false)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	server := intent.Protected(&ps)
@@ -40,7 +69,7 @@ func (r *ProtectedStatusReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	ready, reason, msg, policy := false, ReasonPending, "", ""
+	ready, reason, msg, policy, writing := false, ReasonPending, "", "", false
 	switch {
 	case plan.Policy == nil:
 		msg = fmt.Sprintf("no NetworkPolicy is planned for %s", server)
@@ -50,11 +79,11 @@ func (r *ProtectedStatusReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		err := r.Client.Get(ctx, key, &live)
 		switch {
 		case apierrors.IsNotFound(err):
-			msg = fmt.Sprintf("waiting for NetworkPolicy %s to be written", key)
+			msg, writing = fmt.Sprintf("waiting for NetworkPolicy %s to be written", key), true
 		case err != nil:
 			return ctrl.Result{}, fmt.Errorf("reading NetworkPolicy %s: %w", key, err)
 		case !netpol.UpToDate(plan.Policy, &live):
-			msg = fmt.Sprintf("waiting for NetworkPolicy %s to be updated", key)
+			msg, writing = fmt.Sprintf("waiting for NetworkPolicy %s to be updated", key), true
 		default:
 			gap, err := (&PolicyPoint{}).unlabelled(ctx, planner, server.Ref)
 			if err != nil {
@@ -71,6 +100,11 @@ func (r *ProtectedStatusReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 				msg += fmt.Sprintf("; no pods of %s exist yet, the policy selects them when they do", server.Ref)
 			}
 		}
+	}
+	// The policy's watch event brings this back when it lands; Pending costs a write and
+	// an Event only when the wait lasts.
+	if left, enough := r.waitedEnough(req.NamespacedName, writing); !enough {
+		return ctrl.Result{RequeueAfter: min(left, pendingRecheck)}, nil
 	}
 	status := ps.Status.DeepCopy()
 	status.ObservedGeneration = ps.Generation
