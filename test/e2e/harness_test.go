@@ -117,9 +117,15 @@ func (w *writeCounter) requests() []string {
 // returns a counter of the API writes it makes.
 func startOperator(t *testing.T, opts controller.Options) *writeCounter {
 	t.Helper()
+	return startOperatorOn(t, local.Config, opts)
+}
+
+// startOperatorOn is startOperator against another control plane.
+func startOperatorOn(t *testing.T, target *rest.Config, opts controller.Options) *writeCounter {
+	t.Helper()
 	operatorMu.Lock()
 	counter := &writeCounter{}
-	cfg := rest.CopyConfig(local.Config)
+	cfg := rest.CopyConfig(target)
 	cfg.QPS, cfg.Burst = 200, 400
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { counter.rt = rt; return counter }
 	ctx, cancel := context.WithCancel(context.Background())

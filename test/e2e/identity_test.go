@@ -18,8 +18,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/cluster"
+	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/enforcement"
+	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/tutorial"
 )
 
 // podSpec is a container listening on the http port the probes use.
@@ -348,5 +352,80 @@ func TestProtectedServiceAloneDeniesAll(t *testing.T) {
 			return false, err
 		}
 		return apimeta.IsStatusConditionTrue(p.Status.Conditions, controller.ConditionReady) && p.Status.Policy == "access-to.any.vault", nil
+	})
+}
+
+// A pod seen before its owner is resolved again when the owner arrives. A control plane of
+// its own, without the garbage collector, keeps a pod whose owner does not exist yet (the
+// collector would delete it), which is what an operator's cache sees when pod events
+// outrun owner events.
+func TestOwnerArrivingAfterItsPod(t *testing.T) {
+	ctx := context.Background()
+	lc, err := localcluster.Start(ctx, localcluster.Options{WithoutControllerManager: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lc.Stop() })
+	c, err := client.New(lc.Config, client.Options{Scheme: cluster.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate := func(objs ...client.Object) {
+		t.Helper()
+		for _, o := range objs {
+			if err := c.Create(ctx, o); err != nil {
+				t.Fatalf("creating %s: %v", o.GetName(), err)
+			}
+		}
+	}
+	ns := "late-owner"
+	mustCreate(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	web, api := tutorial.Deployment(ns, "web", 8080), tutorial.Deployment(ns, "api", 8080)
+	mustCreate(web, api)
+	yes := true
+	pod := func(name, rs string, labels map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs, UID: "00000000-0000-0000-0000-000000000001", Controller: &yes}}},
+			Spec: podSpec(corev1.RestartPolicyAlways)}
+	}
+	// The pods arrive before their ReplicaSets.
+	mustCreate(pod("web-5c7-a", "web-5c7", map[string]string{"app": "web"}), pod("api-9f2-a", "api-9f2", map[string]string{"app": "api"}))
+	mustCreate(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "intruder", Labels: map[string]string{"app": "intruder"}}, Spec: podSpec(corev1.RestartPolicyAlways)})
+	startOperatorOn(t, lc.Config, controller.Options{})
+	ci := &v2beta1.ClientIntents{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: v2beta1.ClientIntentsSpec{Workload: v2beta1.Workload{Name: "web"}, Targets: []v2beta1.Target{{Kubernetes: &v2beta1.KubernetesTarget{Name: "api"}}}}}
+	mustCreate(ci)
+	// web reaches api, and api is protected: the intruder does not.
+	enforced := func() (bool, error) {
+		m, err := connectivity.Evaluate(ctx, c, []string{ns}, http8080)
+		if err != nil {
+			return false, err
+		}
+		pods := map[string]connectivity.Pod{}
+		for _, p := range m.Pods {
+			pods[p.Name] = p
+		}
+		return m.Allowed(pods["web-5c7-a"], pods["api-9f2-a"]) && !m.Allowed(pods["intruder"], pods["api-9f2-a"]), nil
+	}
+	time.Sleep(time.Second)
+	rs := func(name string, d *appsv1.Deployment) *appsv1.ReplicaSet {
+		return &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID, Controller: &yes}}},
+			Spec: appsv1.ReplicaSetSpec{Selector: d.Spec.Selector, Template: d.Spec.Template}}
+	}
+	mustCreate(rs("web-5c7", web), rs("api-9f2", api))
+	waitFor(t, "web's pod admitted by api's policy once the owners arrived", func() (bool, error) {
+		var np networkingv1.NetworkPolicyList
+		if err := c.List(ctx, &np, client.InNamespace(ns)); err != nil || len(np.Items) != 1 {
+			return false, err
+		}
+		return enforced()
+	})
+	waitFor(t, "the ClientIntents Ready", func() (bool, error) {
+		var got v2beta1.ClientIntents
+		if err := c.Get(ctx, client.ObjectKeyFromObject(ci), &got); err != nil {
+			return false, err
+		}
+		return apimeta.IsStatusConditionTrue(got.Status.Conditions, controller.ConditionReady) && got.Status.Enforcement == controller.EnforcementEnforced, nil
 	})
 }
