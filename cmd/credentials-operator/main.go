@@ -1,0 +1,60 @@
+// Command credentials-operator issues workload certificates (built-in CA or SPIRE) into
+// the Secrets that pods ask for with credentials-operator.otterize.com/tls-secret-name,
+// and renews them (in-cluster config, or --kubeconfig).
+package main
+
+import (
+	"flag"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/intentguard/intentguard/internal/credentials"
+)
+
+func main() {
+	c := credentials.Defaults()
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		c.Namespace = ns
+	}
+	flag.StringVar(&c.Backend, "backend", c.Backend, "certificate authority: ca (built-in, key pair in a Secret) or spire")
+	flag.StringVar(&c.Namespace, "namespace", c.Namespace, "the operator's namespace, holding the built-in CA Secret (default: $POD_NAMESPACE)")
+	flag.StringVar(&c.CASecretName, "ca-secret", c.CASecretName, "name of the built-in CA's Secret; created on first start")
+	flag.DurationVar(&c.CALifetime, "ca-lifetime", c.CALifetime, "lifetime of a built-in CA certificate; rotated at --renew-fraction of it")
+	flag.StringVar(&c.SPIRESocket, "spire-socket", c.SPIRESocket, "the SPIRE server's admin API socket")
+	flag.StringVar(&c.SPIREParentID, "spire-parent-id", "", "parent SPIFFE ID of the entries this operator registers (default spiffe://<trust-domain>/intentguard/credentials-operator)")
+	flag.StringVar(&c.TrustDomain, "trust-domain", c.TrustDomain, "trust domain of the SPIFFE IDs (SPIRE: the server's)")
+	flag.StringVar(&c.SPIFFEIDFormat, "spiffe-id-format", c.SPIFFEIDFormat, "SPIFFE ID of a workload; placeholders {trustDomain} {namespace} {name} {kind}")
+	flag.DurationVar(&c.DefaultTTL, "default-cert-ttl", c.DefaultTTL, "certificate lifetime when a pod sets no cert-ttl")
+	flag.DurationVar(&c.MinTTL, "min-cert-ttl", c.MinTTL, "shortest cert-ttl accepted")
+	flag.Float64Var(&c.RenewFraction, "renew-fraction", c.RenewFraction, "fraction of a certificate's lifetime after which it is renewed")
+	flag.Float64Var(&c.Jitter, "renew-jitter", c.Jitter, "largest fraction of the lifetime taken off the renewal time at random")
+	flag.StringVar(&c.MetricsAddr, "metrics-bind-address", c.MetricsAddr, "address of the Prometheus metrics endpoint; 0 turns it off")
+	flag.StringVar(&c.ProbeAddr, "health-probe-bind-address", c.ProbeAddr, "address of the /healthz and /readyz endpoints")
+	flag.BoolVar(&c.LeaderElection, "leader-elect", false, "elect a leader so only one replica issues")
+	flag.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's)")
+	flag.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", c.MaxConcurrentReconciles, "Secrets issued in parallel")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("credentials-operator")
+
+	ctx := ctrl.SetupSignalHandler()
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "loading kubeconfig")
+		os.Exit(1)
+	}
+	mgr, err := credentials.New(ctx, cfg, c)
+	if err != nil {
+		log.Error(err, "building the credentials operator")
+		os.Exit(1)
+	}
+	log.Info("starting", "backend", c.Backend, "trustDomain", c.TrustDomain, "spiffeIDFormat", c.SPIFFEIDFormat)
+	if err := mgr.Start(ctx); err != nil {
+		log.Error(err, "credentials operator stopped")
+		os.Exit(1)
+	}
+}
