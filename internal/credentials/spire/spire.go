@@ -45,6 +45,8 @@ type Config struct {
 	ParentID *url.URL
 	// Log receives one line per entry change.
 	Log logr.Logger
+	// DialOptions are added to the connection's (tests count calls with an interceptor).
+	DialOptions []grpc.DialOption
 }
 
 // Backend talks to one SPIRE server.
@@ -66,7 +68,8 @@ func Dial(cfg Config) (*Backend, error) {
 	if cfg.ParentID == nil || cfg.ParentID.Scheme != "spiffe" {
 		return nil, fmt.Errorf("the SPIRE parent ID %v is not a spiffe:// URI", cfg.ParentID)
 	}
-	conn, err := grpc.NewClient("unix://"+cfg.SocketPath, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, cfg.DialOptions...)
+	conn, err := grpc.NewClient("unix://"+cfg.SocketPath, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the SPIRE server at %s: %w", cfg.SocketPath, err)
 	}
