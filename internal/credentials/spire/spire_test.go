@@ -2,6 +2,7 @@ package spire_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"fmt"
 	"net/url"
@@ -187,7 +188,7 @@ func TestMintedSVIDVerifiesAndCarriesTheIdentity(t *testing.T) {
 	if got := "User:" + leaf.Subject.String(); got != want {
 		t.Errorf("broker principal of the SVID %q, principal.KafkaUser %q", got, want)
 	}
-	if pub, ok := cred.Key.Public().(interface{ Equal(any) bool }); !ok || !pub.Equal(leaf.PublicKey) {
+	if pub, ok := cred.Key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(leaf.PublicKey) {
 		t.Errorf("the credential's key is not the SVID's")
 	}
 }
