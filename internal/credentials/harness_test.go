@@ -157,9 +157,8 @@ func create(t *testing.T, objs ...client.Object) {
 // deployment creates a Deployment whose pods carry the annotations and waits for its pods.
 func deployment(t *testing.T, ns, name string, replicas int32, annotations map[string]string) *appsv1.Deployment {
 	t.Helper()
-	d := tutorial.Deployment(ns, name, 8080)
+	d := deploymentObject(ns, name, annotations)
 	d.Spec.Replicas = &replicas
-	d.Spec.Template.Annotations = annotations
 	create(t, d)
 	waitFor(t, fmt.Sprintf("%d pods of %s/%s", replicas, ns, name), 30*time.Second, func() (bool, error) {
 		var pods corev1.PodList
@@ -168,6 +167,12 @@ func deployment(t *testing.T, ns, name string, replicas int32, annotations map[s
 		}
 		return len(pods.Items) >= int(replicas), nil
 	})
+	return d
+}
+
+func deploymentObject(ns, name string, annotations map[string]string) *appsv1.Deployment {
+	d := tutorial.Deployment(ns, name, 8080)
+	d.Spec.Template.Annotations = annotations
 	return d
 }
 
