@@ -15,7 +15,7 @@ all: build test
 demo:
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./cmd/localcluster demo
 
-## demo-credentials: local control plane + credentials operator; a Deployment asks for a Secret and gets one
+## demo-credentials: local control plane + both operators; a Deployment asks for a certificate and gets a Secret
 demo-credentials:
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./cmd/localcluster demo-credentials
 
