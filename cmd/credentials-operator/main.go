@@ -35,6 +35,10 @@ func main() {
 	flag.BoolVar(&c.LeaderElection, "leader-elect", false, "elect a leader so only one replica issues")
 	flag.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's)")
 	flag.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", c.MaxConcurrentReconciles, "Secrets issued in parallel")
+	var qps float64
+	var burst int
+	flag.Float64Var(&qps, "kube-api-qps", 50, "queries per second to the API server")
+	flag.IntVar(&burst, "kube-api-burst", 100, "burst of queries to the API server")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -47,6 +51,7 @@ func main() {
 		log.Error(err, "loading kubeconfig")
 		os.Exit(1)
 	}
+	cfg.QPS, cfg.Burst = float32(qps), burst
 	mgr, err := credentials.New(ctx, cfg, c)
 	if err != nil {
 		log.Error(err, "building the credentials operator")

@@ -295,6 +295,14 @@ func (r *SecretReconciler) existing(ctx context.Context, key types.NamespacedNam
 		}
 		return nil, fmt.Errorf("reading Secret %s: %w", key, err)
 	}
+	if owns(&corev1.Secret{ObjectMeta: m.ObjectMeta}) {
+		// Ours, but not in the cache yet (just created): read it whole, so that a
+		// reconcile racing the cache does not issue it a second time.
+		if err := r.APIReader.Get(ctx, key, &s); err != nil {
+			return nil, fmt.Errorf("reading Secret %s: %w", key, err)
+		}
+		return &s, nil
+	}
 	// Someone else's: only its metadata is ever read.
 	return &corev1.Secret{ObjectMeta: m.ObjectMeta}, nil
 }

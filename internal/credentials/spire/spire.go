@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	bundlev1 "github.com/spiffe/spire-api-sdk/proto/spire/api/server/bundle/v1"
 	entryv1 "github.com/spiffe/spire-api-sdk/proto/spire/api/server/entry/v1"
 	svidv1 "github.com/spiffe/spire-api-sdk/proto/spire/api/server/svid/v1"
@@ -24,6 +25,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/intentguard/intentguard/internal/credentials/backend"
 )
@@ -68,7 +71,10 @@ func Dial(cfg Config) (*Backend, error) {
 	if cfg.ParentID == nil || cfg.ParentID.Scheme != "spiffe" {
 		return nil, fmt.Errorf("the SPIRE parent ID %v is not a spiffe:// URI", cfg.ParentID)
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, cfg.DialOptions...)
+	opts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(countCalls),
+	}, cfg.DialOptions...)
 	conn, err := grpc.NewClient("unix://"+cfg.SocketPath, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the SPIRE server at %s: %w", cfg.SocketPath, err)
@@ -79,6 +85,21 @@ func Dial(cfg Config) (*Backend, error) {
 		svids:   svidv1.NewSVIDClient(conn),
 		bundles: bundlev1.NewBundleClient(conn),
 	}, nil
+}
+
+// calls counts the SPIRE server calls by method, on the operator's metrics endpoint, so
+// that batching can be observed in production as in the bench.
+var calls = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "intentguard_spire_calls_total",
+	Help: "Calls to the SPIRE server API by method and gRPC code.",
+}, []string{"method", "code"})
+
+func init() { metrics.Registry.MustRegister(calls) }
+
+func countCalls(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	calls.WithLabelValues(method[strings.LastIndexByte(method, '/')+1:], status.Code(err).String()).Inc()
+	return err
 }
 
 // Close closes the connection.
