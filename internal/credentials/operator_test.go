@@ -337,31 +337,58 @@ func TestTLSBetweenWorkloadsAndUntrustedPeerRefused(t *testing.T) {
 	}
 }
 
-func TestCARotationReissuesUnderTheNewBundle(t *testing.T) {
+// The built-in CA rotates in two steps: the next CA is published in the bundle while the
+// current one still signs, so a workload renewing in between trusts the next CA before
+// any peer presents a certificate it signed.
+func TestCARotationPublishesTheNextCABeforeItSigns(t *testing.T) {
 	ns := namespace(t, "creds-carotate")
 	cfg := testConfig(ns)
-	// A CA rotated at 2/3 of a 9 s life; leaf certificates far longer than that are cut
-	// to the CA's end and renewed under the new CA.
-	cfg.CALifetime = 9 * time.Second
+	cfg.CALifetime = 9 * time.Second // next CA published at 3 s, signing from 6 s
 	startOperator(t, cfg)
-	a := map[string]string{ann + "tls-secret-name": "app-tls"}
+	a := map[string]string{ann + "tls-secret-name": "app-tls", ann + "cert-ttl": "2"}
 	deployment(t, ns, "app", 1, a)
-	first := parsed(t, secret(t, ns, "app-tls"), a, nil)
-	waitFor(t, "reissue under a rotated CA", 20*time.Second, func() (bool, error) {
+	secret(t, ns, "app-tls")
+
+	type version struct {
+		signer string          // the signing CA's key ID
+		trusts map[string]bool // key IDs in the bundle
+	}
+	var versions []version
+	seen := map[string]bool{}
+	waitFor(t, "a certificate signed by the next CA", 30*time.Second, func() (bool, error) {
 		var s corev1.Secret
 		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "app-tls"}, &s); err != nil {
 			return false, err
 		}
+		if seen[s.ResourceVersion] {
+			return false, nil
+		}
+		seen[s.ResourceVersion] = true
 		p, err := credentials.Parse(mustSpec(t, a), s.Data, nil)
 		if err != nil {
 			return false, err
 		}
-		if p.Chain[0].Issuer.String() == first.Chain[0].Issuer.String() {
-			return false, nil
-		}
 		verify(t, p.Chain, p.Roots)
-		return len(p.Roots) == 2, nil // the new CA, and the previous one until it expires
+		v := version{signer: string(p.Chain[0].AuthorityKeyId), trusts: map[string]bool{}}
+		for _, r := range p.Roots {
+			v.trusts[string(r.SubjectKeyId)] = true
+		}
+		versions = append(versions, v)
+		return v.signer != versions[0].signer, nil
 	})
+	next := versions[len(versions)-1].signer
+	published := false
+	for _, v := range versions[:len(versions)-1] {
+		if v.signer == versions[0].signer && v.trusts[next] {
+			published = true
+		}
+	}
+	if !published {
+		t.Errorf("no certificate issued before the rotation had the next CA in its bundle (%d versions seen)", len(versions))
+	}
+	if last := versions[len(versions)-1]; !last.trusts[versions[0].signer] {
+		t.Errorf("after the rotation the bundle dropped the previous CA, whose certificates are still valid")
+	}
 	var caSecret corev1.Secret
 	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: cfg.CASecretName}, &caSecret); err != nil {
 		t.Fatal(err)

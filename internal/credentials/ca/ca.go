@@ -1,7 +1,9 @@
 // Package ca is the credentials operator's built-in certificate authority: a self-signed
 // CA whose key pair lives in a Secret in the operator's namespace, created on first start
-// and rotated before it expires. The previous CA stays in the trust bundle until it
-// expires, so certificates issued before a rotation keep verifying while they are renewed.
+// and rotated before it expires, in two steps. Halfway to the rotation the next CA is made
+// and published in the trust bundle while the current one still signs, so that workloads
+// renewing in the meantime trust it before any certificate it signs reaches them; at the
+// rotation it starts signing, and the previous CA stays in the bundle until it expires.
 package ca
 
 import (
@@ -31,8 +33,13 @@ import (
 const (
 	CertKey     = "ca.crt"
 	KeyKey      = "ca.key"
+	NextCertKey = "next.crt"
+	NextKeyKey  = "next.key"
 	PreviousKey = "previous.crt"
 )
+
+// clockSlack backdates every certificate, for clocks that lag the operator's.
+const clockSlack = time.Minute
 
 // Config configures the built-in CA.
 type Config struct {
@@ -42,7 +49,8 @@ type Config struct {
 	Organization string
 	// Lifetime of a CA certificate.
 	Lifetime time.Duration
-	// RotateAfter is the fraction of Lifetime after which a new CA replaces the current one.
+	// RotateAfter is the fraction of Lifetime after which the next CA replaces the
+	// current one; the next CA is published at half that.
 	RotateAfter float64
 	// Labels mark the Secret as this operator's.
 	Labels map[string]string
@@ -58,10 +66,12 @@ type CA struct {
 	// never rotated or rewritten.
 	external bool
 
-	mu   sync.RWMutex
-	cert *x509.Certificate
-	key  crypto.Signer
-	prev *x509.Certificate
+	mu      sync.RWMutex
+	cert    *x509.Certificate
+	key     crypto.Signer
+	next    *x509.Certificate
+	nextKey crypto.Signer
+	prev    *x509.Certificate
 }
 
 // Load reads the CA Secret, creating it (with a new CA) when it does not exist. c must
@@ -78,7 +88,7 @@ func Load(ctx context.Context, c client.Client, cfg Config) (*CA, error) {
 				return nil, err
 			}
 			s = corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: cfg.Namespace, Name: cfg.SecretName, Labels: cfg.Labels}}
-			if s.Data, err = encode(cert, key, nil); err != nil {
+			if s.Data, err = encode(state{cert: cert, key: key}); err != nil {
 				return nil, err
 			}
 			if err := c.Create(ctx, &s); err != nil {
@@ -130,11 +140,10 @@ func (ca *CA) Issue(_ context.Context, req backend.Request) (*backend.Credential
 		return nil, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      req.Subject,
-		DNSNames:     req.DNSNames,
-		// A minute of slack for clocks that lag the operator's.
-		NotBefore:             now.Add(-time.Minute),
+		SerialNumber:          serial,
+		Subject:               req.Subject,
+		DNSNames:              req.DNSNames,
+		NotBefore:             now.Add(-clockSlack),
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
@@ -170,69 +179,103 @@ func (ca *CA) Roots() []*x509.Certificate {
 
 func (ca *CA) rootsLocked(now time.Time) []*x509.Certificate {
 	roots := []*x509.Certificate{ca.cert}
+	if ca.next != nil {
+		roots = append(roots, ca.next)
+	}
 	if ca.prev != nil && now.Before(ca.prev.NotAfter) {
 		roots = append(roots, ca.prev)
 	}
 	return roots
 }
 
-// RotationDue returns when the current CA should be replaced.
-func (ca *CA) RotationDue() time.Time {
+// RotationDue returns when the next CA is published and when it replaces the current one.
+func (ca *CA) RotationDue() (publish, rotate time.Time) {
 	ca.mu.RLock()
 	defer ca.mu.RUnlock()
-	life := ca.cert.NotAfter.Sub(ca.cert.NotBefore)
-	return ca.cert.NotBefore.Add(time.Duration(float64(life) * ca.cfg.RotateAfter))
+	start := ca.cert.NotBefore.Add(clockSlack) // when it was made
+	life := ca.cert.NotAfter.Sub(start)
+	rotate = start.Add(time.Duration(float64(life) * ca.cfg.RotateAfter))
+	publish = start.Add(time.Duration(float64(life) * ca.cfg.RotateAfter / 2))
+	return publish, rotate
 }
 
-// Rotate replaces the current CA with a new one and keeps the current one as previous.
-// A CA Secret this operator did not create is never rotated.
-func (ca *CA) Rotate(ctx context.Context) error {
+// Step publishes the next CA or rotates to it, whichever is due at now, and returns
+// whether it changed anything. A CA Secret this operator did not create is never changed.
+func (ca *CA) Step(ctx context.Context, now time.Time) (bool, error) {
 	if ca.external {
-		return errors.New("the CA Secret was not created by this operator; rotate it by replacing its contents")
+		return false, nil
 	}
+	publish, rotate := ca.RotationDue()
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
-	cert, key, err := ca.newCA(time.Now())
-	if err != nil {
-		return err
+	st := state{cert: ca.cert, key: ca.key, next: ca.next, nextKey: ca.nextKey, prev: ca.prev}
+	var what string
+	switch {
+	case !now.Before(rotate):
+		if st.next == nil {
+			cert, key, err := ca.newCA(now)
+			if err != nil {
+				return false, err
+			}
+			st.next, st.nextKey = cert, key
+		}
+		st = state{cert: st.next, key: st.nextKey, prev: st.cert}
+		what = "rotated the built-in CA: the published next CA signs from now on"
+	case !now.Before(publish) && st.next == nil:
+		cert, key, err := ca.newCA(now)
+		if err != nil {
+			return false, err
+		}
+		st.next, st.nextKey = cert, key
+		what = "published the next built-in CA in the trust bundle"
+	default:
+		return false, nil
 	}
-	data, err := encode(cert, key, ca.cert)
+	data, err := encode(st)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var s corev1.Secret
 	if err := ca.client.Get(ctx, client.ObjectKey{Namespace: ca.cfg.Namespace, Name: ca.cfg.SecretName}, &s); err != nil {
-		return fmt.Errorf("reading CA Secret before rotating: %w", err)
+		return false, fmt.Errorf("reading CA Secret before rotating: %w", err)
 	}
-	if !bytes.Equal(s.Data[CertKey], pemCert(ca.cert)) {
-		// Someone else rotated it: take theirs instead of overwriting it.
-		return ca.decodeLocked(s.Data)
+	if !bytes.Equal(s.Data[CertKey], pemCert(ca.cert)) || !bytes.Equal(s.Data[NextCertKey], pemCertOrNil(ca.next)) {
+		// Someone else changed it: take theirs instead of overwriting it.
+		return true, ca.decodeLocked(s.Data)
 	}
 	s.Data = data
 	if err := ca.client.Update(ctx, &s); err != nil {
-		return fmt.Errorf("writing rotated CA Secret: %w", err)
+		return false, fmt.Errorf("writing CA Secret: %w", err)
 	}
-	ca.cfg.Log.Info("rotated the built-in CA", "secret", ca.cfg.Namespace+"/"+ca.cfg.SecretName, "notAfter", cert.NotAfter, "previousNotAfter", ca.cert.NotAfter)
-	ca.prev, ca.cert, ca.key = ca.cert, cert, key
-	return nil
+	ca.cert, ca.key, ca.next, ca.nextKey, ca.prev = st.cert, st.key, st.next, st.nextKey, st.prev
+	ca.cfg.Log.Info(what, "secret", ca.cfg.Namespace+"/"+ca.cfg.SecretName, "notAfter", ca.cert.NotAfter)
+	return true, nil
 }
 
-// Start rotates the CA whenever it is due, until ctx ends (a manager Runnable, so only
-// the elected leader rotates).
+// Start publishes and rotates CAs whenever due, until ctx ends (a manager Runnable, so
+// only the elected leader does).
 func (ca *CA) Start(ctx context.Context) error {
 	if ca.external {
 		<-ctx.Done()
 		return nil
 	}
 	for {
-		wait := time.Until(ca.RotationDue())
-		if wait <= 0 {
-			if err := ca.Rotate(ctx); err != nil {
-				ca.cfg.Log.Error(err, "rotating the built-in CA; retrying in a minute")
-				wait = time.Minute
-			} else {
-				continue
-			}
+		changed, err := ca.Step(ctx, time.Now())
+		if err != nil {
+			ca.cfg.Log.Error(err, "rotating the built-in CA; retrying in a minute")
+		}
+		if changed && err == nil {
+			continue
+		}
+		publish, rotate := ca.RotationDue()
+		wait := time.Until(rotate)
+		ca.mu.RLock()
+		if ca.next == nil {
+			wait = time.Until(publish)
+		}
+		ca.mu.RUnlock()
+		if err != nil || wait < 0 {
+			wait = time.Minute
 		}
 		select {
 		case <-ctx.Done():
@@ -258,7 +301,7 @@ func (ca *CA) newCA(now time.Time) (*x509.Certificate, crypto.Signer, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               subject,
-		NotBefore:             now.Add(-time.Minute),
+		NotBefore:             now.Add(-clockSlack),
 		NotAfter:              now.Add(ca.cfg.Lifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
@@ -287,41 +330,86 @@ func (ca *CA) decodeLocked(data map[string][]byte) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", CertKey, err)
 	}
-	block, _ := pem.Decode(data[KeyKey])
-	if block == nil {
-		return fmt.Errorf("%s: no PEM block", KeyKey)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	signer, err := parseKey(data[KeyKey])
 	if err != nil {
 		return fmt.Errorf("%s: %w", KeyKey, err)
 	}
-	signer, ok := k.(crypto.Signer)
-	if !ok {
-		return fmt.Errorf("%s: key of type %T cannot sign", KeyKey, k)
-	}
-	var prev *x509.Certificate
+	var prev, next *x509.Certificate
+	var nextKey crypto.Signer
 	if len(data[PreviousKey]) > 0 {
 		if prev, err = parseCert(data[PreviousKey]); err != nil {
 			return fmt.Errorf("%s: %w", PreviousKey, err)
 		}
 	}
-	ca.cert, ca.key, ca.prev = cert, signer, prev
+	if len(data[NextCertKey]) > 0 {
+		if next, err = parseCert(data[NextCertKey]); err != nil {
+			return fmt.Errorf("%s: %w", NextCertKey, err)
+		}
+		if nextKey, err = parseKey(data[NextKeyKey]); err != nil {
+			return fmt.Errorf("%s: %w", NextKeyKey, err)
+		}
+	}
+	ca.cert, ca.key, ca.next, ca.nextKey, ca.prev = cert, signer, next, nextKey, prev
 	return nil
 }
 
-func encode(cert *x509.Certificate, key crypto.Signer, prev *x509.Certificate) (map[string][]byte, error) {
+// state is the CA Secret's contents.
+type state struct {
+	cert    *x509.Certificate
+	key     crypto.Signer
+	next    *x509.Certificate
+	nextKey crypto.Signer
+	prev    *x509.Certificate
+}
+
+func encode(st state) (map[string][]byte, error) {
+	data := map[string][]byte{CertKey: pemCert(st.cert)}
+	k, err := pemKey(st.key)
+	if err != nil {
+		return nil, err
+	}
+	data[KeyKey] = k
+	if st.next != nil {
+		data[NextCertKey] = pemCert(st.next)
+		if data[NextKeyKey], err = pemKey(st.nextKey); err != nil {
+			return nil, err
+		}
+	}
+	if st.prev != nil {
+		data[PreviousKey] = pemCert(st.prev)
+	}
+	return data, nil
+}
+
+func pemKey(key crypto.Signer) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("encoding CA key: %w", err)
 	}
-	data := map[string][]byte{
-		CertKey: pemCert(cert),
-		KeyKey:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+func parseKey(b []byte) (crypto.Signer, error) {
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, errors.New("no PEM block")
 	}
-	if prev != nil {
-		data[PreviousKey] = pemCert(prev)
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, err
 	}
-	return data, nil
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("key of type %T cannot sign", k)
+	}
+	return signer, nil
+}
+
+func pemCertOrNil(c *x509.Certificate) []byte {
+	if c == nil {
+		return nil
+	}
+	return pemCert(c)
 }
 
 func pemCert(c *x509.Certificate) []byte {
