@@ -274,6 +274,14 @@ func TestRenewalAndRestartAndQuietRestart(t *testing.T) {
 func TestTLSBetweenWorkloadsAndUntrustedPeerRefused(t *testing.T) {
 	ns := namespace(t, "creds-tls")
 	startOperator(t, testConfig(ns))
+	checkMutualTLS(t, ns)
+}
+
+// checkMutualTLS issues certificates to a server and a client workload in ns, and checks
+// that the client's certificate opens a mutual-TLS connection to the server while a
+// certificate from another CA, with the same names, is refused.
+func checkMutualTLS(t *testing.T, ns string) {
+	t.Helper()
 	sa := map[string]string{ann + "tls-secret-name": "server-tls"}
 	ca := map[string]string{ann + "tls-secret-name": "client-tls"}
 	deployment(t, ns, "server", 1, sa)
@@ -306,6 +314,7 @@ func TestTLSBetweenWorkloadsAndUntrustedPeerRefused(t *testing.T) {
 			}
 			go func() {
 				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 				if err := c.(*tls.Conn).Handshake(); err != nil {
 					return
 				}

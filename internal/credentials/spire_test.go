@@ -70,10 +70,35 @@ func TestSPIREBackend(t *testing.T) {
 		entries, err = reader.ListOwned(ctx)
 		return len(entries) == 1, err
 	})
+	if len(entries) != 1 {
+		t.Fatalf("entries %+v", entries)
+	}
 	e := entries[0]
 	if e.SPIFFEID != spiffeID || !slices.Equal(e.Selectors, []string{"k8s:ns:" + ns, "k8s:sa:orders-sa"}) || e.TTL != 600 {
 		t.Errorf("entry %+v, want %s selected by namespace and service account, TTL 600", e, spiffeID)
 	}
+
+	// Renewal with a short TTL: a new SVID before the old one expires.
+	short := map[string]string{ann + "tls-secret-name": "short-tls", ann + "cert-ttl": "3"}
+	deploymentWithSA(t, ns, "short", "orders-sa", short)
+	first := parsed(t, secret(t, ns, "short-tls"), short, nil).Chain[0]
+	waitFor(t, "renewal of short-tls", 15*time.Second, func() (bool, error) {
+		var s corev1.Secret
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: "short-tls"}, &s); err != nil {
+			return false, err
+		}
+		p, err := credentials.Parse(mustSpec(t, short), s.Data, nil)
+		if err != nil {
+			return false, err
+		}
+		return p.Chain[0].SerialNumber.Cmp(first.SerialNumber) != 0, nil
+	})
+	if !time.Now().Before(first.NotAfter) {
+		t.Errorf("renewed only after the old SVID expired (%s)", first.NotAfter)
+	}
+
+	// Two workloads' SVIDs make a mutual-TLS connection; a foreign certificate does not.
+	checkMutualTLS(t, ns)
 
 	// The workload goes while the operator is down; the restarted operator removes its
 	// orphaned entry.
@@ -89,7 +114,12 @@ func TestSPIREBackend(t *testing.T) {
 	startOperator(t, cfg)
 	waitFor(t, "the orphaned entry to be removed", 20*time.Second, func() (bool, error) {
 		entries, err = reader.ListOwned(ctx)
-		return len(entries) == 0, err
+		for _, e := range entries {
+			if e.SPIFFEID == spiffeID {
+				return false, err
+			}
+		}
+		return len(entries) == 3, err // short, server and client stay
 	})
 }
 
