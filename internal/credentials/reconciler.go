@@ -350,6 +350,7 @@ func (r *SecretReconciler) renewAt(now, notAfter time.Time) time.Time {
 
 type userError struct{ reason, msg string }
 
+// Error returns the message shown to the user in the Event.
 func (e *userError) Error() string { return e.msg }
 
 // password reads the keystore password from the Secret the pod names, or from (first
