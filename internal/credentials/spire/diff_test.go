@@ -1,6 +1,8 @@
 package spire
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -34,5 +36,70 @@ func TestDiff(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Applying Diff's result to any current set yields exactly the desired set, and a second
+// Diff against the result has nothing to do.
+func TestDiffPropertyConverges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	gen := func(n int, withIDs bool) []Entry {
+		var out []Entry
+		for i := 0; i < n; i++ {
+			e := Entry{
+				SPIFFEID:  fmt.Sprintf("spiffe://td/w%d", rng.IntN(6)),
+				Selectors: []string{"k8s:ns:x", fmt.Sprintf("k8s:sa:s%d", rng.IntN(3))},
+				DNSNames:  []string{fmt.Sprintf("d%d", rng.IntN(2))},
+				TTL:       int32(60 * (1 + rng.IntN(2))),
+			}
+			if withIDs {
+				e.ID = fmt.Sprintf("id%d", i)
+			}
+			out = append(out, e)
+		}
+		return out
+	}
+	for round := 0; round < 500; round++ {
+		desired, current := gen(rng.IntN(8), false), gen(rng.IntN(8), true)
+		create, update, del := Diff(desired, current)
+		// Apply.
+		byID := map[string]Entry{}
+		for _, c := range current {
+			byID[c.ID] = c
+		}
+		for _, d := range del {
+			delete(byID, d.ID)
+		}
+		for _, u := range update {
+			if _, ok := byID[u.ID]; !ok {
+				t.Fatalf("round %d: update of an entry that is not there: %+v", round, u)
+			}
+			byID[u.ID] = u
+		}
+		for i, c := range create {
+			c.ID = fmt.Sprintf("new%d", i)
+			byID[c.ID] = c
+		}
+		var after []Entry
+		for _, e := range byID {
+			after = append(after, e)
+		}
+		// Exactly one entry per desired key, with the desired contents.
+		want := map[string]Entry{}
+		for _, d := range desired {
+			want[key(normalize(d))] = normalize(d)
+		}
+		if len(after) != len(want) {
+			t.Fatalf("round %d: %d entries after applying, want %d", round, len(after), len(want))
+		}
+		for _, e := range after {
+			w, ok := want[key(normalize(e))]
+			if !ok || !equal(normalize(e), w) {
+				t.Fatalf("round %d: entry %+v after applying, want %+v", round, e, w)
+			}
+		}
+		if c, u, d := Diff(desired, after); len(c)+len(u)+len(d) != 0 {
+			t.Fatalf("round %d: a second diff still changes %d/%d/%d", round, len(c), len(u), len(d))
+		}
 	}
 }
