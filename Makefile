@@ -7,7 +7,7 @@ ASSETS = $(shell bash hack/k8s-binaries.sh)
 # cannot be built.
 SPIRE = $(shell bash hack/spire-binaries.sh)
 
-.PHONY: all demo demo-credentials cluster test test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials
+.PHONY: all demo demo-credentials cluster test test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke
 
 all: build test
 
@@ -63,6 +63,10 @@ bench-smoke:
 ## bench-credentials: 1,000 annotated pods across 200 workloads (see docs/performance.md)
 bench-credentials:
 	KUBEBUILDER_ASSETS="$(ASSETS)" SPIRE_BIN_DIR="$(SPIRE)" go run ./test/credbench
+
+## bench-credentials-smoke: the credentials bench at a small size, as CI runs it
+bench-credentials-smoke:
+	KUBEBUILDER_ASSETS="$(ASSETS)" SPIRE_BIN_DIR="$(SPIRE)" go run ./test/credbench -workloads 20 -replicas 2 -namespaces 2
 
 build:
 	go build -o bin/ ./cmd/...

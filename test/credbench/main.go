@@ -5,6 +5,8 @@
 //
 //	go run ./test/credbench                          # both backends, 200 x 5 pods
 //	go run ./test/credbench -backend ca -workloads 20 -replicas 2
+//
+// It exits non-zero when a workload has no Secret or a restart with nothing due writes.
 package main
 
 import (
@@ -103,8 +105,20 @@ func run(workloads, replicas, namespaces int, backends, output string) error {
 		}
 		results = append(results, r)
 	}
+	var failures []string
+	for _, r := range results {
+		if r.Secrets != r.Workloads {
+			failures = append(failures, fmt.Sprintf("%s: %d Secrets for %d workloads", r.Backend, r.Secrets, r.Workloads))
+		}
+		if r.RestartWrites != 0 || r.RestartSPIREWrites != 0 {
+			failures = append(failures, fmt.Sprintf("%s: a restart with nothing due wrote %.0f API and %d SPIRE writes", r.Backend, r.RestartWrites, r.RestartSPIREWrites))
+		}
+	}
 	if output == "json" {
-		return json.NewEncoder(os.Stdout).Encode(results)
+		if err := json.NewEncoder(os.Stdout).Encode(results); err != nil {
+			return err
+		}
+		return failed(failures)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "backend\tworkloads\tpods\tSecrets\tissue all\tAPI writes\tSPIRE calls\trestart: API writes\trestart: SPIRE writes\tpeak RSS\theap in use")
@@ -112,7 +126,18 @@ func run(workloads, replicas, namespaces int, backends, output string) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1fs\t%.0f\t%s\t%.0f\t%d\t%.0f MiB\t%.0f MiB\n", r.Backend, r.Workloads, r.Pods, r.Secrets, r.IssueSeconds,
 			r.Writes, callsString(r.SPIRECalls), r.RestartWrites, r.RestartSPIREWrites, float64(r.PeakRSSBytes)/(1<<20), r.HeapInuseBytes/(1<<20))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return failed(failures)
+}
+
+// failed turns broken expectations into the command's error (and a non-zero exit).
+func failed(failures []string) error {
+	if len(failures) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s", strings.Join(failures, "; "))
 }
 
 func callsString(m map[string]int) string {
