@@ -37,8 +37,8 @@ test-e2e:
 generate:
 	go tool controller-gen object paths=./api/...
 	go tool controller-gen crd paths=./api/... output:crd:dir=config/crd
-	go tool controller-gen rbac:roleName=intents-operator paths=./internal/controller/... output:rbac:dir=config/rbac
-	go tool controller-gen rbac:roleName=credentials-operator paths=./internal/credentials/... output:rbac:dir=config/rbac-credentials
+	go tool controller-gen rbac:roleName=intents-operator paths=./internal/... output:rbac:dir=config/rbac
+	go tool controller-gen rbac:roleName=credentials-operator paths=./cmd/credentials-operator/... output:rbac:dir=config/rbac-credentials
 	mkdir -p config/default/crds deploy/helm/intentguard/crds deploy/helm/intentguard/files
 	cp config/crd/*.yaml config/default/crds/
 	cp config/crd/*.yaml deploy/helm/intentguard/crds/

@@ -13,6 +13,17 @@ import (
 	"github.com/intentguard/intentguard/internal/credentials"
 )
 
+// The credentials operator's permissions, generated into config/rbac-credentials (a role of
+// its own, so that only this binary reaches Secrets; the intents operator's markers live
+// under internal/). It reads pods and their owners, writes Secrets (only its own are ever
+// changed; none is ever deleted), records Events, and rolls workloads on renewal.
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch
+
 func main() {
 	c := credentials.Defaults()
 	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
