@@ -102,6 +102,18 @@ func ParseSpec(annotations map[string]string) (Spec, error) {
 			}
 			s.DNSNames = append(s.DNSNames, n)
 		}
+		// A wildcard that covers another listed name is refused by SPIRE and confuses
+		// clients that pick the most specific match; say so here instead.
+		for _, w := range s.DNSNames {
+			if !strings.HasPrefix(w, "*.") {
+				continue
+			}
+			for _, n := range s.DNSNames {
+				if _, parent, ok := strings.Cut(n, "."); ok && n != w && parent == w[2:] {
+					return Spec{}, fmt.Errorf("%s%s: %q is covered by the wildcard %q; list one or the other", Prefix, AnnDNSNames, n, w)
+				}
+			}
+		}
 	}
 	if v := get(annotations, AnnTTL); v != "" {
 		secs, err := strconv.ParseInt(v, 10, 32)

@@ -35,6 +35,7 @@ func TestParseSpec(t *testing.T) {
 		}, ""},
 		{"bad secret name", map[string]string{Prefix + AnnSecretName: "Not_Valid"}, nil, "not a valid Secret name"},
 		{"bad dns name", map[string]string{Prefix + AnnSecretName: "s", Prefix + AnnDNSNames: "ok.example.com,bad name"}, nil, "is not a DNS name"},
+		{"wildcard covering a name", map[string]string{Prefix + AnnSecretName: "s", Prefix + AnnDNSNames: "*.example.com,api.example.com"}, nil, "covered by the wildcard"},
 		{"bad ttl", map[string]string{Prefix + AnnSecretName: "s", Prefix + AnnTTL: "-5"}, nil, "positive number of seconds"},
 		{"bad type", map[string]string{Prefix + AnnSecretName: "s", Prefix + AnnCertType: "der"}, nil, "not one of pem, pkcs12, jks"},
 		{"plain-text password refused", map[string]string{Prefix + AnnSecretName: "s", Prefix + AnnJKSPassword: "hunter2"}, nil, "plain text"},

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -265,7 +266,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, issuer backend.Issuer, registr
 			DeleteFunc:  func(_ context.Context, e event.DeleteEvent, q workqueue) { enqueueSecretOf(q, e.Object) },
 			GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue) { enqueueSecretOf(q, e.Object) },
 		}, builder.WithPredicates(podChanged)).
-		Watches(&corev1.Secret{}, &handler.EnqueueRequestForObject{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(secretAndItsCertificate)).
 		Complete(secrets)
 	if err != nil {
 		return fmt.Errorf("setting up the Secret controller: %w", err)
@@ -296,6 +297,17 @@ func Setup(ctx context.Context, mgr ctrl.Manager, issuer backend.Issuer, registr
 }
 
 type workqueue = wq.TypedRateLimitingInterface[reconcile.Request]
+
+// secretAndItsCertificate maps one of this operator's Secrets to itself and, for a
+// generated password Secret (<name>-password), to the keystore Secret it protects, so
+// that a deleted password is replaced and the keystore rewritten with the new one.
+func secretAndItsCertificate(_ context.Context, o client.Object) []reconcile.Request {
+	out := []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}}
+	if name, ok := strings.CutSuffix(o.GetName(), "-password"); ok {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}})
+	}
+	return out
+}
 
 func enqueueSecretOf(q workqueue, o client.Object) {
 	if o == nil {

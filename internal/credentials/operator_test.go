@@ -128,6 +128,25 @@ func TestKeystoresOpenWithTheirPasswords(t *testing.T) {
 	}
 	p = parsed(t, ps, p12, pw.Data[credentials.PasswordKey])
 	verify(t, p.Chain, p.Roots)
+
+	// A deleted generated password is replaced, and the keystore rewritten to open with it.
+	if err := kube.Delete(context.Background(), pw); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a new password and a keystore that opens with it", 30*time.Second, func() (bool, error) {
+		var npw, nks corev1.Secret
+		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "p12-tls-password"}, &npw); err != nil {
+			return false, nil
+		}
+		if npw.UID == pw.UID {
+			return false, nil
+		}
+		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "p12-tls"}, &nks); err != nil {
+			return false, err
+		}
+		_, err := credentials.Parse(mustSpec(t, p12), nks.Data, npw.Data[credentials.PasswordKey])
+		return err == nil, nil
+	})
 }
 
 func mustSpec(t *testing.T, a map[string]string) credentials.Spec {
