@@ -137,7 +137,7 @@ func (r *SecretReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		sort.Strings(names)
 		msg := fmt.Sprintf("Secret %s is asked for by the pods of %d workloads (%s); a Secret holds one workload's identity, so none is issued: give each workload its own tls-secret-name", req.Name, len(names), strings.Join(names, ", "))
-		r.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonConflict, "Issue", msg)
+		r.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonConflict, "Issue", "%s", msg)
 		return ctrl.Result{}, nil
 	}
 	spec, err := ParseSpec(pod.Annotations)
