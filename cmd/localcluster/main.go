@@ -49,7 +49,7 @@ func main() {
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "print the operator's logs")
-	root.AddCommand(demoCommand(), upCommand())
+	root.AddCommand(demoCommand(), upCommand(), demoCredentialsCommand())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
@@ -64,6 +64,8 @@ type session struct {
 	client  client.Client
 	stopOp  context.CancelFunc
 	opDone  chan error
+	// credDone receives the credentials operator's exit.
+	credDone chan error
 }
 
 func start(ctx context.Context, enforcement controller.Options) (*session, error) {
@@ -94,12 +96,24 @@ func start(ctx context.Context, enforcement controller.Options) (*session, error
 		return nil, fmt.Errorf("the operator's cache did not sync")
 	}
 	fmt.Printf("intents operator started and synced in %s\n", time.Since(t0).Round(time.Millisecond))
-	return &session{cluster: lc, client: c, stopOp: cancel, opDone: done}, nil
+	credDone, err := startCredentials(opCtx, lc.Config, c)
+	if err != nil {
+		cancel()
+		<-done
+		if credDone != nil {
+			<-credDone
+		}
+		_ = lc.Stop()
+		return nil, err
+	}
+	fmt.Printf("credentials operator (built-in CA) started and synced in %s\n", time.Since(t0).Round(time.Millisecond))
+	return &session{cluster: lc, client: c, stopOp: cancel, opDone: done, credDone: credDone}, nil
 }
 
 func (s *session) stop() {
 	s.stopOp()
 	<-s.opDone
+	<-s.credDone
 	if err := s.cluster.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
 	}

@@ -1,0 +1,117 @@
+package credentials_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/intentguard/intentguard/internal/credentials"
+	"github.com/intentguard/intentguard/internal/credentials/ca"
+)
+
+// A changed dns-names annotation rolls out new pods, and the Secret follows them.
+func TestChangedRequestIsReissued(t *testing.T) {
+	ns := namespace(t, "creds-change")
+	startOperator(t, testConfig(ns))
+	a := map[string]string{ann + "tls-secret-name": "web-tls"}
+	d := deployment(t, ns, "web", 1, a)
+	first := parsed(t, secret(t, ns, "web-tls"), a, nil).Chain[0]
+
+	patch := client.MergeFrom(d.DeepCopy())
+	d.Spec.Template.Annotations[ann+"dns-names"] = "web.example.com"
+	if err := kube.Patch(context.Background(), d, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "web-tls with the new DNS name", 30*time.Second, func() (bool, error) {
+		var s corev1.Secret
+		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "web-tls"}, &s); err != nil {
+			return false, err
+		}
+		p, err := credentials.Parse(mustSpec(t, a), s.Data, nil)
+		if err != nil {
+			return false, err
+		}
+		return slices.Contains(p.Chain[0].DNSNames, "web.example.com") && p.Chain[0].SerialNumber.Cmp(first.SerialNumber) != 0, nil
+	})
+}
+
+// The identity override names the certificate; the bare pod owns the Secret.
+func TestBarePodWithIdentityOverride(t *testing.T) {
+	ns := namespace(t, "creds-bare")
+	startOperator(t, testConfig(ns))
+	a := map[string]string{ann + "tls-secret-name": "job-tls", "intents.otterize.com/workload-name": "billing"}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "runner-1", Annotations: a},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	create(t, pod)
+	s := secret(t, ns, "job-tls")
+	leaf := parsed(t, s, a, nil).Chain[0]
+	if leaf.Subject.CommonName != "billing."+ns || !strings.HasSuffix(leaf.URIs[0].Path, "/service/billing") {
+		t.Errorf("certificate for %s %v, want the overridden identity billing", leaf.Subject, leaf.URIs)
+	}
+	if refs := s.OwnerReferences; len(refs) != 1 || refs[0].Kind != "Pod" || refs[0].UID != pod.UID {
+		t.Errorf("owner references %+v, want the pod", refs)
+	}
+}
+
+// Two workloads asking for one Secret name get none, and an Event says why.
+func TestTwoWorkloadsOneSecretName(t *testing.T) {
+	ns := namespace(t, "creds-two")
+	startOperator(t, testConfig(ns))
+	a := map[string]string{ann + "tls-secret-name": "shared-tls"}
+	deployment(t, ns, "first", 1, a)
+	deployment(t, ns, "second", 1, a)
+	// The first may have been served before the second arrived; once both ask, the
+	// conflict is reported and the Secret is not reissued for either.
+	note := podEvent(t, ns, credentials.ReasonConflict)
+	if !strings.Contains(note, ns+"/first") || !strings.Contains(note, ns+"/second") {
+		t.Errorf("conflict event %q does not name both workloads", note)
+	}
+}
+
+// A CA Secret made by the user is used as it is: issued certificates chain to it, and it
+// is never rotated or rewritten, even when its rotation would be due.
+func TestUsersCASecretIsUsedAndNeverRewritten(t *testing.T) {
+	ns := namespace(t, "creds-byoca")
+	cfg := testConfig(ns)
+	cfg.CALifetime = 3 * time.Second // would rotate within the test if it were ours
+	caKey, err := newCAKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := selfSignedCA(t, caKey)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: cfg.CASecretName},
+		Data: map[string][]byte{
+			ca.CertKey: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}),
+			ca.KeyKey:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		},
+	}
+	create(t, mine)
+	startOperator(t, cfg)
+	a := map[string]string{ann + "tls-secret-name": "app-tls"}
+	deployment(t, ns, "app", 1, a)
+	p := parsed(t, secret(t, ns, "app-tls"), a, nil)
+	verify(t, p.Chain, []*x509.Certificate{root})
+	time.Sleep(4 * time.Second)
+	var got corev1.Secret
+	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(mine), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ResourceVersion != mine.ResourceVersion {
+		t.Errorf("the user's CA Secret was rewritten")
+	}
+}

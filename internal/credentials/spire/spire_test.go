@@ -1,0 +1,194 @@
+package spire_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/intentguard/intentguard/internal/credentials/backend"
+	"github.com/intentguard/intentguard/internal/credentials/spire"
+	"github.com/intentguard/intentguard/internal/credentials/spire/spiretest"
+	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/principal"
+)
+
+const td = "example.org"
+
+var server *spiretest.Server
+
+func TestMain(m *testing.M) {
+	ctx := context.Background()
+	bin, err := spiretest.Binary(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "SKIP: spire-server could not be built, so the SPIRE backend is not tested:", err)
+		os.Exit(m.Run()) // the tests below skip without a server
+	}
+	if server, err = spiretest.Start(ctx, bin, td); err != nil {
+		fmt.Fprintln(os.Stderr, "starting spire-server:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = server.Stop()
+	os.Exit(code)
+}
+
+// callCounter counts gRPC calls by method.
+type callCounter struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *callCounter) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	c.mu.Lock()
+	c.calls[method]++
+	c.mu.Unlock()
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+func (c *callCounter) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.calls {
+		n += v
+	}
+	return n
+}
+
+func dial(t *testing.T, parent string) (*spire.Backend, *callCounter) {
+	t.Helper()
+	if server == nil {
+		t.Skip("spire-server could not be built (see hack/spire-binaries.sh)")
+	}
+	u, _ := url.Parse(parent)
+	cc := &callCounter{calls: map[string]int{}}
+	b, err := spire.Dial(spire.Config{SocketPath: server.Socket, ParentID: u, DialOptions: []grpc.DialOption{grpc.WithUnaryInterceptor(cc.intercept)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b, cc
+}
+
+func workload(name, sa string, dns ...string) backend.Workload {
+	u, _ := url.Parse("spiffe://" + td + "/otterize/namespace/shop/service/" + name)
+	return backend.Workload{SPIFFEID: u, Selectors: []string{"k8s:ns:shop", "k8s:sa:" + sa}, DNSNames: append([]string{name + ".shop"}, dns...), TTL: time.Hour}
+}
+
+func TestEntriesCreatedUpdatedRemovedAndOthersUntouched(t *testing.T) {
+	ctx := context.Background()
+	ours, _ := dial(t, "spiffe://"+td+"/intentguard/test-entries")
+	theirs, _ := dial(t, "spiffe://"+td+"/someone-else")
+	if _, err := theirs.Sync(ctx, []backend.Workload{workload("foreign", "foreign")}); err != nil {
+		t.Fatal(err)
+	}
+
+	ch, err := ours.Sync(ctx, []backend.Workload{workload("a", "a"), workload("b", "b")})
+	if err != nil || ch != (backend.Changes{Created: 2}) {
+		t.Fatalf("first sync: %+v, %v", ch, err)
+	}
+	got, err := ours.ListOwned(ctx)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("entries after first sync: %+v, %v", got, err)
+	}
+	for _, e := range got {
+		if !slices.Contains(e.Selectors, "k8s:ns:shop") || len(e.Selectors) != 2 {
+			t.Errorf("entry %s selectors %v, want the namespace and the service account", e.SPIFFEID, e.Selectors)
+		}
+	}
+	// Nothing changed: nothing written.
+	if ch, err = ours.Sync(ctx, []backend.Workload{workload("b", "b"), workload("a", "a")}); err != nil || ch != (backend.Changes{}) {
+		t.Fatalf("idle sync: %+v, %v", ch, err)
+	}
+	// a gets a DNS name, b goes away, c arrives.
+	ch, err = ours.Sync(ctx, []backend.Workload{workload("a", "a", "a.example.com"), workload("c", "c")})
+	if err != nil || ch != (backend.Changes{Created: 1, Updated: 1, Deleted: 1}) {
+		t.Fatalf("second sync: %+v, %v", ch, err)
+	}
+	got, _ = ours.ListOwned(ctx)
+	for _, e := range got {
+		if e.SPIFFEID == "spiffe://"+td+"/otterize/namespace/shop/service/a" && !slices.Contains(e.DNSNames, "a.example.com") {
+			t.Errorf("entry a not updated: %+v", e)
+		}
+	}
+	if ch, err = ours.Sync(ctx, nil); err != nil || ch.Deleted != 2 {
+		t.Fatalf("emptying sync: %+v, %v", ch, err)
+	}
+	foreign, err := theirs.ListOwned(ctx)
+	if err != nil || len(foreign) != 1 {
+		t.Errorf("the entry under another parent: %+v, %v; want it untouched", foreign, err)
+	}
+}
+
+func TestSyncIsBatched(t *testing.T) {
+	ctx := context.Background()
+	b, calls := dial(t, "spiffe://"+td+"/intentguard/test-batch")
+	var ws []backend.Workload
+	for i := 0; i < 450; i++ {
+		ws = append(ws, workload(fmt.Sprintf("w%03d", i), fmt.Sprintf("sa%03d", i)))
+	}
+	ch, err := b.Sync(ctx, ws)
+	if err != nil || ch.Created != 450 {
+		t.Fatalf("sync: %+v, %v", ch, err)
+	}
+	// One list, then 450 creates in batches of at most 200: 3 calls.
+	if n := calls.total(); n != 1+3 {
+		t.Errorf("%d SPIRE calls for 450 new entries, want 4 (%v)", n, calls.calls)
+	}
+	if ch, err := b.Sync(ctx, nil); err != nil || ch.Deleted != 450 {
+		t.Fatalf("cleanup: %+v, %v", ch, err)
+	}
+}
+
+func TestMintedSVIDVerifiesAndCarriesTheIdentity(t *testing.T) {
+	ctx := context.Background()
+	b, _ := dial(t, "spiffe://"+td+"/intentguard/test-mint")
+	id := identity.Identity{Namespace: "shop", Name: "checkout", Kind: "Deployment"}
+	spiffeID, _ := url.Parse("spiffe://" + td + "/otterize/namespace/shop/service/checkout")
+	cred, err := b.Issue(ctx, backend.Request{
+		SPIFFEID: spiffeID,
+		Subject:  principal.Subject(id, principal.Organization),
+		DNSNames: []string{"checkout.shop", "checkout.example.com"},
+		TTL:      10 * time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := cred.Leaf()
+	roots := x509.NewCertPool()
+	for _, r := range cred.Roots {
+		roots.AddCert(r)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cred.Chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Errorf("SVID does not verify against the SPIRE bundle: %v", err)
+	}
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != spiffeID.String() {
+		t.Errorf("URI SANs %v, want %s", leaf.URIs, spiffeID)
+	}
+	if !slices.Equal(leaf.DNSNames, []string{"checkout.shop", "checkout.example.com"}) {
+		t.Errorf("DNS SANs %v", leaf.DNSNames)
+	}
+	if life := time.Until(leaf.NotAfter); life > 11*time.Minute || life < 5*time.Minute {
+		t.Errorf("SVID valid for %s, asked for 10m", life)
+	}
+	want, _ := principal.KafkaUser(principal.Subject(id, principal.Organization))
+	if got := "User:" + leaf.Subject.String(); got != want {
+		t.Errorf("broker principal of the SVID %q, principal.KafkaUser %q", got, want)
+	}
+	if pub, ok := cred.Key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(leaf.PublicKey) {
+		t.Errorf("the credential's key is not the SVID's")
+	}
+}
