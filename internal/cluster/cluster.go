@@ -5,6 +5,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -251,27 +252,34 @@ func (r Reader) Identity(ctx context.Context, pod metav1.Object) (identity.Ident
 	if r.Identities != nil {
 		return r.Identities.Resolve(pod), nil
 	}
-	return identity.Resolve(ctx, pod, r.owners)
+	return identity.Resolve(ctx, pod, OwnerLookup(r.Reader))
 }
 
-// owners follows the common owner kinds through Reader; for any other kind the walk stops
-// there, with that owner's name and kind as the identity.
-func (r Reader) owners(ctx context.Context, namespace string, gvk schema.GroupVersionKind, name string) ([]metav1.OwnerReference, bool, error) {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(gvk)
-	switch gvk {
-	case appsv1.SchemeGroupVersion.WithKind("Deployment"), appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
-		appsv1.SchemeGroupVersion.WithKind("DaemonSet"), replicaSetGVK, jobGVK, cronJobGVK:
-	default:
-		return nil, false, nil
-	}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m); err != nil {
-		if apierrors.IsNotFound(err) {
+// FollowedOwners are the owner kinds an owner walk through a plain reader reads (as
+// metadata); the identity index follows every kind.
+var FollowedOwners = []schema.GroupVersionKind{
+	appsv1.SchemeGroupVersion.WithKind("Deployment"), appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
+	appsv1.SchemeGroupVersion.WithKind("DaemonSet"), replicaSetGVK, jobGVK, cronJobGVK,
+}
+
+// OwnerLookup walks owners through a reader (a cache or the API server), reading the
+// FollowedOwners kinds as metadata; for any other kind the walk stops there, with that
+// owner's name and kind as the identity.
+func OwnerLookup(r client.Reader) identity.OwnerLookup {
+	return func(ctx context.Context, namespace string, gvk schema.GroupVersionKind, name string) ([]metav1.OwnerReference, bool, error) {
+		if !slices.Contains(FollowedOwners, gvk) {
 			return nil, false, nil
 		}
-		return nil, false, err
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(gvk)
+		if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, false, nil
+			}
+			return nil, false, err
+		}
+		return m.GetOwnerReferences(), true, nil
 	}
-	return m.GetOwnerReferences(), true, nil
 }
 
 // Pod is a pod's metadata and resolved identity.

@@ -6,14 +6,12 @@ import (
 	"net/url"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/identity"
 )
 
@@ -21,35 +19,9 @@ import (
 // authorization policies written for it keep working.
 const DefaultSPIFFEIDFormat = "spiffe://{trustDomain}/otterize/namespace/{namespace}/service/{name}"
 
-// followed are the owner kinds the identity walk reads (as metadata only); the walk
-// stops at any other kind, which then names the identity, as in the intents operator.
-var followed = map[schema.GroupVersionKind]bool{
-	appsv1.SchemeGroupVersion.WithKind("ReplicaSet"):  true,
-	appsv1.SchemeGroupVersion.WithKind("Deployment"):  true,
-	appsv1.SchemeGroupVersion.WithKind("StatefulSet"): true,
-	appsv1.SchemeGroupVersion.WithKind("DaemonSet"):   true,
-	batchv1.SchemeGroupVersion.WithKind("Job"):        true,
-	batchv1.SchemeGroupVersion.WithKind("CronJob"):    true,
-}
-
-// ownerLookup is the identity.OwnerLookup over the manager's cache, reading owners as
-// metadata so that no workload's spec is ever held in memory.
-func ownerLookup(r client.Reader) identity.OwnerLookup {
-	return func(ctx context.Context, namespace string, gvk schema.GroupVersionKind, name string) ([]metav1.OwnerReference, bool, error) {
-		if !followed[gvk] {
-			return nil, false, nil
-		}
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(gvk)
-		if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, false, nil
-			}
-			return nil, false, err
-		}
-		return m.GetOwnerReferences(), true, nil
-	}
-}
+// ownerLookup is the project's one owner walk over the manager's cache, reading owners
+// as metadata so that no workload's spec is ever held in memory.
+func ownerLookup(r client.Reader) identity.OwnerLookup { return cluster.OwnerLookup(r) }
 
 // rootOwner returns the object a pod's Secret should be owned by, so that it is
 // garbage-collected with the workload: the root of the pod's owners (ignoring the
@@ -64,7 +36,7 @@ func rootOwner(ctx context.Context, r client.Reader, pod *corev1.Pod) (*metav1.O
 		return &metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}, nil
 	}
 	// The root is one of the pod's owners or one found by the walk: find its API version.
-	for gvk := range followed {
+	for _, gvk := range cluster.FollowedOwners {
 		if gvk.Kind != root.Kind {
 			continue
 		}
