@@ -161,6 +161,14 @@ func runTutorial(ctx context.Context, c client.Client) error {
 		return err
 	}
 	fmt.Printf("ClientIntents Ready %s after the API server accepted them\n", time.Since(t0).Round(time.Millisecond))
+	var got v2beta1.ClientIntents
+	if err := c.Get(ctx, client.ObjectKeyFromObject(ci), &got); err != nil {
+		return fmt.Errorf("reading the ClientIntents status: %w", err)
+	}
+	fmt.Println("status, per target:")
+	for _, t := range got.Status.Targets {
+		fmt.Printf("  %s (%s): %s, %s\n", t.Target, t.Point, t.State, t.Message)
+	}
 
 	var policies networkingv1.NetworkPolicyList
 	if err := c.List(ctx, &policies, client.InNamespace(tutorial.Namespace), client.MatchingLabels{netpol.ManagedByLabel: netpol.ManagedByValue}); err != nil {
