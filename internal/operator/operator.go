@@ -16,6 +16,7 @@ import (
 
 	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/controller"
+	"github.com/intentguard/intentguard/internal/kafka"
 )
 
 // Config configures one operator instance.
@@ -39,6 +40,10 @@ type Config struct {
 	MaxConcurrentReconciles int
 	// SyncPeriod is how often the cache forces a full resync; zero keeps the default.
 	SyncPeriod time.Duration
+	// KafkaACLs turns on the Kafka enforcement point (ACLs on KafkaServerConfig brokers).
+	KafkaACLs bool
+	// Kafka configures the Kafka enforcement point; its Enforcement is taken from above.
+	Kafka kafka.Options
 }
 
 // New builds a manager running the operator against the cluster cfg points to.
@@ -63,6 +68,13 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 	}
 	if err := controller.Setup(ctx, mgr, c.Enforcement); err != nil {
 		return nil, err
+	}
+	if c.KafkaACLs {
+		kc := c.Kafka
+		kc.Enforcement = c.Enforcement
+		if _, err := kafka.Setup(ctx, mgr, kc); err != nil {
+			return nil, err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("adding health check: %w", err)
