@@ -1,0 +1,134 @@
+// Package kafkatest runs an in-process Kafka-protocol broker (franz-go's kfake) that
+// authenticates clients with SASL and enforces ACLs, and acts as real Kafka clients
+// against it. Tests, the Kafka benchmark and the Kafka demo share it.
+package kafkatest
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+)
+
+const (
+	// AdminUser is the broker's superuser, the identity the operator connects with.
+	AdminUser = "intentguard-admin"
+	// AdminPassword is AdminUser's password.
+	AdminPassword = "admin-secret"
+	// ClientPassword is the password of every client user.
+	ClientPassword = "client-secret"
+	// Mechanism is the SASL mechanism of every user: PLAIN carries any user name as is,
+	// including distinguished names with commas and equal signs.
+	Mechanism = "PLAIN"
+)
+
+// Options configure a broker.
+type Options struct {
+	// Users are client user names (the part after "User:" of their principals).
+	Users []string
+	// Topics are created at start, with one partition each.
+	Topics []string
+	// Port is the listening port; zero picks one. A restarted broker keeps its port.
+	Port int
+	// DataDir persists topics, records and ACLs across restarts.
+	DataDir string
+	// TLS, when set, serves TLS with this configuration.
+	TLS *tls.Config
+}
+
+// Broker is a running broker.
+type Broker struct {
+	*kfake.Cluster
+	// Addr is the broker's address.
+	Addr string
+}
+
+// Start runs a one-node cluster with SASL and ACLs on.
+func Start(o Options) (*Broker, error) {
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(o.Port),
+		kfake.EnableSASL(),
+		kfake.EnableACLs(),
+		kfake.Superuser(Mechanism, AdminUser, AdminPassword),
+		kfake.GroupMinSessionTimeout(100 * time.Millisecond),
+	}
+	for _, u := range o.Users {
+		opts = append(opts, kfake.User(Mechanism, u, ClientPassword))
+	}
+	if len(o.Topics) > 0 {
+		opts = append(opts, kfake.SeedTopics(1, o.Topics...))
+	}
+	if o.DataDir != "" {
+		opts = append(opts, kfake.DataDir(o.DataDir))
+	}
+	if o.TLS != nil {
+		opts = append(opts, kfake.TLS(o.TLS))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("starting the in-process Kafka broker: %w", err)
+	}
+	return &Broker{Cluster: c, Addr: c.ListenAddrs()[0]}, nil
+}
+
+// Client returns a Kafka client authenticated as user (PLAIN), with extra options.
+func (b *Broker) Client(user, password string, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(b.Addr),
+		kgo.SASL(plain.Auth{User: user, Pass: password}.AsMechanism()),
+		kgo.RequestRetries(0),
+		kgo.RetryTimeout(2 * time.Second),
+		kgo.DisableIdempotentWrite(),
+	}, extra...)
+	return kgo.NewClient(opts...)
+}
+
+// Produce writes one record to topic as user.
+func (b *Broker) Produce(ctx context.Context, user, topic, value string) error {
+	cl, err := b.Client(user, ClientPassword, kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return cl.ProduceSync(ctx, &kgo.Record{Value: []byte(value)}).FirstErr()
+}
+
+// Consume reads topic from the start as user, in consumer group group, until a record
+// with value arrives (nil) or the broker refuses (its error).
+func (b *Broker) Consume(ctx context.Context, user, topic, group, value string) error {
+	cl, err := b.Client(user, ClientPassword,
+		kgo.ConsumeTopics(topic), kgo.ConsumerGroup(group),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.SessionTimeout(time.Second), kgo.HeartbeatInterval(100*time.Millisecond),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return fmt.Errorf("consuming %s as %s: no record %q before the deadline", topic, user, value)
+		}
+		for _, fe := range fs.Errors() {
+			if !errors.Is(fe.Err, context.DeadlineExceeded) {
+				return fe.Err
+			}
+		}
+		for _, r := range fs.Records() {
+			if string(r.Value) == value {
+				return nil
+			}
+		}
+	}
+}
