@@ -94,7 +94,6 @@ type KafkaSASL struct {
 }
 
 // KafkaPrincipal says which ACL principal a client workload has on the broker.
-// +kubebuilder:validation:XValidation:rule="self.template.contains('$(dn)') || (self.template.contains('$(workload)') && self.template.contains('$(namespace)'))",message="the template must contain $(dn), or both $(workload) and $(namespace), so that each client has its own principal"
 type KafkaPrincipal struct {
 	// Template renders a client's principal. $(dn) is the subject of the certificate the
 	// credentials operator issues to the workload as the broker's default principal
@@ -106,6 +105,7 @@ type KafkaPrincipal struct {
 	// +kubebuilder:default="User:$(dn)"
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:XValidation:rule="self.startsWith('User:') && !self.contains('*')",message="the template must start with User: and must not contain * (which Kafka reads as every principal)"
+	// +kubebuilder:validation:XValidation:rule="self.contains('$(dn)') || (self.contains('$(workload)') && self.contains('$(namespace)'))",message="the template must contain $(dn), or both $(workload) and $(namespace), so that each client has its own principal"
 	Template string `json:"template,omitempty"`
 	// Organization is the O= of the client certificates, used by $(dn).
 	// +optional
