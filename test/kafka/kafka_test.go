@@ -321,3 +321,50 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	}
 	waitFor(t, "forced deletion", 30*time.Second, gone(ksc))
 }
+
+// What a change costs the broker: bulk creation in batches, one edited ClientIntents one
+// create and one delete request carrying only the difference, an idle resync and an
+// operator restart only list requests.
+func TestRequestCost(t *testing.T) {
+	ns := namespace(t, "kafka-cost")
+	b := startBroker(t, kafkatest.Options{})
+	reqs := b.CountRequests()
+	const n = 300 // 5 ACLs each: 1,500 ACLs, two create batches
+	var cis []*v2beta1.ClientIntents
+	for i := 0; i < n; i++ {
+		cis = append(cis, applyIntents(t, ns, fmt.Sprintf(`
+metadata: {name: c%d}
+spec: {workload: {name: c%d}, targets: [{kafka: {name: kafka, topics: [
+  {name: in-%d, operations: [consume, produce]}, {name: out-%d, operations: [produce, describe]}]}}]}`, i, i, i, i)))
+	}
+	op := startOperator(t, controller.Options{})
+	ksc := brokerConfig(t, ns, "kafka", b, "")
+	waitFor(t, "1,500 ACLs", 60*time.Second, func() (bool, error) {
+		st := getKSC(t, ksc).Status
+		return st.OwnedACLs == 5*n && apimeta.IsStatusConditionTrue(st.Conditions, kafka.ConditionACLsInSync), nil
+	})
+	if c := reqs.Take(); c.Create != 2 || c.CreatedCarried != 5*n || c.Delete != 0 {
+		t.Fatalf("bulk creation: %s; want 2 create requests carrying %d ACLs", c, 5*n)
+	}
+
+	time.Sleep(2500 * time.Millisecond) // two resyncs or more
+	if c := reqs.Take(); c.Describe < 2 || c.Create+c.Delete != 0 {
+		t.Fatalf("idle resync: %s; want only list requests", c)
+	}
+
+	updateIntents(t, cis[7], `{workload: {name: c7}, targets: [{kafka: {name: kafka, topics: [
+  {name: in-7, operations: [consume, produce]}, {name: renamed-7, operations: [produce, describe]}]}}]}`)
+	waitState(t, op, cis[7], enforcement.Enforced)
+	if c := reqs.Take(); c.Create != 1 || c.CreatedCarried != 2 || c.Delete != 1 || c.DeletedCarried != 2 {
+		t.Fatalf("one edit: %s; want 1 create and 1 delete request of 2 ACLs each", c)
+	}
+
+	op.stop()
+	reqs.Take()
+	op2 := startOperator(t, controller.Options{})
+	waitState(t, op2, cis[7], enforcement.Enforced)
+	time.Sleep(1500 * time.Millisecond)
+	if c := reqs.Take(); c.Describe < 1 || c.Create+c.Delete != 0 {
+		t.Fatalf("operator restart without change: %s; want only list requests", c)
+	}
+}

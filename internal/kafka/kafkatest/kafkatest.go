@@ -8,10 +8,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 )
 
@@ -131,4 +133,52 @@ func (b *Broker) Consume(ctx context.Context, user, topic, group, value string) 
 			}
 		}
 	}
+}
+
+// Counts are the ACL requests a broker received and the ACLs they carried.
+type Counts struct {
+	Describe, Create, Delete       int
+	CreatedCarried, DeletedCarried int
+}
+
+// String renders the counts.
+func (c Counts) String() string {
+	return fmt.Sprintf("%d list, %d create (%d ACLs), %d delete (%d ACLs)", c.Describe, c.Create, c.CreatedCarried, c.Delete, c.DeletedCarried)
+}
+
+// Requests counts, at the broker, the ACL requests it receives.
+type Requests struct {
+	mu sync.Mutex
+	c  Counts
+}
+
+// CountRequests starts counting the broker's ACL requests.
+func (b *Broker) CountRequests() *Requests {
+	r := &Requests{}
+	b.Control(func(req kmsg.Request) (kmsg.Response, error, bool) {
+		b.KeepControl()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		switch q := req.(type) {
+		case *kmsg.DescribeACLsRequest:
+			r.c.Describe++
+		case *kmsg.CreateACLsRequest:
+			r.c.Create++
+			r.c.CreatedCarried += len(q.Creations)
+		case *kmsg.DeleteACLsRequest:
+			r.c.Delete++
+			r.c.DeletedCarried += len(q.Filters)
+		}
+		return nil, nil, false
+	})
+	return r
+}
+
+// Take returns the counts so far and resets them.
+func (r *Requests) Take() Counts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.c
+	r.c = Counts{}
+	return out
 }
