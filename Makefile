@@ -4,13 +4,17 @@ SHELL := /usr/bin/env bash
 
 ASSETS = $(shell bash hack/k8s-binaries.sh)
 
-.PHONY: all demo cluster test test-unit test-e2e generate verify-generated build bench bench-smoke
+.PHONY: all demo demo-kafka cluster test test-unit test-e2e generate verify-generated build bench bench-smoke bench-kafka
 
 all: build test
 
 ## demo: local control plane + operator + the network-policy tutorial, printing what is enforced
 demo:
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./cmd/localcluster demo
+
+## demo-kafka: local control plane + operator + an ACL-enforcing Kafka broker, the Kafka tutorial
+demo-kafka:
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./cmd/localcluster demo-kafka
 
 ## cluster: keep a local control plane with the operator running, and print its kubeconfig
 cluster:
@@ -50,6 +54,10 @@ bench:
 ## bench-smoke: the harness at its smallest size, as CI runs it (no timing is asserted)
 bench-smoke:
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workloads 20 -edges 40 -namespaces 2 -runs 1
+
+## bench-kafka: the Kafka ACL benchmark at the issue's size (1,000 clients, 5,000 ACLs)
+bench-kafka:
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/kafkabench -clients 1000
 
 build:
 	go build -o bin/ ./cmd/...

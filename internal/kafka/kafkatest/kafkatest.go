@@ -182,3 +182,10 @@ func (r *Requests) Take() Counts {
 	r.c = Counts{}
 	return out
 }
+
+// Peek returns the counts so far.
+func (r *Requests) Peek() Counts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.c
+}
