@@ -2,16 +2,8 @@ package broker_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -141,30 +133,27 @@ func isNotAuthorized(err error) bool {
 // The admin connection works over TLS with a client certificate from PEM material as the
 // credentials operator writes it (cert.pem, key.pem, ca.pem), and fails without one.
 func TestAdminOverMutualTLS(t *testing.T) {
-	ca, caKey := newCA(t)
-	serverCert := issue(t, ca, caKey, pkix.Name{CommonName: "kafka.kafka"}, true)
-	clientPEM, clientKeyPEM := issuePEM(t, ca, caKey, pkix.Name{CommonName: "intents-operator.intentguard-system", Organization: []string{"intentguard"}})
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	var sawClientCert sync.Once
-	seen := make(chan string, 1)
-	b, err := kafkatest.Start(kafkatest.Options{TLS: &tls.Config{
-		Certificates: []tls.Certificate{serverCert},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			sawClientCert.Do(func() { seen <- cs.PeerCertificates[0].Subject.CommonName })
-			return nil
-		},
-	}})
+	pki, err := kafkatest.NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan pkix.Name, 1)
+	serverTLS, err := pki.ServerTLS("kafka.kafka", seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := pki.ClientPEM(pkix.Name{CommonName: "intents-operator.intentguard-system", Organization: []string{"intentguard"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := kafkatest.Start(kafkatest.Options{TLS: serverTLS})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
 	mech, _ := broker.SASLMechanism(kafkatest.Mechanism, kafkatest.AdminUser, kafkatest.AdminPassword)
 
-	tc, err := broker.TLSConfig(clientPEM, clientKeyPEM, caPEM, "kafka.kafka")
+	tc, err := broker.TLSConfig(certPEM, keyPEM, pki.CAPEM, "kafka.kafka")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,11 +170,11 @@ func TestAdminOverMutualTLS(t *testing.T) {
 	if got, err := cl.List(ctx); err != nil || len(got) != 1 {
 		t.Fatalf("list over mTLS: %v, %d ACLs", err, len(got))
 	}
-	if cn := <-seen; cn != "intents-operator.intentguard-system" {
-		t.Fatalf("the broker saw client certificate %q", cn)
+	if subj := <-seen; subj.CommonName != "intents-operator.intentguard-system" {
+		t.Fatalf("the broker saw client certificate %q", subj)
 	}
 
-	noCert, _ := broker.TLSConfig(nil, nil, caPEM, "kafka.kafka")
+	noCert, _ := broker.TLSConfig(nil, nil, pki.CAPEM, "kafka.kafka")
 	bad, _ := broker.New(broker.Config{Addr: b.Addr, TLS: noCert, SASL: mech})
 	defer bad.Close()
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
@@ -193,48 +182,4 @@ func TestAdminOverMutualTLS(t *testing.T) {
 	if _, err := bad.List(ctx2); err == nil {
 		t.Fatal("a connection without a client certificate must fail")
 	}
-}
-
-func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	return ca, key
-}
-
-func issueDER(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, subj pkix.Name, server bool) ([]byte, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: subj, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.DNSNames = []string{subj.CommonName}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der, key
-}
-
-func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, subj pkix.Name, server bool) tls.Certificate {
-	der, key := issueDER(t, ca, caKey, subj, server)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-func issuePEM(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, subj pkix.Name) ([]byte, []byte) {
-	der, key := issueDER(t, ca, caKey, subj, false)
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }

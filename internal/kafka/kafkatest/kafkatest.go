@@ -41,6 +41,8 @@ type Options struct {
 	DataDir string
 	// TLS, when set, serves TLS with this configuration.
 	TLS *tls.Config
+	// AdminMechanism is the superuser's SASL mechanism; empty means Mechanism.
+	AdminMechanism string
 }
 
 // Broker is a running broker.
@@ -57,7 +59,7 @@ func Start(o Options) (*Broker, error) {
 		kfake.Ports(o.Port),
 		kfake.EnableSASL(),
 		kfake.EnableACLs(),
-		kfake.Superuser(Mechanism, AdminUser, AdminPassword),
+		kfake.Superuser(or(o.AdminMechanism, Mechanism), AdminUser, AdminPassword),
 		kfake.GroupMinSessionTimeout(100 * time.Millisecond),
 	}
 	for _, u := range o.Users {
@@ -188,4 +190,11 @@ func (r *Requests) Peek() Counts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.c
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }
