@@ -63,6 +63,8 @@ spec:
 		mustNotProduce(t, b, other, topic)
 		mustNotConsume(t, b, other, topic, "client-other."+appNS)
 	}
+	// The consumer group is part of what consume allows: not any group.
+	mustNotConsume(t, b, client, "mytopic", "someone-elses-group")
 	st := getKSC(t, ksc).Status
 	if !st.Enforced || st.DesiredACLs != 7 || st.OwnedACLs != 7 || !apimeta.IsStatusConditionTrue(st.Conditions, kafka.ConditionACLsInSync) ||
 		!apimeta.IsStatusConditionTrue(st.Conditions, kafka.ConditionConnected) {
