@@ -89,6 +89,8 @@ type Reconciler struct {
 
 // brokerConn is the long-lived state of one broker: its client and what it owns.
 type brokerConn struct {
+	// clusterID is the ID of the cluster the client reaches.
+	clusterID   string
 	fingerprint string
 	client      *broker.Client
 	owned       *storedSet
@@ -167,10 +169,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 }
 
 // next schedules the following reconcile: the resync period when all is well, a growing
-// delay while the broker cannot be reached.
+// delay while the broker cannot be reached or the config cannot be used (a Secret created
+// later is not watched, and is picked up by the retry).
 func (r *Reconciler) next(key types.NamespacedName, st syncState) ctrl.Result {
 	c := r.conn(key)
-	if st.brokerErr == nil {
+	if st.brokerErr == nil && st.configErr == nil {
 		c.failures = 0
 		return ctrl.Result{RequeueAfter: r.Options.ResyncPeriod}
 	}
@@ -249,6 +252,20 @@ func (r *Reconciler) sync(ctx context.Context, ksc *v2beta1.KafkaServerConfig) s
 		}
 		conn.owned = &owned
 	}
+	clusterID, err := cl.ClusterID(ctx)
+	if err != nil {
+		st.brokerErr = err
+		st.owned = len(conn.owned.acls)
+		return st
+	}
+	if conn.owned.clusterID != "" && clusterID != "" && conn.owned.clusterID != clusterID {
+		// The address now leads to another cluster: what was created on the first one is
+		// not this one's to delete, and stays there.
+		logger.Info("the broker address leads to another Kafka cluster; ACLs created on the previous one are left there",
+			"previous", conn.owned.clusterID, "now", clusterID, "left", len(conn.owned.acls))
+		conn.owned.acls = kafkaacl.Set{}
+	}
+	conn.clusterID = clusterID
 	owned := conn.owned.acls
 	desired := kafkaacl.Set{}
 	if st.enforced {
@@ -268,11 +285,10 @@ func (r *Reconciler) sync(ctx context.Context, ksc *v2beta1.KafkaServerConfig) s
 	if plan.Empty() {
 		st.inSync = true
 		st.owned = len(plan.Keep)
-		// Owned ACLs the broker no longer holds (and no longer wanted) are forgotten.
-		if len(plan.Keep) != len(owned) {
-			if err := r.saveOwned(ctx, ksc, conn, plan.Keep); err != nil {
-				st.configErr = err
-			}
+		// Owned ACLs the broker no longer holds (and no longer wanted) are forgotten; this
+		// writes only when the record changes.
+		if err := r.saveOwned(ctx, ksc, conn, plan.Keep); err != nil {
+			st.configErr = err
 		}
 		return st
 	}
@@ -311,10 +327,10 @@ func (r *Reconciler) sync(ctx context.Context, ksc *v2beta1.KafkaServerConfig) s
 }
 
 func (r *Reconciler) saveOwned(ctx context.Context, ksc *v2beta1.KafkaServerConfig, conn *brokerConn, acls kafkaacl.Set) error {
-	if conn.owned.exists && conn.owned.acls.Equal(acls) {
+	if conn.owned.exists && conn.owned.acls.Equal(acls) && conn.owned.clusterID == conn.clusterID {
 		return nil
 	}
-	saved, err := r.store.save(ctx, ksc, *conn.owned, acls)
+	saved, err := r.store.save(ctx, ksc, *conn.owned, acls, conn.clusterID)
 	if err != nil {
 		// The next reconcile reads the record again rather than trust a stale version.
 		conn.owned = nil
@@ -511,10 +527,18 @@ func (r *Reconciler) removeOwned(ctx context.Context, ksc *v2beta1.KafkaServerCo
 	if err != nil {
 		return err
 	}
+	clusterID, err := cl.ClusterID(ctx)
+	if err != nil {
+		return err
+	}
+	if conn.owned.clusterID != "" && clusterID != "" && conn.owned.clusterID != clusterID {
+		return nil // the owned ACLs are on another cluster, which this config no longer reaches
+	}
 	onBroker, err := cl.List(ctx)
 	if err != nil {
 		return err
 	}
+	conn.clusterID = clusterID
 	plan := kafkaacl.Diff(kafkaacl.Set{}, conn.owned.acls, onBroker)
 	deleted, err := cl.Delete(ctx, plan.Delete)
 	if err != nil {

@@ -25,6 +25,9 @@ const (
 	ownedKey = "owned.json.gz"
 	// BrokerAnnotation names, on the ConfigMap, the KafkaServerConfig it belongs to.
 	BrokerAnnotation = "intentguard.dev/kafka-server-config"
+	// ClusterIDAnnotation records, on the ConfigMap, the ID of the Kafka cluster that
+	// holds the owned ACLs.
+	ClusterIDAnnotation = "intentguard.dev/kafka-cluster-id"
 )
 
 // OwnedConfigMapName is the name of the ConfigMap that records the ACLs this project
@@ -42,9 +45,10 @@ type store struct {
 
 // storedSet is the owned set and the resource version it was read or written at.
 type storedSet struct {
-	acls    kafkaacl.Set
-	version string
-	exists  bool
+	acls      kafkaacl.Set
+	clusterID string
+	version   string
+	exists    bool
 }
 
 func (s store) load(ctx context.Context, ksc *v2beta1.KafkaServerConfig) (storedSet, error) {
@@ -65,11 +69,11 @@ func (s store) load(ctx context.Context, ksc *v2beta1.KafkaServerConfig) (stored
 	if err != nil {
 		return storedSet{}, fmt.Errorf("decoding ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
 	}
-	return storedSet{acls: acls, version: cm.ResourceVersion, exists: true}, nil
+	return storedSet{acls: acls, clusterID: cm.Annotations[ClusterIDAnnotation], version: cm.ResourceVersion, exists: true}, nil
 }
 
 // save writes the owned set; prev is what load or the last save returned.
-func (s store) save(ctx context.Context, ksc *v2beta1.KafkaServerConfig, prev storedSet, acls kafkaacl.Set) (storedSet, error) {
+func (s store) save(ctx context.Context, ksc *v2beta1.KafkaServerConfig, prev storedSet, acls kafkaacl.Set, clusterID string) (storedSet, error) {
 	data, err := encode(acls)
 	if err != nil {
 		return prev, err
@@ -79,7 +83,7 @@ func (s store) save(ctx context.Context, ksc *v2beta1.KafkaServerConfig, prev st
 			Namespace:   ksc.Namespace,
 			Name:        OwnedConfigMapName(ksc.Name),
 			Labels:      map[string]string{netpol.ManagedByLabel: netpol.ManagedByValue},
-			Annotations: map[string]string{BrokerAnnotation: string(ksc.UID)},
+			Annotations: map[string]string{BrokerAnnotation: string(ksc.UID), ClusterIDAnnotation: clusterID},
 			// Garbage collection removes the record when its KafkaServerConfig is gone.
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: v2beta1.GroupVersion.String(), Kind: "KafkaServerConfig", Name: ksc.Name, UID: ksc.UID,
@@ -97,7 +101,7 @@ func (s store) save(ctx context.Context, ksc *v2beta1.KafkaServerConfig, prev st
 	if err != nil {
 		return prev, fmt.Errorf("recording %d owned ACLs in ConfigMap %s/%s: %w", len(acls), cm.Namespace, cm.Name, err)
 	}
-	return storedSet{acls: acls, version: cm.ResourceVersion, exists: true}, nil
+	return storedSet{acls: acls, clusterID: clusterID, version: cm.ResourceVersion, exists: true}, nil
 }
 
 func (s store) remove(ctx context.Context, ksc *v2beta1.KafkaServerConfig) error {

@@ -370,3 +370,41 @@ spec: {workload: {name: c%d}, targets: [{kafka: {name: kafka, topics: [
 		t.Fatalf("operator restart without change: %s; want only list requests", c)
 	}
 }
+
+// Pointing a KafkaServerConfig at another Kafka cluster does not make the ACLs of the new
+// cluster its own, even identical ones; the old cluster keeps what was created there.
+func TestAddressMovesToAnotherCluster(t *testing.T) {
+	ns := namespace(t, "kafka-move")
+	c := user(ns, "client")
+	first := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}, ClusterID: "first"})
+	second := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}, ClusterID: "second"})
+	declared := kafkaacl.ACL{Principal: "User:" + c, Host: "*", Resource: kafkaacl.Topic, Pattern: kafkaacl.Literal, Name: "a", Operation: kafkaacl.Write, Permission: kafkaacl.Allow}
+	op := startOperator(t, controller.Options{})
+	ksc := brokerConfig(t, ns, "kafka", first, "")
+	ci := applyIntents(t, ns, `
+metadata: {name: client}
+spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
+	waitState(t, op, ci, enforcement.Enforced)
+	// The second cluster's administrator made the same ACL by hand.
+	handMade(t, second, declared)
+
+	cur := getKSC(t, ksc)
+	cur.Spec.Addr = second.Addr
+	if err := kube.Update(context.Background(), cur); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the config to reach the second cluster", 30*time.Second, func() (bool, error) {
+		st := getKSC(t, ksc).Status
+		return st.ObservedGeneration == cur.Generation && st.ForeignACLs == 1 && st.OwnedACLs == 0, nil
+	})
+	if err := kube.Delete(context.Background(), ci); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if !brokerACLs(t, second).Has(declared) {
+		t.Fatal("the hand-made ACL on the second cluster was deleted")
+	}
+	if !brokerACLs(t, first).Has(declared) {
+		t.Fatal("the first cluster's ACL was expected to stay (the config no longer reaches it)")
+	}
+}

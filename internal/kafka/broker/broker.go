@@ -43,8 +43,9 @@ type Config struct {
 // Client is one broker's admin connection. The underlying client reconnects by itself, so
 // one Client lives as long as its broker's configuration does not change.
 type Client struct {
-	cl    *kgo.Client
-	batch int
+	cl        *kgo.Client
+	batch     int
+	clusterID string
 }
 
 // New returns a client for the broker; it connects on the first request.
@@ -116,6 +117,24 @@ func TLSConfig(certPEM, keyPEM, caPEM []byte, serverName string) (*tls.Config, e
 		cfg.RootCAs = pool
 	}
 	return cfg, nil
+}
+
+// ClusterID returns the Kafka cluster's ID ("" from brokers too old to tell), asked once
+// per client: it tells whether an address still leads to the cluster the owned ACLs are on.
+func (c *Client) ClusterID(ctx context.Context) (string, error) {
+	if c.clusterID != "" {
+		return c.clusterID, nil
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{}
+	resp, err := req.RequestWith(ctx, c.cl)
+	if err != nil {
+		return "", fmt.Errorf("reading the cluster ID: %w", err)
+	}
+	if resp.ClusterID != nil {
+		c.clusterID = *resp.ClusterID
+	}
+	return c.clusterID, nil
 }
 
 // List returns every ACL on the broker, in one request.

@@ -43,6 +43,8 @@ type Options struct {
 	TLS *tls.Config
 	// AdminMechanism is the superuser's SASL mechanism; empty means Mechanism.
 	AdminMechanism string
+	// ClusterID names the cluster; empty means kfake's default.
+	ClusterID string
 }
 
 // Broker is a running broker.
@@ -67,6 +69,9 @@ func Start(o Options) (*Broker, error) {
 	}
 	if len(o.Topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(1, o.Topics...))
+	}
+	if o.ClusterID != "" {
+		opts = append(opts, kfake.ClusterID(o.ClusterID))
 	}
 	if o.DataDir != "" {
 		opts = append(opts, kfake.DataDir(o.DataDir))
