@@ -76,9 +76,12 @@ func (o Options) withDefaults() Options {
 // Reconciler keeps one broker's ACLs equal to the intents; its requests are
 // KafkaServerConfig keys.
 type Reconciler struct {
-	Client    client.Client
+	// Client reads from the cache and writes to the API server.
+	Client client.Client
+	// APIReader reads Secrets and the owned-ACL record, which are not cached.
 	APIReader client.Reader
-	Options   Options
+	// Options are the point's settings.
+	Options Options
 
 	store store
 	point *Point

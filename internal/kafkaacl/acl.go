@@ -68,12 +68,19 @@ const (
 
 // ACL is one Kafka access control entry together with the resource pattern it binds to.
 type ACL struct {
-	Principal  string
-	Host       string
-	Resource   ResourceType
-	Pattern    Pattern
-	Name       string
-	Operation  Operation
+	// Principal is "User:<name>", or "User:*" for everyone.
+	Principal string
+	// Host is the client host the entry applies to; "*" for any.
+	Host string
+	// Resource is the type of the resource pattern.
+	Resource ResourceType
+	// Pattern says how Name matches resource names.
+	Pattern Pattern
+	// Name is the resource name, prefix, or "*" (literal) for every resource.
+	Name string
+	// Operation is what the entry allows or denies.
+	Operation Operation
+	// Permission is Allow or Deny.
 	Permission Permission
 }
 
