@@ -184,7 +184,8 @@ type KafkaServerConfigStatus struct {
 	// ForeignACLs is the number of other ACLs on the broker, which are never touched.
 	// +optional
 	ForeignACLs int32 `json:"foreignACLs"`
-	// LastSyncTime is when the broker last held exactly the desired ACLs.
+	// LastSyncTime is when the broker last reached the desired ACLs after a change; a
+	// resync that finds it already in sync leaves it, so that it writes nothing.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 	// LastError is the last error talking to the broker, empty after a success.
