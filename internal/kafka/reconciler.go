@@ -19,6 +19,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -82,6 +83,9 @@ type Reconciler struct {
 	APIReader client.Reader
 	// Options are the point's settings.
 	Options Options
+	// Recorder, when set, records an Event for each change a user cares about: ACLs
+	// written, the broker lost or back, ACLs left behind on deletion.
+	Recorder events.EventRecorder
 
 	store store
 	point *Point
@@ -141,6 +145,7 @@ func (r *Reconciler) Close() {
 // +kubebuilder:rbac:groups=k8s.otterize.com,resources=clientintents;protectedservices,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;update;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one broker's ACLs to the desired set.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -163,8 +168,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, fmt.Errorf("adding the finalizer to %s: %w", req, err)
 		}
 	}
+	wasConnected := !apimeta.IsStatusConditionFalse(ksc.Status.Conditions, ConditionConnected)
 	st := r.sync(ctx, &ksc)
 	r.point.record(req.NamespacedName, st)
+	switch {
+	case st.brokerErr != nil && wasConnected:
+		r.event(&ksc, corev1.EventTypeWarning, "BrokerUnreachable", "%v", st.brokerErr)
+	case st.brokerErr == nil && st.configErr == nil && !wasConnected:
+		r.event(&ksc, corev1.EventTypeNormal, "BrokerReachable", "the broker answers again")
+	}
+	if st.created+st.deleted > 0 {
+		r.event(&ksc, corev1.EventTypeNormal, "ACLsUpdated", "created %d and deleted %d ACLs; %d owned", st.created, st.deleted, st.owned)
+	}
 	if err := r.writeStatus(ctx, &ksc, st); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -494,6 +509,7 @@ func (r *Reconciler) finalize(ctx context.Context, ksc *v2beta1.KafkaServerConfi
 		}
 		logger.Info("giving up removing the ACLs of a deleted KafkaServerConfig; they stay on the broker",
 			"owned", ownedCount(conn), "forced", forced, "error", err.Error())
+		r.event(ksc, corev1.EventTypeWarning, "ACLsLeftOnBroker", "%d ACLs stay on the broker (forced: %v): %v", ownedCount(conn), forced, err)
 	}
 	if err := r.store.remove(ctx, ksc); err != nil {
 		return ctrl.Result{}, err
@@ -506,6 +522,12 @@ func (r *Reconciler) finalize(ctx context.Context, ksc *v2beta1.KafkaServerConfi
 	r.forget(key)
 	r.point.forget(key)
 	return ctrl.Result{}, nil
+}
+
+func (r *Reconciler) event(ksc *v2beta1.KafkaServerConfig, kind, reason, format string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(ksc, nil, kind, reason, "Reconcile", format, args...)
+	}
 }
 
 func ownedCount(c *brokerConn) int {

@@ -51,6 +51,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Point, error) 
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Options:   opts,
+		Recorder:  mgr.GetEventRecorder("intentguard"),
 		store:     store{client: mgr.GetClient(), reader: mgr.GetAPIReader()},
 		point:     point,
 	}
