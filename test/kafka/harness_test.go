@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -162,18 +163,22 @@ func applyIntents(t *testing.T, ns, doc string) *v2beta1.ClientIntents {
 	return ci
 }
 
-// updateIntents replaces the spec of existing ClientIntents.
+// updateIntents replaces the spec of existing ClientIntents (again, if the status
+// controller wrote in between).
 func updateIntents(t *testing.T, ci *v2beta1.ClientIntents, specDoc string) {
 	t.Helper()
-	var fresh v2beta1.ClientIntents
-	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &fresh); err != nil {
-		t.Fatal(err)
-	}
-	fresh.Spec = v2beta1.ClientIntentsSpec{}
-	if err := yaml.UnmarshalStrict([]byte(specDoc), &fresh.Spec); err != nil {
-		t.Fatal(err)
-	}
-	if err := kube.Update(context.Background(), &fresh); err != nil {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var fresh v2beta1.ClientIntents
+		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &fresh); err != nil {
+			return err
+		}
+		fresh.Spec = v2beta1.ClientIntentsSpec{}
+		if err := yaml.UnmarshalStrict([]byte(specDoc), &fresh.Spec); err != nil {
+			return err
+		}
+		return kube.Update(context.Background(), &fresh)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }

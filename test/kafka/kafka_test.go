@@ -11,6 +11,7 @@ import (
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
@@ -388,9 +389,12 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	// The second cluster's administrator made the same ACL by hand.
 	handMade(t, second, declared)
 
-	cur := getKSC(t, ksc)
-	cur.Spec.Addr = second.Addr
-	if err := kube.Update(context.Background(), cur); err != nil {
+	var cur *v2beta1.KafkaServerConfig
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur = getKSC(t, ksc)
+		cur.Spec.Addr = second.Addr
+		return kube.Update(context.Background(), cur)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the config to reach the second cluster", 30*time.Second, func() (bool, error) {
