@@ -181,6 +181,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.event(&ksc, corev1.EventTypeNormal, "ACLsUpdated", "created %d and deleted %d ACLs; %d owned", st.created, st.deleted, st.owned)
 	}
 	if err := r.writeStatus(ctx, &ksc, st); err != nil {
+		if apierrors.IsConflict(err) {
+			// The config changed under the status write (a label, say, which does not
+			// trigger a reconcile): write the status again against the new version.
+			return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+		}
 		return ctrl.Result{}, err
 	}
 	return r.next(req.NamespacedName, st), nil
@@ -502,7 +507,7 @@ func (r *Reconciler) finalize(ctx context.Context, ksc *v2beta1.KafkaServerConfi
 		expired := time.Since(ksc.DeletionTimestamp.Time) > r.Options.DeleteTimeout
 		if !forced && !expired {
 			st := syncState{generation: ksc.Generation, brokerErr: err, owned: ownedCount(conn)}
-			if werr := r.writeStatus(ctx, ksc, st); werr != nil {
+			if werr := r.writeStatus(ctx, ksc, st); werr != nil && !apierrors.IsConflict(werr) && !apierrors.IsNotFound(werr) {
 				return ctrl.Result{}, werr
 			}
 			return r.next(key, st), nil
@@ -625,8 +630,8 @@ func (r *Reconciler) writeStatus(ctx context.Context, ksc *v2beta1.KafkaServerCo
 		return nil
 	}
 	if err := r.Client.Status().Update(ctx, ksc); err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			return nil // a newer version is on its way and will be reconciled
+		if apierrors.IsNotFound(err) {
+			return nil // gone: nothing to report on
 		}
 		return fmt.Errorf("writing the status of %s/%s: %w", ksc.Namespace, ksc.Name, err)
 	}
