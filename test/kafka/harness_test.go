@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -89,8 +88,9 @@ type runningOperator struct {
 	stop  func()
 }
 
-// startOperator runs the operator with the Kafka point until the test ends or stop.
-func startOperator(t *testing.T, enf controller.Options, hooks ...kgo.Hook) *runningOperator {
+// startOperator runs the operator with the Kafka point until the test ends or stop; the
+// Kafka options (1 s resync and backoff) can be changed by the test.
+func startOperator(t *testing.T, enf controller.Options, change ...func(*kafka.Options)) *runningOperator {
 	t.Helper()
 	operatorMu.Lock()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -100,13 +100,11 @@ func startOperator(t *testing.T, enf controller.Options, hooks ...kgo.Hook) *run
 		operatorMu.Unlock()
 		t.Fatalf("building operator: %v", err)
 	}
-	point, err := kafka.Setup(ctx, mgr, kafka.Options{
-		Enforcement:   enf,
-		ResyncPeriod:  time.Second,
-		MaxBackoff:    time.Second,
-		DeleteTimeout: time.Hour,
-		Broker:        broker.Config{Hooks: hooks},
-	})
+	ko := kafka.Options{Enforcement: enf, ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour}
+	for _, c := range change {
+		c(&ko)
+	}
+	point, err := kafka.Setup(ctx, mgr, ko)
 	if err != nil {
 		cancel()
 		operatorMu.Unlock()

@@ -412,3 +412,29 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 		t.Fatal("the first cluster's ACL was expected to stay (the config no longer reaches it)")
 	}
 }
+
+// A deleted KafkaServerConfig whose broker stays away is let go after the delete timeout,
+// without anyone forcing it.
+func TestDeleteTimesOut(t *testing.T) {
+	ns := namespace(t, "kafka-timeout")
+	c := user(ns, "client")
+	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}})
+	op := startOperator(t, controller.Options{}, func(o *kafka.Options) { o.DeleteTimeout = 4 * time.Second })
+	ksc := brokerConfig(t, ns, "kafka", b, "")
+	ci := applyIntents(t, ns, `
+metadata: {name: client}
+spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
+	waitState(t, op, ci, enforcement.Enforced)
+	b.Close()
+	if err := kube.Delete(context.Background(), ksc); err != nil {
+		t.Fatal(err)
+	}
+	// The deletion timestamp has a one-second resolution: a second in, the config must
+	// still be waiting for its broker, and say so.
+	time.Sleep(time.Second)
+	cond := apimeta.FindStatusCondition(getKSC(t, ksc).Status.Conditions, kafka.ConditionACLsInSync)
+	if cond == nil || !strings.Contains(cond.Message, "before deletion") {
+		t.Fatalf("a second after deletion the config must wait for the broker, status: %+v", cond)
+	}
+	waitFor(t, "the deletion to give up", 30*time.Second, gone(ksc))
+}
