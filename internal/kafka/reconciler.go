@@ -42,6 +42,9 @@ const (
 	ConditionConnected  = "Connected"
 	ConditionACLsInSync = "ACLsInSync"
 	ConditionReady      = "Ready"
+
+	// syncTimeout bounds one sync with a broker (list, create, delete, record).
+	syncTimeout = 2 * time.Minute
 )
 
 // Options configure the Kafka enforcement point.
@@ -226,6 +229,9 @@ type intentsState struct {
 }
 
 func (r *Reconciler) sync(ctx context.Context, ksc *v2beta1.KafkaServerConfig) syncState {
+	// A broker that accepts connections but does not answer must not hold the worker.
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
 	logger := log.FromContext(ctx)
 	key := client.ObjectKeyFromObject(ksc)
 	st := syncState{generation: ksc.Generation, intents: map[types.NamespacedName]intentsState{}}
@@ -543,6 +549,8 @@ func ownedCount(c *brokerConn) int {
 }
 
 func (r *Reconciler) removeOwned(ctx context.Context, ksc *v2beta1.KafkaServerConfig, conn *brokerConn) error {
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
 	if conn.owned == nil {
 		owned, err := r.store.load(ctx, ksc)
 		if err != nil {
