@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -282,9 +281,7 @@ func startBroker(t *testing.T, o kafkatest.Options) *kafkatest.Broker {
 	return b
 }
 
-func notAuthorized(err error) bool {
-	return err != nil && strings.Contains(strings.ToLower(err.Error()), "not authorized")
-}
+func notAuthorized(err error) bool { return kafkatest.Denied(err) }
 
 // canProduce and canConsume assert a real client's outcome.
 func mustProduce(t *testing.T, b *kafkatest.Broker, u, topic, value string) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509/pkix"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -127,7 +126,7 @@ func TestACLsAreEnforced(t *testing.T) {
 }
 
 func isNotAuthorized(err error) bool {
-	return err != nil && strings.Contains(strings.ToLower(err.Error()), "not authorized")
+	return kafkatest.Denied(err)
 }
 
 // The admin connection works over TLS with a client certificate from PEM material as the

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -93,9 +94,16 @@ func (b *Broker) Client(user, password string, extra ...kgo.Opt) (*kgo.Client, e
 		kgo.SASL(plain.Auth{User: user, Pass: password}.AsMechanism()),
 		kgo.RequestRetries(0),
 		kgo.RetryTimeout(2 * time.Second),
-		kgo.DisableIdempotentWrite(),
 	}, extra...)
 	return kgo.NewClient(opts...)
+}
+
+// Denied reports whether err is the broker refusing an operation for lack of ACLs: a
+// topic, a consumer group, or (for an idempotent producer allowed to write nowhere) the
+// cluster.
+func Denied(err error) bool {
+	return errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.GroupAuthorizationFailed) ||
+		errors.Is(err, kerr.ClusterAuthorizationFailed)
 }
 
 // Produce writes one record to topic as user.
