@@ -26,9 +26,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/kafka/broker"
 	"github.com/intentguard/intentguard/internal/kafkaacl"
+	"github.com/intentguard/intentguard/internal/rollout"
 )
 
 const (
@@ -50,7 +50,7 @@ const (
 // Options configure the Kafka enforcement point.
 type Options struct {
 	// Enforcement holds the roll-out settings shared with the NetworkPolicy point.
-	Enforcement controller.Options
+	Enforcement rollout.Options
 	// ResyncPeriod is how often a broker in sync is listed again, to restore ACLs the
 	// broker lost and to pick up rotated credentials. Zero means 5 minutes.
 	ResyncPeriod time.Duration

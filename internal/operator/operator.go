@@ -17,6 +17,7 @@ import (
 	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/kafka"
+	"github.com/intentguard/intentguard/internal/rollout"
 )
 
 // Config configures one operator instance.
@@ -71,7 +72,7 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 	}
 	if c.KafkaACLs {
 		kc := c.Kafka
-		kc.Enforcement = c.Enforcement
+		kc.Enforcement = rollout.Options(c.Enforcement)
 		if _, err := kafka.Setup(ctx, mgr, kc); err != nil {
 			return nil, err
 		}

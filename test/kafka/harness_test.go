@@ -33,6 +33,7 @@ import (
 	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/principal"
+	"github.com/intentguard/intentguard/internal/rollout"
 )
 
 var (
@@ -99,7 +100,7 @@ func startOperator(t *testing.T, enf controller.Options, change ...func(*kafka.O
 		operatorMu.Unlock()
 		t.Fatalf("building operator: %v", err)
 	}
-	ko := kafka.Options{Enforcement: enf, ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour}
+	ko := kafka.Options{Enforcement: rollout.Options(enf), ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour}
 	for _, c := range change {
 		c(&ko)
 	}
