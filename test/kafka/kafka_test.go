@@ -71,6 +71,19 @@ spec:
 		!apimeta.IsStatusConditionTrue(st.Conditions, kafka.ConditionConnected) {
 		t.Fatalf("status does not say that 7 ACLs are enforced: %+v", st)
 	}
+
+	// Without the ProtectedService the broker is back in shadow mode: the operator's ACLs
+	// go, and status says nothing is enforced.
+	if err := kube.Delete(context.Background(), ps); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, op, ci, enforcement.Shadow)
+	if n := len(brokerACLs(t, b)); n != 0 {
+		t.Fatalf("shadow mode left %d ACLs", n)
+	}
+	if st := getKSC(t, ksc).Status; st.Enforced || st.OwnedACLs != 0 {
+		t.Fatalf("status must say nothing is enforced: %+v", st)
+	}
 }
 
 // An intent added is allowed; an intent removed is denied again; deleting the
