@@ -451,3 +451,40 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	}
 	waitFor(t, "the deletion to give up", 30*time.Second, gone(ksc))
 }
+
+// A change reaches only the broker it concerns: editing intents for one broker sends
+// nothing at all to another.
+func TestChangeTouchesOnlyItsBroker(t *testing.T) {
+	ns := namespace(t, "kafka-two")
+	c := user(ns, "client")
+	a := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"left", "right"}, ClusterID: "a"})
+	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"left"}, ClusterID: "b"})
+	reqsA, reqsB := a.CountRequests(), b.CountRequests()
+	op := startOperator(t, controller.Options{}, func(o *kafka.Options) { o.ResyncPeriod = time.Hour })
+	brokerConfig(t, ns, "kafka-a", a, "")
+	brokerConfig(t, ns, "kafka-b", b, "")
+	toA := applyIntents(t, ns, `
+metadata: {name: client-a}
+spec: {workload: {name: client}, targets: [{kafka: {name: kafka-a, topics: [{name: left, operations: [produce]}]}}]}`)
+	toB := applyIntents(t, ns, `
+metadata: {name: client-b}
+spec: {workload: {name: client}, targets: [{kafka: {name: kafka-b, topics: [{name: left, operations: [produce]}]}}]}`)
+	waitState(t, op, toA, enforcement.Enforced)
+	waitState(t, op, toB, enforcement.Enforced)
+	time.Sleep(500 * time.Millisecond)
+	reqsA.Take()
+	reqsB.Take()
+
+	updateIntents(t, toA, `{workload: {name: client}, targets: [{kafka: {name: kafka-a, topics: [{name: right, operations: [produce]}]}}]}`)
+	waitState(t, op, toA, enforcement.Enforced)
+	time.Sleep(500 * time.Millisecond)
+	if got := reqsA.Take(); got.Create != 1 || got.Delete != 1 {
+		t.Fatalf("broker a: %s; want one create and one delete", got)
+	}
+	if got := reqsB.Take(); got != (kafkatest.Counts{}) {
+		t.Fatalf("broker b received %s for a change that is not its own", got)
+	}
+	mustProduce(t, a, c, "right", "1")
+	mustNotProduce(t, a, c, "left")
+	mustProduce(t, b, c, "left", "1")
+}
