@@ -60,7 +60,8 @@ func (p *Point) record(key types.NamespacedName, st syncState) {
 	notify := map[types.NamespacedName]bool{}
 	for k, s := range st.intents {
 		if old, ok := prev.intents[k]; !ok || old.generation != s.generation || fmt.Sprint(old.err) != fmt.Sprint(s.err) ||
-			prev.enforced != st.enforced || prev.inSync != st.inSync || (prev.brokerErr == nil) != (st.brokerErr == nil) || (prev.configErr == nil) != (st.configErr == nil) {
+			prev.enforced != st.enforced || prev.inSync != st.inSync || (prev.brokerErr == nil) != (st.brokerErr == nil) || (prev.configErr == nil) != (st.configErr == nil) ||
+			(prev.apiErr == nil) != (st.apiErr == nil) {
 			notify[k] = true
 		}
 	}
@@ -137,6 +138,8 @@ func (p *Point) report(ci *v2beta1.ClientIntents, target string, ksc types.Names
 		ts.State, ts.Message = enforcement.Failed, fmt.Sprintf("no ACL changed for this client on broker %s: %v", ksc, is.err)
 	case st.brokerErr != nil:
 		ts.State, ts.Message = enforcement.Waiting, fmt.Sprintf("broker %s: %v; retrying", ksc, st.brokerErr)
+	case st.apiErr != nil:
+		ts.State, ts.Message = enforcement.Waiting, fmt.Sprintf("broker %s: %v; retrying", ksc, st.apiErr)
 	case !st.enforced:
 		ts.State, ts.Message = enforcement.Shadow, fmt.Sprintf("shadow mode: broker %s gets no ACLs until a ProtectedService names it", ksc)
 	case st.inSync:

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -177,7 +176,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	switch {
 	case st.brokerErr != nil && wasConnected:
 		r.event(&ksc, corev1.EventTypeWarning, "BrokerUnreachable", "%v", st.brokerErr)
-	case st.brokerErr == nil && st.configErr == nil && !wasConnected:
+	case st.brokerErr == nil && st.configErr == nil && st.apiErr == nil && !wasConnected:
 		r.event(&ksc, corev1.EventTypeNormal, "BrokerReachable", "the broker answers again")
 	}
 	if st.created+st.deleted > 0 {
@@ -199,7 +198,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // later is not watched, and is picked up by the retry).
 func (r *Reconciler) next(key types.NamespacedName, st syncState) ctrl.Result {
 	c := r.conn(key)
-	if st.brokerErr == nil && st.configErr == nil {
+	if st.brokerErr == nil && st.configErr == nil && st.apiErr == nil {
 		c.failures = 0
 		return ctrl.Result{RequeueAfter: r.Options.ResyncPeriod}
 	}
@@ -214,6 +213,9 @@ type syncState struct {
 	enforced   bool
 	// configErr is an error in the KafkaServerConfig or its Secrets: nothing was touched.
 	configErr error
+	// apiErr is a failure reading or writing the Kubernetes API (the cache, the owned
+	// record); it is retried.
+	apiErr error
 	// brokerErr is an error talking to the broker.
 	brokerErr error
 	// inSync is true when the broker holds exactly the desired set.
@@ -246,7 +248,7 @@ func (r *Reconciler) sync(ctx context.Context, ksc *v2beta1.KafkaServerConfig) s
 	server := kafkaacl.ServerOf(ksc)
 	intents, err := r.intentsOf(ctx, ksc)
 	if err != nil {
-		st.configErr = err
+		st.apiErr = err
 		return st
 	}
 	result, err := kafkaacl.Compile(server, intents)
@@ -262,7 +264,7 @@ func (r *Reconciler) sync(ctx context.Context, ksc *v2beta1.KafkaServerConfig) s
 	}
 	protected, err := r.protected(ctx, ksc)
 	if err != nil {
-		st.configErr = err
+		st.apiErr = err
 		return st
 	}
 	st.enforced = r.Options.Enforcement.Enforces(ksc.Namespace, protected)
@@ -276,7 +278,7 @@ func (r *Reconciler) sync(ctx context.Context, ksc *v2beta1.KafkaServerConfig) s
 	if conn.owned == nil {
 		owned, err := r.store.load(ctx, ksc)
 		if err != nil {
-			st.configErr = err
+			st.apiErr = err
 			return st
 		}
 		conn.owned = &owned
@@ -317,7 +319,7 @@ func (r *Reconciler) sync(ctx context.Context, ksc *v2beta1.KafkaServerConfig) s
 		// Owned ACLs the broker no longer holds (and no longer wanted) are forgotten; this
 		// writes only when the record changes.
 		if err := r.saveOwned(ctx, ksc, conn, plan.Keep); err != nil {
-			st.configErr = err
+			st.apiErr = err
 		}
 		return st
 	}
@@ -327,7 +329,7 @@ func (r *Reconciler) sync(ctx context.Context, ksc *v2beta1.KafkaServerConfig) s
 	if len(plan.Create) > 0 {
 		pending := plan.Owned(plan.Create, plan.Delete)
 		if err := r.saveOwned(ctx, ksc, conn, pending); err != nil {
-			st.configErr = err
+			st.apiErr = err
 			st.owned = len(owned)
 			return st
 		}
@@ -335,15 +337,16 @@ func (r *Reconciler) sync(ctx context.Context, ksc *v2beta1.KafkaServerConfig) s
 	created, cerr := cl.Create(ctx, plan.Create)
 	deleted, derr := cl.Delete(ctx, plan.Delete)
 	st.created, st.deleted = len(created), len(deleted)
+	gone := kafkaacl.NewSet(deleted...)
 	var failedDeletes []kafkaacl.ACL
 	for _, a := range plan.Delete {
-		if !slices.Contains(deleted, a) {
+		if !gone.Has(a) {
 			failedDeletes = append(failedDeletes, a)
 		}
 	}
 	after := plan.Owned(created, failedDeletes)
 	if err := r.saveOwned(ctx, ksc, conn, after); err != nil {
-		st.configErr = err
+		st.apiErr = err
 	}
 	st.owned = len(after)
 	if err := errors.Join(cerr, derr); err != nil {
@@ -580,9 +583,9 @@ func (r *Reconciler) removeOwned(ctx context.Context, ksc *v2beta1.KafkaServerCo
 	plan := kafkaacl.Diff(kafkaacl.Set{}, conn.owned.acls, onBroker)
 	deleted, err := cl.Delete(ctx, plan.Delete)
 	if err != nil {
-		left := kafkaacl.Set{}
+		gone, left := kafkaacl.NewSet(deleted...), kafkaacl.Set{}
 		for _, a := range plan.Delete {
-			if !slices.Contains(deleted, a) {
+			if !gone.Has(a) {
 				left.Add(a)
 			}
 		}
@@ -611,6 +614,10 @@ func (r *Reconciler) writeStatus(ctx context.Context, ksc *v2beta1.KafkaServerCo
 		s.LastError = st.configErr.Error()
 		set(ConditionACLsInSync, false, "ConfigError", "nothing was changed on the broker: "+st.configErr.Error())
 		set(ConditionReady, false, "ConfigError", st.configErr.Error())
+	case st.apiErr != nil:
+		s.LastError = st.apiErr.Error()
+		set(ConditionACLsInSync, false, "APIError", st.apiErr.Error()+"; retrying with backoff")
+		set(ConditionReady, false, "APIError", st.apiErr.Error())
 	case st.brokerErr != nil:
 		s.LastError = st.brokerErr.Error()
 		set(ConditionConnected, false, "BrokerUnreachable", st.brokerErr.Error()+"; retrying with backoff")
