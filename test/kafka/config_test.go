@@ -173,3 +173,22 @@ func brokerACLsTLS(t *testing.T, b *kafkatest.Broker, pki *kafkatest.PKI) kafkaa
 	}
 	return got
 }
+
+// Brokers whose clients authenticate with SASL user names get ACLs for those names
+// through the principal template, and a consumer-group prefix works for real consumers.
+func TestSASLUserTemplateAndGroupPrefix(t *testing.T) {
+	ns := namespace(t, "kafka-sasl-names")
+	c, o := "client."+ns, "other."+ns
+	b := startBroker(t, kafkatest.Options{Users: []string{c, o}, Topics: []string{"events"}})
+	op := startOperator(t, controller.Options{})
+	brokerConfig(t, ns, "kafka", b, `  principal: {template: "User:$(workload).$(namespace)"}
+  consumerGroup: {name: "$(workload)-", pattern: prefix}`)
+	ci := applyIntents(t, ns, `
+metadata: {name: client}
+spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: events, operations: [produce, consume]}]}}]}`)
+	waitState(t, op, ci, enforcement.Enforced)
+	mustProduce(t, b, c, "events", "e1")
+	mustConsume(t, b, c, "events", "client-audit", "e1")
+	mustNotConsume(t, b, c, "events", "other-audit")
+	mustNotProduce(t, b, o, "events")
+}
