@@ -1,4 +1,4 @@
-// Package v2beta1 holds the k8s.otterize.com/v2beta1 API: ClientIntents and ProtectedService.
+// Package v2beta1 holds the k8s.otterize.com/v2beta1 API: ClientIntents, ProtectedService and KafkaServerConfig.
 // +kubebuilder:object:generate=true
 // +groupName=k8s.otterize.com
 package v2beta1

@@ -1,4 +1,4 @@
-// Command intents-operator turns ClientIntents into NetworkPolicies in the cluster it
+// Command intents-operator turns ClientIntents into NetworkPolicies (and Kafka ACLs) in the cluster it
 // runs against (in-cluster config, or --kubeconfig).
 package main
 
@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"strings"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -21,6 +22,8 @@ func main() {
 	flag.BoolVar(&c.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles")
 	flag.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's)")
 	flag.BoolVar(&c.Enforcement.Shadow, "shadow-mode", false, "enforce nothing except ProtectedServices and --enforced-namespaces; report what would be enforced")
+	flag.BoolVar(&c.KafkaACLs, "kafka-acls", true, "keep the ACLs of brokers described by KafkaServerConfigs equal to the intents")
+	flag.DurationVar(&c.Kafka.ResyncPeriod, "kafka-resync-period", 5*time.Minute, "how often each broker's ACLs are listed again to restore lost ones")
 	flag.StringVar(&enforced, "enforced-namespaces", "", "comma-separated namespaces enforced even in shadow mode")
 	var qps float64
 	var burst int

@@ -1,6 +1,7 @@
 // Command localcluster runs a local control plane with the intents operator: "demo" walks
-// through the network-policy tutorial and prints what was enforced; "up" keeps the control
-// plane running for kubectl.
+// through the network-policy tutorial and prints what was enforced; "demo-kafka" does the
+// same for the Kafka tutorial on an in-process broker; "up" keeps the control plane
+// running for kubectl.
 package main
 
 import (
@@ -49,7 +50,7 @@ func main() {
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "print the operator's logs")
-	root.AddCommand(demoCommand(), upCommand(), demoCredentialsCommand())
+	root.AddCommand(demoCommand(), demoKafkaCommand(), demoCredentialsCommand(), upCommand())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
@@ -81,7 +82,7 @@ func start(ctx context.Context, enforcement controller.Options) (*session, error
 		_ = lc.Stop()
 		return nil, fmt.Errorf("creating client: %w", err)
 	}
-	mgr, err := operator.New(ctx, lc.Config, operator.Config{Enforcement: enforcement, MetricsAddr: "0", ProbeAddr: "0"})
+	mgr, err := operator.New(ctx, lc.Config, operator.Config{Enforcement: enforcement, MetricsAddr: "0", ProbeAddr: "0", KafkaACLs: true})
 	if err != nil {
 		_ = lc.Stop()
 		return nil, err

@@ -5,7 +5,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -17,20 +16,11 @@ import (
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/netpol"
+	"github.com/intentguard/intentguard/internal/rollout"
 )
 
-// Options are the roll-out settings shared by every reconciler.
-type Options struct {
-	// Shadow turns enforcement off except for ProtectedServices and EnforcedNamespaces.
-	Shadow bool
-	// EnforcedNamespaces are enforced even in shadow mode.
-	EnforcedNamespaces []string
-}
-
-// Enforces reports whether a server in namespace is enforced.
-func (o Options) Enforces(namespace string, protected bool) bool {
-	return !o.Shadow || protected || slices.Contains(o.EnforcedNamespaces, namespace)
-}
+// Options are the roll-out settings, shared by every enforcement point.
+type Options = rollout.Options
 
 // Planner computes, from the cache, what one server's policy should be.
 type Planner struct {

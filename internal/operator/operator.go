@@ -16,6 +16,8 @@ import (
 
 	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/controller"
+	"github.com/intentguard/intentguard/internal/enforcement"
+	"github.com/intentguard/intentguard/internal/kafka"
 )
 
 // Config configures one operator instance.
@@ -39,6 +41,10 @@ type Config struct {
 	MaxConcurrentReconciles int
 	// SyncPeriod is how often the cache forces a full resync; zero keeps the default.
 	SyncPeriod time.Duration
+	// KafkaACLs turns on the Kafka enforcement point (ACLs on KafkaServerConfig brokers).
+	KafkaACLs bool
+	// Kafka configures the Kafka enforcement point; its Enforcement is taken from above.
+	Kafka kafka.Options
 }
 
 // New builds a manager running the operator against the cluster cfg points to.
@@ -61,7 +67,18 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
-	if err := controller.Setup(ctx, mgr, c.Enforcement); err != nil {
+	var points []enforcement.Point
+	if c.KafkaACLs {
+		kc := c.Kafka
+		kc.Enforcement = c.Enforcement
+		point, err := kafka.Setup(ctx, mgr, kc)
+		if err != nil {
+			return nil, err
+		}
+		points = append(points, point)
+	}
+	// The ClientIntents status reads every enforcement point's report.
+	if err := controller.Setup(ctx, mgr, c.Enforcement, points...); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

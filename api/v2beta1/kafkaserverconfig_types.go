@@ -1,0 +1,224 @@
+package v2beta1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// KafkaTopicPattern says how a server-level topic rule's name is matched.
+// +kubebuilder:validation:Enum=literal;prefix
+type KafkaTopicPattern string
+
+const (
+	// KafkaTopicLiteral matches the topic of that exact name ("*" matches every topic).
+	KafkaTopicLiteral KafkaTopicPattern = "literal"
+	// KafkaTopicPrefix matches every topic whose name starts with the rule's name.
+	KafkaTopicPrefix KafkaTopicPattern = "prefix"
+)
+
+// KafkaServerTopic is a broker-wide rule for some topics, applied whatever the intents say.
+type KafkaServerTopic struct {
+	// Topic is the topic name, a prefix (with pattern prefix), or "*" for every topic.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=249
+	// +kubebuilder:validation:Pattern=`^(\*|[a-zA-Z0-9._-]+)$`
+	Topic string `json:"topic"`
+	// Pattern is literal (default) or prefix.
+	// +optional
+	// +kubebuilder:default=literal
+	Pattern KafkaTopicPattern `json:"pattern,omitempty"`
+	// ClientIdentityRequired denies these topics to anonymous clients (User:ANONYMOUS).
+	// +optional
+	ClientIdentityRequired bool `json:"clientIdentityRequired,omitempty"`
+	// IntentsRequired false allows every authenticated client all operations on these
+	// topics (User:*); true (the default) leaves access to the declared intents.
+	// +optional
+	// +kubebuilder:default=true
+	IntentsRequired *bool `json:"intentsRequired,omitempty"`
+}
+
+// KafkaTLS is how the operator reaches the broker over TLS. Files and a Secret may be
+// combined; a file path wins over the same item in the Secret.
+type KafkaTLS struct {
+	// SecretName names a Secret in the KafkaServerConfig's namespace holding the operator's
+	// client certificate, key and the CA that signed the broker's certificate (as the
+	// credentials operator writes them).
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+	// CertKey is the Secret key of the PEM client certificate.
+	// +optional
+	// +kubebuilder:default=cert.pem
+	CertKey string `json:"certKey,omitempty"`
+	// KeyKey is the Secret key of the PEM private key.
+	// +optional
+	// +kubebuilder:default=key.pem
+	KeyKey string `json:"keyKey,omitempty"`
+	// CAKey is the Secret key of the PEM CA bundle.
+	// +optional
+	// +kubebuilder:default=ca.pem
+	CAKey string `json:"caKey,omitempty"`
+	// CertFile is a path, in the operator's file system, of the PEM client certificate.
+	// +optional
+	CertFile string `json:"certFile,omitempty"`
+	// KeyFile is a path of the PEM private key.
+	// +optional
+	KeyFile string `json:"keyFile,omitempty"`
+	// RootCAFile is a path of the PEM CA bundle.
+	// +optional
+	RootCAFile string `json:"rootCAFile,omitempty"`
+	// ServerName overrides the name checked in the broker's certificate (default: the
+	// host of addr).
+	// +optional
+	ServerName string `json:"serverName,omitempty"`
+}
+
+// KafkaSASLMechanism is a SASL mechanism the operator authenticates with.
+// +kubebuilder:validation:Enum=PLAIN;SCRAM-SHA-256;SCRAM-SHA-512
+type KafkaSASLMechanism string
+
+// KafkaSASL is how the operator authenticates to the broker with SASL.
+type KafkaSASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism KafkaSASLMechanism `json:"mechanism"`
+	// SecretName names a Secret in the KafkaServerConfig's namespace with the user name
+	// and password.
+	// +kubebuilder:validation:MinLength=1
+	SecretName string `json:"secretName"`
+	// UsernameKey is the Secret key of the user name.
+	// +optional
+	// +kubebuilder:default=username
+	UsernameKey string `json:"usernameKey,omitempty"`
+	// PasswordKey is the Secret key of the password.
+	// +optional
+	// +kubebuilder:default=password
+	PasswordKey string `json:"passwordKey,omitempty"`
+}
+
+// KafkaPrincipal says which ACL principal a client workload has on the broker.
+type KafkaPrincipal struct {
+	// Template renders a client's principal. $(dn) is the subject of the certificate the
+	// credentials operator issues to the workload as the broker's default principal
+	// builder renders it ("CN=<workload>.<namespace>,O=<organization>"); $(workload)
+	// and $(namespace) are the client's. Examples: "User:$(dn)" (mTLS, the default),
+	// "User:$(workload).$(namespace)" (SASL user names),
+	// "User:spiffe://example.org/ns/$(namespace)/sa/$(workload)".
+	// +optional
+	// +kubebuilder:default="User:$(dn)"
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('User:') && !self.contains('*')",message="the template must start with User: and must not contain * (which Kafka reads as every principal)"
+	// +kubebuilder:validation:XValidation:rule="self.contains('$(dn)') || (self.contains('$(workload)') && self.contains('$(namespace)'))",message="the template must contain $(dn), or both $(workload) and $(namespace), so that each client has its own principal"
+	Template string `json:"template,omitempty"`
+	// Organization is the O= of the client certificates, used by $(dn).
+	// +optional
+	// +kubebuilder:default=intentguard
+	Organization string `json:"organization,omitempty"`
+}
+
+// KafkaConsumerGroup says which consumer groups a client that consumes a topic may use.
+type KafkaConsumerGroup struct {
+	// Name is the group name, or its prefix with pattern prefix; $(workload) and
+	// $(namespace) are the client's. "*" (literal) allows every group, as upstream did.
+	// +optional
+	// +kubebuilder:default="$(workload).$(namespace)"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	Name string `json:"name,omitempty"`
+	// Pattern is literal (default) or prefix.
+	// +optional
+	// +kubebuilder:default=literal
+	Pattern KafkaTopicPattern `json:"pattern,omitempty"`
+}
+
+// KafkaServerConfigSpec describes one Kafka broker (cluster) whose ACLs follow the intents.
+type KafkaServerConfigSpec struct {
+	// Workload is the broker workload; intents reach it as a kafka target named
+	// "<name>.<namespace of this KafkaServerConfig>".
+	Workload Workload `json:"workload"`
+	// Addr is the bootstrap address, host:port.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:Pattern=`^[^\s,]+:[0-9]{1,5}$`
+	Addr string `json:"addr"`
+	// NoAutoCreateIntentsForOperator is accepted for compatibility and has no effect.
+	// +optional
+	NoAutoCreateIntentsForOperator bool `json:"noAutoCreateIntentsForOperator,omitempty"`
+	// TLS connects to the broker over TLS, with a client certificate when one is given.
+	// +optional
+	TLS *KafkaTLS `json:"tls,omitempty"`
+	// SASL authenticates the operator with a user name and password.
+	// +optional
+	SASL *KafkaSASL `json:"sasl,omitempty"`
+	// Topics are broker-wide rules (anonymous deny, open topics).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	Topics []KafkaServerTopic `json:"topics,omitempty"`
+	// Principal says which principal a client workload has (default: its certificate DN).
+	// +optional
+	// +kubebuilder:default={}
+	Principal KafkaPrincipal `json:"principal,omitempty"`
+	// ConsumerGroup says which consumer groups a consuming client may use.
+	// +optional
+	// +kubebuilder:default={}
+	ConsumerGroup KafkaConsumerGroup `json:"consumerGroup,omitempty"`
+}
+
+// KafkaServerConfigStatus says what the broker enforces.
+type KafkaServerConfigStatus struct {
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions are Connected, ACLsInSync and Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Enforced is true when the operator writes ACLs to this broker (false in shadow mode).
+	// +optional
+	Enforced bool `json:"enforced"`
+	// DesiredACLs is the number of ACLs the intents and topic rules call for.
+	// +optional
+	DesiredACLs int32 `json:"desiredACLs"`
+	// OwnedACLs is the number of ACLs on the broker that this operator created and
+	// will remove when they are no longer wanted.
+	// +optional
+	OwnedACLs int32 `json:"ownedACLs"`
+	// ForeignACLs is the number of other ACLs on the broker, which are never touched.
+	// +optional
+	ForeignACLs int32 `json:"foreignACLs"`
+	// LastSyncTime is when the broker last reached the desired ACLs after a change; a
+	// resync that finds it already in sync leaves it, so that it writes nothing.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+	// LastError is the last error talking to the broker, empty after a success.
+	// +optional
+	LastError string `json:"lastError,omitempty"`
+}
+
+// KafkaServerConfig describes a Kafka broker whose ACLs the operator keeps equal to the
+// declared intents.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:storageversion
+// +kubebuilder:printcolumn:name="Workload",type=string,JSONPath=`.spec.workload.name`
+// +kubebuilder:printcolumn:name="Addr",type=string,JSONPath=`.spec.addr`
+// +kubebuilder:printcolumn:name="Owned",type=integer,JSONPath=`.status.ownedACLs`
+// +kubebuilder:printcolumn:name="InSync",type=string,JSONPath=`.status.conditions[?(@.type=="ACLsInSync")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type KafkaServerConfig struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	// +required
+	Spec   KafkaServerConfigSpec   `json:"spec"`
+	Status KafkaServerConfigStatus `json:"status,omitempty"`
+}
+
+// KafkaServerConfigList is a list of KafkaServerConfig.
+// +kubebuilder:object:root=true
+type KafkaServerConfigList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []KafkaServerConfig `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&KafkaServerConfig{}, &KafkaServerConfigList{})
+}
