@@ -112,6 +112,41 @@ func (s *synthetic) intents(c int) *v2beta1.ClientIntents {
 	return ci
 }
 
+// podLabel is the operator label set one pod must carry for the policies to select it.
+type podLabel struct {
+	ns, name string
+	labels   map[string]string
+}
+
+// labelled lists the pods the operator must label: those of workloads whose pods no
+// stable selector finds, when the workload is a client or a server called by name.
+func (s *synthetic) labelled() []podLabel {
+	involved := map[int]bool{}
+	for c, servers := range s.calls {
+		involved[c] = true
+		for _, srv := range servers {
+			if !s.viaService[[2]int{c, srv}] {
+				involved[srv] = true
+			}
+		}
+	}
+	var out []podLabel
+	for i, w := range s.workloads {
+		if !involved[i] || selectorKind(w.kind) {
+			continue
+		}
+		owner := w.name
+		if w.kind == "CronJob" {
+			owner = w.name + "-29000000"
+		}
+		labels := netpol.IdentityLabels(identity.Identity{Namespace: w.ns, Name: w.name, Kind: w.kind})
+		for p := 0; p < s.pods; p++ {
+			out = append(out, podLabel{ns: w.ns, name: fmt.Sprintf("%s-%d", owner, p), labels: labels})
+		}
+	}
+	return out
+}
+
 // podLabels are the labels the generator gives a workload's pods.
 func podLabels(w workload) map[string]string { return map[string]string{"app": w.name} }
 

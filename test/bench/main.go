@@ -25,6 +25,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
@@ -165,7 +166,7 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	res.Policies = len(want)
 
 	log("floor: writing the %d final policies with a plain client", len(want))
-	floor, err := writeFloor(ctx, c, want)
+	floor, err := writeFloor(ctx, c, want, syn.labelled())
 	if err != nil {
 		return nil, err
 	}
@@ -285,21 +286,46 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	return res, nil
 }
 
-// writeFloor creates the final policies with a plain client and as many writers as the
-// operator has reconcile workers, then removes them again; it returns the time taken.
-func writeFloor(ctx context.Context, c client.Client, want map[client.ObjectKey]*networkingv1.NetworkPolicy) (time.Duration, error) {
+// writeFloor creates the final policies and labels the pods they select by the operator's
+// labels, with a plain client and as many writers as the operator has reconcile
+// workers, then undoes both; it returns the time taken: the API server's own limit for
+// the writes enforcement needs.
+func writeFloor(ctx context.Context, c client.Client, want map[client.ObjectKey]*networkingv1.NetworkPolicy, labels []podLabel) (time.Duration, error) {
 	policies := make([]*networkingv1.NetworkPolicy, 0, len(want))
 	for _, p := range want {
 		policies = append(policies, p.DeepCopy())
 	}
+	patch := func(l podLabel, remove bool) error {
+		m := map[string]any{}
+		for k, v := range l.labels {
+			m[k] = v
+			if remove {
+				m[k] = nil
+			}
+		}
+		body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": m}})
+		if err != nil {
+			return err
+		}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: l.ns, Name: l.name}}
+		return c.Patch(ctx, pod, client.RawPatch(types.MergePatchType, body))
+	}
 	t0 := time.Now()
-	err := parallel(len(policies), 4, func(i int) error { return c.Create(ctx, policies[i]) })
+	err := parallel(len(policies)+len(labels), 4, func(i int) error {
+		if i < len(labels) {
+			return patch(labels[i], false)
+		}
+		return c.Create(ctx, policies[i-len(labels)])
+	})
 	took := time.Since(t0)
 	if err != nil {
 		return 0, fmt.Errorf("floor writes: %w", err)
 	}
 	if err := parallel(len(policies), 16, func(i int) error { return c.Delete(ctx, policies[i]) }); err != nil {
 		return 0, fmt.Errorf("removing floor policies: %w", err)
+	}
+	if err := parallel(len(labels), 16, func(i int) error { return patch(labels[i], true) }); err != nil {
+		return 0, fmt.Errorf("removing floor labels: %w", err)
 	}
 	return took, nil
 }
@@ -581,7 +607,7 @@ func maxOf(v []float64) float64 {
 func printTable(r *result) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "cluster\t%d workloads, %d pods, %d namespaces, %d calls, %d policies (seed %d, %d qps)\n", r.Workloads, r.Pods, r.Namespaces, r.Edges, r.Policies, r.Seed, r.QPS)
-	fmt.Fprintf(tw, "floor (plain client writes the final policies)\t%.2fs\n", r.FloorSeconds)
+	fmt.Fprintf(tw, "floor (plain client writes the final policies and pod labels)\t%.2fs\n", r.FloorSeconds)
 	fmt.Fprintf(tw, "bulk convergence\t%.2fs (%.2fx floor), %.0f operator writes\n", r.BulkSeconds, r.BulkRatio, r.BulkWrites)
 	fmt.Fprintf(tw, "bulk API writes by kind (all writers)\t%s\n", r.BulkAPIWrites)
 	fmt.Fprintf(tw, "evaluator\t%d pairs checked, %d wrong\n", r.EvaluatorChecked, r.EvaluatorWrong)
