@@ -38,7 +38,7 @@ const (
 // "svc:name[.namespace]", to Kafka topics, or to the internet.
 // +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type in ['http', 'kafka', 'internet']",message="calls of type database, aws, gcp and azure are not supported"
 // +kubebuilder:validation:XValidation:rule="has(self.type) && self.type == 'internet' ? has(self.internet) && !has(self.name) : has(self.name) && !has(self.internet)",message="an internet call sets internet and no name; every other call sets name and no internet"
-// +kubebuilder:validation:XValidation:rule="!has(self.name) || !self.name.startsWith('svc:') || !has(self.kind) || self.kind == ”",message="a Service call (svc:) has no kind"
+// +kubebuilder:validation:XValidation:rule="!has(self.name) || !self.name.startsWith('svc:') || !has(self.kind) || size(self.kind) == 0",message="a Service call (svc:) has no kind"
 // +kubebuilder:validation:XValidation:rule="!has(self.name) || !self.name.startsWith('svc:') || !has(self.type) || self.type != 'kafka'",message="a kafka call names the broker workload, not a Service (svc:)"
 // +kubebuilder:validation:XValidation:rule="!has(self.HTTPResources) || size(self.HTTPResources) == 0 || (has(self.type) && self.type == 'http')",message="HTTPResources need type http"
 // +kubebuilder:validation:XValidation:rule="!has(self.kafkaTopics) || size(self.kafkaTopics) == 0 || (has(self.type) && self.type == 'kafka')",message="kafkaTopics need type kafka"

@@ -2,181 +2,11 @@ package v2alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/intentguard/intentguard/api/v2beta1"
 )
 
-// Workload names the client (or server) workload by name and, optionally, kind.
-type Workload struct {
-	// Name is the workload's service identity: the name of the root owner of its pods
-	// (Deployment, StatefulSet, CronJob, ...) or the value of the pod annotation
-	// intents.otterize.com/workload-name.
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
-	Name string `json:"name"`
-	// Kind restricts the identity to workloads of this kind (for example Deployment).
-	// +optional
-	// +kubebuilder:validation:Pattern=`^([A-Z][A-Za-z0-9]*)?$`
-	Kind string `json:"kind,omitempty"`
-}
-
-// Target is one call the client makes. Exactly one of its fields is set.
-// +kubebuilder:validation:XValidation:rule="[has(self.kubernetes), has(self.service), has(self.kafka), has(self.internet)].filter(x, x).size() == 1",message="a target must set exactly one of kubernetes, service, kafka or internet"
-type Target struct {
-	// Kubernetes is a call to a workload, by its service identity.
-	// +optional
-	Kubernetes *KubernetesTarget `json:"kubernetes,omitempty"`
-	// Service is a call to the pods behind a Kubernetes Service.
-	// +optional
-	Service *ServiceTarget `json:"service,omitempty"`
-	// Kafka is a call to topics of a Kafka broker workload.
-	// +optional
-	Kafka *KafkaTarget `json:"kafka,omitempty"`
-	// Internet is a call to addresses outside the cluster.
-	// +optional
-	Internet *InternetTarget `json:"internet,omitempty"`
-}
-
-// KubernetesTarget is a call to a workload, "name" in the client's namespace or "name.namespace".
-type KubernetesTarget struct {
-	// Name is "name" (same namespace as the client) or "name.namespace".
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)?$`
-	Name string `json:"name"`
-	// Kind restricts the server to workloads of this kind.
-	// +optional
-	// +kubebuilder:validation:Pattern=`^([A-Z][A-Za-z0-9]*)?$`
-	Kind string `json:"kind,omitempty"`
-	// HTTP narrows the call to these paths and methods (enforced by L7 enforcement points).
-	// +optional
-	// +listType=atomic
-	HTTP []HTTPTarget `json:"http,omitempty"`
-}
-
-// ServiceTarget is a call to a Kubernetes Service, "name" or "name.namespace".
-type ServiceTarget struct {
-	// Name is "name" (same namespace as the client) or "name.namespace".
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)?$`
-	Name string `json:"name"`
-	// HTTP narrows the call to these paths and methods (enforced by L7 enforcement points).
-	// +optional
-	// +listType=atomic
-	HTTP []HTTPTarget `json:"http,omitempty"`
-}
-
-// HTTPMethod is an HTTP request method.
-// +kubebuilder:validation:Enum=GET;POST;PUT;DELETE;OPTIONS;TRACE;PATCH;CONNECT
-type HTTPMethod string
-
-// HTTPTarget is a path and the methods allowed on it.
-type HTTPTarget struct {
-	// Path is the request path, or a prefix ending in "*".
-	// +kubebuilder:validation:MinLength=1
-	Path string `json:"path"`
-	// Methods are the methods allowed; empty means all.
-	// +optional
-	// +listType=set
-	Methods []HTTPMethod `json:"methods,omitempty"`
-}
-
-// KafkaOperation is an operation on a Kafka topic.
-// +kubebuilder:validation:Enum=all;consume;produce;create;alter;delete;describe;ClusterAction;DescribeConfigs;AlterConfigs;IdempotentWrite
-type KafkaOperation string
-
-// KafkaTarget is a call to topics of a Kafka broker, "name" or "name.namespace".
-type KafkaTarget struct {
-	// Name is the Kafka broker workload, "name" or "name.namespace".
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)?$`
-	Name string `json:"name"`
-	// Topics are the topics and operations the client uses.
-	// +optional
-	// +listType=atomic
-	Topics []KafkaTopic `json:"topics,omitempty"`
-}
-
-// KafkaTopic is a topic name (or pattern) and the operations on it.
-type KafkaTopic struct {
-	// Name is the topic name; "*" means every topic.
-	// +kubebuilder:validation:MinLength=1
-	Name string `json:"name"`
-	// Operations are the operations the client performs on the topic.
-	// +kubebuilder:validation:MinItems=1
-	// +listType=set
-	Operations []KafkaOperation `json:"operations"`
-}
-
-// InternetTarget is a call to addresses outside the cluster.
-// +kubebuilder:validation:XValidation:rule="(has(self.domains) ? size(self.domains) : 0) + (has(self.ips) ? size(self.ips) : 0) > 0",message="an internet target needs at least one domain or ip"
-type InternetTarget struct {
-	// Domains are DNS names, optionally with a leading "*." wildcard.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=256
-	// +kubebuilder:validation:items:MaxLength=253
-	// +kubebuilder:validation:items:Pattern=`^(\*\.)?([A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?\.?$`
-	Domains []string `json:"domains,omitempty"`
-	// IPs are addresses or CIDR blocks.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=256
-	// +kubebuilder:validation:items:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule="self.all(ip, isIP(ip) || isCIDR(ip))",messageExpression="'ips must be IP addresses or CIDR blocks (like 192.0.2.1 or 192.0.2.0/24): ' + self.filter(ip, !(isIP(ip) || isCIDR(ip))).join(', ')"
-	IPs []string `json:"ips,omitempty"`
-	// Ports limits the call to these ports; empty means all.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=64
-	// +kubebuilder:validation:items:Minimum=1
-	// +kubebuilder:validation:items:Maximum=65535
-	Ports []int32 `json:"ports,omitempty"`
-}
-
-// ClientIntentsSpec declares the workload and every call it makes.
-type ClientIntentsSpec struct {
-	// Workload is the client whose calls are declared.
-	Workload Workload `json:"workload"`
-	// Targets are the calls the client makes.
-	// +optional
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=1024
-	Targets []Target `json:"targets,omitempty"`
-}
-
-// ResolvedIPs records the addresses a domain name resolved to.
-type ResolvedIPs struct {
-	// DNS is the resolved name.
-	DNS string `json:"dns"`
-	// IPs are the addresses it resolved to.
-	// +optional
-	IPs []string `json:"ips,omitempty"`
-}
-
-// ClientIntentsStatus reports whether the intents are enforced.
-type ClientIntentsStatus struct {
-	// ObservedGeneration is the generation the status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// UpToDate is true when every enforcement point reflects the observed generation.
-	// +optional
-	UpToDate bool `json:"upToDate"`
-	// TargetCount is the number of targets in the observed generation.
-	// +optional
-	TargetCount int32 `json:"targetCount,omitempty"`
-	// Enforcement summarises how the targets are handled: Enforced, Shadow or Partial.
-	// +optional
-	Enforcement string `json:"enforcement,omitempty"`
-	// Conditions are Ready, TargetsResolved and Enforced.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// ResolvedIPs records the addresses of internet targets' domains.
-	// +optional
-	ResolvedIPs []ResolvedIPs `json:"resolvedIPs,omitempty"`
-}
-
-// ClientIntents declares the calls one client workload makes.
+// ClientIntents declares the calls one client workload makes, in the v2beta1 shape.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:path=clientintents,singular=clientintents,shortName=intents
@@ -190,8 +20,8 @@ type ClientIntents struct {
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
-	Spec   ClientIntentsSpec   `json:"spec"`
-	Status ClientIntentsStatus `json:"status,omitempty"`
+	Spec   v2beta1.ClientIntentsSpec   `json:"spec"`
+	Status v2beta1.ClientIntentsStatus `json:"status,omitempty"`
 }
 
 // ClientIntentsList is a list of ClientIntents.

@@ -2,6 +2,8 @@ package v2alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/intentguard/intentguard/api/v2beta1"
 )
 
 // ProtectedServiceSpec names a server to protect in shadow mode.
@@ -17,18 +19,6 @@ type ProtectedServiceSpec struct {
 	Kind string `json:"kind,omitempty"`
 }
 
-// ProtectedServiceStatus reports whether the protection is in force.
-type ProtectedServiceStatus struct {
-	// ObservedGeneration is the generation the status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions holds Ready.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
-}
-
 // ProtectedService turns on default-deny plus declared intents for one server, also in shadow mode.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
@@ -40,8 +30,8 @@ type ProtectedService struct {
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
-	Spec   ProtectedServiceSpec   `json:"spec"`
-	Status ProtectedServiceStatus `json:"status,omitempty"`
+	Spec   ProtectedServiceSpec           `json:"spec"`
+	Status v2beta1.ProtectedServiceStatus `json:"status,omitempty"`
 }
 
 // ProtectedServiceList is a list of ProtectedService.

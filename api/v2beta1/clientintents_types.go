@@ -119,9 +119,9 @@ type InternetTarget struct {
 	// IPs are addresses or CIDR blocks.
 	// +optional
 	// +listType=set
-	// +kubebuilder:validation:MaxItems=256
-	// +kubebuilder:validation:items:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule="self.all(ip, isIP(ip) || isCIDR(ip))",messageExpression="'ips must be IP addresses or CIDR blocks (like 192.0.2.1 or 192.0.2.0/24): ' + self.filter(ip, !(isIP(ip) || isCIDR(ip))).join(', ')"
+	// +kubebuilder:validation:MaxItems=128
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:items:XValidation:rule="isIP(self) || isCIDR(self)",message="not an IP address or CIDR block (like 192.0.2.1 or 192.0.2.0/24)"
 	IPs []string `json:"ips,omitempty"`
 	// Ports limits the call to these ports; empty means all.
 	// +optional

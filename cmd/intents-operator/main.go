@@ -20,6 +20,10 @@ func main() {
 	flag.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 	flag.BoolVar(&c.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles")
 	flag.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's)")
+	flag.StringVar(&c.LeaderElectionID, "leader-election-id", operator.DefaultLeaderElectionID, "name of the leader election lease; two installs in one namespace need different names")
+	var wh operator.WebhookConfig
+	flag.IntVar(&wh.Port, "webhook-port", 9443, "HTTPS port of the conversion and validating webhooks; 0 turns them off")
+	flag.StringVar(&wh.CertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory of the webhook's tls.crt and tls.key")
 	flag.BoolVar(&c.Enforcement.Shadow, "shadow-mode", false, "enforce nothing except ProtectedServices and --enforced-namespaces; report what would be enforced")
 	flag.StringVar(&enforced, "enforced-namespaces", "", "comma-separated namespaces enforced even in shadow mode")
 	var qps float64
@@ -36,6 +40,9 @@ func main() {
 		if ns = strings.TrimSpace(ns); ns != "" {
 			c.Enforcement.EnforcedNamespaces = append(c.Enforcement.EnforcedNamespaces, ns)
 		}
+	}
+	if wh.Port != 0 {
+		c.Webhook = &wh
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("intents-operator")

@@ -13,10 +13,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/intentguard/intentguard/api"
 	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/controller"
+	"github.com/intentguard/intentguard/internal/webhook"
 )
+
+// DefaultLeaderElectionID is the lease name when Config.LeaderElectionID is empty; the
+// Helm chart derives one from the release instead, so that two installs never share it.
+const DefaultLeaderElectionID = "intents-operator.intentguard.dev"
 
 // Config configures one operator instance.
 type Config struct {
@@ -32,6 +39,10 @@ type Config struct {
 	LeaderElection bool
 	// LeaderElectionNamespace holds the lease; empty means the pod's own namespace.
 	LeaderElectionNamespace string
+	// LeaderElectionID names the lease; empty means DefaultLeaderElectionID.
+	LeaderElectionID string
+	// Webhook serves the conversion and validating webhooks when set.
+	Webhook *WebhookConfig
 	// InProcess lets several operators run one after another in one process (tests and
 	// benchmarks), which controller-runtime's metric-name check would otherwise refuse.
 	InProcess bool
@@ -41,20 +52,43 @@ type Config struct {
 	SyncPeriod time.Duration
 }
 
+// WebhookConfig is where the webhook server listens and finds its certificate.
+type WebhookConfig struct {
+	// Host is the address to listen on; empty means every interface.
+	Host string
+	// Port is the HTTPS port.
+	Port int
+	// CertDir holds tls.crt and tls.key; the server reloads them when they change.
+	CertDir string
+}
+
 // New builds a manager running the operator against the cluster cfg points to.
 func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) {
 	cacheOpts := cluster.CacheOptions()
 	if c.SyncPeriod > 0 {
 		cacheOpts.SyncPeriod = &c.SyncPeriod
 	}
+	scheme := cluster.Scheme()
+	if err := api.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("registering the served API versions: %w", err)
+	}
+	leaseID := c.LeaderElectionID
+	if leaseID == "" {
+		leaseID = DefaultLeaderElectionID
+	}
+	var webhookServer ctrlwebhook.Server
+	if c.Webhook != nil {
+		webhookServer = ctrlwebhook.NewServer(ctrlwebhook.Options{Host: c.Webhook.Host, Port: c.Webhook.Port, CertDir: c.Webhook.CertDir})
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  cluster.Scheme(),
+		Scheme:                  scheme,
+		WebhookServer:           webhookServer,
 		Cache:                   cacheOpts,
 		Metrics:                 metricsserver.Options{BindAddress: c.MetricsAddr},
 		HealthProbeBindAddress:  c.ProbeAddr,
 		PprofBindAddress:        c.PprofAddr,
 		LeaderElection:          c.LeaderElection,
-		LeaderElectionID:        "intents-operator.intentguard.dev",
+		LeaderElectionID:        leaseID,
 		LeaderElectionNamespace: c.LeaderElectionNamespace,
 		Controller:              config.Controller{SkipNameValidation: &c.InProcess, MaxConcurrentReconciles: c.MaxConcurrentReconciles},
 	})
@@ -66,6 +100,14 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("adding health check: %w", err)
+	}
+	if c.Webhook != nil {
+		if err := webhook.Setup(ctx, mgr); err != nil {
+			return nil, err
+		}
+		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return nil, fmt.Errorf("adding webhook readiness check: %w", err)
+		}
 	}
 	if err := mgr.AddReadyzCheck("readyz", func(req *http.Request) error {
 		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
