@@ -3,8 +3,9 @@
 SHELL := /usr/bin/env bash
 
 ASSETS = $(shell bash hack/k8s-binaries.sh)
+HELM = $(shell bash hack/helm.sh)
 
-.PHONY: all demo cluster test test-unit test-e2e generate verify-generated build bench bench-smoke
+.PHONY: all demo cluster test helm-lint test-unit test-e2e generate verify-generated build bench bench-smoke
 
 all: build test
 
@@ -17,8 +18,12 @@ cluster:
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./cmd/localcluster up --with-tutorial
 
 ## test: unit, property and end-to-end tests (the e2e suite runs on a real kube-apiserver)
-test: verify-generated
-	KUBEBUILDER_ASSETS="$(ASSETS)" go test ./... -count=1 -timeout 20m
+test: verify-generated helm-lint
+	KUBEBUILDER_ASSETS="$(ASSETS)" HELM="$(HELM)" go test ./... -count=1 -timeout 20m
+
+## helm-lint: lint the chart with the helm that hack/helm.sh builds and caches
+helm-lint:
+	"$(HELM)" lint --strict deploy/helm/intentguard
 
 test-unit:
 	go test ./internal/... ./api/... -count=1
@@ -31,10 +36,12 @@ generate:
 	go tool controller-gen object paths=./api/...
 	go tool controller-gen crd paths=./api/... output:crd:dir=config/crd
 	go tool controller-gen rbac:roleName=intents-operator paths=./internal/... output:rbac:dir=config/rbac
-	mkdir -p config/default/crds deploy/helm/intentguard/crds deploy/helm/intentguard/files
+	go tool controller-gen webhook paths=./internal/webhook/... output:webhook:dir=config/webhook
+	mkdir -p config/default/crds deploy/helm/intentguard/files/crds
 	cp config/crd/*.yaml config/default/crds/
-	cp config/crd/*.yaml deploy/helm/intentguard/crds/
+	cp config/crd/*.yaml deploy/helm/intentguard/files/crds/
 	cp config/rbac/role.yaml deploy/helm/intentguard/files/role.yaml
+	cp config/webhook/manifests.yaml deploy/helm/intentguard/files/webhook.yaml
 
 ## verify-generated: fail when generated files are stale
 verify-generated:
