@@ -8,8 +8,12 @@ import (
 	"net/http"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -60,6 +64,9 @@ type WebhookConfig struct {
 	Port int
 	// CertDir holds tls.crt and tls.key; the server reloads them when they change.
 	CertDir string
+	// Certs, when set, makes the operator create and renew the certificate in CertDir
+	// itself and set the caBundles; nil means something else (cert-manager) provides it.
+	Certs *webhook.CertConfig
 }
 
 // New builds a manager running the operator against the cluster cfg points to.
@@ -77,6 +84,26 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 		leaseID = DefaultLeaderElectionID
 	}
 	var webhookServer ctrlwebhook.Server
+	var rotator *webhook.CertRotator
+	if c.Webhook != nil && c.Webhook.Certs != nil {
+		certScheme := runtime.NewScheme()
+		for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme} {
+			if err := add(certScheme); err != nil {
+				return nil, fmt.Errorf("building the certificate client's scheme: %w", err)
+			}
+		}
+		direct, err := client.New(cfg, client.Options{Scheme: certScheme})
+		if err != nil {
+			return nil, fmt.Errorf("creating the certificate client: %w", err)
+		}
+		certs := *c.Webhook.Certs
+		certs.CertDir = c.Webhook.CertDir
+		rotator = webhook.NewCertRotator(direct, certs, ctrl.Log.WithName("webhook-certificate"))
+		// The webhook server reads the certificate when it starts: have one first.
+		if err := rotator.EnsureWithRetry(ctx, 2*time.Minute); err != nil {
+			return nil, err
+		}
+	}
 	if c.Webhook != nil {
 		webhookServer = ctrlwebhook.NewServer(ctrlwebhook.Options{Host: c.Webhook.Host, Port: c.Webhook.Port, CertDir: c.Webhook.CertDir})
 	}
@@ -104,6 +131,11 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 	if c.Webhook != nil {
 		if err := webhook.Setup(ctx, mgr); err != nil {
 			return nil, err
+		}
+		if rotator != nil {
+			if err := mgr.Add(rotator); err != nil {
+				return nil, fmt.Errorf("adding the certificate rotator: %w", err)
+			}
 		}
 		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 			return nil, fmt.Errorf("adding webhook readiness check: %w", err)

@@ -565,7 +565,8 @@ func TestHelmRender(t *testing.T) {
 		t.Fatalf("helm lint: %v\n%s", err, out)
 	}
 	flags := operatorFlags(t)
-	baseArgs := []string{"--webhook-port=9443", "--webhook-cert-dir=/etc/intentguard/webhook", "--kube-api-qps=50", "--kube-api-burst=100", "--max-concurrent-reconciles=4", "--zap-log-level=info"}
+	baseArgs := []string{"--webhook-port=9443", "--webhook-cert-dir=/etc/intentguard/webhook",
+		"--webhook-cert-secret=ig-intentguard-webhook", "--webhook-service=ig-intentguard-webhook", "--webhook-configurations=ig-intentguard-webhook", "--webhook-cert-validity=8760h", "--kube-api-qps=50", "--kube-api-burst=100", "--max-concurrent-reconciles=4", "--zap-log-level=info"}
 	for _, tc := range []struct {
 		name     string
 		set      []string
@@ -574,13 +575,13 @@ func TestHelmRender(t *testing.T) {
 	}{
 		{"defaults", nil,
 			append(slices.Clone(baseArgs), "--health-probe-bind-address=:8081", "--metrics-bind-address=:8080", "--leader-elect", "--leader-election-id=ig-intentguard-intents-operator"),
-			map[string]int{"Service": 2, "Role": 1, "RoleBinding": 1, "PodDisruptionBudget": 1, "NetworkPolicy": 1, "Secret": 1, "ValidatingWebhookConfiguration": 1}},
+			map[string]int{"Service": 2, "Role": 2, "RoleBinding": 2, "ClusterRole": 2, "PodDisruptionBudget": 1, "NetworkPolicy": 1, "ValidatingWebhookConfiguration": 1}},
 		{"shadow", []string{"shadowMode=true", "enforcedNamespaces={a,b}", "replicas=2", "leaderElection.enabled=false", "metrics.enabled=false", "networkPolicy.enabled=false"},
 			append(slices.Clone(baseArgs), "--health-probe-bind-address=:8081", "--metrics-bind-address=0", "--leader-elect", "--leader-election-id=ig-intentguard-intents-operator", "--shadow-mode", "--enforced-namespaces=a,b"),
-			map[string]int{"Service": 1, "Role": 1, "RoleBinding": 1, "NetworkPolicy": 0}},
+			map[string]int{"Service": 1, "Role": 2, "RoleBinding": 2, "NetworkPolicy": 0}},
 		{"single replica without leader election", []string{"leaderElection.enabled=false", "replicas=1"},
 			append(slices.Clone(baseArgs), "--health-probe-bind-address=:8081", "--metrics-bind-address=:8080"),
-			map[string]int{"Service": 2, "Role": 0, "RoleBinding": 0, "PodDisruptionBudget": 0}},
+			map[string]int{"Service": 2, "Role": 1, "RoleBinding": 1, "PodDisruptionBudget": 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"template", "ig", chartDir, "--namespace", "ops"}
@@ -604,7 +605,9 @@ func TestHelmRender(t *testing.T) {
 				case *appsv1.Deployment:
 					deploy = v
 				case *rbacv1.ClusterRole:
-					role = v
+					if v.Name == "ig-intentguard" {
+						role = v
+					}
 				}
 			}
 			for k, n := range tc.wantKind {

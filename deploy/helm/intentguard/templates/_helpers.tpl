@@ -48,32 +48,3 @@ app.kubernetes.io/component: intents-operator
 {{- define "intentguard.webhookName" -}}
 {{- printf "%s-webhook" (include "intentguard.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
-
-{{/* The webhook's CA bundle: cert-manager injects it, else the chart's self-signed CA. */}}
-{{- define "intentguard.caBundle" -}}
-{{- if not .Values.webhook.certManager.enabled }}{{ index (include "intentguard.webhookCert" . | fromYaml) "ca.crt" }}{{ end }}
-{{- end }}
-
-{{/*
-The webhook's serving certificate and its CA, as a YAML map of tls.crt, tls.key and
-ca.crt. An installed release keeps the Secret it has (so every replica and every
-upgrade serves the same certificate, and the caBundle never changes under a running
-pod); a new release gets a CA and a certificate valid for 10 years.
-*/}}
-{{- define "intentguard.webhookCert" -}}
-{{- $name := include "intentguard.webhookName" . }}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace $name }}
-{{- if and $existing (index $existing.data "ca.crt") }}
-tls.crt: {{ index $existing.data "tls.crt" | b64dec | quote }}
-tls.key: {{ index $existing.data "tls.key" | b64dec | quote }}
-ca.crt: {{ index $existing.data "ca.crt" | b64dec | b64enc | quote }}
-{{- else }}
-{{- if not (hasKey .Values.webhook "generated") }}
-{{- $ca := genCA (printf "%s-ca" $name) 3650 }}
-{{- $dns := list $name (printf "%s.%s" $name .Release.Namespace) (printf "%s.%s.svc" $name .Release.Namespace) (printf "%s.%s.svc.cluster.local" $name .Release.Namespace) }}
-{{- $cert := genSignedCert $name nil $dns 3650 $ca }}
-{{- $_ := set .Values.webhook "generated" (dict "tls.crt" $cert.Cert "tls.key" $cert.Key "ca.crt" ($ca.Cert | b64enc)) }}
-{{- end }}
-{{- toYaml (index .Values.webhook "generated") }}
-{{- end }}
-{{- end }}
