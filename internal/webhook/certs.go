@@ -54,6 +54,9 @@ type CertConfig struct {
 	Validity time.Duration
 	// CheckInterval is how often the certificate and the bundles are checked.
 	CheckInterval time.Duration
+	// BundleGrace is how long to wait, after changing a caBundle, before serving a
+	// certificate it is needed for.
+	BundleGrace time.Duration
 }
 
 // CertRotator creates the webhook serving certificate, renews it before it expires, and
@@ -75,6 +78,9 @@ func NewCertRotator(c client.Client, cfg CertConfig, log logr.Logger) *CertRotat
 	}
 	if cfg.CheckInterval == 0 {
 		cfg.CheckInterval = time.Hour
+	}
+	if cfg.BundleGrace == 0 {
+		cfg.BundleGrace = 2 * time.Second
 	}
 	return &CertRotator{cfg: cfg, c: c, log: log, now: time.Now}
 }
@@ -105,10 +111,21 @@ func (r *CertRotator) Ensure(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := r.writeFiles(secret); err != nil {
+	// Trust first, serve second: a certificate from a new CA is served only once the API
+	// server has the bundle with that CA, and the bundle's change takes a moment to reach
+	// the API server's webhook clients.
+	changed, err := r.patchBundles(ctx, secret.Data[SecretCAKey])
+	if err != nil {
 		return err
 	}
-	return r.patchBundles(ctx, secret.Data[SecretCAKey])
+	if changed && r.cfg.BundleGrace > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(r.cfg.BundleGrace):
+		}
+	}
+	return r.writeFiles(secret)
 }
 
 // EnsureWithRetry calls Ensure until it succeeds or timeout passes; the operator needs a
@@ -252,7 +269,7 @@ func (r *CertRotator) issue(old map[string][]byte) (map[string][]byte, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: r.cfg.Hosts[0]},
-		NotBefore:    now.Add(-time.Minute),
+		NotBefore:    now.Add(-backdate(r.cfg.Validity)),
 		NotAfter:     now.Add(r.cfg.Validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
@@ -292,7 +309,7 @@ func newCA(now time.Time, validity time.Duration) (*x509.Certificate, *ecdsa.Pri
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: "intentguard-webhook-ca"},
-		NotBefore:             now.Add(-time.Minute),
+		NotBefore:             now.Add(-backdate(validity)),
 		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
@@ -304,6 +321,12 @@ func newCA(now time.Time, validity time.Duration) (*x509.Certificate, *ecdsa.Pri
 	}
 	ca, err := x509.ParseCertificate(der)
 	return ca, key, err
+}
+
+// backdate is how far before now a certificate starts, for clocks slightly behind ours;
+// a tenth of its lifetime at most, so that the renewal point stays where it should.
+func backdate(validity time.Duration) time.Duration {
+	return min(time.Minute, validity/10)
 }
 
 func serial() *big.Int {
@@ -338,9 +361,11 @@ func (r *CertRotator) writeFiles(secret *corev1.Secret) error {
 	return nil
 }
 
-// patchBundles sets caBundle wherever it differs from bundle.
-func (r *CertRotator) patchBundles(ctx context.Context, bundle []byte) error {
+// patchBundles sets caBundle wherever it differs from bundle, and reports whether it
+// changed one.
+func (r *CertRotator) patchBundles(ctx context.Context, bundle []byte) (bool, error) {
 	var errs []error
+	changedAny := false
 	for _, name := range r.cfg.WebhookConfigurations {
 		var hook admissionv1.ValidatingWebhookConfiguration
 		if err := r.c.Get(ctx, client.ObjectKey{Name: name}, &hook); err != nil {
@@ -361,6 +386,7 @@ func (r *CertRotator) patchBundles(ctx context.Context, bundle []byte) error {
 				continue
 			}
 			r.log.Info("set the webhook caBundle", "validatingWebhookConfiguration", name)
+			changedAny = true
 		}
 	}
 	for _, name := range r.cfg.CRDs {
@@ -384,8 +410,9 @@ func (r *CertRotator) patchBundles(ctx context.Context, bundle []byte) error {
 			continue
 		}
 		r.log.Info("set the conversion webhook caBundle", "customResourceDefinition", name)
+		changedAny = true
 	}
-	return errors.Join(errs...)
+	return changedAny, errors.Join(errs...)
 }
 
 // Trusts reports whether bundle (PEM) verifies the serving certificate in data; tests and
