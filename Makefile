@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 ASSETS = $(shell bash hack/k8s-binaries.sh)
 HELM = $(shell bash hack/helm.sh)
 
-.PHONY: all demo cluster test helm-lint test-unit test-e2e generate verify-generated build bench bench-smoke
+.PHONY: all demo cluster test helm-lint image test-unit test-e2e generate verify-generated build bench bench-smoke
 
 all: build test
 
@@ -60,3 +60,9 @@ bench-smoke:
 
 build:
 	go build -o bin/ ./cmd/...
+
+## image: the operator's OCI image as bin/intents-operator.tar, built without a container engine
+## (load it with `docker load -i` or push it with `crane push`); the Dockerfile builds the same
+image:
+	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o bin/intents-operator ./cmd/intents-operator
+	go run ./cmd/build-image -binary bin/intents-operator -out bin/intents-operator.tar
