@@ -36,7 +36,7 @@ func main() {
 	flag.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's)")
 	flag.StringVar(&c.LeaderElectionID, "leader-election-id", operator.DefaultLeaderElectionID, "name of the leader election lease; two installs in one namespace need different names")
 	var wh operator.WebhookConfig
-	flag.IntVar(&wh.Port, "webhook-port", 9443, "HTTPS port of the conversion and validating webhooks; 0 turns them off")
+	flag.IntVar(&wh.Port, "webhook-port", 0, "HTTPS port of the conversion and validating webhooks (the chart uses 9443); 0 turns them off")
 	flag.StringVar(&wh.CertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory of the webhook's tls.crt and tls.key")
 	var certs webhook.CertConfig
 	var webhookService, webhookConfigs, conversionCRDs string

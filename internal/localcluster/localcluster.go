@@ -86,7 +86,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory:    assets,
-		CRDInstallOptions:        envtest.CRDInstallOptions{CRDs: crds, Scheme: scheme},
+		CRDInstallOptions:        envtest.CRDInstallOptions{CRDs: crds},
 		ErrorIfCRDPathMissing:    true,
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
@@ -97,6 +97,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 		env.WebhookInstallOptions = envtest.WebhookInstallOptions{ValidatingWebhooks: hooks}
+		// envtest points the conversion webhook of every CRD whose kinds are convertible
+		// in this scheme at the local webhook server.
+		env.CRDInstallOptions.Scheme = scheme
 	}
 	cfg, err := env.Start()
 	if err != nil {
