@@ -108,16 +108,19 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 		webhookServer = ctrlwebhook.NewServer(ctrlwebhook.Options{Host: c.Webhook.Host, Port: c.Webhook.Port, CertDir: c.Webhook.CertDir})
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
-		WebhookServer:           webhookServer,
-		Cache:                   cacheOpts,
-		Metrics:                 metricsserver.Options{BindAddress: c.MetricsAddr},
-		HealthProbeBindAddress:  c.ProbeAddr,
-		PprofBindAddress:        c.PprofAddr,
-		LeaderElection:          c.LeaderElection,
-		LeaderElectionID:        leaseID,
-		LeaderElectionNamespace: c.LeaderElectionNamespace,
-		Controller:              config.Controller{SkipNameValidation: &c.InProcess, MaxConcurrentReconciles: c.MaxConcurrentReconciles},
+		Scheme:                 scheme,
+		WebhookServer:          webhookServer,
+		Cache:                  cacheOpts,
+		Metrics:                metricsserver.Options{BindAddress: c.MetricsAddr},
+		HealthProbeBindAddress: c.ProbeAddr,
+		PprofBindAddress:       c.PprofAddr,
+		LeaderElection:         c.LeaderElection,
+		LeaderElectionID:       leaseID,
+		// The process ends when the manager stops, so the lease can go at once: in a
+		// rolling upgrade the next replica leads without waiting for it to expire.
+		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionNamespace:       c.LeaderElectionNamespace,
+		Controller:                    config.Controller{SkipNameValidation: &c.InProcess, MaxConcurrentReconciles: c.MaxConcurrentReconciles},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

@@ -21,6 +21,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,6 +35,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
+
+	"github.com/mattfenwick/cyclonus/pkg/matcher"
 
 	"github.com/intentguard/intentguard/api"
 	"github.com/intentguard/intentguard/api/v2beta1"
@@ -529,4 +532,86 @@ func TestCertificateRotatesWhileWebhooksAnswer(t *testing.T) {
 	}
 	r.rec.check(t)
 	t.Logf("%d certificates served, %d CAs", len(serials), len(cas))
+}
+
+// TestWebhookReachableWhenOperatorNamespaceIsEnforced protects the operator's own pod
+// with intents (its namespace enforced, default deny) and checks, with cyclonus'
+// evaluator, that the API server (an address outside the cluster) still reaches the
+// webhook and Prometheus the metrics, through the chart's NetworkPolicy, while other
+// ports are denied; without that policy the webhook would be cut off.
+func TestWebhookReachableWhenOperatorNamespaceIsEnforced(t *testing.T) {
+	ctx := context.Background()
+	ensureNamespace(t, namespace)
+	objs := render(t)
+	apply(t, objs)
+	var selector map[string]any
+	for _, o := range objs {
+		if o.GetKind() == "Deployment" {
+			selector, _, _ = unstructured.NestedMap(o.Object, "spec", "selector", "matchLabels")
+		}
+	}
+	labels := map[string]string{}
+	for k, v := range selector {
+		labels[k] = v.(string)
+	}
+	r := startReplica(t, 0, time.Hour)
+	routeWebhooksTo(t, r)
+
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "operator-0", Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "manager", Image: "intents-operator", Ports: []corev1.ContainerPort{
+			{Name: "webhook", ContainerPort: 9443}, {Name: "metrics", ContainerPort: 8080}, {Name: "health", ContainerPort: 8081},
+		}}}},
+	}
+	if err := kube.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kube.Delete(context.Background(), pod) })
+	if _, err := createDoc(namespace, `{apiVersion: k8s.otterize.com/v2beta1, kind: ClientIntents, metadata: {name: scraper}, spec: {workload: {name: scraper}, targets: [{kubernetes: {name: operator-0}}]}}`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = kube.Delete(context.Background(), &v2beta1.ClientIntents{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "scraper"}})
+	})
+	var policies networkingv1.NetworkPolicyList
+	waitFor(t, "the operator to protect its own pod", func() (bool, error) {
+		if err := kube.List(ctx, &policies, client.InNamespace(namespace)); err != nil {
+			return false, err
+		}
+		return len(policies.Items) >= 2, nil
+	})
+	if err := kube.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+		t.Fatal(err)
+	}
+	var ns corev1.Namespace
+	if err := kube.Get(ctx, client.ObjectKey{Name: namespace}, &ns); err != nil {
+		t.Fatal(err)
+	}
+	allowed := func(withChartPolicy bool, port int, portName string) bool {
+		var ps []*networkingv1.NetworkPolicy
+		for i := range policies.Items {
+			if withChartPolicy || policies.Items[i].Name != fullname+"-webhook-and-metrics" {
+				ps = append(ps, &policies.Items[i])
+			}
+		}
+		traffic := &matcher.Traffic{
+			Source:       &matcher.TrafficPeer{IP: "192.0.2.10"},
+			Destination:  &matcher.TrafficPeer{Internal: &matcher.InternalPeer{PodLabels: pod.Labels, NamespaceLabels: ns.Labels, Namespace: namespace}, IP: "10.1.0.5"},
+			ResolvedPort: port, ResolvedPortName: portName, Protocol: corev1.ProtocolTCP,
+		}
+		return matcher.BuildNetworkPolicies(true, ps).IsIngressOrEgressAllowed(traffic, true).IsAllowed()
+	}
+	if !allowed(true, 9443, "webhook") {
+		t.Error("the API server cannot reach the webhook of an enforced operator")
+	}
+	if !allowed(true, 8080, "metrics") {
+		t.Error("Prometheus cannot reach the metrics of an enforced operator")
+	}
+	if allowed(true, 8081, "health") {
+		t.Error("the health port is open to everyone: the operator's pod is not enforced, so this test proves nothing")
+	}
+	if allowed(false, 9443, "webhook") {
+		t.Error("without the chart's NetworkPolicy the webhook is still reachable: this test proves nothing")
+	}
+	r.rec.check(t)
 }

@@ -566,7 +566,7 @@ func TestHelmRender(t *testing.T) {
 	}
 	flags := operatorFlags(t)
 	baseArgs := []string{"--webhook-port=9443", "--webhook-cert-dir=/etc/intentguard/webhook",
-		"--webhook-cert-secret=ig-intentguard-webhook", "--webhook-service=ig-intentguard-webhook", "--webhook-configurations=ig-intentguard-webhook", "--webhook-cert-validity=8760h", "--kube-api-qps=50", "--kube-api-burst=100", "--max-concurrent-reconciles=4", "--zap-log-level=info"}
+		"--webhook-cert-secret=ig-intentguard-webhook", "--webhook-service=ig-intentguard-webhook", "--webhook-configurations=ig-intentguard-webhook", "--conversion-crds=clientintents.k8s.otterize.com,protectedservices.k8s.otterize.com", "--webhook-cert-validity=8760h", "--kube-api-qps=50", "--kube-api-burst=100", "--max-concurrent-reconciles=4", "--zap-log-level=info"}
 	for _, tc := range []struct {
 		name     string
 		set      []string
