@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 ASSETS = $(shell bash hack/k8s-binaries.sh)
 HELM = $(shell bash hack/helm.sh)
 
-.PHONY: all demo cluster test helm-lint image test-unit test-e2e generate verify-generated build bench bench-smoke
+.PHONY: all demo cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke
 
 all: build test
 
@@ -49,6 +49,12 @@ verify-generated:
 	$(MAKE) --no-print-directory generate >/dev/null; \
 	after=$$(find api config deploy -type f | sort | xargs sha256sum); \
 	[ "$$before" = "$$after" ] || { diff <(echo "$$before") <(echo "$$after"); echo "generated files were stale and are now regenerated: commit them"; exit 1; }
+
+## fuzz: run each conversion fuzzer for FUZZTIME (the seeds alone run in make test)
+FUZZTIME ?= 30s
+fuzz:
+	go test ./api -run '^$$' -fuzz '^FuzzHubRoundTrip$$' -fuzztime $(FUZZTIME)
+	go test ./api -run '^$$' -fuzz '^FuzzOldFileToHub$$' -fuzztime $(FUZZTIME)
 
 ## bench: the benchmark harness at its default size (see docs/performance.md for flags)
 bench:
