@@ -6,8 +6,15 @@ package install
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -614,4 +621,116 @@ func TestWebhookReachableWhenOperatorNamespaceIsEnforced(t *testing.T) {
 		t.Error("without the chart's NetworkPolicy the webhook is still reachable: this test proves nothing")
 	}
 	r.rec.check(t)
+}
+
+// helmRun runs helm against the local API server.
+func helmRun(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(helm(t), append(args, "--kubeconfig", local.Kubeconfig)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestHelmInstallUpgradeUninstall goes through a release's life with helm itself: the
+// documented marking of CRDs that exist already, install, the operator's caBundles
+// surviving `helm upgrade`, and `helm uninstall` leaving the CRDs (and so the intents).
+func TestHelmInstallUpgradeUninstall(t *testing.T) {
+	ctx := context.Background()
+	const rel, ns = "upg", "upgrade-test"
+	hook := rel + "-intentguard-webhook"
+	// The CRDs exist (as after an Otterize install or the chart's crds/): mark them, as
+	// docs/getting-started.md says.
+	for _, name := range crdNames {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := kube.Get(ctx, client.ObjectKey{Name: name}, &crd); err != nil {
+			t.Fatal(err)
+		}
+		if crd.Labels == nil {
+			crd.Labels = map[string]string{}
+		}
+		crd.Labels["app.kubernetes.io/managed-by"] = "Helm"
+		if crd.Annotations == nil {
+			crd.Annotations = map[string]string{}
+		}
+		crd.Annotations["meta.helm.sh/release-name"], crd.Annotations["meta.helm.sh/release-namespace"] = rel, ns
+		if err := kube.Update(ctx, &crd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unroute(t)
+	helmRun(t, "install", rel, chartDir, "-n", ns, "--create-namespace")
+
+	// What the operator does on start: set the caBundles.
+	bundle := selfSignedPEM(t)
+	var vwc admissionv1.ValidatingWebhookConfiguration
+	if err := kube.Get(ctx, client.ObjectKey{Name: hook}, &vwc); err != nil {
+		t.Fatalf("helm install made no webhook configuration: %v", err)
+	}
+	base := vwc.DeepCopy()
+	for i := range vwc.Webhooks {
+		vwc.Webhooks[i].ClientConfig.CABundle = bundle
+	}
+	if err := kube.Patch(ctx, &vwc, client.MergeFrom(base)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range crdNames {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := kube.Get(ctx, client.ObjectKey{Name: name}, &crd); err != nil {
+			t.Fatal(err)
+		}
+		if svc := crd.Spec.Conversion.Webhook.ClientConfig.Service; svc == nil || svc.Name != hook || svc.Namespace != ns {
+			t.Errorf("CRD %s converts through %+v, want this release's Service", name, svc)
+		}
+		base := crd.DeepCopy()
+		crd.Spec.Conversion.Webhook.ClientConfig.CABundle = bundle
+		if err := kube.Patch(ctx, &crd, client.MergeFrom(base)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	helmRun(t, "upgrade", rel, chartDir, "-n", ns, "--set", "logLevel=debug")
+	if err := kube.Get(ctx, client.ObjectKey{Name: hook}, &vwc); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range vwc.Webhooks {
+		if !bytes.Equal(w.ClientConfig.CABundle, bundle) {
+			t.Errorf("helm upgrade dropped the caBundle of webhook %s", w.Name)
+		}
+	}
+	for _, name := range crdNames {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := kube.Get(ctx, client.ObjectKey{Name: name}, &crd); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(crd.Spec.Conversion.Webhook.ClientConfig.CABundle, bundle) {
+			t.Errorf("helm upgrade dropped the conversion caBundle of CRD %s", name)
+		}
+	}
+
+	helmRun(t, "uninstall", rel, "-n", ns)
+	for _, name := range crdNames {
+		if err := kube.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{}); err != nil {
+			t.Errorf("helm uninstall removed CRD %s: %v", name, err)
+		}
+	}
+	if err := kube.Get(ctx, client.ObjectKey{Name: hook}, &vwc); !apierrors.IsNotFound(err) {
+		t.Errorf("the webhook configuration outlived the release: %v", err)
+	}
+}
+
+// selfSignedPEM returns a throw-away CA certificate, as a caBundle holds.
+func selfSignedPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
