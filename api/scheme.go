@@ -1,6 +1,9 @@
 // Package api registers every served version of the k8s.otterize.com API. v2beta1 is the
 // hub: the API server stores it, the controllers read it, and the other versions convert
-// through it (each version package's conversion.go). A new kind in these packages is
+// through it (each version package's conversion.go). The older versions reuse the v2beta1
+// types wherever their shape is the same (HTTP resources, Kafka topics, internet
+// targets, status), so a value is validated the same way whatever version it is written
+// in. A new kind in these packages is
 // registered here with its package, and converts as soon as its types implement
 // conversion.Convertible (or conversion.Hub in v2beta1).
 package api

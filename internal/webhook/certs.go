@@ -415,7 +415,7 @@ func (r *CertRotator) patchBundles(ctx context.Context, bundle []byte) (bool, er
 	return changedAny, errors.Join(errs...)
 }
 
-// Trusts reports whether bundle (PEM) verifies the serving certificate in data; tests and
+// Trusts reports whether the PEM CA bundle verifies the PEM serving certificate; tests and
 // diagnostics use it.
 func Trusts(bundle, certPEM []byte) bool {
 	pool := x509.NewCertPool()
