@@ -520,9 +520,22 @@ func TestChartTemplates(t *testing.T) {
 	if len(found) < 4 {
 		t.Fatalf("found only %v in the deployment template", found)
 	}
+	passed := map[string]bool{}
 	for _, m := range found {
+		passed[m[1]] = true
 		if _, ok := flags[m[1]]; !ok {
 			t.Errorf("templates/deployment.yaml: flag %q is not defined by cmd/intents-operator", m[1])
+		}
+	}
+	// Every flag of the binary is a value of the chart, except these.
+	notValues := map[string]string{
+		"kubeconfig":             "the pod uses its ServiceAccount",
+		"webhook-cert-namespace": "the pod's namespace, from POD_NAMESPACE",
+		"zap-devel":              "extraArgs", "zap-encoder": "extraArgs", "zap-stacktrace-level": "extraArgs", "zap-time-encoding": "extraArgs",
+	}
+	for flag := range flags {
+		if !passed[flag] && notValues[flag] == "" {
+			t.Errorf("flag --%s is not passed by templates/deployment.yaml: add a value for it", flag)
 		}
 	}
 }
@@ -566,7 +579,7 @@ func TestHelmRender(t *testing.T) {
 	}
 	flags := operatorFlags(t)
 	baseArgs := []string{"--webhook-port=9443", "--webhook-cert-dir=/etc/intentguard/webhook",
-		"--webhook-cert-secret=ig-intentguard-webhook", "--webhook-service=ig-intentguard-webhook", "--webhook-configurations=ig-intentguard-webhook", "--conversion-crds=clientintents.k8s.otterize.com,protectedservices.k8s.otterize.com", "--webhook-cert-validity=8760h", "--kube-api-qps=50", "--kube-api-burst=100", "--max-concurrent-reconciles=4", "--zap-log-level=info"}
+		"--webhook-cert-secret=ig-intentguard-webhook", "--webhook-service=ig-intentguard-webhook", "--webhook-configurations=ig-intentguard-webhook", "--conversion-crds=clientintents.k8s.otterize.com,protectedservices.k8s.otterize.com", "--webhook-cert-validity=8760h", "--webhook-cert-check-interval=1h", "--kube-api-qps=50", "--kube-api-burst=100", "--max-concurrent-reconciles=4", "--zap-log-level=info"}
 	for _, tc := range []struct {
 		name     string
 		set      []string
