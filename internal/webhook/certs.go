@@ -361,58 +361,110 @@ func (r *CertRotator) writeFiles(secret *corev1.Secret) error {
 	return nil
 }
 
-// patchBundles sets caBundle wherever it differs from bundle, and reports whether it
-// changed one.
+// patchBundles makes every configured caBundle trust the CAs in bundle, and reports
+// whether it changed one. A bundle that already trusts them is left as it is: a replica
+// that read the Secret just before another one renewed the CA must not take the new CA
+// out again (the renewing replica's bundle holds the old CA too, so it trusts both).
 func (r *CertRotator) patchBundles(ctx context.Context, bundle []byte) (bool, error) {
 	var errs []error
 	changedAny := false
 	for _, name := range r.cfg.WebhookConfigurations {
-		var hook admissionv1.ValidatingWebhookConfiguration
-		if err := r.c.Get(ctx, client.ObjectKey{Name: name}, &hook); err != nil {
-			errs = append(errs, fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", name, err))
-			continue
-		}
-		base := hook.DeepCopy()
-		changed := false
-		for i := range hook.Webhooks {
-			if !bytes.Equal(hook.Webhooks[i].ClientConfig.CABundle, bundle) {
+		changed, err := r.patchUntilTrusted(ctx, bundle, &admissionv1.ValidatingWebhookConfiguration{}, name, func(o client.Object) [][]byte {
+			var out [][]byte
+			for _, w := range o.(*admissionv1.ValidatingWebhookConfiguration).Webhooks {
+				out = append(out, w.ClientConfig.CABundle)
+			}
+			return out
+		}, func(o client.Object) error {
+			hook := o.(*admissionv1.ValidatingWebhookConfiguration)
+			for i := range hook.Webhooks {
 				hook.Webhooks[i].ClientConfig.CABundle = bundle
-				changed = true
 			}
-		}
-		if changed {
-			if err := r.c.Patch(ctx, &hook, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-				errs = append(errs, fmt.Errorf("setting the caBundle of ValidatingWebhookConfiguration %s: %w", name, err))
-				continue
-			}
-			r.log.Info("set the webhook caBundle", "validatingWebhookConfiguration", name)
-			changedAny = true
+			return nil
+		})
+		changedAny = changedAny || changed
+		if err != nil {
+			errs = append(errs, fmt.Errorf("setting the caBundle of ValidatingWebhookConfiguration %s: %w", name, err))
 		}
 	}
 	for _, name := range r.cfg.CRDs {
-		var crd apiextensionsv1.CustomResourceDefinition
-		if err := r.c.Get(ctx, client.ObjectKey{Name: name}, &crd); err != nil {
-			errs = append(errs, fmt.Errorf("reading CustomResourceDefinition %s: %w", name, err))
-			continue
-		}
-		conv := crd.Spec.Conversion
-		if conv == nil || conv.Strategy != apiextensionsv1.WebhookConverter || conv.Webhook == nil || conv.Webhook.ClientConfig == nil {
-			errs = append(errs, fmt.Errorf("CustomResourceDefinition %s has no conversion webhook to trust the certificate", name))
-			continue
-		}
-		if bytes.Equal(conv.Webhook.ClientConfig.CABundle, bundle) {
-			continue
-		}
-		base := crd.DeepCopy()
-		conv.Webhook.ClientConfig.CABundle = bundle
-		if err := r.c.Patch(ctx, &crd, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		changed, err := r.patchUntilTrusted(ctx, bundle, &apiextensionsv1.CustomResourceDefinition{}, name, func(o client.Object) [][]byte {
+			if cc := conversionClientConfig(o.(*apiextensionsv1.CustomResourceDefinition)); cc != nil {
+				return [][]byte{cc.CABundle}
+			}
+			return nil
+		}, func(o client.Object) error {
+			cc := conversionClientConfig(o.(*apiextensionsv1.CustomResourceDefinition))
+			if cc == nil {
+				return errors.New("it has no conversion webhook to trust the certificate")
+			}
+			cc.CABundle = bundle
+			return nil
+		})
+		changedAny = changedAny || changed
+		if err != nil {
 			errs = append(errs, fmt.Errorf("setting the conversion caBundle of CustomResourceDefinition %s: %w", name, err))
-			continue
 		}
-		r.log.Info("set the conversion webhook caBundle", "customResourceDefinition", name)
-		changedAny = true
 	}
 	return changedAny, errors.Join(errs...)
+}
+
+func conversionClientConfig(crd *apiextensionsv1.CustomResourceDefinition) *apiextensionsv1.WebhookClientConfig {
+	c := crd.Spec.Conversion
+	if c == nil || c.Strategy != apiextensionsv1.WebhookConverter || c.Webhook == nil {
+		return nil
+	}
+	return c.Webhook.ClientConfig
+}
+
+// patchUntilTrusted reads the object, and while one of its bundles does not trust every
+// CA of bundle, sets them with a patch that fails if the object changed since it was
+// read, reading it again after such a conflict.
+func (r *CertRotator) patchUntilTrusted(ctx context.Context, bundle []byte, obj client.Object, name string,
+	bundles func(client.Object) [][]byte, set func(client.Object) error) (bool, error) {
+	for attempt := 0; ; attempt++ {
+		if err := r.c.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
+			return false, err
+		}
+		current := bundles(obj)
+		if len(current) > 0 && !slices.ContainsFunc(current, func(b []byte) bool { return !trustsAll(b, bundle) }) {
+			return false, nil
+		}
+		base := obj.DeepCopyObject().(client.Object)
+		if err := set(obj); err != nil {
+			return false, err
+		}
+		err := r.c.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		if err == nil {
+			r.log.Info("set the caBundle", "kind", fmt.Sprintf("%T", obj), "name", name)
+			return true, nil
+		}
+		if !apierrors.IsConflict(err) || attempt == 4 {
+			return false, err
+		}
+	}
+}
+
+// trustsAll reports whether the PEM bundle have holds every certificate of the PEM
+// bundle want.
+func trustsAll(have, want []byte) bool {
+	held := map[string]bool{}
+	for rest := have; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		held[string(b.Bytes)] = true
+	}
+	for rest := want; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return true
+		}
+		if !held[string(b.Bytes)] {
+			return false
+		}
+	}
 }
 
 // Trusts reports whether the PEM CA bundle verifies the PEM serving certificate; tests and

@@ -734,3 +734,73 @@ func selfSignedPEM(t *testing.T) []byte {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// secretWrites counts the Secret writes the API server carried out.
+type secretWrites struct {
+	rt http.RoundTripper
+	mu sync.Mutex
+	n  int
+}
+
+func (w *secretWrites) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := w.rt.RoundTrip(req)
+	if err == nil && resp.StatusCode < 300 && strings.Contains(req.URL.Path, "/secrets") && (req.Method == http.MethodPost || req.Method == http.MethodPut) {
+		w.mu.Lock()
+		w.n++
+		w.mu.Unlock()
+	}
+	return resp, err
+}
+
+// TestReplicasRaceForOneCertificate starts three rotators at once on no certificate, then
+// three at once on a certificate due for renewal: each time exactly one writes, and all
+// of them serve what it wrote.
+func TestReplicasRaceForOneCertificate(t *testing.T) {
+	ensureNamespace(t, namespace)
+	apply(t, render(t))
+	_ = kube.Delete(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: hookName}})
+	writes := &secretWrites{}
+	cfg := rest.CopyConfig(local.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: serviceAccount}
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { writes.rt = rt; return writes }
+	sa, err := client.New(cfg, client.Options{Scheme: kube.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	race := func(validity time.Duration) []string {
+		dirs := make([]string, 3)
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		for i := range dirs {
+			dirs[i] = t.TempDir()
+			r := webhook.NewCertRotator(sa, webhook.CertConfig{
+				Namespace: namespace, SecretName: hookName, Hosts: []string{hookName + "." + namespace + ".svc"},
+				CertDir: dirs[i], WebhookConfigurations: []string{hookName}, CRDs: crdNames, Validity: validity, BundleGrace: time.Millisecond,
+			}, ctrl.Log.WithName("race"))
+			wg.Go(func() { errs[i] = r.Ensure(context.Background()) })
+		}
+		wg.Wait()
+		var certs []string
+		for i, dir := range dirs {
+			if errs[i] != nil {
+				t.Fatalf("rotator %d: %v", i, errs[i])
+			}
+			b, err := os.ReadFile(dir + "/tls.crt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			certs = append(certs, string(b))
+		}
+		return certs
+	}
+	certs := race(3 * time.Second)
+	if writes.n != 1 || certs[0] != certs[1] || certs[1] != certs[2] {
+		t.Fatalf("three replicas starting together: %d Secret writes, same certificate: %v", writes.n, certs[0] == certs[1] && certs[1] == certs[2])
+	}
+	time.Sleep(2500 * time.Millisecond) // past two thirds of the 3 s certificate
+	renewed := race(time.Hour)
+	if writes.n != 2 || renewed[0] != renewed[1] || renewed[1] != renewed[2] || renewed[0] == certs[0] {
+		t.Errorf("three replicas renewing together: %d Secret writes in all, same certificate: %v, renewed: %v",
+			writes.n, renewed[0] == renewed[1] && renewed[1] == renewed[2], renewed[0] != certs[0])
+	}
+}
