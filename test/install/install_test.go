@@ -450,6 +450,9 @@ func TestChartInstallTwoReplicasAndUpgrade(t *testing.T) {
 	if _, err := createDoc(ns, `{apiVersion: k8s.otterize.com/v1alpha3, kind: ClientIntents, metadata: {name: client}, spec: {service: {name: client}, calls: [{name: svc:server}, {type: internet, internet: {ips: [192.0.2.0/24]}}]}}`); err != nil {
 		t.Fatalf("applying a v1alpha3 file: %v", err)
 	}
+	t.Cleanup(func() {
+		_ = kube.Delete(context.Background(), &v2beta1.ClientIntents{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client"}})
+	})
 	if _, err := getAs("v1alpha2", ns, "client"); err != nil {
 		t.Fatalf("reading it as v1alpha2: %v", err)
 	}
@@ -509,6 +512,10 @@ func TestCertificateRotatesWhileWebhooksAnswer(t *testing.T) {
 	if _, err := createDoc(ns, `{apiVersion: k8s.otterize.com/v1alpha2, kind: ClientIntents, metadata: {name: c}, spec: {service: {name: c}, calls: [{name: server}]}}`); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		_ = kube.DeleteAllOf(context.Background(), &v2beta1.ProtectedService{}, client.InNamespace(ns))
+		_ = kube.Delete(context.Background(), &v2beta1.ClientIntents{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "c"}})
+	})
 	serials := map[string]bool{}
 	cas := map[string]bool{}
 	var failures []string
