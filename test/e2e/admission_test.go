@@ -158,6 +158,17 @@ spec:
 	if a2.GetAnnotations()["intentguard.dev/v2beta1-spec"] == "" {
 		t.Error("v1alpha2 form of an object with kinds and internet targets does not keep them in its annotation")
 	}
+
+	// ProtectedService: the same shape in every version.
+	if _, err := applyDoc(ns, `{apiVersion: k8s.otterize.com/v1alpha2, kind: ProtectedService, metadata: {name: guarded}, spec: {name: server, kind: StatefulSet}}`); err != nil {
+		t.Fatalf("applying a v1alpha2 ProtectedService: %v", err)
+	}
+	for _, version := range servedVersions {
+		ps := getAs(t, "ProtectedService", version, ns, "guarded")
+		if got, want := specJSON(t, ps), `{"kind":"StatefulSet","name":"server"}`; got != want {
+			t.Errorf("ProtectedService read as %s: %s, want %s", version, got, want)
+		}
+	}
 }
 
 // TestStatusSurvivesOldVersionWrites sets a status, then edits the spec in v1alpha3: the
