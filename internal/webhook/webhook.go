@@ -93,18 +93,38 @@ func describe(name, kind string) string {
 	return fmt.Sprintf("%q (kind %s)", name, kind)
 }
 
+// Paths names the fields of a ClientIntents in the shape the user wrote: v1 versions
+// say spec.service and spec.calls[i].name where v2 says spec.workload and
+// spec.targets[i].<kind>.name. Conversion keeps one target per call, in order.
+type Paths struct{ V1 bool }
+
+func (p Paths) workload() *field.Path {
+	if p.V1 {
+		return field.NewPath("spec", "service")
+	}
+	return field.NewPath("spec", "workload")
+}
+
+func (p Paths) targetName(i int, kind string) *field.Path {
+	if p.V1 {
+		return field.NewPath("spec", "calls").Index(i).Child("name")
+	}
+	return field.NewPath("spec", "targets").Index(i).Child(kind, "name")
+}
+
 // ValidateClientIntents checks ci against the other ClientIntents of its namespace: target
 // names must be "name" or "name.namespace" with a valid namespace, and no other
-// ClientIntents may declare the calls of the same workload.
-func ValidateClientIntents(ci *v2beta1.ClientIntents, others []v2beta1.ClientIntents) field.ErrorList {
-	errs := validateTargets(ci.Spec.Targets)
+// ClientIntents may declare the calls of the same workload. Errors name fields as paths
+// does.
+func ValidateClientIntents(ci *v2beta1.ClientIntents, others []v2beta1.ClientIntents, paths Paths) field.ErrorList {
+	errs := validateTargets(ci.Spec.Targets, paths)
 	w := ci.Spec.Workload
 	for _, o := range others {
 		if o.Name == ci.Name || o.DeletionTimestamp != nil {
 			continue
 		}
 		if ow := o.Spec.Workload; sameWorkload(w.Name, w.Kind, ow.Name, ow.Kind) {
-			errs = append(errs, field.Forbidden(field.NewPath("spec", "workload"),
+			errs = append(errs, field.Forbidden(paths.workload(),
 				fmt.Sprintf("ClientIntents %q in namespace %q already declares the calls of workload %s; add these targets there, or delete one of them",
 					o.Name, ci.Namespace, describe(ow.Name, ow.Kind))))
 		}
@@ -112,18 +132,18 @@ func ValidateClientIntents(ci *v2beta1.ClientIntents, others []v2beta1.ClientInt
 	return errs
 }
 
-func validateTargets(targets []v2beta1.Target) field.ErrorList {
+func validateTargets(targets []v2beta1.Target, paths Paths) field.ErrorList {
 	var errs field.ErrorList
 	for i, t := range targets {
 		var p *field.Path
 		var name string
 		switch {
 		case t.Kubernetes != nil:
-			p, name = field.NewPath("spec", "targets").Index(i).Child("kubernetes", "name"), t.Kubernetes.Name
+			p, name = paths.targetName(i, "kubernetes"), t.Kubernetes.Name
 		case t.Service != nil:
-			p, name = field.NewPath("spec", "targets").Index(i).Child("service", "name"), t.Service.Name
+			p, name = paths.targetName(i, "service"), t.Service.Name
 		case t.Kafka != nil:
-			p, name = field.NewPath("spec", "targets").Index(i).Child("kafka", "name"), t.Kafka.Name
+			p, name = paths.targetName(i, "kafka"), t.Kafka.Name
 		default:
 			continue
 		}
@@ -156,6 +176,15 @@ func ValidateProtectedService(ps *v2beta1.ProtectedService, others []v2beta1.Pro
 	return errs
 }
 
+// requestPaths returns the field names of the version the user's request was written in.
+func requestPaths(ctx context.Context) Paths {
+	req, err := admission.RequestFromContext(ctx)
+	if err != nil || req.RequestKind == nil {
+		return Paths{}
+	}
+	return Paths{V1: strings.HasPrefix(req.RequestKind.Version, "v1")}
+}
+
 type intentsValidator struct{ reader client.Reader }
 
 func (v *intentsValidator) validate(ctx context.Context, ci *v2beta1.ClientIntents, checkOthers bool) (admission.Warnings, error) {
@@ -165,7 +194,7 @@ func (v *intentsValidator) validate(ctx context.Context, ci *v2beta1.ClientInten
 			return nil, fmt.Errorf("listing the ClientIntents of namespace %s: %w", ci.Namespace, err)
 		}
 	}
-	if errs := ValidateClientIntents(ci, others.Items); len(errs) > 0 {
+	if errs := ValidateClientIntents(ci, others.Items, requestPaths(ctx)); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(intentsGK, ci.Name, errs)
 	}
 	return nil, nil

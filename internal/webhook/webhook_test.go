@@ -31,7 +31,7 @@ func TestOneClientIntentsPerWorkload(t *testing.T) {
 		{intents("new", "other", ""), ""},
 		{intents("a", "client", "Deployment"), ""}, // itself, on update
 	} {
-		errs := ValidateClientIntents(&tc.ci, existing)
+		errs := ValidateClientIntents(&tc.ci, existing, Paths{})
 		got := errs.ToAggregate()
 		switch {
 		case tc.want == "" && got != nil:
@@ -42,7 +42,7 @@ func TestOneClientIntentsPerWorkload(t *testing.T) {
 	}
 	deleting := intents("a", "client", "Deployment")
 	deleting.DeletionTimestamp = &metav1.Time{}
-	if errs := ValidateClientIntents(new(intents("new", "client", "")), []v2beta1.ClientIntents{deleting}); len(errs) > 0 {
+	if errs := ValidateClientIntents(new(intents("new", "client", "")), []v2beta1.ClientIntents{deleting}, Paths{}); len(errs) > 0 {
 		t.Errorf("an object being deleted blocks its replacement: %v", errs)
 	}
 }
@@ -58,7 +58,7 @@ func TestTargetNamespaces(t *testing.T) {
 			v2beta1.Target{Service: &v2beta1.ServiceTarget{Name: name}},
 			v2beta1.Target{Kafka: &v2beta1.KafkaTarget{Name: name}},
 			v2beta1.Target{Internet: &v2beta1.InternetTarget{IPs: []string{"10.0.0.0/8"}}})
-		errs := ValidateClientIntents(&ci, nil)
+		errs := ValidateClientIntents(&ci, nil, Paths{})
 		if ok && len(errs) > 0 {
 			t.Errorf("%q refused: %v", name, errs)
 		}
@@ -79,5 +79,18 @@ func TestOneProtectedServicePerServer(t *testing.T) {
 	}
 	if errs := ValidateProtectedService(new(ps("q", "other", "")), existing); len(errs) != 0 {
 		t.Errorf("different server: %v", errs)
+	}
+}
+
+// TestPathsOfV1Files: errors about a v1 file name its fields, spec.service and spec.calls.
+func TestPathsOfV1Files(t *testing.T) {
+	ci := intents("new", "client", "", v2beta1.Target{Service: &v2beta1.ServiceTarget{Name: "web." + strings.Repeat("n", 64)}})
+	errs := ValidateClientIntents(&ci, []v2beta1.ClientIntents{intents("a", "client", "")}, Paths{V1: true})
+	if len(errs) != 2 || errs[0].Field != "spec.calls[0].name" || errs[1].Field != "spec.service" {
+		t.Errorf("%v", errs)
+	}
+	errs = ValidateClientIntents(&ci, []v2beta1.ClientIntents{intents("a", "client", "")}, Paths{})
+	if len(errs) != 2 || errs[0].Field != "spec.targets[0].service.name" || errs[1].Field != "spec.workload" {
+		t.Errorf("%v", errs)
 	}
 }

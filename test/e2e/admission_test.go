@@ -206,7 +206,7 @@ func TestStatusSurvivesOldVersionWrites(t *testing.T) {
 // TestInvalidFilesAreRejected applies malformed files and checks each is refused with a
 // message that names the problem, and that nothing was created.
 func TestInvalidFilesAreRejected(t *testing.T) {
-	ns := namespace(t, "invalid")
+	ns := namespace(t, "invalid-files")
 	if _, err := applyDoc(ns, `{apiVersion: k8s.otterize.com/v2beta1, kind: ClientIntents, metadata: {name: first}, spec: {workload: {name: client, kind: Deployment}}}`); err != nil {
 		t.Fatal(err)
 	}
@@ -227,11 +227,11 @@ func TestInvalidFilesAreRejected(t *testing.T) {
 		{"v1alpha3 internet too", `{apiVersion: k8s.otterize.com/v1alpha3, kind: ClientIntents, metadata: {name: old-ip}, spec: {service: {name: old-ip}, calls: [{type: internet, internet: {ips: [300.1.1.1]}}]}}`, `spec.calls[0].internet.ips[0]: Invalid value: "300.1.1.1": not an IP address or CIDR block`},
 		{"database call", `{apiVersion: k8s.otterize.com/v1alpha3, kind: ClientIntents, metadata: {name: db}, spec: {service: {name: db}, calls: [{name: pg, type: database}]}}`, "calls of type database, aws, gcp and azure are not supported"},
 		{"second intents for a workload", `{apiVersion: k8s.otterize.com/v2beta1, kind: ClientIntents, metadata: {name: second}, spec: {workload: {name: client}}}`,
-			`spec.workload: Forbidden: ClientIntents "first" in namespace "invalid" already declares the calls of workload "client" (kind Deployment); add these targets there, or delete one of them`},
+			`spec.workload: Forbidden: ClientIntents "first" in namespace "invalid-files" already declares the calls of workload "client" (kind Deployment); add these targets there, or delete one of them`},
 		{"second intents in an old version", `{apiVersion: k8s.otterize.com/v1alpha2, kind: ClientIntents, metadata: {name: second-old}, spec: {service: {name: client}}}`,
-			`already declares the calls of workload "client"`},
+			`spec.service: Forbidden: ClientIntents "first" in namespace "invalid-files" already declares the calls of workload "client"`},
 		{"duplicate ProtectedService", `{apiVersion: k8s.otterize.com/v1beta1, kind: ProtectedService, metadata: {name: again}, spec: {name: server, kind: Deployment}}`,
-			`spec.name: Forbidden: ProtectedService "first" in namespace "invalid" already protects "server"`},
+			`spec.name: Forbidden: ProtectedService "first" in namespace "invalid-files" already protects "server"`},
 		{"target namespace too long", `{apiVersion: k8s.otterize.com/v2beta1, kind: ClientIntents, metadata: {name: longns}, spec: {workload: {name: longns}, targets: [{service: {name: web.` + long + `}}]}}`,
 			`"` + long + `" is not a valid namespace name: must be no more than 63 characters`},
 		{"target namespace with capitals", `{apiVersion: k8s.otterize.com/v1alpha3, kind: ClientIntents, metadata: {name: caps}, spec: {service: {name: caps}, calls: [{name: web.Prod}]}}`,
