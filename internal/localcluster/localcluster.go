@@ -103,6 +103,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// envtest leaves etcd and kube-apiserver running when a later step (installing
+		// the CRDs or webhooks) fails.
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
 	c := &Cluster{Config: cfg, env: env}
