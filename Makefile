@@ -6,8 +6,9 @@ ASSETS = $(shell bash hack/k8s-binaries.sh)
 # spire-server for the SPIRE backend's tests; empty (tests skip, saying why) only if it
 # cannot be built.
 SPIRE = $(shell bash hack/spire-binaries.sh)
+HELM = $(shell bash hack/helm.sh)
 
-.PHONY: all demo demo-credentials demo-kafka cluster test test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka
+.PHONY: all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka
 
 all: build test
 
@@ -28,8 +29,12 @@ cluster:
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./cmd/localcluster up --with-tutorial
 
 ## test: unit, property and end-to-end tests (the e2e suite runs on a real kube-apiserver)
-test: verify-generated
-	KUBEBUILDER_ASSETS="$(ASSETS)" SPIRE_BIN_DIR="$(SPIRE)" go test ./... -count=1 -timeout 20m
+test: verify-generated helm-lint
+	KUBEBUILDER_ASSETS="$(ASSETS)" SPIRE_BIN_DIR="$(SPIRE)" HELM="$(HELM)" go test ./... -count=1 -timeout 20m
+
+## helm-lint: lint the chart with the helm that hack/helm.sh builds and caches
+helm-lint:
+	"$(HELM)" lint --strict deploy/helm/intentguard
 
 test-unit:
 	go test ./internal/... ./api/... -count=1
@@ -43,11 +48,13 @@ generate:
 	go tool controller-gen crd paths=./api/... output:crd:dir=config/crd
 	go tool controller-gen rbac:roleName=intents-operator paths=./internal/... output:rbac:dir=config/rbac
 	go tool controller-gen rbac:roleName=credentials-operator paths=./cmd/credentials-operator/... output:rbac:dir=config/rbac-credentials
-	mkdir -p config/default/crds deploy/helm/intentguard/crds deploy/helm/intentguard/files
+	go tool controller-gen webhook paths=./internal/webhook/... output:webhook:dir=config/webhook
+	mkdir -p config/default/crds deploy/helm/intentguard/files/crds
 	cp config/crd/*.yaml config/default/crds/
-	cp config/crd/*.yaml deploy/helm/intentguard/crds/
+	cp config/crd/*.yaml deploy/helm/intentguard/files/crds/
 	cp config/rbac/role.yaml deploy/helm/intentguard/files/role.yaml
 	cp config/rbac-credentials/role.yaml deploy/helm/intentguard/files/credentials-role.yaml
+	cp config/webhook/manifests.yaml deploy/helm/intentguard/files/webhook.yaml
 
 ## verify-generated: fail when generated files are stale
 verify-generated:
@@ -55,6 +62,12 @@ verify-generated:
 	$(MAKE) --no-print-directory generate >/dev/null; \
 	after=$$(find api config deploy -type f | sort | xargs sha256sum); \
 	[ "$$before" = "$$after" ] || { diff <(echo "$$before") <(echo "$$after"); echo "generated files were stale and are now regenerated: commit them"; exit 1; }
+
+## fuzz: run each conversion fuzzer for FUZZTIME (the seeds alone run in make test)
+FUZZTIME ?= 30s
+fuzz:
+	go test ./api -run '^$$' -fuzz '^FuzzHubRoundTrip$$' -fuzztime $(FUZZTIME)
+	go test ./api -run '^$$' -fuzz '^FuzzOldFileToHub$$' -fuzztime $(FUZZTIME)
 
 ## bench: the benchmark harness at its default size (see docs/performance.md for flags)
 bench:
@@ -78,3 +91,9 @@ bench-kafka:
 
 build:
 	go build -o bin/ ./cmd/...
+
+## image: the operator's OCI image as bin/intents-operator.tar, built without a container engine
+## (load it with `docker load -i` or push it with `crane push`); the Dockerfile builds the same
+image:
+	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o bin/intents-operator ./cmd/intents-operator
+	go run ./cmd/build-image -binary bin/intents-operator -out bin/intents-operator.tar

@@ -15,7 +15,7 @@ type Workload struct {
 	Name string `json:"name"`
 	// Kind restricts the identity to workloads of this kind (for example Deployment).
 	// +optional
-	// +kubebuilder:validation:Pattern=`^[A-Z][A-Za-z0-9]*$`
+	// +kubebuilder:validation:Pattern=`^([A-Z][A-Za-z0-9]*)?$`
 	Kind string `json:"kind,omitempty"`
 }
 
@@ -44,7 +44,7 @@ type KubernetesTarget struct {
 	Name string `json:"name"`
 	// Kind restricts the server to workloads of this kind.
 	// +optional
-	// +kubebuilder:validation:Pattern=`^[A-Z][A-Za-z0-9]*$`
+	// +kubebuilder:validation:Pattern=`^([A-Z][A-Za-z0-9]*)?$`
 	Kind string `json:"kind,omitempty"`
 	// HTTP narrows the call to these paths and methods (enforced by L7 enforcement points).
 	// +optional
@@ -112,14 +112,23 @@ type InternetTarget struct {
 	// Domains are DNS names, optionally with a leading "*." wildcard.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^(\*\.)?([A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?\.?$`
 	Domains []string `json:"domains,omitempty"`
 	// IPs are addresses or CIDR blocks.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=128
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:items:XValidation:rule="isIP(self) || isCIDR(self)",message="not an IP address or CIDR block (like 192.0.2.1 or 192.0.2.0/24)"
 	IPs []string `json:"ips,omitempty"`
 	// Ports limits the call to these ports; empty means all.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=65535
 	Ports []int32 `json:"ports,omitempty"`
 }
 

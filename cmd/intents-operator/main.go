@@ -4,6 +4,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -12,7 +13,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/webhook"
 )
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
 
 func main() {
 	var c operator.Config
@@ -21,6 +34,19 @@ func main() {
 	flag.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 	flag.BoolVar(&c.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles")
 	flag.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's)")
+	flag.StringVar(&c.LeaderElectionID, "leader-election-id", operator.DefaultLeaderElectionID, "name of the leader election lease; two installs in one namespace need different names")
+	var wh operator.WebhookConfig
+	flag.IntVar(&wh.Port, "webhook-port", 0, "HTTPS port of the conversion and validating webhooks (the chart uses 9443); 0 turns them off")
+	flag.StringVar(&wh.CertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory of the webhook's tls.crt and tls.key")
+	var certs webhook.CertConfig
+	var webhookService, webhookConfigs, conversionCRDs string
+	flag.StringVar(&certs.SecretName, "webhook-cert-secret", "", "Secret in --webhook-cert-namespace where the operator keeps the webhook certificate it creates and renews; empty: the certificate in --webhook-cert-dir is provided (cert-manager)")
+	flag.StringVar(&certs.Namespace, "webhook-cert-namespace", os.Getenv("POD_NAMESPACE"), "namespace of --webhook-cert-secret and --webhook-service (default: $POD_NAMESPACE)")
+	flag.StringVar(&webhookService, "webhook-service", "", "Service the API server calls the webhooks through; its DNS names go in the certificate")
+	flag.StringVar(&webhookConfigs, "webhook-configurations", "", "comma-separated ValidatingWebhookConfigurations whose caBundle the operator sets")
+	flag.StringVar(&conversionCRDs, "conversion-crds", "clientintents.k8s.otterize.com,protectedservices.k8s.otterize.com", "comma-separated CRDs whose conversion webhook caBundle the operator sets")
+	flag.DurationVar(&certs.Validity, "webhook-cert-validity", 365*24*time.Hour, "lifetime of a serving certificate (renewed with a third left; the CA lives ten times as long)")
+	flag.DurationVar(&certs.CheckInterval, "webhook-cert-check-interval", time.Hour, "how often the certificate and the caBundles are checked")
 	flag.BoolVar(&c.Enforcement.Shadow, "shadow-mode", false, "enforce nothing except ProtectedServices and --enforced-namespaces; report what would be enforced")
 	flag.BoolVar(&c.KafkaACLs, "kafka-acls", true, "keep the ACLs of brokers described by KafkaServerConfigs equal to the intents")
 	flag.DurationVar(&c.Kafka.ResyncPeriod, "kafka-resync-period", 5*time.Minute, "how often each broker's ACLs are listed again to restore lost ones")
@@ -35,9 +61,19 @@ func main() {
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	for _, ns := range strings.Split(enforced, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			c.Enforcement.EnforcedNamespaces = append(c.Enforcement.EnforcedNamespaces, ns)
+	c.Enforcement.EnforcedNamespaces = splitList(enforced)
+	if wh.Port != 0 {
+		c.Webhook = &wh
+		if certs.SecretName != "" {
+			if webhookService == "" || certs.Namespace == "" {
+				fmt.Fprintln(os.Stderr, "--webhook-cert-secret needs --webhook-service and --webhook-cert-namespace (or $POD_NAMESPACE)")
+				os.Exit(2)
+			}
+			svc := webhookService + "." + certs.Namespace
+			certs.Hosts = []string{svc + ".svc", svc + ".svc.cluster.local", svc}
+			certs.WebhookConfigurations = splitList(webhookConfigs)
+			certs.CRDs = splitList(conversionCRDs)
+			wh.Certs = &certs
 		}
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))

@@ -72,7 +72,8 @@ type session struct {
 func start(ctx context.Context, enforcement controller.Options) (*session, error) {
 	t0 := time.Now()
 	fmt.Println("starting etcd, kube-apiserver and kube-controller-manager ...")
-	lc, err := localcluster.Start(ctx, localcluster.Options{})
+	// With the webhooks, files in every ClientIntents version are accepted, as in a cluster.
+	lc, err := localcluster.Start(ctx, localcluster.Options{Webhooks: true})
 	if err != nil {
 		return nil, err
 	}

@@ -17,12 +17,21 @@ import (
 	"strings"
 	"time"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/yaml"
 
+	"github.com/intentguard/intentguard/api"
 	"github.com/intentguard/intentguard/config/crd"
+	configwebhook "github.com/intentguard/intentguard/config/webhook"
+	"github.com/intentguard/intentguard/internal/cluster"
+	"github.com/intentguard/intentguard/internal/webhook"
 )
 
 // AssetsEnv names the directory holding kube-apiserver, kube-controller-manager and etcd.
@@ -35,10 +44,12 @@ type Cluster struct {
 	// Kubeconfig is the path of a kubeconfig file for Config.
 	Kubeconfig string
 
-	env     *envtest.Environment
-	kcm     *exec.Cmd
-	kcmDone chan error
-	dir     string
+	env          *envtest.Environment
+	stopWebhooks context.CancelFunc
+	webhooksDone chan error
+	kcm          *exec.Cmd
+	kcmDone      chan error
+	dir          string
 }
 
 // Options configures Start.
@@ -51,6 +62,10 @@ type Options struct {
 	Controllers []string
 	// Log receives the controller manager's output; nil discards it.
 	Log *os.File
+	// Webhooks installs the conversion and validating webhooks and serves them from this
+	// process for as long as the cluster runs, so that every served version converts and
+	// invalid objects are refused as in a real install.
+	Webhooks bool
 }
 
 // Start brings up the control plane and installs the CRDs. The binaries are looked up in
@@ -65,6 +80,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	scheme := cluster.Scheme()
+	if err := api.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("registering the served API versions: %w", err)
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory:    assets,
 		CRDInstallOptions:        envtest.CRDInstallOptions{CRDs: crds},
@@ -72,14 +91,33 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}
+	if opts.Webhooks {
+		hooks, err := ValidatingWebhooks()
+		if err != nil {
+			return nil, err
+		}
+		env.WebhookInstallOptions = envtest.WebhookInstallOptions{ValidatingWebhooks: hooks}
+		// envtest points the conversion webhook of every CRD whose kinds are convertible
+		// in this scheme at the local webhook server.
+		env.CRDInstallOptions.Scheme = scheme
+	}
 	cfg, err := env.Start()
 	if err != nil {
+		// envtest leaves etcd and kube-apiserver running when a later step (installing
+		// the CRDs or webhooks) fails.
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
 	c := &Cluster{Config: cfg, env: env}
 	if err := c.writeKubeconfig(); err != nil {
 		_ = c.Stop()
 		return nil, err
+	}
+	if opts.Webhooks {
+		if err := c.serveWebhooks(scheme); err != nil {
+			_ = c.Stop()
+			return nil, err
+		}
 	}
 	if !opts.WithoutControllerManager {
 		if err := c.startControllerManager(filepath.Join(assets, "kube-controller-manager"), opts); err != nil {
@@ -88,6 +126,48 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// ValidatingWebhooks returns the generated ValidatingWebhookConfiguration.
+func ValidatingWebhooks() ([]*admissionv1.ValidatingWebhookConfiguration, error) {
+	var hook admissionv1.ValidatingWebhookConfiguration
+	if err := yaml.UnmarshalStrict(configwebhook.Manifests, &hook); err != nil {
+		return nil, fmt.Errorf("decoding config/webhook/manifests.yaml: %w", err)
+	}
+	return []*admissionv1.ValidatingWebhookConfiguration{&hook}, nil
+}
+
+// serveWebhooks runs the webhooks on the address and certificate envtest configured the
+// API server to call, and waits until they answer.
+func (c *Cluster) serveWebhooks(scheme *runtime.Scheme) error {
+	o := c.env.WebhookInstallOptions
+	mgr, err := ctrl.NewManager(c.Config, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		WebhookServer:          ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.LocalServingHost, Port: o.LocalServingPort, CertDir: o.LocalServingCertDir}),
+	})
+	if err != nil {
+		return fmt.Errorf("creating the webhook server: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := webhook.Setup(ctx, mgr); err != nil {
+		cancel()
+		return err
+	}
+	c.stopWebhooks, c.webhooksDone = cancel, make(chan error, 1)
+	go func() { c.webhooksDone <- mgr.Start(ctx) }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := mgr.GetWebhookServer().StartedChecker()(nil)
+		if err == nil && mgr.GetCache().WaitForCacheSync(ctx) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the webhook server did not start: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Assets returns the directory of the control-plane binaries, building them if needed.
@@ -217,6 +297,12 @@ func (c *Cluster) Stop() error {
 		case <-time.After(10 * time.Second):
 			_ = c.kcm.Process.Kill()
 			<-c.kcmDone
+		}
+	}
+	if c.stopWebhooks != nil {
+		c.stopWebhooks()
+		if err := <-c.webhooksDone; err != nil {
+			errs = append(errs, fmt.Errorf("webhook server: %w", err))
 		}
 	}
 	if err := c.env.Stop(); err != nil {

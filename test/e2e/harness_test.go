@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 	}
 	ctx := context.Background()
 	var err error
-	local, err = localcluster.Start(ctx, localcluster.Options{})
+	local, err = localcluster.Start(ctx, localcluster.Options{Webhooks: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the local control plane:", err)
 		os.Exit(1)

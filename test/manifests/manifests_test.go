@@ -15,8 +15,11 @@ import (
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,6 +56,14 @@ func newTyped(apiVersion, kind string) (metav1.Object, bool) {
 		return &corev1.ServiceAccount{}, true
 	case "v1/Service":
 		return &corev1.Service{}, true
+	case "v1/Secret":
+		return &corev1.Secret{}, true
+	case "policy/v1/PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}, true
+	case "networking.k8s.io/v1/NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}, true
+	case "admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration":
+		return &admissionv1.ValidatingWebhookConfiguration{}, true
 	case "apps/v1/Deployment":
 		return &appsv1.Deployment{}, true
 	case "rbac.authorization.k8s.io/v1/ClusterRole":
@@ -129,12 +140,12 @@ func manifestFiles(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chartCRDs, err := filepath.Glob(chartDir + "/crds/*.yaml")
+	chartCRDs, err := filepath.Glob(chartDir + "/files/crds/*.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	files = append(files, chartCRDs...)
-	files = append(files, chartDir+"/files/role.yaml")
+	files = append(files, chartDir+"/files/role.yaml", chartDir+"/files/webhook.yaml")
 	return files
 }
 
@@ -190,7 +201,7 @@ func TestDecodeRejectsUnknownFields(t *testing.T) {
 		"apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: x}\nautomountToken: false\n",
 		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replica: 2}\n",
 		"apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: x}\nmetadata: {name: y}\n",
-		"apiVersion: v1\nkind: Secret\nmetadata: {name: x}\n",
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
 	} {
 		if _, err := decodeAll("inline", []byte(doc)); err == nil {
 			t.Errorf("accepted:\n%s", doc)
@@ -205,7 +216,7 @@ func TestGeneratedCopiesAreIdentical(t *testing.T) {
 	if err != nil || len(crds) == 0 {
 		t.Fatalf("no CRDs in %s: %v", crdDir, err)
 	}
-	for _, copyDir := range []string{chartDir + "/crds", configDir + "/default/crds"} {
+	for _, copyDir := range []string{chartDir + "/files/crds", configDir + "/default/crds"} {
 		copies, err := filepath.Glob(copyDir + "/*.yaml")
 		if err != nil {
 			t.Fatal(err)
@@ -218,6 +229,7 @@ func TestGeneratedCopiesAreIdentical(t *testing.T) {
 		}
 	}
 	sameBytes(t, configDir+"/rbac/role.yaml", chartDir+"/files/role.yaml")
+	sameBytes(t, configDir+"/webhook/manifests.yaml", chartDir+"/files/webhook.yaml")
 }
 
 func sameBytes(t *testing.T, src, dst string) {
@@ -248,6 +260,11 @@ func operatorFlags(t *testing.T) map[string]bool {
 	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
 		flags[m[2]] = m[1] == "Bool"
 	}
+	// zap.Options.BindFlags defines the logging flags.
+	for _, z := range []string{"zap-log-level", "zap-encoder", "zap-stacktrace-level", "zap-time-encoding"} {
+		flags[z] = false
+	}
+	flags["zap-devel"] = true
 	for _, must := range []string{"leader-elect", "shadow-mode", "enforced-namespaces", "metrics-bind-address", "health-probe-bind-address"} {
 		if _, ok := flags[must]; !ok {
 			t.Fatalf("flag %q not found in main.go (found %v): has the flag parsing changed?", must, flags)
@@ -356,6 +373,10 @@ func grants(rules []rbacv1.PolicyRule, group, resource string, verbs ...string) 
 // kustomization is the part of a kustomization.yaml these tests read.
 type kustomization struct {
 	Resources []string `json:"resources"`
+	Patches   []struct {
+		Target map[string]string `json:"target"`
+		Patch  string            `json:"patch"`
+	} `json:"patches,omitempty"`
 }
 
 // TestKustomizationsListEveryManifest checks that config/default installs every CRD and
@@ -428,7 +449,7 @@ func TestKustomizeBuild(t *testing.T) {
 func loadAllConfig(t *testing.T) []object {
 	var out []object
 	for _, o := range loadAll(t) {
-		if strings.HasPrefix(o.file, configDir+"/") && !strings.HasPrefix(o.file, crdDir+"/") {
+		if strings.HasPrefix(o.file, configDir+"/") && !strings.HasPrefix(o.file, crdDir+"/") && !strings.HasPrefix(o.file, configDir+"/webhook/") {
 			out = append(out, o)
 		}
 	}
@@ -499,9 +520,22 @@ func TestChartTemplates(t *testing.T) {
 	if len(found) < 4 {
 		t.Fatalf("found only %v in the deployment template", found)
 	}
+	passed := map[string]bool{}
 	for _, m := range found {
+		passed[m[1]] = true
 		if _, ok := flags[m[1]]; !ok {
 			t.Errorf("templates/deployment.yaml: flag %q is not defined by cmd/intents-operator", m[1])
+		}
+	}
+	// Every flag of the binary is a value of the chart, except these.
+	notValues := map[string]string{
+		"kubeconfig":             "the pod uses its ServiceAccount",
+		"webhook-cert-namespace": "the pod's namespace, from POD_NAMESPACE",
+		"zap-devel":              "extraArgs", "zap-encoder": "extraArgs", "zap-stacktrace-level": "extraArgs", "zap-time-encoding": "extraArgs",
+	}
+	for flag := range flags {
+		if !passed[flag] && notValues[flag] == "" {
+			t.Errorf("flag --%s is not passed by templates/deployment.yaml: add a value for it", flag)
 		}
 	}
 }
@@ -518,18 +552,34 @@ func hasPath(m map[string]any, path []string) bool {
 	return ok && hasPath(sub, path[1:])
 }
 
-// TestHelmRender renders the chart with helm, when helm is installed, with the default
+// helmBinary returns $HELM (make test sets it to the binary hack/helm.sh builds), else the
+// helm on PATH; in CI a missing helm is a failure, not a skip.
+func helmBinary(t *testing.T) string {
+	t.Helper()
+	if h := os.Getenv("HELM"); h != "" {
+		return h
+	}
+	h, err := exec.LookPath("helm")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("helm not found: set HELM=$(bash hack/helm.sh)")
+		}
+		t.Skip("helm not installed: HELM=$(bash hack/helm.sh) go test ./test/manifests")
+	}
+	return h
+}
+
+// TestHelmRender renders the chart with helm, with the default
 // values and with shadow mode, two replicas and metrics off, and decodes the output
 // strictly.
 func TestHelmRender(t *testing.T) {
-	helm, err := exec.LookPath("helm")
-	if err != nil {
-		t.Skip("helm not installed")
-	}
+	helm := helmBinary(t)
 	if out, err := exec.Command(helm, "lint", "--strict", chartDir).CombinedOutput(); err != nil {
 		t.Fatalf("helm lint: %v\n%s", err, out)
 	}
 	flags := operatorFlags(t)
+	baseArgs := []string{"--webhook-port=9443", "--webhook-cert-dir=/etc/intentguard/webhook",
+		"--webhook-cert-secret=ig-intentguard-webhook", "--webhook-service=ig-intentguard-webhook", "--webhook-configurations=ig-intentguard-webhook", "--conversion-crds=clientintents.k8s.otterize.com,protectedservices.k8s.otterize.com", "--webhook-cert-validity=8760h", "--webhook-cert-check-interval=1h", "--kube-api-qps=50", "--kube-api-burst=100", "--max-concurrent-reconciles=4", "--zap-log-level=info"}
 	for _, tc := range []struct {
 		name     string
 		set      []string
@@ -537,17 +587,17 @@ func TestHelmRender(t *testing.T) {
 		wantKind map[string]int
 	}{
 		{"defaults", nil,
-			[]string{"--health-probe-bind-address=:8081", "--metrics-bind-address=:8080", "--leader-elect"},
-			map[string]int{"Service": 1, "Role": 1, "RoleBinding": 1}},
-		{"shadow", []string{"shadowMode=true", "enforcedNamespaces={a,b}", "replicas=2", "leaderElection.enabled=false", "metrics.enabled=false"},
-			[]string{"--health-probe-bind-address=:8081", "--metrics-bind-address=0", "--leader-elect", "--shadow-mode", "--enforced-namespaces=a,b"},
-			map[string]int{"Service": 0, "Role": 1, "RoleBinding": 1}},
-		{"single replica without leader election", []string{"leaderElection.enabled=false"},
-			[]string{"--health-probe-bind-address=:8081", "--metrics-bind-address=:8080"},
-			map[string]int{"Service": 1, "Role": 0, "RoleBinding": 0}},
+			append(slices.Clone(baseArgs), "--health-probe-bind-address=:8081", "--metrics-bind-address=:8080", "--leader-elect", "--leader-election-id=ig-intentguard-intents-operator"),
+			map[string]int{"Service": 2, "Role": 2, "RoleBinding": 2, "ClusterRole": 2, "PodDisruptionBudget": 1, "NetworkPolicy": 1, "ValidatingWebhookConfiguration": 1}},
+		{"shadow", []string{"shadowMode=true", "enforcedNamespaces={a,b}", "replicas=2", "leaderElection.enabled=false", "metrics.enabled=false", "networkPolicy.enabled=false"},
+			append(slices.Clone(baseArgs), "--health-probe-bind-address=:8081", "--metrics-bind-address=0", "--leader-elect", "--leader-election-id=ig-intentguard-intents-operator", "--shadow-mode", "--enforced-namespaces=a,b"),
+			map[string]int{"Service": 1, "Role": 2, "RoleBinding": 2, "NetworkPolicy": 0}},
+		{"single replica without leader election", []string{"leaderElection.enabled=false", "replicas=1"},
+			append(slices.Clone(baseArgs), "--health-probe-bind-address=:8081", "--metrics-bind-address=:8080"),
+			map[string]int{"Service": 2, "Role": 1, "RoleBinding": 1, "PodDisruptionBudget": 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"template", "ig", chartDir, "--namespace", "ops", "--include-crds"}
+			args := []string{"template", "ig", chartDir, "--namespace", "ops"}
 			for _, s := range tc.set {
 				args = append(args, "--set", s)
 			}
@@ -568,7 +618,9 @@ func TestHelmRender(t *testing.T) {
 				case *appsv1.Deployment:
 					deploy = v
 				case *rbacv1.ClusterRole:
-					role = v
+					if v.Name == "ig-intentguard" {
+						role = v
+					}
 				}
 			}
 			for k, n := range tc.wantKind {
@@ -581,7 +633,7 @@ func TestHelmRender(t *testing.T) {
 			}
 			got := deploy.Spec.Template.Spec.Containers[0].Args
 			checkArgs(t, "rendered Deployment", got, flags)
-			if !slices.Equal(got, tc.wantArgs) {
+			if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(tc.wantArgs))) {
 				t.Errorf("args %v, want %v", got, tc.wantArgs)
 			}
 			var generated rbacv1.ClusterRole

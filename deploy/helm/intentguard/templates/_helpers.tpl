@@ -43,3 +43,17 @@ app.kubernetes.io/component: intents-operator
 {{- define "intentguard.leaderElect" -}}
 {{- if or .Values.leaderElection.enabled (gt (int .Values.replicas) 1) }}true{{ end }}
 {{- end }}
+
+{{/* Name of the webhook Service, its Secret and the ValidatingWebhookConfiguration. */}}
+{{- define "intentguard.webhookName" -}}
+{{- printf "%s-webhook" (include "intentguard.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Names of the CRDs the chart installs (files/crds), whose conversion webhook the operator trusts. */}}
+{{- define "intentguard.crdNames" -}}
+{{- $names := list }}
+{{- range $path, $_ := .Files.Glob "files/crds/*.yaml" }}
+{{- $names = append $names ($.Files.Get $path | fromYaml).metadata.name }}
+{{- end }}
+{{- join "," $names }}
+{{- end }}

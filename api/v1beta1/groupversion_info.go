@@ -1,0 +1,23 @@
+// Package v1beta1 holds the k8s.otterize.com/v1beta1 API, the v1alpha3 shape under a newer
+// name: the "service and calls" ClientIntents that Otterize users wrote before v2, and
+// ProtectedService. The API server stores every version as v2beta1; this package converts
+// to and from it.
+// +kubebuilder:object:generate=true
+// +groupName=k8s.otterize.com
+package v1beta1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/scheme"
+)
+
+var (
+	// GroupVersion is the group and version of the objects in this package.
+	GroupVersion = schema.GroupVersion{Group: "k8s.otterize.com", Version: "v1beta1"}
+
+	// SchemeBuilder registers the types of this package with a scheme.
+	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+
+	// AddToScheme adds the types of this package to a scheme.
+	AddToScheme = SchemeBuilder.AddToScheme
+)

@@ -1,0 +1,487 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Keys of the certificate Secret.
+const (
+	// SecretCAKey holds the PEM CA certificates the API server trusts (the current one
+	// first, then the previous one while it is valid).
+	SecretCAKey = "ca.crt"
+	// SecretCAKeyKey holds the PEM private key of the current CA.
+	SecretCAKeyKey = "ca.key"
+)
+
+// CertConfig says where the operator keeps its webhook certificate and who must trust it.
+type CertConfig struct {
+	// Namespace and SecretName locate the Secret every replica shares.
+	Namespace, SecretName string
+	// Hosts are the DNS names (or IP addresses) the API server uses to call the webhooks.
+	Hosts []string
+	// CertDir receives tls.crt and tls.key for the webhook server.
+	CertDir string
+	// WebhookConfigurations are the ValidatingWebhookConfigurations whose caBundle to set.
+	WebhookConfigurations []string
+	// CRDs are the CustomResourceDefinitions whose conversion webhook caBundle to set.
+	CRDs []string
+	// Validity is the lifetime of a serving certificate; the CA lives ten times as long.
+	// A certificate is replaced once less than a third of its lifetime remains.
+	Validity time.Duration
+	// CheckInterval is how often the certificate and the bundles are checked.
+	CheckInterval time.Duration
+	// BundleGrace is how long to wait, after changing a caBundle, before serving a
+	// certificate it is needed for.
+	BundleGrace time.Duration
+}
+
+// CertRotator creates the webhook serving certificate, renews it before it expires, and
+// sets the caBundle of the webhook configurations and CRDs. Every replica runs one: the
+// Secret is written only when what it holds is missing or due for renewal, and with the
+// resourceVersion read, so when replicas race one write wins and the others adopt it.
+type CertRotator struct {
+	cfg CertConfig
+	c   client.Client
+	log logr.Logger
+	now func() time.Time
+}
+
+// NewCertRotator returns a rotator that talks to the API server through c, which should
+// read live objects (not a cache).
+func NewCertRotator(c client.Client, cfg CertConfig, log logr.Logger) *CertRotator {
+	if cfg.Validity == 0 {
+		cfg.Validity = 365 * 24 * time.Hour
+	}
+	if cfg.CheckInterval == 0 {
+		cfg.CheckInterval = time.Hour
+	}
+	if cfg.BundleGrace == 0 {
+		cfg.BundleGrace = 2 * time.Second
+	}
+	return &CertRotator{cfg: cfg, c: c, log: log, now: time.Now}
+}
+
+// NeedLeaderElection is false: every replica serves webhooks and needs the certificate.
+func (r *CertRotator) NeedLeaderElection() bool { return false }
+
+// Start keeps the certificate and the bundles current until ctx ends.
+func (r *CertRotator) Start(ctx context.Context) error {
+	t := time.NewTicker(r.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := r.Ensure(ctx); err != nil {
+				r.log.Error(err, "keeping the webhook certificate current; retrying", "in", r.cfg.CheckInterval)
+			}
+		}
+	}
+}
+
+// Ensure makes one pass: the Secret holds a certificate with enough life left, CertDir
+// holds the same certificate, and every configured bundle trusts its CA.
+func (r *CertRotator) Ensure(ctx context.Context) error {
+	secret, err := r.ensureSecret(ctx)
+	if err != nil {
+		return err
+	}
+	// Trust first, serve second: a certificate from a new CA is served only once the API
+	// server has the bundle with that CA, and the bundle's change takes a moment to reach
+	// the API server's webhook clients.
+	changed, err := r.patchBundles(ctx, secret.Data[SecretCAKey])
+	if err != nil {
+		return err
+	}
+	if changed && r.cfg.BundleGrace > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(r.cfg.BundleGrace):
+		}
+	}
+	return r.writeFiles(secret)
+}
+
+// EnsureWithRetry calls Ensure until it succeeds or timeout passes; the operator needs a
+// certificate before its webhook server can start.
+func (r *CertRotator) EnsureWithRetry(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := r.Ensure(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("creating the webhook certificate: %w", err)
+		}
+		r.log.Info("webhook certificate not ready yet", "error", err.Error())
+		time.Sleep(time.Second)
+	}
+}
+
+func (r *CertRotator) ensureSecret(ctx context.Context) (*corev1.Secret, error) {
+	key := client.ObjectKey{Namespace: r.cfg.Namespace, Name: r.cfg.SecretName}
+	for attempt := 0; attempt < 5; attempt++ {
+		var secret corev1.Secret
+		err := r.c.Get(ctx, key, &secret)
+		switch {
+		case apierrors.IsNotFound(err):
+			secret = corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Type: corev1.SecretTypeTLS}
+			if secret.Data, err = r.issue(nil); err != nil {
+				return nil, err
+			}
+			err = r.c.Create(ctx, &secret)
+			if apierrors.IsAlreadyExists(err) {
+				continue // another replica created it first: use theirs
+			}
+			if err != nil {
+				return nil, fmt.Errorf("creating Secret %s: %w", key, err)
+			}
+			r.log.Info("created the webhook certificate", "secret", key.String())
+			return &secret, nil
+		case err != nil:
+			return nil, fmt.Errorf("reading Secret %s: %w", key, err)
+		}
+		reason := r.renewalReason(secret.Data)
+		if reason == "" {
+			return &secret, nil
+		}
+		data, err := r.issue(secret.Data)
+		if err != nil {
+			return nil, err
+		}
+		secret.Data = data
+		err = r.c.Update(ctx, &secret)
+		if apierrors.IsConflict(err) {
+			continue // another replica renewed it first: read theirs
+		}
+		if err != nil {
+			return nil, fmt.Errorf("updating Secret %s: %w", key, err)
+		}
+		r.log.Info("renewed the webhook certificate", "secret", key.String(), "reason", reason)
+		return &secret, nil
+	}
+	return nil, fmt.Errorf("Secret %s kept changing under us", key)
+}
+
+// renewalReason says why the certificate in data must be replaced, or "" when it is good.
+func (r *CertRotator) renewalReason(data map[string][]byte) string {
+	pair, err := tls.X509KeyPair(data[corev1.TLSCertKey], data[corev1.TLSPrivateKeyKey])
+	if err != nil {
+		return "no valid certificate and key"
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return "unparsable certificate"
+	}
+	if r.dueForRenewal(leaf) {
+		return "expires at " + leaf.NotAfter.UTC().Format(time.RFC3339)
+	}
+	for _, h := range r.cfg.Hosts {
+		if leaf.VerifyHostname(h) != nil {
+			return "not valid for " + h
+		}
+	}
+	ca, _, err := parseCA(data)
+	if err != nil {
+		return err.Error()
+	}
+	if r.dueForRenewal(ca) {
+		return "CA expires at " + ca.NotAfter.UTC().Format(time.RFC3339)
+	}
+	if leaf.CheckSignatureFrom(ca) != nil {
+		return "certificate not signed by the CA"
+	}
+	return ""
+}
+
+func (r *CertRotator) dueForRenewal(c *x509.Certificate) bool {
+	life := c.NotAfter.Sub(c.NotBefore)
+	return r.now().After(c.NotAfter.Add(-life / 3))
+}
+
+func parseCA(data map[string][]byte) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	block, _ := pem.Decode(data[SecretCAKey])
+	if block == nil {
+		return nil, nil, errors.New("no CA certificate")
+	}
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("unparsable CA certificate: %w", err)
+	}
+	kb, _ := pem.Decode(data[SecretCAKeyKey])
+	if kb == nil {
+		return nil, nil, errors.New("no CA key")
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("unparsable CA key: %w", err)
+	}
+	return ca, key, nil
+}
+
+// issue returns Secret data with a new serving certificate, signed by the CA in old when
+// that CA is good for long enough, else by a new CA; the bundle keeps the previous CA
+// while it is valid, so that pods still serving a certificate it signed stay trusted.
+func (r *CertRotator) issue(old map[string][]byte) (map[string][]byte, error) {
+	now := r.now()
+	ca, caKey, err := parseCA(old)
+	var bundle []byte
+	if err != nil || r.dueForRenewal(ca) {
+		if err == nil && now.Before(ca.NotAfter) {
+			bundle = pemCert(ca.Raw)
+		}
+		if ca, caKey, err = newCA(now, 10*r.cfg.Validity); err != nil {
+			return nil, err
+		}
+	}
+	bundle = append(pemCert(ca.Raw), bundle...)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating the serving key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: r.cfg.Hosts[0]},
+		NotBefore:    now.Add(-backdate(r.cfg.Validity)),
+		NotAfter:     now.Add(r.cfg.Validity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range r.cfg.Hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("signing the serving certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	caKeyDER, err := x509.MarshalECPrivateKey(caKey)
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{
+		corev1.TLSCertKey:       pemCert(der),
+		corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+		SecretCAKey:             bundle,
+		SecretCAKeyKey:          pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: caKeyDER}),
+	}, nil
+}
+
+func newCA(now time.Time, validity time.Duration) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating the CA key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "intentguard-webhook-ca"},
+		NotBefore:             now.Add(-backdate(validity)),
+		NotAfter:              now.Add(validity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing the CA: %w", err)
+	}
+	ca, err := x509.ParseCertificate(der)
+	return ca, key, err
+}
+
+// backdate is how far before now a certificate starts, for clocks slightly behind ours;
+// a tenth of its lifetime at most, so that the renewal point stays where it should.
+func backdate(validity time.Duration) time.Duration {
+	return min(time.Minute, validity/10)
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return n
+}
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// writeFiles puts the certificate where the webhook server reads it, replacing each file
+// in one rename so the server never reads half of one.
+func (r *CertRotator) writeFiles(secret *corev1.Secret) error {
+	if err := os.MkdirAll(r.cfg.CertDir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", r.cfg.CertDir, err)
+	}
+	// The key first: the server reloads on the certificate's change and reads both.
+	for _, name := range []string{corev1.TLSPrivateKeyKey, corev1.TLSCertKey} {
+		path := filepath.Join(r.cfg.CertDir, name)
+		if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, secret.Data[name]) {
+			continue
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, secret.Data[name], 0o600); err != nil {
+			return fmt.Errorf("writing %s: %w", tmp, err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("replacing %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// patchBundles makes every configured caBundle trust the CAs in bundle, and reports
+// whether it changed one. A bundle that already trusts them is left as it is: a replica
+// that read the Secret just before another one renewed the CA must not take the new CA
+// out again (the renewing replica's bundle holds the old CA too, so it trusts both).
+func (r *CertRotator) patchBundles(ctx context.Context, bundle []byte) (bool, error) {
+	var errs []error
+	changedAny := false
+	for _, name := range r.cfg.WebhookConfigurations {
+		changed, err := r.patchUntilTrusted(ctx, bundle, &admissionv1.ValidatingWebhookConfiguration{}, name, func(o client.Object) [][]byte {
+			var out [][]byte
+			for _, w := range o.(*admissionv1.ValidatingWebhookConfiguration).Webhooks {
+				out = append(out, w.ClientConfig.CABundle)
+			}
+			return out
+		}, func(o client.Object) error {
+			hook := o.(*admissionv1.ValidatingWebhookConfiguration)
+			for i := range hook.Webhooks {
+				hook.Webhooks[i].ClientConfig.CABundle = bundle
+			}
+			return nil
+		})
+		changedAny = changedAny || changed
+		if err != nil {
+			errs = append(errs, fmt.Errorf("setting the caBundle of ValidatingWebhookConfiguration %s: %w", name, err))
+		}
+	}
+	for _, name := range r.cfg.CRDs {
+		changed, err := r.patchUntilTrusted(ctx, bundle, &apiextensionsv1.CustomResourceDefinition{}, name, func(o client.Object) [][]byte {
+			if cc := conversionClientConfig(o.(*apiextensionsv1.CustomResourceDefinition)); cc != nil {
+				return [][]byte{cc.CABundle}
+			}
+			return nil
+		}, func(o client.Object) error {
+			cc := conversionClientConfig(o.(*apiextensionsv1.CustomResourceDefinition))
+			if cc == nil {
+				return errors.New("it has no conversion webhook to trust the certificate")
+			}
+			cc.CABundle = bundle
+			return nil
+		})
+		changedAny = changedAny || changed
+		if err != nil {
+			errs = append(errs, fmt.Errorf("setting the conversion caBundle of CustomResourceDefinition %s: %w", name, err))
+		}
+	}
+	return changedAny, errors.Join(errs...)
+}
+
+func conversionClientConfig(crd *apiextensionsv1.CustomResourceDefinition) *apiextensionsv1.WebhookClientConfig {
+	c := crd.Spec.Conversion
+	if c == nil || c.Strategy != apiextensionsv1.WebhookConverter || c.Webhook == nil {
+		return nil
+	}
+	return c.Webhook.ClientConfig
+}
+
+// patchUntilTrusted reads the object, and while one of its bundles does not trust every
+// CA of bundle, sets them with a patch that fails if the object changed since it was
+// read, reading it again after such a conflict.
+func (r *CertRotator) patchUntilTrusted(ctx context.Context, bundle []byte, obj client.Object, name string,
+	bundles func(client.Object) [][]byte, set func(client.Object) error) (bool, error) {
+	for attempt := 0; ; attempt++ {
+		if err := r.c.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
+			return false, err
+		}
+		current := bundles(obj)
+		if len(current) > 0 && !slices.ContainsFunc(current, func(b []byte) bool { return !trustsAll(b, bundle) }) {
+			return false, nil
+		}
+		base := obj.DeepCopyObject().(client.Object)
+		if err := set(obj); err != nil {
+			return false, err
+		}
+		err := r.c.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		if err == nil {
+			r.log.Info("set the caBundle", "kind", fmt.Sprintf("%T", obj), "name", name)
+			return true, nil
+		}
+		if !apierrors.IsConflict(err) || attempt == 4 {
+			return false, err
+		}
+	}
+}
+
+// trustsAll reports whether the PEM bundle have holds every certificate of the PEM
+// bundle want.
+func trustsAll(have, want []byte) bool {
+	held := map[string]bool{}
+	for rest := have; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		held[string(b.Bytes)] = true
+	}
+	for rest := want; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return true
+		}
+		if !held[string(b.Bytes)] {
+			return false
+		}
+	}
+}
+
+// Trusts reports whether the PEM CA bundle verifies the PEM serving certificate; tests and
+// diagnostics use it.
+func Trusts(bundle, certPEM []byte) bool {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(bundle) {
+		return false
+	}
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return false
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return false
+	}
+	_, err = c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err == nil && slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
+}

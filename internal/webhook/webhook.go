@@ -1,0 +1,248 @@
+// Package webhook serves the API server's calls to the operator: conversion between the
+// served versions of the k8s.otterize.com kinds, and the validation CEL cannot express
+// (one ClientIntents per workload, one ProtectedService per server, valid target
+// namespaces). Every replica serves them, leader or not.
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/intentguard/intentguard/api/v2beta1"
+)
+
+// The API server calls these webhooks for every served version (matchPolicy Equivalent),
+// with the object converted to v2beta1. failurePolicy is Fail: the rules only hold if no
+// write skips them, and the webhooks cover only these two kinds, so an operator outage
+// blocks edits of intents (never of anything else, never deletes) until a replica answers.
+//
+// +kubebuilder:webhook:path=/validate-clientintents,mutating=false,failurePolicy=fail,sideEffects=None,groups=k8s.otterize.com,resources=clientintents,verbs=create;update,versions=v2beta1,name=clientintents.intentguard.dev,admissionReviewVersions=v1,matchPolicy=Equivalent,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-protectedservices,mutating=false,failurePolicy=fail,sideEffects=None,groups=k8s.otterize.com,resources=protectedservices,verbs=create;update,versions=v2beta1,name=protectedservices.intentguard.dev,admissionReviewVersions=v1,matchPolicy=Equivalent,timeoutSeconds=5
+
+// Paths of the validating webhooks, as in the markers above.
+const (
+	// ClientIntentsPath validates ClientIntents.
+	ClientIntentsPath = "/validate-clientintents"
+	// ProtectedServicesPath validates ProtectedServices.
+	ProtectedServicesPath = "/validate-protectedservices"
+)
+
+// indexWorkload maps ClientIntents and ProtectedServices to the name of the workload
+// they are about, so that a validation reads only the few objects it compares with.
+const indexWorkload = "webhook.workloadName"
+
+// Setup registers the conversion webhook (/convert) and the validating webhooks on the
+// manager's webhook server. The manager's scheme must hold every served version.
+//
+// The duplicate checks read the manager's cache: two objects for the same workload
+// created within the cache's lag (milliseconds) can both pass, which the status of the
+// ClientIntents then reports as usual; a live list per write would cost the API server a
+// namespace-wide list for every apply.
+func Setup(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &v2beta1.ClientIntents{}, indexWorkload, func(o client.Object) []string {
+		return []string{o.(*v2beta1.ClientIntents).Spec.Workload.Name}
+	}); err != nil {
+		return fmt.Errorf("indexing ClientIntents by workload: %w", err)
+	}
+	if err := idx.IndexField(ctx, &v2beta1.ProtectedService{}, indexWorkload, func(o client.Object) []string {
+		return []string{o.(*v2beta1.ProtectedService).Spec.Name}
+	}); err != nil {
+		return fmt.Errorf("indexing ProtectedServices by server: %w", err)
+	}
+	reader := mgr.GetClient()
+	if err := ctrl.NewWebhookManagedBy(mgr, &v2beta1.ClientIntents{}).
+		WithValidator(&intentsValidator{reader: reader}).
+		WithValidatorCustomPath(ClientIntentsPath).
+		Complete(); err != nil {
+		return fmt.Errorf("registering the ClientIntents webhooks: %w", err)
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &v2beta1.ProtectedService{}).
+		WithValidator(&protectedValidator{reader: reader}).
+		WithValidatorCustomPath(ProtectedServicesPath).
+		Complete(); err != nil {
+		return fmt.Errorf("registering the ProtectedService webhooks: %w", err)
+	}
+	return nil
+}
+
+var (
+	intentsGK   = schema.GroupKind{Group: v2beta1.GroupVersion.Group, Kind: "ClientIntents"}
+	protectedGK = schema.GroupKind{Group: v2beta1.GroupVersion.Group, Kind: "ProtectedService"}
+)
+
+// sameWorkload reports whether two name/kind pairs can name the same workload: an empty
+// kind matches every kind.
+func sameWorkload(nameA, kindA, nameB, kindB string) bool {
+	return nameA == nameB && (kindA == "" || kindB == "" || kindA == kindB)
+}
+
+func describe(name, kind string) string {
+	if kind == "" {
+		return fmt.Sprintf("%q", name)
+	}
+	return fmt.Sprintf("%q (kind %s)", name, kind)
+}
+
+// Paths names the fields of a ClientIntents in the shape the user wrote: v1 versions
+// say spec.service and spec.calls[i].name where v2 says spec.workload and
+// spec.targets[i].<kind>.name. Conversion keeps one target per call, in order.
+type Paths struct{ V1 bool }
+
+func (p Paths) workload() *field.Path {
+	if p.V1 {
+		return field.NewPath("spec", "service")
+	}
+	return field.NewPath("spec", "workload")
+}
+
+func (p Paths) targetName(i int, kind string) *field.Path {
+	if p.V1 {
+		return field.NewPath("spec", "calls").Index(i).Child("name")
+	}
+	return field.NewPath("spec", "targets").Index(i).Child(kind, "name")
+}
+
+// ValidateClientIntents checks ci against the other ClientIntents of its namespace: target
+// names must be "name" or "name.namespace" with a valid namespace, and no other
+// ClientIntents may declare the calls of the same workload. Errors name fields as paths
+// does.
+func ValidateClientIntents(ci *v2beta1.ClientIntents, others []v2beta1.ClientIntents, paths Paths) field.ErrorList {
+	errs := validateTargets(ci.Spec.Targets, paths)
+	w := ci.Spec.Workload
+	for _, o := range others {
+		if o.Name == ci.Name || o.DeletionTimestamp != nil {
+			continue
+		}
+		if ow := o.Spec.Workload; sameWorkload(w.Name, w.Kind, ow.Name, ow.Kind) {
+			errs = append(errs, field.Forbidden(paths.workload(),
+				fmt.Sprintf("ClientIntents %q in namespace %q already declares the calls of workload %s; add these targets there, or delete one of them",
+					o.Name, ci.Namespace, describe(ow.Name, ow.Kind))))
+		}
+	}
+	return errs
+}
+
+func validateTargets(targets []v2beta1.Target, paths Paths) field.ErrorList {
+	var errs field.ErrorList
+	for i, t := range targets {
+		var p *field.Path
+		var name string
+		switch {
+		case t.Kubernetes != nil:
+			p, name = paths.targetName(i, "kubernetes"), t.Kubernetes.Name
+		case t.Service != nil:
+			p, name = paths.targetName(i, "service"), t.Service.Name
+		case t.Kafka != nil:
+			p, name = paths.targetName(i, "kafka"), t.Kafka.Name
+		default:
+			continue
+		}
+		server, ns, hasNS := strings.Cut(name, ".")
+		for _, msg := range validation.IsDNS1123Label(server) {
+			errs = append(errs, field.Invalid(p, name, "the name before the dot: "+msg))
+		}
+		if hasNS {
+			for _, msg := range validation.IsDNS1123Label(ns) {
+				errs = append(errs, field.Invalid(p, name, fmt.Sprintf("%q is not a valid namespace name: %s", ns, msg)))
+			}
+		}
+	}
+	return errs
+}
+
+// ValidateProtectedService checks that no other ProtectedService of the namespace
+// protects the same server.
+func ValidateProtectedService(ps *v2beta1.ProtectedService, others []v2beta1.ProtectedService) field.ErrorList {
+	var errs field.ErrorList
+	for _, o := range others {
+		if o.Name == ps.Name || o.DeletionTimestamp != nil {
+			continue
+		}
+		if sameWorkload(ps.Spec.Name, ps.Spec.Kind, o.Spec.Name, o.Spec.Kind) {
+			errs = append(errs, field.Forbidden(field.NewPath("spec", "name"),
+				fmt.Sprintf("ProtectedService %q in namespace %q already protects %s", o.Name, ps.Namespace, describe(o.Spec.Name, o.Spec.Kind))))
+		}
+	}
+	return errs
+}
+
+// requestPaths returns the field names of the version the user's request was written in.
+func requestPaths(ctx context.Context) Paths {
+	req, err := admission.RequestFromContext(ctx)
+	if err != nil || req.RequestKind == nil {
+		return Paths{}
+	}
+	return Paths{V1: strings.HasPrefix(req.RequestKind.Version, "v1")}
+}
+
+type intentsValidator struct{ reader client.Reader }
+
+func (v *intentsValidator) validate(ctx context.Context, ci *v2beta1.ClientIntents, checkOthers bool) (admission.Warnings, error) {
+	var others v2beta1.ClientIntentsList
+	if checkOthers {
+		if err := v.reader.List(ctx, &others, client.InNamespace(ci.Namespace), client.MatchingFields{indexWorkload: ci.Spec.Workload.Name}); err != nil {
+			return nil, fmt.Errorf("listing the ClientIntents of namespace %s: %w", ci.Namespace, err)
+		}
+	}
+	if errs := ValidateClientIntents(ci, others.Items, requestPaths(ctx)); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(intentsGK, ci.Name, errs)
+	}
+	return nil, nil
+}
+
+// ValidateCreate validates a new ClientIntents.
+func (v *intentsValidator) ValidateCreate(ctx context.Context, ci *v2beta1.ClientIntents) (admission.Warnings, error) {
+	return v.validate(ctx, ci, true)
+}
+
+// ValidateUpdate validates a changed ClientIntents; the duplicate check runs only when the
+// workload changes, so that existing duplicates can still be edited away.
+func (v *intentsValidator) ValidateUpdate(ctx context.Context, old, ci *v2beta1.ClientIntents) (admission.Warnings, error) {
+	return v.validate(ctx, ci, old.Spec.Workload != ci.Spec.Workload)
+}
+
+// ValidateDelete allows every delete.
+func (v *intentsValidator) ValidateDelete(context.Context, *v2beta1.ClientIntents) (admission.Warnings, error) {
+	return nil, nil
+}
+
+type protectedValidator struct{ reader client.Reader }
+
+func (v *protectedValidator) validate(ctx context.Context, ps *v2beta1.ProtectedService) (admission.Warnings, error) {
+	var others v2beta1.ProtectedServiceList
+	if err := v.reader.List(ctx, &others, client.InNamespace(ps.Namespace), client.MatchingFields{indexWorkload: ps.Spec.Name}); err != nil {
+		return nil, fmt.Errorf("listing the ProtectedServices of namespace %s: %w", ps.Namespace, err)
+	}
+	if errs := ValidateProtectedService(ps, others.Items); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(protectedGK, ps.Name, errs)
+	}
+	return nil, nil
+}
+
+// ValidateCreate validates a new ProtectedService.
+func (v *protectedValidator) ValidateCreate(ctx context.Context, ps *v2beta1.ProtectedService) (admission.Warnings, error) {
+	return v.validate(ctx, ps)
+}
+
+// ValidateUpdate validates a changed ProtectedService when the server it names changes.
+func (v *protectedValidator) ValidateUpdate(ctx context.Context, old, ps *v2beta1.ProtectedService) (admission.Warnings, error) {
+	if old.Spec == ps.Spec {
+		return nil, nil
+	}
+	return v.validate(ctx, ps)
+}
+
+// ValidateDelete allows every delete.
+func (v *protectedValidator) ValidateDelete(context.Context, *v2beta1.ProtectedService) (admission.Warnings, error) {
+	return nil, nil
+}
