@@ -65,7 +65,7 @@ var (
 	kube  client.Client
 	// serviceAccount is the user the chart's pods run as.
 	serviceAccount = "system:serviceaccount:" + namespace + ":" + fullname
-	crdNames       = []string{"clientintents.k8s.otterize.com", "protectedservices.k8s.otterize.com"}
+	crdNames       = []string{"clientintents.k8s.otterize.com", "kafkaserverconfigs.k8s.otterize.com", "protectedservices.k8s.otterize.com"}
 )
 
 func TestMain(m *testing.M) {

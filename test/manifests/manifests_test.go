@@ -579,7 +579,7 @@ func TestHelmRender(t *testing.T) {
 	}
 	flags := operatorFlags(t)
 	baseArgs := []string{"--webhook-port=9443", "--webhook-cert-dir=/etc/intentguard/webhook",
-		"--webhook-cert-secret=ig-intentguard-webhook", "--webhook-service=ig-intentguard-webhook", "--webhook-configurations=ig-intentguard-webhook", "--conversion-crds=clientintents.k8s.otterize.com,protectedservices.k8s.otterize.com", "--webhook-cert-validity=8760h", "--webhook-cert-check-interval=1h", "--kube-api-qps=50", "--kube-api-burst=100", "--max-concurrent-reconciles=4", "--zap-log-level=info"}
+		"--webhook-cert-secret=ig-intentguard-webhook", "--webhook-service=ig-intentguard-webhook", "--webhook-configurations=ig-intentguard-webhook", "--conversion-crds=clientintents.k8s.otterize.com,kafkaserverconfigs.k8s.otterize.com,protectedservices.k8s.otterize.com", "--webhook-cert-validity=8760h", "--webhook-cert-check-interval=1h", "--kube-api-qps=50", "--kube-api-burst=100", "--max-concurrent-reconciles=4", "--zap-log-level=info"}
 	for _, tc := range []struct {
 		name     string
 		set      []string
@@ -628,7 +628,7 @@ func TestHelmRender(t *testing.T) {
 					t.Errorf("%d %s, want %d", kinds[k], k, n)
 				}
 			}
-			if kinds["CustomResourceDefinition"] != 2 || deploy == nil || role == nil {
+			if kinds["CustomResourceDefinition"] != 3 || deploy == nil || role == nil {
 				t.Fatalf("rendered kinds %v", kinds)
 			}
 			got := deploy.Spec.Template.Spec.Containers[0].Args
