@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -61,6 +62,12 @@ func main() {
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if os.Getenv("GOGC") == "" {
+		// The informer caches churn (every pod label written comes back as a new object):
+		// collecting at 50% heap growth instead of 100% keeps peak memory at 10,000 pods
+		// about a quarter lower for a few percent more CPU (docs/performance.md).
+		debug.SetGCPercent(50)
+	}
 	c.Enforcement.EnforcedNamespaces = splitList(enforced)
 	if wh.Port != 0 {
 		c.Webhook = &wh

@@ -84,7 +84,7 @@ const kindRetry = 30 * time.Second
 
 // subscriberBuffer bounds the changes a subscriber has not taken yet; the index waits
 // for a slow subscriber rather than drop a change.
-const subscriberBuffer = 4096
+const subscriberBuffer = 1024
 
 // builtinOwners are the owner kinds the operator caches with their types already; their
 // informers are shared with the controllers instead of opening a second watch.

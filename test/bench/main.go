@@ -86,7 +86,7 @@ func main() {
 		runs       = fs.Int("runs", 5, "repetitions of each one-change measurement")
 		output     = fs.String("o", "table", "output: table or json")
 		logFile    = fs.String("operator-log", "", "file for the operator's log (default: discard)")
-		cpuProfile = fs.String("cpuprofile", "", "write the operator's CPU profile during bulk convergence to this file")
+		cpuProfile = fs.String("cpuprofile", "", "write the operator's CPU profile during bulk convergence to this file (and its heap after it to FILE.heap)")
 	)
 	_ = fs.Parse(os.Args[1:])
 	res, err := run(*workloads, *namespaces, *edges, *pods, *seed, *qps, *runs, *logFile, *cpuProfile)
@@ -220,6 +220,12 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 		return nil, err
 	}
 	res.BulkWrites = after.writes - base.writes
+	if cpuProfile != "" {
+		// The heap once the bulk is carried out, beside the CPU profile.
+		if err := fetchProfile("http://"+pprofAddr+"/debug/pprof/heap", cpuProfile+".heap"); err != nil {
+			return nil, err
+		}
+	}
 	apiAfter, err := scrapeAPIWrites(ctx, lc.Config)
 	if err != nil {
 		return nil, err
