@@ -48,7 +48,11 @@ type Identities struct {
 	kinds map[schema.GroupKind]kindState
 	subs  []chan event.TypedGenericEvent[PodChange]
 
-	cache  cache.Cache
+	cache cache.Cache
+	// probe lists a kind once, around the cache, before the index starts following it: an
+	// informer for a kind the operator may not list would never sync, and a cache that
+	// never syncs keeps the operator from being ready.
+	probe  client.Reader
 	ctx    context.Context
 	log    logr.Logger
 	synced []toolscache.InformerSynced
@@ -94,8 +98,9 @@ var builtinOwners = map[schema.GroupVersionKind]client.Object{
 	appsv1.SchemeGroupVersion.WithKind("DaemonSet"):   &appsv1.DaemonSet{},
 }
 
-// NewIdentities returns an index fed by c's informers. Call Subscribe before Start.
-func NewIdentities(c cache.Cache, log logr.Logger) *Identities {
+// NewIdentities returns an index fed by c's informers; probe (an API reader) checks that
+// an owner kind can be listed before the index follows it. Call Subscribe before Start.
+func NewIdentities(c cache.Cache, probe client.Reader, log logr.Logger) *Identities {
 	return &Identities{
 		pods:     map[objectKey]*podEntry{},
 		byName:   map[string]map[string]struct{}{},
@@ -103,6 +108,7 @@ func NewIdentities(c cache.Cache, log logr.Logger) *Identities {
 		children: map[ownerKey]map[childKey]struct{}{},
 		kinds:    map[schema.GroupKind]kindState{},
 		cache:    c,
+		probe:    probe,
 		log:      log,
 	}
 }
@@ -190,6 +196,12 @@ func (x *Identities) follow(ctx context.Context, gvk schema.GroupVersionKind, ob
 // goroutine: starting an informer asks the API server for the kind's mapping.
 func (x *Identities) followLater(gvk schema.GroupVersionKind) {
 	go func() {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := x.probe.List(x.ctx, list, client.Limit(1)); err != nil {
+			x.log.Info("cannot list owner kind; its objects count as roots of their pods' identities (grant list and watch on it to follow it)", "kind", gvk.GroupKind().String(), "error", err.Error())
+			return
+		}
 		if err := x.follow(x.ctx, gvk, nil); err != nil {
 			x.log.Info("cannot follow owner kind; its objects count as roots of their pods' identities", "kind", gvk.GroupKind().String(), "error", err.Error())
 		}

@@ -43,7 +43,7 @@ var rsKind = schema.GroupKind{Group: "apps", Kind: "ReplicaSet"}
 // A pod seen before its ReplicaSet resolves to the ReplicaSet; when the ReplicaSet lands,
 // the pod is resolved again to the Deployment and the change is published.
 func TestOwnerArrivingAfterItsPod(t *testing.T) {
-	x := NewIdentities(nil, logr.Discard())
+	x := NewIdentities(nil, nil, logr.Discard())
 	x.Subscribe()
 	x.podChanged(podMeta("ns", "web-abc-1", ownedBy("apps/v1", "ReplicaSet", "web-abc")))
 	if got, _ := x.Of("ns", "web-abc-1"); got != (identity.Identity{Namespace: "ns", Name: "web-abc", Kind: "ReplicaSet"}) {
@@ -72,7 +72,7 @@ func TestOwnerArrivingAfterItsPod(t *testing.T) {
 // Every owner kind resolves to the root of the chain, including kinds the operator has
 // no type for; a chain through an owner that went away stops there.
 func TestRootOwnerOfEveryKind(t *testing.T) {
-	x := NewIdentities(nil, logr.Discard())
+	x := NewIdentities(nil, nil, logr.Discard())
 	x.ownerChanged(schema.GroupKind{Group: "batch", Kind: "Job"}, objMeta("ns", "report-29000", ownedBy("batch/v1", "CronJob", "report")))
 	x.ownerChanged(schema.GroupKind{Group: "batch", Kind: "CronJob"}, objMeta("ns", "report", nil))
 	x.ownerChanged(rsKind, objMeta("ns", "canary-5d8", ownedBy("argoproj.io/v1alpha1", "Rollout", "canary")))
@@ -113,7 +113,7 @@ func TestRootOwnerOfEveryKind(t *testing.T) {
 }
 
 func TestAnnotationOverridesOwners(t *testing.T) {
-	x := NewIdentities(nil, logr.Discard())
+	x := NewIdentities(nil, nil, logr.Discard())
 	p := podMeta("ns", "p", ownedBy("apps/v1", "ReplicaSet", "web-1"))
 	p.Annotations = map[string]string{identity.WorkloadNameAnnotation: "billing"}
 	x.podChanged(p)

@@ -39,7 +39,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, points ...enforc
 	if err := cluster.RegisterIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	ids := cluster.NewIdentities(mgr.GetCache(), mgr.GetLogger().WithName("identities"))
+	ids := cluster.NewIdentities(mgr.GetCache(), mgr.GetAPIReader(), mgr.GetLogger().WithName("identities"))
 	policyChanges, labelChanges, statusChanges, protectedChanges := ids.Subscribe(), ids.Subscribe(), ids.Subscribe(), ids.Subscribe()
 	if err := ids.Start(ctx); err != nil {
 		return err
