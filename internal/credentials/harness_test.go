@@ -8,10 +8,8 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
-	"net/http"
 	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/credentials/backend"
@@ -44,7 +43,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("E2E_VERBOSE") != "" {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	} else {
-		ctrl.SetLogger(zap.New(zap.WriteTo(discard{})))
+		ctrl.SetLogger(zap.New(zap.WriteTo(apitest.Discard{})))
 	}
 	var err error
 	local, err = localcluster.Start(context.Background(), localcluster.Options{})
@@ -68,39 +67,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// writeCounter counts the operator's API writes that the API server carried out.
-type writeCounter struct {
-	rt     http.RoundTripper
-	writes atomic.Int64
-	mu     sync.Mutex
-	log    []string
-}
-
-func (w *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := w.rt.RoundTrip(req)
-	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		return resp, err
-	}
-	if err == nil && resp.StatusCode < 400 {
-		w.writes.Add(1)
-		w.mu.Lock()
-		w.log = append(w.log, req.Method+" "+req.URL.Path)
-		w.mu.Unlock()
-	}
-	return resp, err
-}
-
-func (w *writeCounter) requests() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]string(nil), w.log...)
-}
-
 // testConfig is the operator's defaults with the CA in ns and a low minimum TTL.
 func testConfig(ns string) credentials.Config {
 	c := credentials.Defaults()
@@ -112,13 +78,13 @@ func testConfig(ns string) credentials.Config {
 }
 
 // startOperator runs a credentials operator until stop is called or the test ends.
-func startOperator(t *testing.T, c credentials.Config) (counter *writeCounter, stop func()) {
+func startOperator(t *testing.T, c credentials.Config) (counter *apitest.WriteCounter, stop func()) {
 	t.Helper()
 	operatorMu.Lock()
-	counter = &writeCounter{}
+	counter = &apitest.WriteCounter{}
 	cfg := rest.CopyConfig(local.Config)
 	cfg.QPS, cfg.Burst = 200, 400
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { counter.rt = rt; return counter }
+	cfg.WrapTransport = counter.Wrap
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := credentials.New(ctx, cfg, c)
 	if err != nil {

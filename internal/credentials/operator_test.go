@@ -278,7 +278,7 @@ func TestRenewalAndRestartAndQuietRestart(t *testing.T) {
 		t.Errorf("a restart rewrote long-tls, which was not due")
 	}
 	var ours []string
-	for _, w := range counter.requests() {
+	for _, w := range counter.Requests() {
 		if strings.Contains(w, "/namespaces/"+ns+"/") {
 			ours = append(ours, w)
 		}

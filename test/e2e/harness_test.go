@@ -3,12 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +27,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/controller"
@@ -49,7 +48,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("E2E_VERBOSE") != "" {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	} else {
-		ctrl.SetLogger(zap.New(zap.Level(zap.Options{}.Level), zap.WriteTo(discard{})))
+		ctrl.SetLogger(zap.New(zap.Level(zap.Options{}.Level), zap.WriteTo(apitest.Discard{})))
 	}
 	ctx := context.Background()
 	var err error
@@ -79,55 +78,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// writeCounter counts the operator's mutating API requests that the API server carried
-// out; a create refused because the name is taken changes nothing and is not counted.
-type writeCounter struct {
-	rt     http.RoundTripper
-	writes atomic.Int64
-	mu     sync.Mutex
-	log    []string
-}
-
-func (w *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := w.rt.RoundTrip(req)
-	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		return resp, err
-	}
-	if err == nil && resp.StatusCode < 400 {
-		w.writes.Add(1)
-		w.mu.Lock()
-		w.log = append(w.log, req.Method+" "+req.URL.Path)
-		w.mu.Unlock()
-	}
-	return resp, err
-}
-
-func (w *writeCounter) requests() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]string(nil), w.log...)
-}
-
 // startOperator runs the operator with the given settings until the test ends, and
 // returns a counter of the API writes it makes.
-func startOperator(t *testing.T, opts controller.Options) *writeCounter {
+func startOperator(t *testing.T, opts controller.Options) *apitest.WriteCounter {
 	t.Helper()
 	return startOperatorOn(t, local.Config, opts)
 }
 
 // startOperatorOn is startOperator against another control plane.
-func startOperatorOn(t *testing.T, target *rest.Config, opts controller.Options) *writeCounter {
+func startOperatorOn(t *testing.T, target *rest.Config, opts controller.Options) *apitest.WriteCounter {
 	t.Helper()
 	operatorMu.Lock()
-	counter := &writeCounter{}
+	counter := &apitest.WriteCounter{}
 	cfg := rest.CopyConfig(target)
 	cfg.QPS, cfg.Burst = 200, 400
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { counter.rt = rt; return counter }
+	cfg.WrapTransport = counter.Wrap
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := operator.New(ctx, cfg, operator.Config{Enforcement: opts, MetricsAddr: "0", ProbeAddr: "0", InProcess: true})
 	if err != nil {

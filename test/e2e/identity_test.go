@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -203,15 +204,23 @@ spec:
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("status took %v", d)
 	}
-	for _, st := range got.Status.Targets {
-		want := enforcement.Enforced
-		if strings.Contains(st.Target, "late-ns") {
-			want = enforcement.Waiting
+	// The other target's policy may still be on its way in the first status; once it is
+	// in place, that target alone is Enforced.
+	waitFor(t, "server enforced while late-ns waits", func() (bool, error) {
+		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
+			return false, err
 		}
-		if st.State != string(want) {
-			t.Errorf("target %s: state %s (%s), want %s", st.Target, st.State, st.Message, want)
+		for _, st := range got.Status.Targets {
+			want := enforcement.Enforced
+			if strings.Contains(st.Target, "late-ns") {
+				want = enforcement.Waiting
+			}
+			if st.State != string(want) {
+				return false, fmt.Errorf("target %s: state %s (%s), want %s", st.Target, st.State, st.Message, want)
+			}
 		}
-	}
+		return len(got.Status.Targets) == 2, nil
+	})
 	if c := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionEnforced); c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "late-ns") {
 		t.Errorf("Enforced = %+v", c)
 	}
@@ -322,10 +331,12 @@ spec:
   targets:
   - service: {name: web}
 `)
-	got := waitReady(t, ci)
-	if got.Status.Enforcement != controller.EnforcementEnforced {
-		t.Fatalf("enforcement %q: %+v", got.Status.Enforcement, got.Status.Targets)
-	}
+	// The ProtectedService may reach the operator after the intents: Shadow first is fine,
+	// Enforced is where it must end.
+	waitFor(t, "the Service target enforced", func() (bool, error) {
+		got := waitReady(t, ci)
+		return got.Status.Enforcement == controller.EnforcementEnforced, nil
+	})
 	eventuallyConnectivity(t, http8080, calls{"server.shadow-svc": {"client.shadow-svc"}}, ns)
 	waitFor(t, "ProtectedService Ready with its policy", func() (bool, error) {
 		var p v2beta1.ProtectedService

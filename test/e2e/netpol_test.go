@@ -153,7 +153,7 @@ spec:
 
 	// Once the impostor is gone the Deployment's selector is exact again: the operator
 	// switches back to it and removes the labels it added.
-	mark := len(counter.requests())
+	mark := len(counter.Requests())
 	deleteObj(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "impostor"}})
 	waitFor(t, "operator labels removed from client pods", func() (bool, error) {
 		return noOperatorLabels(ns)
@@ -162,7 +162,7 @@ spec:
 	// Make before break: the policy stops selecting by the labels before they go, so the
 	// declared client is admitted at every moment.
 	lastPolicy, firstUnlabel := -1, -1
-	for i, r := range counter.requests()[mark:] {
+	for i, r := range counter.Requests()[mark:] {
 		switch {
 		case strings.Contains(r, "/networkpolicies/"):
 			lastPolicy = i
@@ -171,7 +171,7 @@ spec:
 		}
 	}
 	if lastPolicy < 0 || firstUnlabel < 0 || firstUnlabel < lastPolicy {
-		t.Fatalf("labels removed before the policy relying on them was rewritten: %v", counter.requests()[mark:])
+		t.Fatalf("labels removed before the policy relying on them was rewritten: %v", counter.Requests()[mark:])
 	}
 }
 
@@ -560,7 +560,7 @@ spec:
 		return reconciles(t, "networkpolicy")-policiesBefore >= 4 && reconciles(t, "clientintents-status")-statusBefore >= 2, nil
 	})
 	time.Sleep(time.Second) // writes a reconcile started would have landed by now
-	if reqs := counter.requests(); len(reqs) != 0 {
+	if reqs := counter.Requests(); len(reqs) != 0 {
 		t.Fatalf("resync of an unchanged cluster wrote %d times: %v", len(reqs), reqs)
 	}
 }
@@ -591,7 +591,7 @@ spec:
 	first = waitReady(t, first)
 	waitReady(t, second)
 	time.Sleep(time.Second) // let every initial reconcile run
-	before := len(counter.requests())
+	before := len(counter.Requests())
 
 	first.Spec.Targets = append(first.Spec.Targets, v2beta1.Target{Kubernetes: &v2beta1.KubernetesTarget{Name: "beta"}})
 	if err := kube.Update(context.Background(), first); err != nil {
@@ -603,7 +603,7 @@ spec:
 	// Namespaces of earlier tests may still be terminating, with the operator reporting
 	// on them; only this namespace's writes are the edit's.
 	var got []string
-	for _, r := range counter.requests()[before:] {
+	for _, r := range counter.Requests()[before:] {
 		if strings.Contains(r, "/namespaces/"+ns+"/") {
 			got = append(got, r)
 		}

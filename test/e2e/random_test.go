@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/enforcement"
@@ -103,7 +104,7 @@ type world struct {
 	seed    int64
 	rnd     *rand.Rand
 	shadow  bool
-	counter *writeCounter
+	counter *apitest.WriteCounter
 	prefix  string
 	seq     int
 	// namespaces are the namespaces the test uses, live or planned; live says which exist.
@@ -553,7 +554,7 @@ func (w *world) quiet() {
 		if err := kube.List(context.Background(), &pods); err != nil {
 			w.t.Fatal(err)
 		}
-		snap := fmt.Sprintf("%d/%s", w.counter.writes.Load(), pods.ResourceVersion)
+		snap := fmt.Sprintf("%d/%s", w.counter.Writes(), pods.ResourceVersion)
 		if snap == last {
 			stable++
 		} else {

@@ -47,6 +47,7 @@ import (
 
 	"github.com/intentguard/intentguard/api"
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/webhook"
@@ -72,7 +73,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("E2E_VERBOSE") != "" {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	} else {
-		ctrl.SetLogger(zap.New(zap.WriteTo(discard{})))
+		ctrl.SetLogger(zap.New(zap.WriteTo(apitest.Discard{})))
 	}
 	var err error
 	local, err = localcluster.Start(context.Background(), localcluster.Options{WithoutControllerManager: true})
@@ -97,10 +98,6 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // helm returns $HELM, else builds (once, cached) the helm of hack/helm.sh.
 func helm(t *testing.T) string {

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/enforcement"
@@ -46,7 +47,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("E2E_VERBOSE") != "" {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	} else {
-		ctrl.SetLogger(zap.New(zap.WriteTo(discard{})))
+		ctrl.SetLogger(zap.New(zap.WriteTo(apitest.Discard{})))
 	}
 	var err error
 	// Kafka ACLs need no pods, so no kube-controller-manager.
@@ -66,10 +67,6 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // user is the SASL user name a client workload has on the test brokers: the DN of the
 // certificate the credentials operator issues it, so that the default principal template

@@ -1,0 +1,57 @@
+// Package apitest holds what the suites that run operators against the local control
+// plane share: a count of an operator's API writes, and a log sink.
+package apitest
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// WriteCounter counts the mutating API requests that the API server carried out; a
+// create refused because the name is taken changes nothing and is not counted. Install it
+// with rest.Config.WrapTransport = counter.Wrap.
+type WriteCounter struct {
+	rt     http.RoundTripper
+	writes atomic.Int64
+	mu     sync.Mutex
+	log    []string
+}
+
+// Wrap makes the counter the transport in front of rt.
+func (w *WriteCounter) Wrap(rt http.RoundTripper) http.RoundTripper {
+	w.rt = rt
+	return w
+}
+
+// RoundTrip implements http.RoundTripper.
+func (w *WriteCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := w.rt.RoundTrip(req)
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return resp, err
+	}
+	if err == nil && resp.StatusCode < 400 {
+		w.writes.Add(1)
+		w.mu.Lock()
+		w.log = append(w.log, req.Method+" "+req.URL.Path)
+		w.mu.Unlock()
+	}
+	return resp, err
+}
+
+// Writes is the number of writes so far.
+func (w *WriteCounter) Writes() int64 { return w.writes.Load() }
+
+// Requests lists the writes so far, as "METHOD path", in order.
+func (w *WriteCounter) Requests() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.log...)
+}
+
+// Discard is a log sink that drops everything, for operators whose logs a test ignores.
+type Discard struct{}
+
+// Write implements io.Writer.
+func (Discard) Write(p []byte) (int, error) { return len(p), nil }
