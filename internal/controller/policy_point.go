@@ -41,9 +41,9 @@ type policyReport struct {
 	states []enforcement.TargetState
 	// missing are the targets whose server was not found.
 	missing []string
-	// inHand is true when a target waits only for a policy the NetworkPolicy controller
-	// is writing.
-	inHand bool
+	// inHand counts the targets that wait only for a policy the NetworkPolicy controller
+	// is writing (or for the labels it is putting on pods).
+	inHand int
 }
 
 // verdict is the state of one server, shared by the targets that reach it.
@@ -80,7 +80,9 @@ func (p *PolicyPoint) report(ctx context.Context, ci *v2beta1.ClientIntents) (po
 		if v.missing {
 			rep.missing = append(rep.missing, name)
 		}
-		rep.inHand = rep.inHand || v.inHand
+		if v.inHand {
+			rep.inHand++
+		}
 	}
 	return rep, nil
 }

@@ -148,7 +148,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	var states []v2beta1.TargetStatus
 	reported := map[string]bool{}
 	var missing []string
-	inHand := false
+	inHand := 0
 	for _, point := range r.Points {
 		var got []enforcement.TargetState
 		var err error
@@ -244,7 +244,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		// would cost a status write and an Event per ClientIntents in every burst; the
 		// policy's watch event brings this back when it lands. A first status is written
 		// at once, and a wait that lasts is reported.
-		if inHand && len(by[enforcement.Waiting]) == countInHand(states) && meta.FindStatusCondition(ci.Status.Conditions, ConditionReady) != nil {
+		if inHand == len(by[enforcement.Waiting]) && meta.FindStatusCondition(ci.Status.Conditions, ConditionReady) != nil {
 			if wait := pendingStall - time.Since(since(&mem.pendingSince)); wait > 0 {
 				return ctrl.Result{RequeueAfter: min(wait, pendingRecheck)}, nil
 			}
@@ -281,17 +281,6 @@ func describe(st v2beta1.TargetStatus) string {
 		return st.Target + ": " + st.Message
 	}
 	return st.Target + " (" + st.Point + "): " + st.Message
-}
-
-// countInHand counts the waiting states that only wait for the NetworkPolicy controller.
-func countInHand(states []v2beta1.TargetStatus) int {
-	n := 0
-	for _, st := range states {
-		if st.State == string(enforcement.Waiting) && st.Point == PolicyPointName && (strings.HasPrefix(st.Message, "waiting for NetworkPolicy") || strings.Contains(st.Message, "to be labelled")) {
-			n++
-		}
-	}
-	return n
 }
 
 // waitForPolicies returns how long to wait before computing the status, when the
