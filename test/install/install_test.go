@@ -38,6 +38,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -200,6 +201,7 @@ type replica struct {
 	certDir string
 	stop    func()
 	rec     *forbiddenRecorder
+	mgr     ctrl.Manager
 }
 
 // startReplica runs the operator as the chart's Deployment runs it (same flags through
@@ -231,6 +233,7 @@ func startReplica(t *testing.T, validity, checkInterval time.Duration) *replica 
 		cancel()
 		t.Fatalf("starting the operator as %s: %v", serviceAccount, err)
 	}
+	r.mgr = mgr
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	var once sync.Once
@@ -806,5 +809,62 @@ func TestReplicasRaceForOneCertificate(t *testing.T) {
 	if writes.n != 2 || renewed[0] != renewed[1] || renewed[1] != renewed[2] || renewed[0] == certs[0] {
 		t.Errorf("three replicas renewing together: %d Secret writes in all, same certificate: %v, renewed: %v",
 			writes.n, renewed[0] == renewed[1] && renewed[1] == renewed[2], renewed[0] != certs[0])
+	}
+}
+
+// A pod owned by a kind the chart grants nothing on (a custom resource of some other
+// project) leaves the operator's cache synced, so its readiness and its webhooks: the
+// operator asks once whether it may list the kind, is refused, and treats such owners as
+// the roots of their pods' identities.
+func TestOwnerKindTheChartDoesNotGrant(t *testing.T) {
+	ctx := context.Background()
+	ensureNamespace(t, namespace)
+	apply(t, render(t))
+	crd := &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "gadgets.test.intentguard.dev"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "test.intentguard.dev",
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "gadgets", Singular: "gadget", Kind: "Gadget", ListKind: "GadgetList"},
+			Scope: apiextensionsv1.NamespaceScoped,
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr.To(true)}}}},
+		},
+	}
+	if err := kube.Create(ctx, crd); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	waitFor(t, "the Gadget CRD served", func() (bool, error) {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(schema.GroupVersionKind{Group: "test.intentguard.dev", Version: "v1", Kind: "GadgetList"})
+		return kube.List(ctx, list) == nil, nil
+	})
+	ns := "gadget-owned"
+	ensureNamespace(t, ns)
+	yes := true
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gizmo-0", OwnerReferences: []metav1.OwnerReference{
+			{APIVersion: "test.intentguard.dev/v1", Kind: "Gadget", Name: "gizmo", UID: "00000000-0000-0000-0000-0000000000aa", Controller: &yes}}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	if err := kube.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	r := startReplica(t, 0, time.Hour)
+	waitFor(t, "the operator to ask for gadgets", func() (bool, error) {
+		r.rec.mu.Lock()
+		defer r.rec.mu.Unlock()
+		return len(r.rec.denied) > 0, nil
+	})
+	synced, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if !r.mgr.GetCache().WaitForCacheSync(synced) {
+		t.Fatal("the operator's cache never synced after a pod named an owner kind it may not list")
+	}
+	r.rec.mu.Lock()
+	defer r.rec.mu.Unlock()
+	for _, d := range r.rec.denied {
+		if !strings.HasPrefix(d, "GET /apis/test.intentguard.dev/v1/gadgets") {
+			t.Errorf("refused beyond the one look at gadgets: %s", d)
+		}
 	}
 }
