@@ -481,13 +481,11 @@ func (x *Identities) Of(namespace, name string) (identity.Identity, bool) {
 func (x *Identities) Resolve(pod metav1.Object) identity.Identity {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	if e, ok := x.pods[objectKey{pod.GetNamespace(), pod.GetName()}]; ok && e.meta.ResourceVersion == resourceVersion(pod) {
+	if e, ok := x.pods[objectKey{pod.GetNamespace(), pod.GetName()}]; ok && e.meta.ResourceVersion == pod.GetResourceVersion() {
 		return e.id
 	}
 	return x.resolve(pod)
 }
-
-func resourceVersion(o metav1.Object) string { return o.GetResourceVersion() }
 
 // PodsNamed returns the pods whose identity has this name in namespace (of any kind),
 // with their identities. The metadata is shared with the cache: read only.

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -58,7 +59,7 @@ func (p *PolicyPoint) report(ctx context.Context, ci *v2beta1.ClientIntents) (po
 	var rep policyReport
 	planner := p.Planner.forOneReconcile()
 	clientRef := intent.Client(ci)
-	clientGap, err := p.unlabelled(ctx, planner, clientRef)
+	clientGap, err := planner.unlabelled(ctx, clientRef)
 	if err != nil {
 		return rep, err
 	}
@@ -123,7 +124,7 @@ func (p *PolicyPoint) verdict(ctx context.Context, planner Planner, server inten
 		return verdict{state: enforcement.Waiting, inHand: true, message: fmt.Sprintf("waiting for NetworkPolicy %s to be written", key)}, nil
 	}
 	if !server.Service {
-		gap, err := p.unlabelled(ctx, planner, server.Ref)
+		gap, err := planner.unlabelled(ctx, server.Ref)
 		if err != nil {
 			return verdict{}, err
 		}
@@ -147,8 +148,8 @@ func (p *PolicyPoint) verdict(ctx context.Context, planner Planner, server inten
 
 // unlabelled counts the pods of ref that a policy selects by the operator's labels but
 // that do not carry them yet.
-func (p *PolicyPoint) unlabelled(ctx context.Context, planner Planner, ref intent.Ref) (int, error) {
-	sel, pods, err := planner.selectPods(ctx, ref)
+func (p Planner) unlabelled(ctx context.Context, ref intent.Ref) (int, error) {
+	sel, pods, err := p.selectPods(ctx, ref)
 	if err != nil || !sel.ByLabel {
 		return 0, err
 	}
@@ -170,13 +171,5 @@ func (p *PolicyPoint) unlabelled(ctx context.Context, planner Planner, ref inten
 
 // isDNSService reports whether a Service is where the cluster's DNS is found.
 func isDNSService(namespace, name string) bool {
-	if namespace != netpol.DNSNamespace {
-		return false
-	}
-	for _, n := range netpol.DNSServiceNames {
-		if n == name {
-			return true
-		}
-	}
-	return false
+	return namespace == netpol.DNSNamespace && slices.Contains(netpol.DNSServiceNames, name)
 }

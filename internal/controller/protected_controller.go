@@ -85,7 +85,7 @@ func (r *ProtectedStatusReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		case !netpol.UpToDate(plan.Policy, &live):
 			msg, writing = fmt.Sprintf("waiting for NetworkPolicy %s to be updated", key), true
 		default:
-			gap, err := (&PolicyPoint{}).unlabelled(ctx, planner, server.Ref)
+			gap, err := planner.unlabelled(ctx, server.Ref)
 			if err != nil {
 				return ctrl.Result{}, err
 			}

@@ -33,8 +33,8 @@ import (
 )
 
 // Setup registers the cache indexes, the identity index and the reconcilers with the
-// manager, and returns the NetworkPolicy enforcement point for the status of other points
-// to sit beside. points are the other enforcement points ClientIntents status reports.
+// manager. points are the enforcement points the ClientIntents status reports beside the
+// NetworkPolicy one.
 func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, points ...enforcement.Point) error {
 	if err := cluster.RegisterIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
@@ -437,31 +437,32 @@ func (m mapper) intentsOfNamespace(ctx context.Context, o client.Object) []recon
 	return m.intentsBy(ctx, cluster.IndexServerNamespace, o.GetName())
 }
 
-// intentsOfPodChange returns the ClientIntents whose status a pod change can alter: a pod
-// that appeared, went away or changed identity, or whose operator labels changed.
+// intentsOfPodChange returns the ClientIntents whose status a pod change can alter.
 func (m mapper) intentsOfPodChange(ctx context.Context, c cluster.PodChange) []reconcile.Request {
-	if !statusRelevant(c) {
-		return nil
-	}
 	var out []reconcile.Request
-	for _, id := range []identity.Identity{c.Old, c.New} {
-		if id.Name != "" {
-			out = append(out, m.intentsOfName(ctx, id.Namespace, id.Name)...)
-		}
+	for _, id := range statusIdentities(c) {
+		out = append(out, m.intentsOfName(ctx, id.Namespace, id.Name)...)
 	}
 	return out
 }
 
-func statusRelevant(c cluster.PodChange) bool {
-	if c.Old != c.New {
-		return true
-	}
+// statusIdentities returns the identities whose status a pod change can alter: those of a
+// pod that appeared, went away or changed identity, or whose operator labels changed.
+func statusIdentities(c cluster.PodChange) []identity.Identity {
+	relevant := c.Old != c.New
 	for _, k := range operatorPodLabels {
-		if c.OldLabels[k] != c.NewLabels[k] {
-			return true
+		relevant = relevant || c.OldLabels[k] != c.NewLabels[k]
+	}
+	if !relevant {
+		return nil
+	}
+	var out []identity.Identity
+	for _, id := range []identity.Identity{c.Old, c.New} {
+		if id.Name != "" {
+			out = append(out, id)
 		}
 	}
-	return false
+	return out
 }
 
 func intentsOfNotice(_ context.Context, ci *v2beta1.ClientIntents) []reconcile.Request {
@@ -482,14 +483,9 @@ func (m mapper) protectedOfPolicy(ctx context.Context, o client.Object) []reconc
 }
 
 func (m mapper) protectedOfPodChange(ctx context.Context, c cluster.PodChange) []reconcile.Request {
-	if !statusRelevant(c) {
-		return nil
-	}
 	var out []reconcile.Request
-	for _, id := range []identity.Identity{c.Old, c.New} {
-		if id.Name != "" {
-			out = append(out, m.protectedNamed(ctx, id.Namespace, id.Name)...)
-		}
+	for _, id := range statusIdentities(c) {
+		out = append(out, m.protectedNamed(ctx, id.Namespace, id.Name)...)
 	}
 	return out
 }

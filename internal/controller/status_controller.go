@@ -192,15 +192,12 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		set(ConditionTargetsResolved, false, ReasonTargetMissing, "not found: "+strings.Join(missing, ", "))
 	}
 	by := map[enforcement.State][]string{}
+	// A target is enforced when every point that handles it enforces it.
 	enforcedTargets := map[string]bool{}
 	for _, st := range states {
 		by[enforcement.State(st.State)] = append(by[enforcement.State(st.State)], describe(st))
-		if _, seen := enforcedTargets[st.Target]; !seen {
-			enforcedTargets[st.Target] = true
-		}
-		if st.State != string(enforcement.Enforced) {
-			enforcedTargets[st.Target] = false
-		}
+		prev, seen := enforcedTargets[st.Target]
+		enforcedTargets[st.Target] = (prev || !seen) && st.State == string(enforcement.Enforced)
 	}
 	nEnforced := 0
 	for _, ok := range enforcedTargets {
