@@ -61,10 +61,10 @@ func NewOwners(cache, api client.Reader, log logr.Logger) *Owners {
 // kind the API server does not serve) is remembered for KindRetry; any other failure is
 // returned, so that the caller tries again rather than settle on a shorter identity.
 func (o *Owners) Readable(ctx context.Context, gvk schema.GroupVersionKind) (bool, error) {
-	if slices.Contains(BuiltinOwners, gvk) {
+	gk := gvk.GroupKind()
+	if slices.ContainsFunc(BuiltinOwners, func(b schema.GroupVersionKind) bool { return b.GroupKind() == gk }) {
 		return true, nil
 	}
-	gk := gvk.GroupKind()
 	o.mu.Lock()
 	v, known := o.kinds[gk]
 	o.mu.Unlock()
