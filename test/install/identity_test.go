@@ -136,6 +136,15 @@ func TestOneIdentityForBothOperators(t *testing.T) {
 	ownerCRD(t, "gadgets", "Gadget")
 	ns := "one-identity"
 	ensureNamespace(t, ns)
+	// Nothing here deletes a namespace's contents: remove what other tests' operators
+	// would otherwise find owned by widgets, which they may not be granted.
+	t.Cleanup(func() {
+		for _, o := range []client.Object{&corev1.Pod{}, &appsv1.ReplicaSet{}} {
+			if err := kube.DeleteAllOf(context.Background(), o, client.InNamespace(ns)); err != nil {
+				t.Errorf("cleaning up %T: %v", o, err)
+			}
+		}
+	})
 	shop := ownerObject(t, ns, "Widget", "shop", nil)
 	shopV2 := ownerObject(t, ns, "Widget", "shop-v2", shop)
 	lab := ownerObject(t, ns, "Widget", "lab", nil)
