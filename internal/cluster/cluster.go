@@ -5,8 +5,8 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"slices"
 
+	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -247,39 +247,12 @@ func PodMetaList() *metav1.PartialObjectMetadataList {
 }
 
 // Identity resolves a pod's identity: from the index when there is one, else through
-// owners read from Reader.
+// owners read from Reader by the rule both operators share.
 func (r Reader) Identity(ctx context.Context, pod metav1.Object) (identity.Identity, error) {
 	if r.Identities != nil {
 		return r.Identities.Resolve(pod), nil
 	}
-	return identity.Resolve(ctx, pod, OwnerLookup(r.Reader))
-}
-
-// FollowedOwners are the owner kinds an owner walk through a plain reader reads (as
-// metadata); the identity index follows every kind.
-var FollowedOwners = []schema.GroupVersionKind{
-	appsv1.SchemeGroupVersion.WithKind("Deployment"), appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
-	appsv1.SchemeGroupVersion.WithKind("DaemonSet"), replicaSetGVK, jobGVK, cronJobGVK,
-}
-
-// OwnerLookup walks owners through a reader (a cache or the API server), reading the
-// FollowedOwners kinds as metadata; for any other kind the walk stops there, with that
-// owner's name and kind as the identity.
-func OwnerLookup(r client.Reader) identity.OwnerLookup {
-	return func(ctx context.Context, namespace string, gvk schema.GroupVersionKind, name string) ([]metav1.OwnerReference, bool, error) {
-		if !slices.Contains(FollowedOwners, gvk) {
-			return nil, false, nil
-		}
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(gvk)
-		if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, false, nil
-			}
-			return nil, false, err
-		}
-		return m.GetOwnerReferences(), true, nil
-	}
+	return identity.Resolve(ctx, pod, identity.NewOwners(r.Reader, r.Reader, logr.Discard()).Lookup)
 }
 
 // Pod is a pod's metadata and resolved identity.

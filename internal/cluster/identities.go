@@ -11,9 +11,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/intentguard/intentguard/internal/identity"
 )
@@ -32,7 +36,9 @@ type PodChange struct {
 // fed by the pod informer and by the informers of every owner kind pods point to (read as
 // metadata, so kinds the operator has no type for are followed too): an owner that
 // arrives, changes or goes away resolves the pods below it again, and every change is
-// passed on to the subscribed controllers only after the index holds it.
+// passed on to the controllers' sources only after the index holds it. The index never
+// waits for a controller: a replica that is not the leader runs the index (its readiness
+// depends on it) but not the controllers.
 type Identities struct {
 	mu sync.RWMutex
 	// pods holds each pod's metadata (as the informer holds it; read only) and identity.
@@ -46,13 +52,11 @@ type Identities struct {
 	// kinds records the owner kinds followed (or being started), and when a kind that
 	// could not be followed was last tried.
 	kinds map[schema.GroupKind]kindState
-	subs  []chan event.TypedGenericEvent[PodChange]
+	subs  map[*subscriber]struct{}
 
 	cache cache.Cache
-	// probe lists a kind once, around the cache, before the index starts following it: an
-	// informer for a kind the operator may not list would never sync, and a cache that
-	// never syncs keeps the operator from being ready.
-	probe  client.Reader
+	// rule decides, as in the credentials operator, which owner kinds are followed.
+	rule   *identity.Owners
 	ctx    context.Context
 	log    logr.Logger
 	synced []toolscache.InformerSynced
@@ -84,15 +88,11 @@ type kindState struct {
 
 // kindRetry is how long a kind whose informer could not be started (its CRD not installed
 // yet, say) waits before the next pod or owner naming it tries again.
-const kindRetry = 30 * time.Second
+const kindRetry = identity.KindRetry
 
-// subscriberBuffer bounds the changes a subscriber has not taken yet; the index waits
-// for a slow subscriber rather than drop a change.
-const subscriberBuffer = 1024
-
-// builtinOwners are the owner kinds the operator caches with their types already; their
+// typedOwners are the owner kinds the operator caches with their types already; their
 // informers are shared with the controllers instead of opening a second watch.
-var builtinOwners = map[schema.GroupVersionKind]client.Object{
+var typedOwners = map[schema.GroupVersionKind]client.Object{
 	appsv1.SchemeGroupVersion.WithKind("Deployment"):  &appsv1.Deployment{},
 	appsv1.SchemeGroupVersion.WithKind("StatefulSet"): &appsv1.StatefulSet{},
 	appsv1.SchemeGroupVersion.WithKind("DaemonSet"):   &appsv1.DaemonSet{},
@@ -107,17 +107,63 @@ func NewIdentities(c cache.Cache, probe client.Reader, log logr.Logger) *Identit
 		owners:   map[ownerKey]*metav1.OwnerReference{},
 		children: map[ownerKey]map[childKey]struct{}{},
 		kinds:    map[schema.GroupKind]kindState{},
+		subs:     map[*subscriber]struct{}{},
 		cache:    c,
-		probe:    probe,
+		rule:     identity.NewOwners(c, probe, log),
 		log:      log,
 	}
 }
 
-// Subscribe returns a channel that receives every pod change once the index holds it.
-func (x *Identities) Subscribe() <-chan event.TypedGenericEvent[PodChange] {
-	ch := make(chan event.TypedGenericEvent[PodChange], subscriberBuffer)
-	x.subs = append(x.subs, ch)
-	return ch
+// subscriber is a started controller: its handler only adds requests to the controller's
+// work queue, which is unbounded and merges repeated requests, so handing it a change
+// never waits.
+type subscriber struct {
+	ctx     context.Context
+	handler handler.TypedEventHandler[PodChange, reconcile.Request]
+	queue   workqueue.TypedRateLimitingInterface[reconcile.Request]
+}
+
+func (s *subscriber) deliver(c PodChange) {
+	s.handler.Generic(s.ctx, event.TypedGenericEvent[PodChange]{Object: c}, s.queue)
+}
+
+// Source returns the source of pod changes for one controller, mapped to requests by h.
+// Nothing is kept for a controller before it starts (on a replica that is not the leader
+// it may never start): when it starts, every pod the index holds is handed to it as a
+// change from nothing, then every later change. The controller's other sources list
+// every intent, policy and protected service at the same moment, so what a pod that went
+// away before the start left behind is reconciled too.
+func (x *Identities) Source(h handler.TypedEventHandler[PodChange, reconcile.Request]) source.Source {
+	return changeSource{x: x, h: h}
+}
+
+type changeSource struct {
+	x *Identities
+	h handler.TypedEventHandler[PodChange, reconcile.Request]
+}
+
+// Start subscribes the controller's queue, then replays the index into it. A change
+// published between the two reaches it twice, which the queue merges.
+func (s changeSource) Start(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+	sub := &subscriber{ctx: ctx, handler: s.h, queue: q}
+	x := s.x
+	x.mu.Lock()
+	x.subs[sub] = struct{}{}
+	replay := make([]PodChange, 0, len(x.pods))
+	for k, e := range x.pods {
+		replay = append(replay, PodChange{Namespace: k.namespace, Name: k.name, New: e.id, NewLabels: e.meta.Labels})
+	}
+	x.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		x.mu.Lock()
+		delete(x.subs, sub)
+		x.mu.Unlock()
+	}()
+	for _, c := range replay {
+		sub.deliver(c)
+	}
+	return nil
 }
 
 // Start registers the index on the pod informer and the informers of the common owner
@@ -140,13 +186,8 @@ func (x *Identities) Start(ctx context.Context) error {
 	x.mu.Lock()
 	x.synced = append(x.synced, reg.HasSynced)
 	x.mu.Unlock()
-	for gvk, obj := range builtinOwners {
-		if err := x.follow(ctx, gvk, obj); err != nil {
-			return err
-		}
-	}
-	for _, gvk := range []schema.GroupVersionKind{replicaSetGVK, jobGVK, cronJobGVK} {
-		if err := x.follow(ctx, gvk, nil); err != nil {
+	for _, gvk := range identity.BuiltinOwners {
+		if err := x.follow(ctx, gvk, typedOwners[gvk]); err != nil {
 			return err
 		}
 	}
@@ -196,10 +237,12 @@ func (x *Identities) follow(ctx context.Context, gvk schema.GroupVersionKind, ob
 // goroutine: starting an informer asks the API server for the kind's mapping.
 func (x *Identities) followLater(gvk schema.GroupVersionKind) {
 	go func() {
-		list := &metav1.PartialObjectMetadataList{}
-		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		if err := x.probe.List(x.ctx, list, client.Limit(1)); err != nil {
-			x.log.Info("cannot list owner kind; its objects count as roots of their pods' identities (grant list and watch on it to follow it)", "kind", gvk.GroupKind().String(), "error", err.Error())
+		ok, err := x.rule.Readable(x.ctx, gvk)
+		if err != nil {
+			x.log.Info("cannot tell whether owner kind may be listed; its objects count as roots of their pods' identities until the next try", "kind", gvk.GroupKind().String(), "error", err.Error())
+			return
+		}
+		if !ok {
 			return
 		}
 		if err := x.follow(x.ctx, gvk, nil); err != nil {
@@ -458,9 +501,18 @@ func (x *Identities) reresolve(root ownerKey) []PodChange {
 }
 
 func (x *Identities) publish(changes []PodChange) {
+	if len(changes) == 0 {
+		return
+	}
+	x.mu.RLock()
+	subs := make([]*subscriber, 0, len(x.subs))
+	for s := range x.subs {
+		subs = append(subs, s)
+	}
+	x.mu.RUnlock()
 	for _, c := range changes {
-		for _, ch := range x.subs {
-			ch <- event.TypedGenericEvent[PodChange]{Object: c}
+		for _, s := range subs {
+			s.deliver(c)
 		}
 	}
 }

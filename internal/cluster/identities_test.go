@@ -1,11 +1,19 @@
 package cluster
 
 import (
+	"context"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/intentguard/intentguard/internal/identity"
 )
@@ -27,14 +35,37 @@ func objMeta(ns, name string, owners []metav1.OwnerReference) *metav1.PartialObj
 	return o
 }
 
-// drain returns the changes published so far.
-func drain(x *Identities) []PodChange {
-	var out []PodChange
-	for _, ch := range x.subs {
-		for len(ch) > 0 {
-			out = append(out, (<-ch).Object)
-		}
+// recorder is a started controller source that keeps the changes the index hands it.
+type recorder struct {
+	mu      sync.Mutex
+	changes []PodChange
+}
+
+// record starts a source on the index, as a controller does when it starts.
+func record(t *testing.T, x *Identities) *recorder {
+	t.Helper()
+	r := &recorder{}
+	h := handler.TypedFuncs[PodChange, reconcile.Request]{
+		GenericFunc: func(_ context.Context, e event.TypedGenericEvent[PodChange], _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.mu.Lock()
+			r.changes = append(r.changes, e.Object)
+			r.mu.Unlock()
+		},
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := x.Source(h).Start(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// drain returns the changes handed over since the last drain.
+func (r *recorder) drain() []PodChange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.changes
+	r.changes = nil
 	return out
 }
 
@@ -44,18 +75,18 @@ var rsKind = schema.GroupKind{Group: "apps", Kind: "ReplicaSet"}
 // the pod is resolved again to the Deployment and the change is published.
 func TestOwnerArrivingAfterItsPod(t *testing.T) {
 	x := NewIdentities(nil, nil, logr.Discard())
-	x.Subscribe()
+	rec := record(t, x)
 	x.podChanged(podMeta("ns", "web-abc-1", ownedBy("apps/v1", "ReplicaSet", "web-abc")))
 	if got, _ := x.Of("ns", "web-abc-1"); got != (identity.Identity{Namespace: "ns", Name: "web-abc", Kind: "ReplicaSet"}) {
 		t.Fatalf("before the ReplicaSet: %v", got)
 	}
-	drain(x)
+	rec.drain()
 	x.ownerChanged(rsKind, objMeta("ns", "web-abc", ownedBy("apps/v1", "Deployment", "web")))
 	want := identity.Identity{Namespace: "ns", Name: "web", Kind: "Deployment"}
 	if got, _ := x.Of("ns", "web-abc-1"); got != want {
 		t.Fatalf("after the ReplicaSet: %v, want %v", got, want)
 	}
-	changes := drain(x)
+	changes := rec.drain()
 	if len(changes) != 1 || changes[0].Old.Name != "web-abc" || changes[0].New != want {
 		t.Fatalf("changes = %+v", changes)
 	}
@@ -64,7 +95,7 @@ func TestOwnerArrivingAfterItsPod(t *testing.T) {
 	}
 	// An update that changes nothing publishes nothing.
 	x.ownerChanged(rsKind, objMeta("ns", "web-abc", ownedBy("apps/v1", "Deployment", "web")))
-	if c := drain(x); len(c) != 0 {
+	if c := rec.drain(); len(c) != 0 {
 		t.Fatalf("no-op owner update published %+v", c)
 	}
 }
@@ -119,5 +150,48 @@ func TestAnnotationOverridesOwners(t *testing.T) {
 	x.podChanged(p)
 	if got, _ := x.Of("ns", "p"); got != (identity.Identity{Namespace: "ns", Name: "billing"}) {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// A controller that has not started (on a replica that is not the leader) never holds
+// the index up, however many pods change; when it starts it is handed every pod's
+// identity, then every later change.
+func TestControllerStartingLateMissesNothing(t *testing.T) {
+	x := NewIdentities(nil, nil, logr.Discard())
+	early := record(t, x)
+	const pods = 5000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range pods {
+			x.podChanged(podMeta("ns", fmt.Sprintf("p-%d", i), ownedBy("apps/v1", "ReplicaSet", fmt.Sprintf("rs-%d", i%7))))
+		}
+		x.podDeleted(podMeta("ns", "p-0", nil))
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the index waited on a controller that had not started")
+	}
+	if got := len(early.drain()); got != pods+1 {
+		t.Errorf("a started controller was handed %d changes, want %d", got, pods+1)
+	}
+	late := record(t, x)
+	x.ownerChanged(rsKind, objMeta("ns", "rs-3", ownedBy("apps/v1", "Deployment", "web")))
+	seen := map[string]identity.Identity{}
+	for _, c := range late.drain() {
+		seen[c.Name] = c.New
+	}
+	if len(seen) != pods-1 {
+		t.Fatalf("a late controller saw %d pods, want %d", len(seen), pods-1)
+	}
+	if _, ok := seen["p-0"]; ok {
+		t.Error("a late controller was handed a pod that had gone")
+	}
+	if got := seen["p-3"]; got != (identity.Identity{Namespace: "ns", Name: "web", Kind: "Deployment"}) {
+		t.Errorf("a late controller's last word on p-3 is %v, want the Deployment web", got)
+	}
+	if got := seen["p-4"]; got != (identity.Identity{Namespace: "ns", Name: "rs-4", Kind: "ReplicaSet"}) {
+		t.Errorf("a late controller's last word on p-4 is %v", got)
 	}
 }

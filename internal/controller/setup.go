@@ -40,7 +40,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, points ...enforc
 		return err
 	}
 	ids := cluster.NewIdentities(mgr.GetCache(), mgr.GetAPIReader(), mgr.GetLogger().WithName("identities"))
-	policyChanges, labelChanges, statusChanges, protectedChanges := ids.Subscribe(), ids.Subscribe(), ids.Subscribe(), ids.Subscribe()
 	if err := ids.Start(ctx); err != nil {
 		return err
 	}
@@ -69,7 +68,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, points ...enforc
 		Watches(&appsv1.StatefulSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		Watches(&appsv1.DaemonSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		WatchesMetadata(namespaces, prog.enqueueServers(m.serversInNamespace), builder.WithPredicates(namespaceLifecycle)).
-		WatchesRawSource(source.Channel(policyChanges, enqueueServersOf(prog, m.serversOfPodChange))).
+		WatchesRawSource(ids.Source(enqueueServersOf(prog, m.serversOfPodChange))).
 		Complete(policies)
 	if err != nil {
 		return fmt.Errorf("setting up the NetworkPolicy controller: %w", err)
@@ -78,7 +77,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, points ...enforc
 	labels := &PodLabelReconciler{Client: mgr.GetClient(), Planner: planner}
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("podlabels").
-		WatchesRawSource(source.Channel(labelChanges, handler.TypedEnqueueRequestsFromMapFunc(podOfChange))).
+		WatchesRawSource(ids.Source(handler.TypedEnqueueRequestsFromMapFunc(podOfChange))).
 		Watches(&v2beta1.ClientIntents{}, handler.EnqueueRequestsFromMapFunc(m.podsOfIntents)).
 		Watches(&v2beta1.ProtectedService{}, handler.EnqueueRequestsFromMapFunc(m.podsOfProtected)).
 		Watches(&networkingv1.NetworkPolicy{}, m.podsReleasedByPolicy()).
@@ -99,7 +98,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, points ...enforc
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(m.intentsOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		Watches(&appsv1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(m.intentsOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		WatchesMetadata(namespaces, handler.EnqueueRequestsFromMapFunc(m.intentsOfNamespace), builder.WithPredicates(namespaceLifecycle)).
-		WatchesRawSource(source.Channel(statusChanges, handler.TypedEnqueueRequestsFromMapFunc(m.intentsOfPodChange))).
+		WatchesRawSource(ids.Source(handler.TypedEnqueueRequestsFromMapFunc(m.intentsOfPodChange))).
 		WatchesRawSource(source.Channel(prog.settled, handler.TypedEnqueueRequestsFromMapFunc(m.intentsOfServer)))
 	for _, p := range points {
 		if n, ok := p.(enforcement.Notifier); ok {
@@ -115,7 +114,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, points ...enforc
 		Named("protectedservice-status").
 		For(&v2beta1.ProtectedService{}).
 		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(m.protectedOfPolicy)).
-		WatchesRawSource(source.Channel(protectedChanges, handler.TypedEnqueueRequestsFromMapFunc(m.protectedOfPodChange))).
+		WatchesRawSource(ids.Source(handler.TypedEnqueueRequestsFromMapFunc(m.protectedOfPodChange))).
 		Complete(protected)
 	if err != nil {
 		return fmt.Errorf("setting up the ProtectedService status controller: %w", err)

@@ -28,6 +28,8 @@ type EntryReconciler struct {
 	Client    client.Client
 	Registrar backend.Registrar
 	Options   Options
+	// Owners resolves identities by the rule the intents operator follows too.
+	Owners *identity.Owners
 }
 
 // Reconcile computes the desired entries from the cache and syncs them.
@@ -65,7 +67,7 @@ func (r *EntryReconciler) Desired(ctx context.Context, pods []corev1.Pod) ([]bac
 		if !p.DeletionTimestamp.IsZero() || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		id, err := identity.Resolve(ctx, p, ownerLookup(r.Client))
+		id, err := identity.Resolve(ctx, p, r.Owners.Lookup)
 		if err != nil {
 			return nil, err
 		}

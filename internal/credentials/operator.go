@@ -13,8 +13,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	wq "k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,7 +33,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
-	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/credentials/backend"
 	"github.com/intentguard/intentguard/internal/credentials/ca"
 	"github.com/intentguard/intentguard/internal/credentials/spire"
@@ -145,13 +146,23 @@ func CacheOptions() cache.Options {
 	}
 }
 
+// Scheme returns the scheme the credentials operator reads with: the built-in types only
+// (owners of other kinds are read as metadata).
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(fmt.Sprintf("building scheme: %v", err))
+	}
+	return s
+}
+
 // New builds a manager running the credentials operator against the cluster cfg points to.
 func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  cluster.Scheme(),
+		Scheme:                  Scheme(),
 		Cache:                   CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: c.MetricsAddr},
 		HealthProbeBindAddress:  c.ProbeAddr,
@@ -251,9 +262,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, issuer backend.Issuer, registr
 		return fmt.Errorf("indexing pods asking for credentials: %w", err)
 	}
 
+	owners := identity.NewOwners(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetLogger().WithName("owners"))
 	secrets := &SecretReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Issuer: issuer,
-		Recorder: mgr.GetEventRecorder("credentials-operator"), Options: opts,
+		Recorder: mgr.GetEventRecorder("credentials-operator"), Options: opts, Owners: owners,
 	}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("credentials-secrets").
@@ -274,7 +286,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, issuer backend.Issuer, registr
 	if registrar == nil {
 		return nil
 	}
-	entries := &EntryReconciler{Client: mgr.GetClient(), Registrar: registrar, Options: opts}
+	entries := &EntryReconciler{Client: mgr.GetClient(), Registrar: registrar, Options: opts, Owners: owners}
 	start := make(chan event.GenericEvent, 1)
 	start <- event.GenericEvent{Object: &corev1.Pod{}} // a first sync even with no pods
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {

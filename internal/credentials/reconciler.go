@@ -88,6 +88,8 @@ type SecretReconciler struct {
 	Issuer    backend.Issuer
 	Recorder  events.EventRecorder
 	Options   Options
+	// Owners resolves identities by the rule the intents operator follows too.
+	Owners *identity.Owners
 }
 
 // Reconcile issues, renews or leaves alone one Secret.
@@ -120,7 +122,7 @@ func (r *SecretReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	ids := map[identity.Identity]bool{}
 	var id identity.Identity
 	for i := range live {
-		pid, err := identity.Resolve(ctx, &live[i], ownerLookup(r.Client))
+		pid, err := identity.Resolve(ctx, &live[i], r.Owners.Lookup)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -210,7 +212,7 @@ func (r *SecretReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 	renewAt := r.renewAt(now, cred.Leaf().NotAfter)
-	owner, err := rootOwner(ctx, r.Client, pod)
+	owner, err := rootOwner(ctx, r.Owners, pod)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -371,7 +373,7 @@ func (r *SecretReconciler) password(ctx context.Context, pod *corev1.Pod, spec S
 		return nil, fmt.Errorf("generating a keystore password: %w", err)
 	}
 	p := []byte(base64.RawURLEncoding.EncodeToString(raw))
-	owner, err := rootOwner(ctx, r.Client, pod)
+	owner, err := rootOwner(ctx, r.Owners, pod)
 	if err != nil {
 		return nil, err
 	}

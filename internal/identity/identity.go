@@ -51,18 +51,32 @@ func Resolve(ctx context.Context, pod metav1.Object, lookup OwnerLookup) (Identi
 	if id, ok := FromAnnotations(ns, pod.GetAnnotations()); ok {
 		return id, nil
 	}
+	root, err := Root(ctx, pod, lookup)
+	if err != nil {
+		return Identity{}, err
+	}
+	if root == nil {
+		return Identity{Namespace: ns, Name: pod.GetName(), Kind: "Pod"}, nil
+	}
+	return Identity{Namespace: ns, Name: root.Name, Kind: root.Kind}, nil
+}
+
+// Root returns a copy of the reference to the root of a pod's owners, the object its
+// identity is named after unless an annotation overrides it; nil for a pod without owners.
+func Root(ctx context.Context, pod metav1.Object, lookup OwnerLookup) (*metav1.OwnerReference, error) {
+	ns := pod.GetNamespace()
 	ref := controllerOf(pod.GetOwnerReferences())
 	if ref == nil {
-		return Identity{Namespace: ns, Name: pod.GetName(), Kind: "Pod"}, nil
+		return nil, nil
 	}
 	for depth := 0; depth < maxOwnerDepth; depth++ {
 		gv, err := schema.ParseGroupVersion(ref.APIVersion)
 		if err != nil {
-			return Identity{}, fmt.Errorf("pod %s/%s: owner %s %q: %w", ns, pod.GetName(), ref.Kind, ref.Name, err)
+			return nil, fmt.Errorf("pod %s/%s: owner %s %q: %w", ns, pod.GetName(), ref.Kind, ref.Name, err)
 		}
 		owners, found, err := lookup(ctx, ns, gv.WithKind(ref.Kind), ref.Name)
 		if err != nil {
-			return Identity{}, fmt.Errorf("pod %s/%s: looking up owner %s %q: %w", ns, pod.GetName(), ref.Kind, ref.Name, err)
+			return nil, fmt.Errorf("pod %s/%s: looking up owner %s %q: %w", ns, pod.GetName(), ref.Kind, ref.Name, err)
 		}
 		next := controllerOf(owners)
 		if !found || next == nil {
@@ -70,7 +84,8 @@ func Resolve(ctx context.Context, pod metav1.Object, lookup OwnerLookup) (Identi
 		}
 		ref = next
 	}
-	return Identity{Namespace: ns, Name: ref.Name, Kind: ref.Kind}, nil
+	root := *ref
+	return &root, nil
 }
 
 // FromAnnotations returns the identity set by the override annotations, if any.

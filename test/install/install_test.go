@@ -812,6 +812,30 @@ func TestReplicasRaceForOneCertificate(t *testing.T) {
 	}
 }
 
+// ownerCRD installs a namespaced custom kind of the group test.intentguard.dev, the kind
+// of resource other projects' operators own pods through, and waits until it is served.
+func ownerCRD(t *testing.T, plural, kind string) {
+	t.Helper()
+	crd := &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: plural + ".test.intentguard.dev"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "test.intentguard.dev",
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: plural, Singular: strings.ToLower(kind), Kind: kind, ListKind: kind + "List"},
+			Scope: apiextensionsv1.NamespaceScoped,
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr.To(true)}}}},
+		},
+	}
+	if err := kube.Create(context.Background(), crd); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	waitFor(t, "the "+kind+" CRD served", func() (bool, error) {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(schema.GroupVersionKind{Group: "test.intentguard.dev", Version: "v1", Kind: kind + "List"})
+		return kube.List(context.Background(), list) == nil, nil
+	})
+}
+
 // A pod owned by a kind the chart grants nothing on (a custom resource of some other
 // project) leaves the operator's cache synced, so its readiness and its webhooks: the
 // operator asks once whether it may list the kind, is refused, and treats such owners as
@@ -820,24 +844,7 @@ func TestOwnerKindTheChartDoesNotGrant(t *testing.T) {
 	ctx := context.Background()
 	ensureNamespace(t, namespace)
 	apply(t, render(t))
-	crd := &apiextensionsv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: "gadgets.test.intentguard.dev"},
-		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
-			Group: "test.intentguard.dev",
-			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "gadgets", Singular: "gadget", Kind: "Gadget", ListKind: "GadgetList"},
-			Scope: apiextensionsv1.NamespaceScoped,
-			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
-				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr.To(true)}}}},
-		},
-	}
-	if err := kube.Create(ctx, crd); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	waitFor(t, "the Gadget CRD served", func() (bool, error) {
-		list := &metav1.PartialObjectMetadataList{}
-		list.SetGroupVersionKind(schema.GroupVersionKind{Group: "test.intentguard.dev", Version: "v1", Kind: "GadgetList"})
-		return kube.List(ctx, list) == nil, nil
-	})
+	ownerCRD(t, "gadgets", "Gadget")
 	ns := "gadget-owned"
 	ensureNamespace(t, ns)
 	yes := true

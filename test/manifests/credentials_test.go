@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -93,6 +94,27 @@ func TestHelmRenderCredentialsOperator(t *testing.T) {
 		b, _ := yaml.Marshal(generated.Rules)
 		if string(a) != string(b) {
 			t.Errorf("chart credentials ClusterRole rules differ from config/rbac-credentials/role.yaml:\n%s\nwant:\n%s", a, b)
+		}
+	}
+}
+
+// TestCredentialsOperatorLeavesOutThePolicyCompiler checks that the credentials binary
+// resolves identities through internal/identity alone: it carries neither the intents
+// operator's cluster reads nor the NetworkPolicy compiler.
+func TestCredentialsOperatorLeavesOutThePolicyCompiler(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./cmd/credentials-operator")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "github.com/intentguard/intentguard/internal/identity") {
+		t.Fatalf("the credentials operator does not use internal/identity: %v", deps)
+	}
+	for _, pkg := range []string{"internal/cluster", "internal/netpol", "internal/controller"} {
+		if slices.Contains(deps, "github.com/intentguard/intentguard/"+pkg) {
+			t.Errorf("the credentials operator imports %s", pkg)
 		}
 	}
 }

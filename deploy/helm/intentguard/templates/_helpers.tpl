@@ -57,3 +57,12 @@ app.kubernetes.io/component: intents-operator
 {{- end }}
 {{- join "," $names }}
 {{- end }}
+
+{{/* Read access to the custom owner kinds both operators follow (ownerResources): the same rules in both ClusterRoles, so that both resolve a pod to the same identity. */}}
+{{- define "intentguard.ownerRules" -}}
+{{- range .Values.ownerResources }}
+- apiGroups: {{ required "ownerResources[].apiGroups is required" .apiGroups | toJson }}
+  resources: {{ required "ownerResources[].resources is required" .resources | toJson }}
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- end }}
