@@ -39,10 +39,7 @@ var (
 // evaluator against an oracle that knows each pod's identity from the objects the test
 // made, and every target the status calls Enforced or Shadow is checked against it.
 func TestRandomizedClusterEveryPodPair(t *testing.T) {
-	seed := *randomSeed
-	if seed == 0 {
-		seed = time.Now().UnixNano() % 1_000_000
-	}
+	seed := seedOr(*randomSeed)
 	t.Logf("seed %d (replay: go test ./test/e2e -run TestRandomizedClusterEveryPodPair -args -random.seed=%d)", seed, seed)
 	widgetCRD(t)
 	for _, shadow := range []bool{false, true} {
@@ -66,6 +63,14 @@ func TestRandomizedClusterEveryPodPair(t *testing.T) {
 			}
 		})
 	}
+}
+
+// seedOr returns the seed a flag gave, or, for 0, one from the clock (to be printed).
+func seedOr(flagged int64) int64 {
+	if flagged != 0 {
+		return flagged
+	}
+	return time.Now().UnixNano() % 1_000_000
 }
 
 // rworkload is a workload the test made; its pods carry the label w=<key>.
@@ -189,7 +194,12 @@ func (w *world) template(wl *rworkload, restart corev1.RestartPolicy) corev1.Pod
 // the workload-name annotation.
 func (w *world) addWorkload(kind, ns string) {
 	w.seq++
-	wl := &rworkload{ns: ns, name: fmt.Sprintf("%s%d", strings.ToLower(kind[:1]), w.seq), kind: kind, replicas: int32(1 + w.rnd.Intn(2))}
+	w.addNamedWorkload(kind, ns, fmt.Sprintf("%s%d", strings.ToLower(kind[:1]), w.seq))
+}
+
+// addNamedWorkload is addWorkload with the workload's name chosen by the caller.
+func (w *world) addNamedWorkload(kind, ns, name string) *rworkload {
+	wl := &rworkload{ns: ns, name: name, kind: kind, replicas: int32(1 + w.rnd.Intn(2))}
 	wl.identity = wl.name
 	if w.rnd.Intn(5) == 0 {
 		wl.annotated = true
@@ -232,6 +242,7 @@ func (w *world) addWorkload(kind, ns string) {
 	}
 	w.workloads[wl.key()] = wl
 	w.logf("add %s %s (identity %s)", kind, wl.key(), wl.identity)
+	return wl
 }
 
 // services gives some workloads a Service named svc-<name>, and each namespace one
@@ -544,8 +555,8 @@ func (w *world) check(step int) {
 }
 
 // quiet waits until neither the operator nor the cluster's controllers have changed
-// anything for a while.
-func (w *world) quiet() {
+// anything for a while, and reports whether they stopped before the deadline.
+func (w *world) quiet() bool {
 	last, stable := "", 0
 	deadline := time.Now().Add(30 * time.Second)
 	for stable < 3 && time.Now().Before(deadline) {
@@ -561,6 +572,7 @@ func (w *world) quiet() {
 			last, stable = snap, 0
 		}
 	}
+	return stable >= 3
 }
 
 func (w *world) livePods() []*corev1.Pod {
@@ -579,7 +591,11 @@ func (w *world) livePods() []*corev1.Pod {
 	return out
 }
 
-func (w *world) wrongPairs() []string {
+func (w *world) wrongPairs() []string { return w.wrongPairsTo(nil) }
+
+// wrongPairsTo compares with the oracle the verdicts of every pair whose destination
+// the filter accepts (every pair when it is nil).
+func (w *world) wrongPairsTo(dstFilter func(*corev1.Pod) bool) []string {
 	pods := w.livePods()
 	policies := w.expected(pods)
 	m, err := connectivity.Evaluate(context.Background(), kube, w.liveNamespaces(), http8080)
@@ -592,6 +608,9 @@ func (w *world) wrongPairs() []string {
 	}
 	var wrong []string
 	for _, dst := range pods {
+		if dstFilter != nil && !dstFilter(dst) {
+			continue
+		}
 		for _, src := range pods {
 			if src == dst {
 				continue
