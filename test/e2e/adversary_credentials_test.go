@@ -93,7 +93,9 @@ func testCertificates(t *testing.T, seed int64, steps int, replay string) {
 
 	var requests []certRequest
 	issued, refused := 0, 0
-	defer func() { t.Logf("%d tenant requests within their namespace issued, %d naming other namespaces made", issued, refused) }()
+	defer func() {
+		t.Logf("%d tenant requests within their namespace issued, %d naming other namespaces made", issued, refused)
+	}()
 	usedSecret := map[string]bool{}
 	for step := 1; step <= steps; step++ {
 		seq := step
