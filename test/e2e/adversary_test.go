@@ -599,39 +599,54 @@ func (a *adversary) sortedKeys(m map[string]bool) []string {
 
 // check waits for quiet and asserts the four properties: connectivity into victim pods
 // is the oracle's, victim statuses are as they were and true, the policies settle, and
-// victim policies gained nothing but the tenants' declared clients.
+// victim policies gained nothing but the tenants' declared clients. When the policies
+// never settle, the other properties are still checked once, so that the failure says
+// what the write loop does to the victims.
 func (a *adversary) check(step int) {
-	if !a.quiet() {
+	var problems []string
+	settled := a.quiet()
+	if !settled {
 		before := a.policyWrites()
 		time.Sleep(2 * time.Second)
 		if writes := a.policyWrites()[len(before):]; len(writes) > 0 {
-			a.fail(step, "the NetworkPolicies never settle: %d NetworkPolicy writes in 2s after 30s, e.g.\n%s", len(writes), strings.Join(writes[:min(len(writes), 10)], "\n"))
+			problems = append(problems, fmt.Sprintf("the NetworkPolicies never settle: %d NetworkPolicy writes in 2s after 30s, e.g.\n%s", len(writes), strings.Join(writes[:min(len(writes), 10)], "\n")))
 		}
 	}
-	before := len(a.policyWrites())
-	time.Sleep(750 * time.Millisecond)
-	if writes := a.policyWrites()[before:]; len(writes) > 0 {
-		a.fail(step, "NetworkPolicy writes after the operator went quiet (a write loop):\n%s", strings.Join(writes[:min(len(writes), 10)], "\n"))
+	if len(problems) == 0 {
+		before := len(a.policyWrites())
+		time.Sleep(750 * time.Millisecond)
+		if writes := a.policyWrites()[before:]; len(writes) > 0 {
+			problems = append(problems, fmt.Sprintf("NetworkPolicy writes after the operator went quiet (a write loop):\n%s", strings.Join(writes[:min(len(writes), 10)], "\n")))
+		}
+	}
+	retries := 2
+	if len(problems) > 0 {
+		retries = 0
 	}
 	var wrong []string
-	for attempt := 0; attempt < 3; attempt++ {
-		if wrong = a.wrongPairsTo(func(p *corev1.Pod) bool { return a.isVictim(p.Namespace) }); len(wrong) == 0 {
+	for attempt := 0; ; attempt++ {
+		if wrong = a.wrongPairsTo(func(p *corev1.Pod) bool { return a.isVictim(p.Namespace) }); len(wrong) == 0 || attempt >= retries {
 			break
 		}
 		a.quiet()
 	}
 	if len(wrong) > 0 {
-		a.fail(step, "%d verdicts into victim pods differ from the declared calls:\n%s", len(wrong), strings.Join(wrong[:min(len(wrong), 30)], "\n"))
+		problems = append(problems, fmt.Sprintf("%d verdicts into victim pods differ from the declared calls:\n%s", len(wrong), strings.Join(wrong[:min(len(wrong), 30)], "\n")))
 	}
 	problem := a.victimStatusProblem()
-	for attempt := 0; attempt < 2 && problem != ""; attempt++ {
+	for attempt := 0; attempt < retries && problem != ""; attempt++ {
 		a.quiet()
 		problem = a.victimStatusProblem()
 	}
 	if problem != "" {
-		a.fail(step, "%s", problem)
+		problems = append(problems, problem)
 	}
-	a.checkVictimPolicies(step)
+	if problem := a.victimPoliciesProblem(); problem != "" {
+		problems = append(problems, problem)
+	}
+	if len(problems) > 0 {
+		a.fail(step, "%s", strings.Join(problems, "\n\n"))
+	}
 }
 
 // policyWrites lists the operator's NetworkPolicy writes so far.
@@ -770,11 +785,11 @@ func (a *adversary) victimView(p *networkingv1.NetworkPolicy) (string, []string)
 		p.Labels[netpol.ManagedByLabel], p.Labels[netpol.ServerLabel], p.Annotations[netpol.ServerAnnotation], strings.Join(rules, "\n  ")), foreign
 }
 
-// checkVictimPolicies holds the victim namespaces' policies to the baseline: each one
+// victimPoliciesProblem holds the victim namespaces' policies to the baseline: each one
 // still there (the same object), identical but for peers of tenant namespaces, and any
 // new policy admitting only tenant clients; which tenant pods those peers admit is the
-// connectivity check's business.
-func (a *adversary) checkVictimPolicies(step int) {
+// connectivity check's business. It describes the first difference, or returns "".
+func (a *adversary) victimPoliciesProblem() string {
 	now := map[string]networkingv1.NetworkPolicy{}
 	for _, p := range a.victimPolicies() {
 		now[p.Namespace+"/"+p.Name] = p
@@ -782,15 +797,15 @@ func (a *adversary) checkVictimPolicies(step int) {
 	for k, base := range a.baseline {
 		cur, ok := now[k]
 		if !ok {
-			a.fail(step, "victim NetworkPolicy %s was deleted", k)
+			return fmt.Sprintf("victim NetworkPolicy %s was deleted", k)
 		}
 		if cur.UID != base.UID {
-			a.fail(step, "victim NetworkPolicy %s was deleted and made again", k)
+			return fmt.Sprintf("victim NetworkPolicy %s was deleted and made again", k)
 		}
 		want, _ := a.victimView(&base)
 		got, foreign := a.victimView(&cur)
 		if got != want || len(foreign) > 0 {
-			a.fail(step, "victim NetworkPolicy %s changed beyond the tenants' declared clients:\nwas  %s\nnow  %s\nforeign peers %v", k, want, got, foreign)
+			return fmt.Sprintf("victim NetworkPolicy %s changed beyond the tenants' declared clients:\nwas  %s\nnow  %s\nforeign peers %v", k, want, got, foreign)
 		}
 	}
 	for k, cur := range now {
@@ -799,7 +814,8 @@ func (a *adversary) checkVictimPolicies(step int) {
 		}
 		view, foreign := a.victimView(&cur)
 		if len(foreign) > 0 || strings.Contains(view, "rules:\n  from") {
-			a.fail(step, "new NetworkPolicy %s in a victim namespace admits more than tenant clients: %s (foreign peers %v)", k, view, foreign)
+			return fmt.Sprintf("new NetworkPolicy %s in a victim namespace admits more than tenant clients: %s (foreign peers %v)", k, view, foreign)
 		}
 	}
+	return ""
 }
