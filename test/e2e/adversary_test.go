@@ -420,7 +420,7 @@ func (a *adversary) tenantClient() *rworkload {
 // step makes one tenant write.
 func (a *adversary) step() {
 	ctx := context.Background()
-	switch op := a.rnd.Intn(12); {
+	switch op := a.rnd.Intn(13); {
 	case op < 5:
 		c := a.tenantClient()
 		var targets []rtarget
@@ -499,6 +499,12 @@ func (a *adversary) step() {
 		a.impostors = append(a.impostors[:i], a.impostors[i+1:]...)
 		delete(a.bare, k)
 		a.logf("tenant deletes pod %s", k)
+	case op == 11:
+		// A tenant workload goes away; intents naming it stay.
+		if wl := a.pickIn(a.tenants); wl != nil {
+			a.deleteWorkload(wl)
+			a.accepted++
+		}
 	default:
 		// A tenant workload with a victim workload's name.
 		v := a.pickIn(a.victims)

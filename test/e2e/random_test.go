@@ -407,28 +407,7 @@ func (w *world) step() {
 		if wl == nil || wl.name == "late" {
 			return
 		}
-		var obj client.Object
-		switch wl.kind {
-		case "Deployment":
-			obj = &appsv1.Deployment{}
-		case "StatefulSet":
-			obj = &appsv1.StatefulSet{}
-		case "ReplicaSet":
-			obj = &appsv1.ReplicaSet{}
-		case "Job":
-			obj = &batchv1.Job{}
-		case "Pod":
-			obj = &corev1.Pod{}
-		default:
-			return
-		}
-		obj.SetNamespace(wl.ns)
-		obj.SetName(wl.name)
-		if err := kube.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
-			w.t.Fatal(err)
-		}
-		delete(w.workloads, wl.key())
-		w.logf("delete %s %s", wl.kind, wl.key())
+		w.deleteWorkload(wl)
 	default:
 		// An impostor: a pod of another identity (owned by a Widget, so no ReplicaSet
 		// adopts it) with a workload's labels, which must not inherit that workload's rights.
@@ -442,6 +421,34 @@ func (w *world) step() {
 			w.logf("impostor %s/%s with the labels of %s", wl.ns, name, wl.key())
 		}
 	}
+}
+
+// deleteWorkload deletes a workload of a kind whose pods go with it, and forgets it;
+// other kinds are left in place.
+func (w *world) deleteWorkload(wl *rworkload) {
+	var obj client.Object
+	switch wl.kind {
+	case "Deployment":
+		obj = &appsv1.Deployment{}
+	case "StatefulSet":
+		obj = &appsv1.StatefulSet{}
+	case "ReplicaSet":
+		obj = &appsv1.ReplicaSet{}
+	case "Job":
+		obj = &batchv1.Job{}
+	case "Pod":
+		obj = &corev1.Pod{}
+	default:
+		return
+	}
+	obj.SetNamespace(wl.ns)
+	obj.SetName(wl.name)
+	if err := kube.Delete(context.Background(), obj, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
+		w.t.Fatalf("seed %d: deleting %s %s: %v", w.seed, wl.kind, wl.key(), err)
+	}
+	delete(w.workloads, wl.key())
+	delete(w.bare, wl.ns+"/"+wl.name)
+	w.logf("delete %s %s", wl.kind, wl.key())
 }
 
 // podIdentity is the oracle's identity of a pod, from what the test made: the pods it
