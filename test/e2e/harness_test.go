@@ -88,24 +88,41 @@ func startOperator(t *testing.T, opts controller.Options) *apitest.WriteCounter 
 // startOperatorOn is startOperator against another control plane.
 func startOperatorOn(t *testing.T, target *rest.Config, opts controller.Options) *apitest.WriteCounter {
 	t.Helper()
+	return startOperatorConfig(t, target, operator.Config{Enforcement: opts})
+}
+
+// startOperatorConfig is startOperatorOn with every operator setting; the metrics and
+// probe addresses are turned off.
+func startOperatorConfig(t *testing.T, target *rest.Config, oc operator.Config) *apitest.WriteCounter {
+	t.Helper()
+	oc.MetricsAddr, oc.ProbeAddr, oc.InProcess = "0", "0", true
+	return runManager(t, target, "operator", func(ctx context.Context, cfg *rest.Config) (ctrl.Manager, error) {
+		return operator.New(ctx, cfg, oc)
+	})
+}
+
+// runManager builds a manager against target, through a write counter, and runs it until
+// the test ends; managers run one at a time.
+func runManager(t *testing.T, target *rest.Config, what string, build func(context.Context, *rest.Config) (ctrl.Manager, error)) *apitest.WriteCounter {
+	t.Helper()
 	operatorMu.Lock()
 	counter := &apitest.WriteCounter{}
 	cfg := rest.CopyConfig(target)
 	cfg.QPS, cfg.Burst = 200, 400
 	cfg.WrapTransport = counter.Wrap
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := operator.New(ctx, cfg, operator.Config{Enforcement: opts, MetricsAddr: "0", ProbeAddr: "0", InProcess: true})
+	mgr, err := build(ctx, cfg)
 	if err != nil {
 		cancel()
 		operatorMu.Unlock()
-		t.Fatalf("building operator: %v", err)
+		t.Fatalf("building the %s: %v", what, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("operator: %v", err)
+			t.Errorf("%s: %v", what, err)
 		}
 		operatorMu.Unlock()
 	})

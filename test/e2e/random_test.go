@@ -39,10 +39,7 @@ var (
 // evaluator against an oracle that knows each pod's identity from the objects the test
 // made, and every target the status calls Enforced or Shadow is checked against it.
 func TestRandomizedClusterEveryPodPair(t *testing.T) {
-	seed := *randomSeed
-	if seed == 0 {
-		seed = time.Now().UnixNano() % 1_000_000
-	}
+	seed := seedOr(*randomSeed)
 	t.Logf("seed %d (replay: go test ./test/e2e -run TestRandomizedClusterEveryPodPair -args -random.seed=%d)", seed, seed)
 	widgetCRD(t)
 	for _, shadow := range []bool{false, true} {
@@ -66,6 +63,14 @@ func TestRandomizedClusterEveryPodPair(t *testing.T) {
 			}
 		})
 	}
+}
+
+// seedOr returns the seed a flag gave, or, for 0, one from the clock (to be printed).
+func seedOr(flagged int64) int64 {
+	if flagged != 0 {
+		return flagged
+	}
+	return time.Now().UnixNano() % 1_000_000
 }
 
 // rworkload is a workload the test made; its pods carry the label w=<key>.
@@ -189,7 +194,12 @@ func (w *world) template(wl *rworkload, restart corev1.RestartPolicy) corev1.Pod
 // the workload-name annotation.
 func (w *world) addWorkload(kind, ns string) {
 	w.seq++
-	wl := &rworkload{ns: ns, name: fmt.Sprintf("%s%d", strings.ToLower(kind[:1]), w.seq), kind: kind, replicas: int32(1 + w.rnd.Intn(2))}
+	w.addNamedWorkload(kind, ns, fmt.Sprintf("%s%d", strings.ToLower(kind[:1]), w.seq))
+}
+
+// addNamedWorkload is addWorkload with the workload's name chosen by the caller.
+func (w *world) addNamedWorkload(kind, ns, name string) *rworkload {
+	wl := &rworkload{ns: ns, name: name, kind: kind, replicas: int32(1 + w.rnd.Intn(2))}
 	wl.identity = wl.name
 	if w.rnd.Intn(5) == 0 {
 		wl.annotated = true
@@ -232,6 +242,7 @@ func (w *world) addWorkload(kind, ns string) {
 	}
 	w.workloads[wl.key()] = wl
 	w.logf("add %s %s (identity %s)", kind, wl.key(), wl.identity)
+	return wl
 }
 
 // services gives some workloads a Service named svc-<name>, and each namespace one
@@ -396,28 +407,7 @@ func (w *world) step() {
 		if wl == nil || wl.name == "late" {
 			return
 		}
-		var obj client.Object
-		switch wl.kind {
-		case "Deployment":
-			obj = &appsv1.Deployment{}
-		case "StatefulSet":
-			obj = &appsv1.StatefulSet{}
-		case "ReplicaSet":
-			obj = &appsv1.ReplicaSet{}
-		case "Job":
-			obj = &batchv1.Job{}
-		case "Pod":
-			obj = &corev1.Pod{}
-		default:
-			return
-		}
-		obj.SetNamespace(wl.ns)
-		obj.SetName(wl.name)
-		if err := kube.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
-			w.t.Fatal(err)
-		}
-		delete(w.workloads, wl.key())
-		w.logf("delete %s %s", wl.kind, wl.key())
+		w.deleteWorkload(wl)
 	default:
 		// An impostor: a pod of another identity (owned by a Widget, so no ReplicaSet
 		// adopts it) with a workload's labels, which must not inherit that workload's rights.
@@ -431,6 +421,34 @@ func (w *world) step() {
 			w.logf("impostor %s/%s with the labels of %s", wl.ns, name, wl.key())
 		}
 	}
+}
+
+// deleteWorkload deletes a workload of a kind whose pods go with it, and forgets it;
+// other kinds are left in place.
+func (w *world) deleteWorkload(wl *rworkload) {
+	var obj client.Object
+	switch wl.kind {
+	case "Deployment":
+		obj = &appsv1.Deployment{}
+	case "StatefulSet":
+		obj = &appsv1.StatefulSet{}
+	case "ReplicaSet":
+		obj = &appsv1.ReplicaSet{}
+	case "Job":
+		obj = &batchv1.Job{}
+	case "Pod":
+		obj = &corev1.Pod{}
+	default:
+		return
+	}
+	obj.SetNamespace(wl.ns)
+	obj.SetName(wl.name)
+	if err := kube.Delete(context.Background(), obj, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
+		w.t.Fatalf("seed %d: deleting %s %s: %v", w.seed, wl.kind, wl.key(), err)
+	}
+	delete(w.workloads, wl.key())
+	delete(w.bare, wl.ns+"/"+wl.name)
+	w.logf("delete %s %s", wl.kind, wl.key())
 }
 
 // podIdentity is the oracle's identity of a pod, from what the test made: the pods it
@@ -544,8 +562,8 @@ func (w *world) check(step int) {
 }
 
 // quiet waits until neither the operator nor the cluster's controllers have changed
-// anything for a while.
-func (w *world) quiet() {
+// anything for a while, and reports whether they stopped before the deadline.
+func (w *world) quiet() bool {
 	last, stable := "", 0
 	deadline := time.Now().Add(30 * time.Second)
 	for stable < 3 && time.Now().Before(deadline) {
@@ -561,6 +579,7 @@ func (w *world) quiet() {
 			last, stable = snap, 0
 		}
 	}
+	return stable >= 3
 }
 
 func (w *world) livePods() []*corev1.Pod {
@@ -579,7 +598,11 @@ func (w *world) livePods() []*corev1.Pod {
 	return out
 }
 
-func (w *world) wrongPairs() []string {
+func (w *world) wrongPairs() []string { return w.wrongPairsTo(nil) }
+
+// wrongPairsTo compares with the oracle the verdicts of every pair whose destination
+// the filter accepts (every pair when it is nil).
+func (w *world) wrongPairsTo(dstFilter func(*corev1.Pod) bool) []string {
 	pods := w.livePods()
 	policies := w.expected(pods)
 	m, err := connectivity.Evaluate(context.Background(), kube, w.liveNamespaces(), http8080)
@@ -592,6 +615,9 @@ func (w *world) wrongPairs() []string {
 	}
 	var wrong []string
 	for _, dst := range pods {
+		if dstFilter != nil && !dstFilter(dst) {
+			continue
+		}
 		for _, src := range pods {
 			if src == dst {
 				continue
