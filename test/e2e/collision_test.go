@@ -260,3 +260,46 @@ func assertEnforced(t *testing.T, ci *v2beta1.ClientIntents) {
 		}
 	}
 }
+
+// On upgrade, a server whose policy an earlier release named otherwise (a custom kind's,
+// named without a digest) gets its new policy and loses the old one; a policy of another
+// server beside it is kept.
+func TestPolicyUnderEarlierNameIsPruned(t *testing.T) {
+	ns := namespace(t, "renamed")
+	deployment(t, ns, "client", 1, nil, nil)
+	server := intent.Server{Ref: intent.Ref{Namespace: ns, Name: "web", Kind: "Rollout"}}
+	neighbour := intent.Server{Ref: intent.Ref{Namespace: ns, Name: "web", Kind: "RollOut"}}
+	earlier := func(s intent.Server, name string) *networkingv1.NetworkPolicy {
+		return &networkingv1.NetworkPolicy{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace:   ns,
+				Name:        name,
+				Labels:      map[string]string{netpol.ManagedByLabel: netpol.ManagedByValue, netpol.ServerLabel: s.Hash()},
+				Annotations: map[string]string{netpol.ServerAnnotation: s.Key()},
+			},
+			Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: netpol.PodLabels(s.Ref)}},
+		}
+	}
+	// The names the earlier release gave: the kind in lower case, no digest.
+	old, kept := earlier(server, "access-to.rollout.web"), earlier(neighbour, "access-to.rollout.web-neighbour")
+	// The neighbour's policy carries the server's digest label but records another server.
+	kept.Labels[netpol.ServerLabel] = server.Hash()
+	create(t, old, kept)
+	ci := applyIntents(t, ns, `
+metadata: {name: client}
+spec:
+  workload: {name: client}
+  targets:
+  - kubernetes: {name: web, kind: Rollout}
+`)
+	counter := startOperator(t, controller.Options{})
+	waitReady(t, ci)
+	writesSettle(t, counter)
+	policyAt(t, client.ObjectKey{Namespace: ns, Name: server.PolicyName()})
+	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(old), &networkingv1.NetworkPolicy{}); err == nil {
+		t.Errorf("policy %s under the earlier name is still there", old.Name)
+	}
+	if p := policyAt(t, client.ObjectKeyFromObject(kept)); p.Generation != 1 {
+		t.Errorf("another server's policy %s was modified: %+v", kept.Name, p.ObjectMeta)
+	}
+}
