@@ -76,10 +76,10 @@ func (s Server) String() string {
 
 // PolicyName is the name of the NetworkPolicy that protects the server, and the only
 // function that names one. No two servers of a namespace share a name, whatever the
-// spelling of their kinds: a server of a well-known kind spelled as Kubernetes spells it,
-// a Service or a server of any kind is named "access-to.<kind>.<name>" (two dots; the
-// names earlier releases gave them); any other server's name ends in a digest of the
-// exact server, after at least three dots. Names are valid object names.
+// spelling of their kinds. A Service, a server without a kind, and a server of a
+// well-known kind spelled as Kubernetes spells it are named "access-to.<kind>.<name>",
+// with two dots, as earlier releases named them. Any other server's name has three dots,
+// the last before a digest of the exact server. Names are valid object names.
 func (s Server) PolicyName() string {
 	kind, plain := "any", true
 	switch {
@@ -94,8 +94,8 @@ func (s Server) PolicyName() string {
 	if plain && !strings.Contains(s.Name, ".") && len(validation.IsDNS1123Subdomain(name)) == 0 {
 		return name
 	}
-	// Each part is cut so that the whole, digest included, fits; each cut part is a
-	// non-empty DNS label, so the name has at least three dots.
+	// Each part is cut so that the whole, digest included, fits, and is a non-empty DNS
+	// label: the name has three dots, so it is never one of the names above.
 	kindPart := labelPart(kind, 63)
 	namePart := labelPart(s.Name, validation.DNS1123SubdomainMaxLength-len(policyNamePrefix)-len(kindPart)-2-policyDigestLen)
 	return policyNamePrefix + kindPart + "." + namePart + "." + s.digest()[:policyDigestLen]
