@@ -141,8 +141,7 @@ func (r *PolicyReconciler) delete(ctx context.Context, p *networkingv1.NetworkPo
 // and only those that record the server exactly are deleted.
 func (r *PolicyReconciler) pruneRenamed(ctx context.Context, server intent.Server) error {
 	var list networkingv1.NetworkPolicyList
-	err := r.Client.List(ctx, &list, client.InNamespace(server.Namespace),
-		client.MatchingLabels{netpol.ManagedByLabel: netpol.ManagedByValue, netpol.ServerLabel: server.Hash()})
+	err := r.Client.List(ctx, &list, client.InNamespace(server.Namespace), client.MatchingFields{cluster.IndexPolicyServer: server.Hash()})
 	if err != nil {
 		return fmt.Errorf("listing the NetworkPolicies of %s: %w", server, err)
 	}
