@@ -74,6 +74,9 @@ spec:
 			t.Errorf("tenant's target %s: %s %q, want Failed naming the kind Deployment", st.Target, st.State, st.Message)
 		}
 	}
+	if ok, err := hasEvent(tenant, attack.Name, controller.ReasonFailed); err != nil || !ok {
+		t.Errorf("no Failed Event on the tenant's intents (%v)", err)
+	}
 	for _, p := range managedPolicies(t, victim) {
 		if p.Name != key.Name {
 			t.Errorf("the tenant's intents wrote policy %s (server %q) in the victim's namespace", p.Name, p.Annotations[netpol.ServerAnnotation])
