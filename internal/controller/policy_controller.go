@@ -162,8 +162,9 @@ func (r *PolicyReconciler) pruneRenamed(ctx context.Context, server intent.Serve
 // create writes a policy the cache does not hold. Create, unlike apply, fails when any
 // object of that name exists, so a policy someone else wrote under the name is never
 // taken over, and the common case costs one request. The cache holds only policies
-// labelled as ours: one of the same name without the label is either ours with the label
-// edited away, which is applied again, or someone else's, which is left alone. The
+// labelled as ours: one of the same name without the label is either the server's own
+// with the label edited away, which is applied again, or someone else's, which is left
+// alone. The
 // server records created fields under the same manager as an update; a later apply that
 // drops one of them leaves it behind, which apply's own check then replaces.
 func (r *PolicyReconciler) create(ctx context.Context, server intent.Server, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
@@ -237,7 +238,7 @@ func (r *PolicyReconciler) apply(ctx context.Context, desired *networkingv1.Netw
 // server's own, which the operator leaves alone.
 type nameTakenError struct {
 	key client.ObjectKey
-	// managed is true when the operator wrote the policy, for the server it records.
+	// managed is true when the operator wrote the policy (for the server it records).
 	managed bool
 	// recorded is the server key the policy records, if any.
 	recorded string
