@@ -38,6 +38,9 @@ const (
 	// IndexPolicyLabelRef maps the operator's NetworkPolicies to the operator pod labels
 	// they select by, as "namespace/label value" (see PolicyLabelRefs).
 	IndexPolicyLabelRef = "intentguard.policyLabelRef"
+	// IndexPolicyServer maps the operator's NetworkPolicies to the server digest they are
+	// labelled with (the label netpol.ServerLabel).
+	IndexPolicyServer = "intentguard.policyServer"
 	// IndexProtectedName maps ProtectedServices to "namespace/name".
 	IndexProtectedName = "intentguard.protectedName"
 )
@@ -103,6 +106,14 @@ func RegisterIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	}
 	if err := idx.IndexField(ctx, &networkingv1.NetworkPolicy{}, IndexPolicyLabelRef, PolicyLabelRefs); err != nil {
 		return fmt.Errorf("indexing NetworkPolicies by the pod labels they select: %w", err)
+	}
+	if err := idx.IndexField(ctx, &networkingv1.NetworkPolicy{}, IndexPolicyServer, func(o client.Object) []string {
+		if v := o.GetLabels()[netpol.ServerLabel]; v != "" {
+			return []string{v}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("indexing NetworkPolicies by server: %w", err)
 	}
 	return nil
 }

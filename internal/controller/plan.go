@@ -61,6 +61,10 @@ type Plan struct {
 	Server intent.Server
 	// Intents are the live ClientIntents that target the server.
 	Intents []v2beta1.ClientIntents
+	// KindMeant is set when the server's kind is a well-known kind spelled in another
+	// letter case: Kubernetes kinds are case-sensitive, so no workload has that kind, and
+	// the server gets no policy. It is the kind the spelling resembles.
+	KindMeant string
 	// Protected is true when a ProtectedService covers the server.
 	Protected bool
 	// Enforced is true when the roll-out settings enforce the server.
@@ -90,6 +94,10 @@ func (p Planner) Plan(ctx context.Context, server intent.Server) (Plan, error) {
 		return plan, err
 	}
 	plan.Intents = intents
+	if meant, ok := intent.WellKnownKind(server.Kind); ok && meant != server.Kind && !server.Service {
+		plan.KindMeant = meant
+		return plan, nil
+	}
 	protected, err := p.Cluster.ProtectedNamed(ctx, server.Namespace, server.Name)
 	if err != nil {
 		return plan, err
@@ -177,6 +185,12 @@ func (p Planner) Plan(ctx context.Context, server intent.Server) (Plan, error) {
 		plan.Policy = netpol.Compile(in)
 	}
 	return plan, nil
+}
+
+// kindMisspelled says why a server whose kind is a well-known kind in another letter case
+// gets no policy.
+func kindMisspelled(server intent.Server, meant string) string {
+	return fmt.Sprintf("kind %q is not a Kubernetes kind (kinds are case-sensitive; did you mean %s?): no workload has it, so no NetworkPolicy is written for %s", server.Kind, meant, server)
 }
 
 // protectedBehind returns the name of a protected identity among the pods a Service

@@ -88,8 +88,17 @@ func (r *PolicyReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctr
 	return ctrl.Result{}, r.converge(ctx, server, plan.Policy, lookFirst)
 }
 
-// converge makes the cluster hold exactly the desired policy for the server.
+// converge makes the cluster hold exactly the desired policy for the server, then removes
+// the server's policies left under names earlier releases gave it. A policy under the
+// server's name that is not the server's own is never written or deleted.
 func (r *PolicyReconciler) converge(ctx context.Context, server intent.Server, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
+	if err := r.convergeNamed(ctx, server, desired, lookFirst); err != nil {
+		return err
+	}
+	return r.pruneRenamed(ctx, server)
+}
+
+func (r *PolicyReconciler) convergeNamed(ctx context.Context, server intent.Server, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
 	logger := log.FromContext(ctx)
 	key := client.ObjectKey{Namespace: server.Namespace, Name: server.PolicyName()}
 	var existing networkingv1.NetworkPolicy
@@ -99,36 +108,72 @@ func (r *PolicyReconciler) converge(ctx context.Context, server intent.Server, d
 		if desired == nil {
 			return nil
 		}
-		return r.create(ctx, desired, lookFirst)
+		return r.create(ctx, server, desired, lookFirst)
 	case err != nil:
 		return fmt.Errorf("reading NetworkPolicy %s: %w", key, err)
+	case !ownedBy(&existing, server):
+		if desired == nil {
+			logger.Info("leaving alone a NetworkPolicy under the server's name that is not its own", "policy", key, "server", server.String(), "recorded", existing.Annotations[netpol.ServerAnnotation])
+			return nil
+		}
+		return takenBy(&existing)
 	case desired == nil:
 		logger.Info("deleting NetworkPolicy", "policy", key, "server", server.String())
-		err := r.Client.Delete(ctx, &existing, client.Preconditions{UID: &existing.UID})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deleting NetworkPolicy %s: %w", key, err)
-		}
-		return nil
+		return r.delete(ctx, &existing)
 	case netpol.UpToDate(desired, &existing):
 		return nil
 	}
 	return r.apply(ctx, desired)
 }
 
+// delete removes a policy of the operator as it was read: if it changed since (another
+// server took it over, say), the delete fails and the next reconcile looks again.
+func (r *PolicyReconciler) delete(ctx context.Context, p *networkingv1.NetworkPolicy) error {
+	err := r.Client.Delete(ctx, p, client.Preconditions{UID: &p.UID, ResourceVersion: &p.ResourceVersion})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting NetworkPolicy %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	return nil
+}
+
+// pruneRenamed deletes the server's own policies under other names than its current one:
+// those earlier releases named otherwise. They are found by the server's digest label,
+// and only those that record the server exactly are deleted.
+func (r *PolicyReconciler) pruneRenamed(ctx context.Context, server intent.Server) error {
+	var list networkingv1.NetworkPolicyList
+	err := r.Client.List(ctx, &list, client.InNamespace(server.Namespace), client.MatchingFields{cluster.IndexPolicyServer: server.Hash()})
+	if err != nil {
+		return fmt.Errorf("listing the NetworkPolicies of %s: %w", server, err)
+	}
+	name := server.PolicyName()
+	for i := range list.Items {
+		p := &list.Items[i]
+		if p.Name == name || !ownedBy(p, server) {
+			continue
+		}
+		log.FromContext(ctx).Info("deleting NetworkPolicy left under an earlier name", "policy", client.ObjectKeyFromObject(p), "server", server.String(), "name", name)
+		if err := r.delete(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // create writes a policy the cache does not hold. Create, unlike apply, fails when any
 // object of that name exists, so a policy someone else wrote under the name is never
 // taken over, and the common case costs one request. The cache holds only policies
-// labelled as ours: one of the same name without the label is either ours with the label
-// edited away, which is applied again, or someone else's, which is left alone. The
+// labelled as ours: one of the same name without the label is either the server's own
+// with the label edited away, which is applied again, or someone else's, which is left
+// alone. The
 // server records created fields under the same manager as an update; a later apply that
 // drops one of them leaves it behind, which apply's own check then replaces.
-func (r *PolicyReconciler) create(ctx context.Context, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
+func (r *PolicyReconciler) create(ctx context.Context, server intent.Server, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
 	key := client.ObjectKeyFromObject(desired)
 	var live networkingv1.NetworkPolicy
 	if lookFirst {
 		err := r.APIReader.Get(ctx, key, &live)
 		if err == nil {
-			return r.adopt(ctx, desired, &live)
+			return r.adopt(ctx, server, desired, &live)
 		}
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("reading NetworkPolicy %s: %w", key, err)
@@ -145,14 +190,14 @@ func (r *PolicyReconciler) create(ctx context.Context, desired *networkingv1.Net
 	if err := r.APIReader.Get(ctx, key, &live); err != nil {
 		return fmt.Errorf("reading NetworkPolicy %s: %w", key, err)
 	}
-	return r.adopt(ctx, desired, &live)
+	return r.adopt(ctx, server, desired, &live)
 }
 
 // adopt applies the desired policy over a live one of its name that the cache does not
-// hold, if the operator wrote it.
-func (r *PolicyReconciler) adopt(ctx context.Context, desired, live *networkingv1.NetworkPolicy) error {
-	if !managedByUs(live) {
-		return nameTakenError{key: client.ObjectKeyFromObject(live)}
+// hold, if the operator wrote it for this very server.
+func (r *PolicyReconciler) adopt(ctx context.Context, server intent.Server, desired, live *networkingv1.NetworkPolicy) error {
+	if !ownedBy(live, server) {
+		return takenBy(live)
 	}
 	return r.apply(ctx, desired)
 }
@@ -189,12 +234,29 @@ func (r *PolicyReconciler) apply(ctx context.Context, desired *networkingv1.Netw
 	return nil
 }
 
-// nameTakenError says a server's policy name is held by a NetworkPolicy the operator did
-// not write, which it leaves alone.
-type nameTakenError struct{ key client.ObjectKey }
+// nameTakenError says a server's policy name is held by a NetworkPolicy that is not that
+// server's own, which the operator leaves alone.
+type nameTakenError struct {
+	key client.ObjectKey
+	// managed is true when the operator wrote the policy (for the server it records).
+	managed bool
+	// recorded is the server key the policy records, if any.
+	recorded string
+}
+
+// takenBy is the error for a policy under a server's name that the server does not own.
+func takenBy(p *networkingv1.NetworkPolicy) nameTakenError {
+	return nameTakenError{key: client.ObjectKeyFromObject(p), managed: managedByUs(p), recorded: p.Annotations[netpol.ServerAnnotation]}
+}
 
 func (e nameTakenError) Error() string {
-	return fmt.Sprintf("NetworkPolicy %s exists and is not managed by %s; leaving it alone", e.key, FieldManager)
+	if !e.managed {
+		return fmt.Sprintf("NetworkPolicy %s exists and is not managed by %s; leaving it alone", e.key, FieldManager)
+	}
+	if owner, err := intent.ParseKey(e.key.Namespace, e.recorded); err == nil {
+		return fmt.Sprintf("NetworkPolicy %s is the policy of another server, %s, not of this one; leaving it alone", e.key, owner)
+	}
+	return fmt.Sprintf("NetworkPolicy %s is marked as managed by %s but records no server (%s %q); leaving it alone", e.key, FieldManager, netpol.ServerAnnotation, e.recorded)
 }
 
 // managedByUs reports whether the operator wrote the object: its label, or its field
@@ -204,4 +266,16 @@ func managedByUs(obj client.Object) bool {
 		return true
 	}
 	return slices.ContainsFunc(obj.GetManagedFields(), func(m metav1.ManagedFieldsEntry) bool { return m.Manager == FieldManager })
+}
+
+// ownedBy reports whether a policy is the server's own: written by the operator, in the
+// server's namespace, recording exactly the server's key (kind spelling included). One
+// that lost its record by hand is the server's whose name it has, as no two servers share
+// a name.
+func ownedBy(p *networkingv1.NetworkPolicy, server intent.Server) bool {
+	if !managedByUs(p) || p.Namespace != server.Namespace {
+		return false
+	}
+	recorded, ok := p.Annotations[netpol.ServerAnnotation]
+	return recorded == server.Key() || (!ok && p.Name == server.PolicyName())
 }

@@ -94,6 +94,8 @@ func (p *PolicyPoint) verdict(ctx context.Context, planner Planner, server inten
 		return verdict{}, err
 	}
 	switch {
+	case plan.KindMeant != "":
+		return verdict{state: enforcement.Failed, message: kindMisspelled(server, plan.KindMeant)}, nil
 	case plan.NamespaceMissing:
 		return verdict{state: enforcement.Waiting, missing: true,
 			message: fmt.Sprintf("waiting for namespace %s: it does not exist yet; the NetworkPolicy is written as soon as it does", server.Namespace)}, nil

@@ -34,8 +34,10 @@ type serverProgress struct {
 	// failed is true when the last attempt failed.
 	failed bool
 	// blocked says what keeps the last attempt from succeeding until someone acts (a
-	// policy of the same name the operator does not own); transient errors leave it empty.
+	// policy of the same name that is not the server's own); transient errors leave it empty.
 	blocked string
+	// blockedBy is that policy.
+	blockedBy client.ObjectKey
 }
 
 // settledBuffer bounds the notifications not yet taken by the status controller; beyond
@@ -101,17 +103,17 @@ func (p *progress) record(r reconcile.Request, token uint64, err error) bool {
 			s = &serverProgress{marked: token, since: time.Now()}
 			p.servers[r] = s
 		}
-		s.failed, s.blocked = true, ""
+		s.failed, s.blocked, s.blockedBy = true, "", client.ObjectKey{}
 		var taken nameTakenError
 		if errors.As(err, &taken) {
-			s.blocked = taken.Error()
+			s.blocked, s.blockedBy = taken.Error(), taken.key
 		}
 		return true
 	}
 	if s == nil {
 		return false
 	}
-	s.failed, s.blocked = false, ""
+	s.failed, s.blocked, s.blockedBy = false, "", client.ObjectKey{}
 	if s.marked <= token {
 		delete(p.servers, r)
 	}
@@ -128,6 +130,26 @@ func (p *progress) state(r reconcile.Request) (outstanding bool, since time.Time
 		return false, time.Time{}, ""
 	}
 	return s.marked != 0, s.since, s.blocked
+}
+
+// blockedOn returns the servers whose last attempt failed because the policy held their
+// name: a change to it (its deletion, say) may unblock them.
+func (p *progress) blockedOn(policy client.ObjectKey) []reconcile.Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []reconcile.Request
+	for r, s := range p.servers {
+		if s.blocked != "" && s.blockedBy == policy {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// serversOfPolicy maps a policy's events to the server it records and to the servers it
+// blocks.
+func (p *progress) serversOfPolicy(ctx context.Context, o client.Object) []reconcile.Request {
+	return append(serverOfPolicy(ctx, o), p.blockedOn(client.ObjectKeyFromObject(o))...)
 }
 
 // failed reports whether the last attempt at the server failed.

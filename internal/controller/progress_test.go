@@ -48,9 +48,19 @@ func TestProgressReportsOnlyBlockingFailures(t *testing.T) {
 			t.Errorf("%s: outstanding %v failed %v blocked %q", tt.r.Name, out, p.failed(tt.r), blocked)
 		}
 	}
+	taken := client.ObjectKey{Namespace: "ns", Name: "access-to.b"}
+	if got := p.blockedOn(taken); len(got) != 1 || got[0] != b {
+		t.Errorf("servers blocked on %s: %v, want [b]", taken, got)
+	}
+	if got := p.blockedOn(client.ObjectKey{Namespace: "ns", Name: "access-to.a"}); len(got) != 0 {
+		t.Errorf("servers blocked on a policy that blocks none: %v", got)
+	}
 	p.finish(b, p.begin(), nil)
 	if out, _, blocked := p.state(b); out || blocked != "" || p.failed(b) {
 		t.Errorf("b still reported after it succeeded: outstanding %v blocked %q", out, blocked)
+	}
+	if got := p.blockedOn(taken); len(got) != 0 {
+		t.Errorf("b still blocked on %s after it succeeded", taken)
 	}
 }
 

@@ -71,6 +71,8 @@ func (r *ProtectedStatusReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	ready, reason, msg, policy, writing := false, ReasonPending, "", "", false
 	switch {
+	case plan.KindMeant != "":
+		reason, msg = ReasonFailed, kindMisspelled(server, plan.KindMeant)
 	case plan.Policy == nil:
 		msg = fmt.Sprintf("no NetworkPolicy is planned for %s", server)
 	default:

@@ -7,7 +7,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/identity"
@@ -71,22 +74,84 @@ func (s Server) String() string {
 	return s.Ref.String()
 }
 
-// PolicyName is the name of the NetworkPolicy that protects the server. "." cannot occur
-// in a target name, so names of different servers never collide.
+// PolicyName is the name of the NetworkPolicy that protects the server, and the only
+// function that names one. No two servers of a namespace share a name, whatever the
+// spelling of their kinds. A Service, a server without a kind, and a server of a
+// well-known kind spelled as Kubernetes spells it are named "access-to.<kind>.<name>",
+// with two dots, as earlier releases named them. Any other server's name has three dots,
+// the last before a digest of the exact server. Names are valid object names.
 func (s Server) PolicyName() string {
-	kind := "any"
+	kind, plain := "any", true
 	switch {
 	case s.Service:
 		kind = "service"
 	case s.Kind != "":
 		kind = strings.ToLower(s.Kind)
+		canonical, known := WellKnownKind(s.Kind)
+		plain = known && canonical == s.Kind
 	}
-	name := "access-to." + kind + "." + s.Name
-	if len(name) > 253 {
-		// The cut must end on an alphanumeric character to keep the name a DNS subdomain.
-		name = strings.TrimRight(name[:240], "-.") + "." + s.Hash()[:12]
+	name := policyNamePrefix + kind + "." + s.Name
+	if plain && !strings.Contains(s.Name, ".") && len(validation.IsDNS1123Subdomain(name)) == 0 {
+		return name
 	}
-	return name
+	// Each part is cut so that the whole, digest included, fits, and is a non-empty DNS
+	// label: the name has three dots, so it is never one of the names above.
+	kindPart := labelPart(kind, 63)
+	namePart := labelPart(s.Name, validation.DNS1123SubdomainMaxLength-len(policyNamePrefix)-len(kindPart)-2-policyDigestLen)
+	return policyNamePrefix + kindPart + "." + namePart + "." + s.digest()[:policyDigestLen]
+}
+
+const (
+	policyNamePrefix = "access-to."
+	// policyDigestLen is long enough (80 bits) that no one can search for a server whose
+	// name collides with a given one.
+	policyDigestLen = 20
+)
+
+// digest is a hex SHA-256 of the exact server, namespace included, in an encoding no two
+// servers share whatever their fields hold.
+func (s Server) digest() string {
+	h := sha256.New()
+	for _, f := range []string{s.Namespace, s.Kind, s.Name, strconv.FormatBool(s.Service)} {
+		fmt.Fprintf(h, "%d:%s;", len(f), f)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// wellKnownKinds are the kinds of Kubernetes' own pod controllers, and pods, by their
+// lowercase spelling.
+var wellKnownKinds = map[string]string{}
+
+func init() {
+	for _, k := range []string{"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod", "ReplicationController"} {
+		wellKnownKinds[strings.ToLower(k)] = k
+	}
+}
+
+// WellKnownKind returns the kind of Kubernetes' own workloads that kind spells, ignoring
+// letter case, and whether there is one. Kinds are case-sensitive: when the two differ,
+// kind names no kind of Kubernetes and no workload has it.
+func WellKnownKind(kind string) (string, bool) {
+	k, ok := wellKnownKinds[strings.ToLower(kind)]
+	return k, ok
+}
+
+// labelPart turns s into a non-empty DNS label of at most limit characters: lowercase,
+// with every other character a dash, cut, and trimmed of dashes at either end.
+func labelPart(s string, limit int) string {
+	b := []byte(strings.ToLower(s))
+	for i, c := range b {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > limit {
+		b = b[:limit]
+	}
+	if out := strings.Trim(string(b), "-"); out != "" {
+		return out
+	}
+	return "x"
 }
 
 // Hash is a label-safe digest of the server, namespace included.
