@@ -1,7 +1,8 @@
 // Package webhook serves the API server's calls to the operator: conversion between the
 // served versions of the k8s.otterize.com kinds, and the validation CEL cannot express
 // (one ClientIntents per workload, one ProtectedService per server, valid target
-// namespaces). Every replica serves them, leader or not.
+// namespaces, no new targets of kinds intentguard does not enforce, the grammar of a
+// v1alpha2 file's saved v2beta1 spec). Every replica serves them, leader or not.
 package webhook
 
 import (
@@ -101,7 +102,11 @@ func describe(name, kind string) string {
 // Paths names the fields of a ClientIntents in the shape the user wrote: v1 versions
 // say spec.service and spec.calls[i].name where v2 says spec.workload and
 // spec.targets[i].<kind>.name. Conversion keeps one target per call, in order.
-type Paths struct{ V1 bool }
+type Paths struct {
+	V1 bool
+	// V1alpha2 is set for files written in v1alpha2.
+	V1alpha2 bool
+}
 
 func (p Paths) workload() *field.Path {
 	if p.V1 {
@@ -262,7 +267,7 @@ func requestPaths(ctx context.Context) Paths {
 	if err != nil || req.RequestKind == nil {
 		return Paths{}
 	}
-	return Paths{V1: strings.HasPrefix(req.RequestKind.Version, "v1")}
+	return Paths{V1: strings.HasPrefix(req.RequestKind.Version, "v1"), V1alpha2: req.RequestKind.Version == "v1alpha2"}
 }
 
 type intentsValidator struct{ reader client.Reader }
@@ -276,6 +281,11 @@ func (v *intentsValidator) validate(ctx context.Context, ci, old *v2beta1.Client
 	}
 	paths := requestPaths(ctx)
 	errs := append(ValidateClientIntents(ci, others.Items, paths), ValidateKeptTargets(ci, old, paths)...)
+	if paths.V1alpha2 {
+		// Only a v1alpha2 file reaches here with fields no schema checked: the v2beta1
+		// spec kept in its annotation.
+		errs = append(errs, ValidateGrammar(ci.Spec, hubSpecPath)...)
+	}
 	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(intentsGK, ci.Name, errs)
 	}

@@ -37,6 +37,8 @@ func TestNamesFollowTheirSystemsGrammar(t *testing.T) {
 		{"new sql target", v2("s1", `{sql: {name: pg}}`), `spec.targets[0]: Forbidden: sql targets are not supported`},
 		{"unknown field in a target", v2("s2", `{service: {name: web}, timeout: 3}`), `spec.targets[0]: Forbidden: unknown fields timeout`},
 		{"new database call", v1("v1alpha3", "s3", `{name: pg, type: database, databaseResources: [{table: t}]}`), `spec.calls[0]: Invalid value: calls of type database, aws, gcp and azure are not supported`},
+		{"kind smuggled in a v1alpha2 file's saved spec", `{apiVersion: k8s.otterize.com/v1alpha2, kind: ClientIntents, metadata: {name: a2, annotations: {intentguard.dev/v2beta1-spec: '{"workload":{"name":"a2"},"targets":[{"kubernetes":{"name":"web","kind":"deployment"}}]}'}}, spec: {service: {name: a2}, calls: [{name: web}]}}`,
+			`metadata.annotations[intentguard.dev/v2beta1-spec].targets[0].kubernetes.kind: Invalid value: "deployment"`},
 		{"namespace of a kafka target", v1("v1alpha3", "n1", `{name: kafka.Kafka, type: kafka}`), `spec.calls[0].name: Invalid value: "kafka.Kafka"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) { expectRefused(t, ns, tc.doc, tc.msg) })
