@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -136,8 +137,36 @@ func TestLegacyObjectsDoNotStopTheOperator(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantSpec, _ := json.Marshal(want["spec"])
-		if got := specJSON(t, getAs(t, "ClientIntents", l.version, tenant, l.name)); got != string(wantSpec) {
+		own := getAs(t, "ClientIntents", l.version, tenant, l.name)
+		if got := specJSON(t, own); got != string(wantSpec) {
 			t.Errorf("%s read as %s:\n%s\nwas written\n%s", l.name, l.version, got, wantSpec)
 		}
+		// Its owners can still edit it in its own version, and the call stays as written.
+		own.SetLabels(map[string]string{"edited": "yes"})
+		if err := kube.Update(context.Background(), own); err != nil {
+			t.Errorf("editing %s in %s: %v", l.name, l.version, err)
+		}
+		if got := specJSON(t, getAs(t, "ClientIntents", l.version, tenant, l.name)); got != string(wantSpec) {
+			t.Errorf("%s after an edit in %s:\n%s\nwas written\n%s", l.name, l.version, got, wantSpec)
+		}
+	}
+	// Adding another such call is refused, in the old version as in v2beta1.
+	db := getAs(t, "ClientIntents", "v1alpha3", tenant, "legacy-db")
+	calls, _, _ := unstructured.NestedSlice(db.Object, "spec", "calls")
+	calls = append(calls, map[string]any{"name": "mysql", "type": "database"})
+	if err := unstructured.SetNestedSlice(db.Object, calls, "spec", "calls"); err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.Update(context.Background(), db); err == nil || !strings.Contains(err.Error(), "spec.calls[2]: Invalid value: calls of type database, aws, gcp and azure are not supported") {
+		t.Errorf("adding a database call: %v", err)
+	}
+	sql := getAs(t, "ClientIntents", "v2beta1", tenant, "legacy-sql")
+	targets, _, _ := unstructured.NestedSlice(sql.Object, "spec", "targets")
+	targets = append(targets, map[string]any{"azure": map[string]any{"scope": "/subscriptions/s"}})
+	if err := unstructured.SetNestedSlice(sql.Object, targets, "spec", "targets"); err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.Update(context.Background(), sql); err == nil || !strings.Contains(err.Error(), "spec.targets[2]: Forbidden: azure targets are not supported") {
+		t.Errorf("adding an azure target: %v", err)
 	}
 }
