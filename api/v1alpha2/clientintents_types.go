@@ -1,6 +1,7 @@
 package v1alpha2
 
 import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
@@ -27,7 +28,9 @@ const (
 )
 
 // Intent is one call: to a workload "name[.namespace]", to a Kubernetes Service
-// "svc:name[.namespace]", or to Kafka topics.
+// "svc:name[.namespace]", or to Kafka topics. Fields it does not know are kept, so that
+// an object written upstream reads back unchanged.
+// +kubebuilder:pruning:PreserveUnknownFields
 // +kubebuilder:validation:XValidation:rule="!self.name.startsWith('svc:') || !has(self.type) || self.type != 'kafka'",message="a kafka call names the broker workload, not a Service (svc:)"
 // +kubebuilder:validation:XValidation:rule="!has(self.resources) || size(self.resources) == 0 || (has(self.type) && self.type == 'http')",message="resources need type http"
 // +kubebuilder:validation:XValidation:rule="!has(self.topics) || size(self.topics) == 0 || (has(self.type) && self.type == 'kafka')",message="topics need type kafka"
@@ -48,6 +51,8 @@ type Intent struct {
 	// +optional
 	// +listType=atomic
 	HTTPResources []v2beta1.HTTPTarget `json:"resources,omitempty"`
+	// Unsupported holds, by field name, the fields of the call this project does not know.
+	Unsupported map[string]apiextensionsv1.JSON `json:"-"`
 }
 
 // IntentsSpec declares the workload and every call it makes.

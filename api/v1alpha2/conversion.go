@@ -8,6 +8,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/conversion"
 
+	"github.com/intentguard/intentguard/api/internal/unknown"
 	"github.com/intentguard/intentguard/api/v2beta1"
 )
 
@@ -27,39 +28,54 @@ const (
 //	{name: b[.ns], type: kafka, topics} -> kafka: {name, topics}
 //
 // A call of type http without resources means the same as a plain call; it reads back
-// without its type.
-func SpecToHub(in IntentsSpec) (v2beta1.ClientIntentsSpec, error) {
+// without its type. Any other call has no equivalent: it becomes a target that keeps it
+// whole under v2beta1.KeptV1alpha2Call, which is not enforced. The conversion never
+// fails, so one such object never stops a list of every ClientIntents.
+func SpecToHub(in IntentsSpec) v2beta1.ClientIntentsSpec {
 	out := v2beta1.ClientIntentsSpec{Workload: v2beta1.Workload{Name: in.Service.Name}}
-	for i, c := range in.Calls {
-		svcName, isService := strings.CutPrefix(c.Name, ServicePrefix)
-		var t v2beta1.Target
-		switch {
-		case c.Name == "":
-			return v2beta1.ClientIntentsSpec{}, fmt.Errorf("spec.calls[%d]: the call has no name", i)
-		case c.Type == IntentTypeKafka && isService:
-			return v2beta1.ClientIntentsSpec{}, fmt.Errorf("spec.calls[%d]: a kafka call names the broker workload, not a Service (%q)", i, c.Name)
-		case c.Type == IntentTypeKafka && len(c.HTTPResources) > 0:
-			return v2beta1.ClientIntentsSpec{}, fmt.Errorf("spec.calls[%d]: resources need type http", i)
-		case c.Type == IntentTypeKafka:
-			t.Kafka = &v2beta1.KafkaTarget{Name: c.Name, Topics: copyTopics(c.Topics)}
-		case c.Type != "" && c.Type != IntentTypeHTTP:
-			return v2beta1.ClientIntentsSpec{}, fmt.Errorf("spec.calls[%d]: calls of type %s are not supported", i, c.Type)
-		case len(c.Topics) > 0:
-			return v2beta1.ClientIntentsSpec{}, fmt.Errorf("spec.calls[%d]: topics need type kafka", i)
-		case len(c.HTTPResources) > 0 && c.Type != IntentTypeHTTP:
-			return v2beta1.ClientIntentsSpec{}, fmt.Errorf("spec.calls[%d]: resources need type http", i)
-		case isService:
-			t.Service = &v2beta1.ServiceTarget{Name: svcName, HTTP: copyHTTP(c.HTTPResources)}
-		default:
-			t.Kubernetes = &v2beta1.KubernetesTarget{Name: c.Name, HTTP: copyHTTP(c.HTTPResources)}
-		}
-		out.Targets = append(out.Targets, t)
+	for _, c := range in.Calls {
+		out.Targets = append(out.Targets, callToTarget(c))
 	}
-	return out, nil
+	return out
+}
+
+func callToTarget(c Intent) v2beta1.Target {
+	bare := len(c.Unsupported) > 0 && c.Name == "" && c.Type == "" && c.Topics == nil && c.HTTPResources == nil
+	known := c
+	known.Unsupported = nil
+	return v2beta1.ConvertCall(c, known, c.Unsupported, bare, CallToTarget, v2beta1.KeptV1alpha2Call)
+}
+
+// CallToTarget converts a call that has a v2beta1 equivalent, and says why a call has
+// none. Fields in c.Unsupported are not looked at.
+func CallToTarget(c Intent) (v2beta1.Target, error) {
+	svcName, isService := strings.CutPrefix(c.Name, ServicePrefix)
+	switch {
+	case c.Name == "":
+		return v2beta1.Target{}, fmt.Errorf("the call has no name")
+	case c.Type == IntentTypeKafka && isService:
+		return v2beta1.Target{}, fmt.Errorf("a kafka call names the broker workload, not a Service (%q)", c.Name)
+	case c.Type == IntentTypeKafka && len(c.HTTPResources) > 0:
+		return v2beta1.Target{}, fmt.Errorf("resources need type http")
+	case c.Type == IntentTypeKafka:
+		return v2beta1.Target{Kafka: &v2beta1.KafkaTarget{Name: c.Name, Topics: copyTopics(c.Topics)}}, nil
+	case c.Type != "" && c.Type != IntentTypeHTTP:
+		return v2beta1.Target{}, fmt.Errorf("calls of type %s are not enforced by intentguard", c.Type)
+	case len(c.Topics) > 0:
+		return v2beta1.Target{}, fmt.Errorf("topics need type kafka")
+	case len(c.HTTPResources) > 0 && c.Type != IntentTypeHTTP:
+		return v2beta1.Target{}, fmt.Errorf("resources need type http")
+	case isService:
+		return v2beta1.Target{Service: &v2beta1.ServiceTarget{Name: svcName, HTTP: copyHTTP(c.HTTPResources)}}, nil
+	default:
+		return v2beta1.Target{Kubernetes: &v2beta1.KubernetesTarget{Name: c.Name, HTTP: copyHTTP(c.HTTPResources)}}, nil
+	}
 }
 
 // SpecFromHub converts a v2beta1 spec to v1alpha2. exact is false when v1alpha2 cannot
 // say all of it: the workload's or a target's kind, and internet targets, are dropped.
+// Targets of kinds this project does not enforce are kept as calls that convert back to
+// them.
 func SpecFromHub(in v2beta1.ClientIntentsSpec) (out IntentsSpec, exact bool) {
 	out.Service = Service{Name: in.Workload.Name}
 	exact = in.Workload.Kind == ""
@@ -73,16 +89,32 @@ func SpecFromHub(in v2beta1.ClientIntentsSpec) (out IntentsSpec, exact bool) {
 			c = Intent{Name: ServicePrefix + t.Service.Name, HTTPResources: copyHTTP(t.Service.HTTP)}
 		case t.Kafka != nil:
 			c = Intent{Name: t.Kafka.Name, Type: IntentTypeKafka, Topics: copyTopics(t.Kafka.Topics)}
-		default:
+		case t.Internet != nil:
 			exact = false
+			continue
+		default:
+			out.Calls = append(out.Calls, keptCall(t))
 			continue
 		}
 		if len(c.HTTPResources) > 0 {
 			c.Type = IntentTypeHTTP
 		}
+		c.Unsupported = unknown.Copy(t.Unsupported)
 		out.Calls = append(out.Calls, c)
 	}
 	return out, exact
+}
+
+// keptCall returns the call of a target of a kind this project does not enforce: the
+// v1alpha2 call it keeps, or else a call of its fields alone.
+func keptCall(t v2beta1.Target) Intent {
+	if kept, ok := t.Unsupported[v2beta1.KeptV1alpha2Call]; ok && len(t.Unsupported) == 1 {
+		var c Intent
+		if json.Unmarshal(kept.Raw, &c) == nil && sameJSON(callToTarget(c), t) {
+			return c
+		}
+	}
+	return Intent{Unsupported: unknown.Copy(t.Unsupported)}
 }
 
 func copyHTTP(in []v2beta1.HTTPTarget) []v2beta1.HTTPTarget {
@@ -109,15 +141,26 @@ func sameJSON(a, b any) bool {
 	return errA == nil && errB == nil && bytes.Equal(x, y)
 }
 
-// ConvertTo converts this ClientIntents to the hub version, v2beta1. When the object
+// plainIntent is Intent without its JSON methods.
+type plainIntent Intent
+
+// UnmarshalJSON decodes a call, keeping the fields it does not know in Unsupported.
+func (c *Intent) UnmarshalJSON(data []byte) error {
+	*c = Intent{}
+	return unknown.Unmarshal(data, (*plainIntent)(c), &c.Unsupported)
+}
+
+// MarshalJSON encodes a call with the fields kept in Unsupported.
+func (c Intent) MarshalJSON() ([]byte, error) {
+	return unknown.Join(plainIntent(c), c.Unsupported)
+}
+
+// ConvertTo converts this ClientIntents to the hub version, v2beta1; it never fails. When the object
 // carries HubSpecAnnotation and its v1alpha2 spec is still what that saved spec reads as,
 // the saved spec is restored; a spec edited in v1alpha2 wins and the annotation is dropped.
 func (src *ClientIntents) ConvertTo(dstRaw conversion.Hub) error {
 	dst := dstRaw.(*v2beta1.ClientIntents)
-	spec, err := SpecToHub(src.Spec)
-	if err != nil {
-		return fmt.Errorf("converting ClientIntents %s/%s from %s: %w", src.Namespace, src.Name, GroupVersion.Version, err)
-	}
+	spec := SpecToHub(src.Spec)
 	dst.ObjectMeta = *src.ObjectMeta.DeepCopy()
 	if saved, ok := dst.Annotations[HubSpecAnnotation]; ok {
 		delete(dst.Annotations, HubSpecAnnotation)

@@ -6,6 +6,7 @@ package v1alpha2
 
 import (
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -83,6 +84,13 @@ func (in *Intent) DeepCopyInto(out *Intent) {
 		*out = make([]v2beta1.HTTPTarget, len(*in))
 		for i := range *in {
 			(*in)[i].DeepCopyInto(&(*out)[i])
+		}
+	}
+	if in.Unsupported != nil {
+		in, out := &in.Unsupported, &out.Unsupported
+		*out = make(map[string]v1.JSON, len(*in))
+		for key, val := range *in {
+			(*out)[key] = *val.DeepCopy()
 		}
 	}
 }

@@ -1,11 +1,14 @@
 package v1alpha3
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/conversion"
 
+	"github.com/intentguard/intentguard/api/internal/unknown"
 	"github.com/intentguard/intentguard/api/v2beta1"
 )
 
@@ -20,21 +23,33 @@ const ServicePrefix = "svc:"
 //	{type: internet, internet}                      -> internet
 //
 // A call of type http without resources means the same as a plain call; it reads back
-// without its type. Calls of type database, aws, gcp and azure have no equivalent and are
-// an error.
-func SpecToHub(in IntentsSpec) (v2beta1.ClientIntentsSpec, error) {
+// without its type. Any other call (of type database, aws, gcp or azure, with fields
+// v2beta1 does not know, or breaking the rules above) has no equivalent: it becomes a
+// target that keeps it whole under v2beta1.KeptV1alpha3Call, which is not enforced. The
+// conversion never fails, so one such object never stops a list of every ClientIntents.
+func SpecToHub(in IntentsSpec) v2beta1.ClientIntentsSpec {
 	out := v2beta1.ClientIntentsSpec{Workload: v2beta1.Workload{Name: in.Service.Name, Kind: in.Service.Kind}}
-	for i, call := range in.Calls {
-		t, err := callToTarget(call)
-		if err != nil {
-			return v2beta1.ClientIntentsSpec{}, fmt.Errorf("spec.calls[%d]: %w", i, err)
-		}
-		out.Targets = append(out.Targets, t)
+	for _, call := range in.Calls {
+		out.Targets = append(out.Targets, callToTarget(call))
 	}
-	return out, nil
+	return out
 }
 
-func callToTarget(c Intent) (v2beta1.Target, error) {
+func callToTarget(c Intent) v2beta1.Target {
+	known := c
+	known.Unsupported = nil
+	return v2beta1.ConvertCall(c, known, c.Unsupported, bare(c), CallToTarget, v2beta1.KeptV1alpha3Call)
+}
+
+// bare reports whether a call sets nothing but fields this version does not know.
+func bare(c Intent) bool {
+	return len(c.Unsupported) > 0 && c.Name == "" && c.Kind == "" && c.Type == "" &&
+		c.Topics == nil && c.HTTPResources == nil && c.Internet == nil
+}
+
+// CallToTarget converts a call that has a v2beta1 equivalent, and says why a call has
+// none. Fields in c.Unsupported are not looked at.
+func CallToTarget(c Intent) (v2beta1.Target, error) {
 	svcName, isService := strings.CutPrefix(c.Name, ServicePrefix)
 	switch c.Type {
 	case IntentTypeInternet:
@@ -44,6 +59,9 @@ func callToTarget(c Intent) (v2beta1.Target, error) {
 		if c.Name != "" {
 			return v2beta1.Target{}, fmt.Errorf("a call of type internet has no name (got %q)", c.Name)
 		}
+		if c.Kind != "" || len(c.Topics) > 0 || len(c.HTTPResources) > 0 {
+			return v2beta1.Target{}, fmt.Errorf("a call of type internet has only internet")
+		}
 		return v2beta1.Target{Internet: c.Internet.DeepCopy()}, nil
 	case IntentTypeKafka:
 		if isService {
@@ -51,6 +69,12 @@ func callToTarget(c Intent) (v2beta1.Target, error) {
 		}
 		if len(c.HTTPResources) > 0 {
 			return v2beta1.Target{}, fmt.Errorf("a kafka call has no HTTPResources")
+		}
+		if c.Internet != nil || c.Kind != "" {
+			return v2beta1.Target{}, fmt.Errorf("a kafka call has no internet and no kind")
+		}
+		if c.Name == "" {
+			return v2beta1.Target{}, fmt.Errorf("the call has no name")
 		}
 		return v2beta1.Target{Kafka: &v2beta1.KafkaTarget{Name: c.Name, Topics: copyTopics(c.Topics)}}, nil
 	case "", IntentTypeHTTP:
@@ -74,15 +98,24 @@ func callToTarget(c Intent) (v2beta1.Target, error) {
 		}
 		return v2beta1.Target{Kubernetes: &v2beta1.KubernetesTarget{Name: c.Name, Kind: c.Kind, HTTP: copyHTTP(c.HTTPResources)}}, nil
 	default:
-		return v2beta1.Target{}, fmt.Errorf("calls of type %s are not supported", c.Type)
+		return v2beta1.Target{}, fmt.Errorf("calls of type %s are not enforced by intentguard", c.Type)
 	}
 }
 
-// SpecFromHub converts a v2beta1 spec to v1alpha3; every v2beta1 spec has a v1alpha3 form.
-func SpecFromHub(in v2beta1.ClientIntentsSpec) (IntentsSpec, error) {
+// SpecFromHub converts a v2beta1 spec to v1alpha3; every v2beta1 spec has a v1alpha3
+// form, and SpecToHub of it is the spec again.
+func SpecFromHub(in v2beta1.ClientIntentsSpec) IntentsSpec {
 	out := IntentsSpec{Service: Service{Name: in.Workload.Name, Kind: in.Workload.Kind}}
-	for i, t := range in.Targets {
-		var c Intent
+	for _, t := range in.Targets {
+		out.Calls = append(out.Calls, targetToCall(t))
+	}
+	return out
+}
+
+func targetToCall(t v2beta1.Target) Intent {
+	var c Intent
+	switch {
+	case !t.IsUnsupported():
 		switch {
 		case t.Kubernetes != nil:
 			c = Intent{Name: t.Kubernetes.Name, Kind: t.Kubernetes.Kind, HTTPResources: copyHTTP(t.Kubernetes.HTTP)}
@@ -98,14 +131,20 @@ func SpecFromHub(in v2beta1.ClientIntentsSpec) (IntentsSpec, error) {
 			c = Intent{Name: t.Kafka.Name, Type: IntentTypeKafka, Topics: copyTopics(t.Kafka.Topics)}
 		case t.Internet != nil:
 			c = Intent{Type: IntentTypeInternet, Internet: t.Internet.DeepCopy()}
-		default:
-			return IntentsSpec{}, fmt.Errorf("spec.targets[%d] sets no target", i)
 		}
-		out.Calls = append(out.Calls, c)
+		c.Unsupported = unknown.Copy(t.Unsupported)
+		return c
+	case len(t.Unsupported) == 1:
+		if kept, ok := t.Unsupported[v2beta1.KeptV1alpha3Call]; ok && json.Unmarshal(kept.Raw, &c) == nil {
+			if back := callToTarget(c); sameJSON(back, t) {
+				return c
+			}
+		}
 	}
-	return out, nil
+	// A target v1alpha3 cannot say (an sql, aws, gcp or azure target, a kept call of
+	// another version) reads as a call of its fields alone, which converts back to it.
+	return Intent{Unsupported: unknown.Copy(t.Unsupported)}
 }
-
 func copyHTTP(in []v2beta1.HTTPTarget) []v2beta1.HTTPTarget {
 	var out []v2beta1.HTTPTarget
 	for _, h := range in {
@@ -122,28 +161,41 @@ func copyTopics(in []v2beta1.KafkaTopic) []v2beta1.KafkaTopic {
 	return out
 }
 
-// ConvertTo converts this ClientIntents to the hub version, v2beta1.
+// plainIntent is Intent without its JSON methods.
+type plainIntent Intent
+
+// UnmarshalJSON decodes a call, keeping the fields it does not know in Unsupported.
+func (c *Intent) UnmarshalJSON(data []byte) error {
+	*c = Intent{}
+	return unknown.Unmarshal(data, (*plainIntent)(c), &c.Unsupported)
+}
+
+// MarshalJSON encodes a call with the fields kept in Unsupported.
+func (c Intent) MarshalJSON() ([]byte, error) {
+	return unknown.Join(plainIntent(c), c.Unsupported)
+}
+
+// sameJSON reports whether two values encode to the same JSON.
+func sameJSON(a, b any) bool {
+	x, errA := json.Marshal(a)
+	y, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(x, y)
+}
+
+// ConvertTo converts this ClientIntents to the hub version, v2beta1; it never fails.
 func (src *ClientIntents) ConvertTo(dstRaw conversion.Hub) error {
 	dst := dstRaw.(*v2beta1.ClientIntents)
-	spec, err := SpecToHub(src.Spec)
-	if err != nil {
-		return fmt.Errorf("converting ClientIntents %s/%s from %s: %w", src.Namespace, src.Name, GroupVersion.Version, err)
-	}
 	dst.ObjectMeta = *src.ObjectMeta.DeepCopy()
-	dst.Spec = spec
+	dst.Spec = SpecToHub(src.Spec)
 	dst.Status = *src.Status.DeepCopy()
 	return nil
 }
 
-// ConvertFrom converts the hub version, v2beta1, to this ClientIntents.
+// ConvertFrom converts the hub version, v2beta1, to this ClientIntents; it never fails.
 func (dst *ClientIntents) ConvertFrom(srcRaw conversion.Hub) error {
 	src := srcRaw.(*v2beta1.ClientIntents)
-	spec, err := SpecFromHub(src.Spec)
-	if err != nil {
-		return fmt.Errorf("converting ClientIntents %s/%s to %s: %w", src.Namespace, src.Name, GroupVersion.Version, err)
-	}
 	dst.ObjectMeta = *src.ObjectMeta.DeepCopy()
-	dst.Spec = spec
+	dst.Spec = SpecFromHub(src.Spec)
 	dst.Status = *src.Status.DeepCopy()
 	return nil
 }

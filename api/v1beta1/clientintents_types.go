@@ -1,6 +1,7 @@
 package v1beta1
 
 import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
@@ -15,12 +16,14 @@ type Service struct {
 	Name string `json:"name"`
 	// Kind restricts the identity to workloads of this kind (for example Deployment).
 	// +optional
+	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^([A-Z][A-Za-z0-9]*)?$`
 	Kind string `json:"kind,omitempty"`
 }
 
 // IntentType is the kind of call: http, kafka, internet, or empty for a plain call.
-// database, aws, gcp and azure exist upstream and are refused here.
+// database, aws, gcp and azure exist upstream: refused in new files, and kept as written
+// (not enforced) in objects that already have them.
 // +kubebuilder:validation:Enum=http;kafka;database;aws;gcp;azure;internet
 type IntentType string
 
@@ -35,7 +38,10 @@ const (
 )
 
 // Intent is one call: to a workload "name[.namespace]", to a Kubernetes Service
-// "svc:name[.namespace]", to Kafka topics, or to the internet.
+// "svc:name[.namespace]", to Kafka topics, or to the internet. Fields it does not know
+// (the resources of database, aws, gcp and azure calls) are kept, so that an object
+// written upstream reads back unchanged.
+// +kubebuilder:pruning:PreserveUnknownFields
 // +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type in ['http', 'kafka', 'internet']",message="calls of type database, aws, gcp and azure are not supported"
 // +kubebuilder:validation:XValidation:rule="has(self.type) && self.type == 'internet' ? has(self.internet) && !has(self.name) : has(self.name) && !has(self.internet)",message="an internet call sets internet and no name; every other call sets name and no internet"
 // +kubebuilder:validation:XValidation:rule="!has(self.name) || !self.name.startsWith('svc:') || !has(self.kind) || size(self.kind) == 0",message="a Service call (svc:) has no kind"
@@ -51,6 +57,7 @@ type Intent struct {
 	Name string `json:"name,omitempty"`
 	// Kind restricts the server to workloads of this kind.
 	// +optional
+	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^([A-Z][A-Za-z0-9]*)?$`
 	Kind string `json:"kind,omitempty"`
 	// Type is the kind of call; empty is a plain call.
@@ -67,6 +74,8 @@ type Intent struct {
 	// Internet is the destination of an internet call.
 	// +optional
 	Internet *v2beta1.InternetTarget `json:"internet,omitempty"`
+	// Unsupported holds, by field name, the fields of the call this project does not know.
+	Unsupported map[string]apiextensionsv1.JSON `json:"-"`
 }
 
 // IntentsSpec declares the workload and every call it makes.

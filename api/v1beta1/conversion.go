@@ -6,6 +6,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/conversion"
 
+	"github.com/intentguard/intentguard/api/internal/unknown"
 	"github.com/intentguard/intentguard/api/v1alpha3"
 	"github.com/intentguard/intentguard/api/v2beta1"
 )
@@ -17,21 +18,19 @@ func SpecToHub(in IntentsSpec) (v2beta1.ClientIntentsSpec, error) {
 	if err := recode(in, &alpha3); err != nil {
 		return v2beta1.ClientIntentsSpec{}, err
 	}
-	return v1alpha3.SpecToHub(alpha3)
+	return v1alpha3.SpecToHub(alpha3), nil
 }
 
 // SpecFromHub converts a v2beta1 spec to v1beta1 through v1alpha3.SpecFromHub.
 func SpecFromHub(in v2beta1.ClientIntentsSpec) (IntentsSpec, error) {
-	alpha3, err := v1alpha3.SpecFromHub(in)
-	if err != nil {
-		return IntentsSpec{}, err
-	}
 	var out IntentsSpec
-	err = recode(alpha3, &out)
+	err := recode(v1alpha3.SpecFromHub(in), &out)
 	return out, err
 }
 
-// recode copies between two versions of the same shape through their JSON form.
+// recode copies between two versions of the same shape through their JSON form, fields
+// neither knows included. Both shapes always encode and decode, so it fails only on a
+// bug, which the conversion tests would show.
 func recode(in, out any) error {
 	b, err := json.Marshal(in)
 	if err != nil {
@@ -41,6 +40,20 @@ func recode(in, out any) error {
 		return fmt.Errorf("decoding %T: %w", out, err)
 	}
 	return nil
+}
+
+// plainIntent is Intent without its JSON methods.
+type plainIntent Intent
+
+// UnmarshalJSON decodes a call, keeping the fields it does not know in Unsupported.
+func (c *Intent) UnmarshalJSON(data []byte) error {
+	*c = Intent{}
+	return unknown.Unmarshal(data, (*plainIntent)(c), &c.Unsupported)
+}
+
+// MarshalJSON encodes a call with the fields kept in Unsupported.
+func (c Intent) MarshalJSON() ([]byte, error) {
+	return unknown.Join(plainIntent(c), c.Unsupported)
 }
 
 // ConvertTo converts this ClientIntents to the hub version, v2beta1.

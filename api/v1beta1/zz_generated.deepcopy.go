@@ -6,6 +6,7 @@ package v1beta1
 
 import (
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -89,6 +90,13 @@ func (in *Intent) DeepCopyInto(out *Intent) {
 		in, out := &in.Internet, &out.Internet
 		*out = new(v2beta1.InternetTarget)
 		(*in).DeepCopyInto(*out)
+	}
+	if in.Unsupported != nil {
+		in, out := &in.Unsupported, &out.Unsupported
+		*out = make(map[string]v1.JSON, len(*in))
+		for key, val := range *in {
+			(*out)[key] = *val.DeepCopy()
+		}
 	}
 }
 

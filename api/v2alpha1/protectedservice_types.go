@@ -15,6 +15,7 @@ type ProtectedServiceSpec struct {
 	Name string `json:"name"`
 	// Kind restricts the protection to workloads of this kind.
 	// +optional
+	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^([A-Z][A-Za-z0-9]*)?$`
 	Kind string `json:"kind,omitempty"`
 }

@@ -1,6 +1,7 @@
 package v2beta1
 
 import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -15,12 +16,17 @@ type Workload struct {
 	Name string `json:"name"`
 	// Kind restricts the identity to workloads of this kind (for example Deployment).
 	// +optional
+	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^([A-Z][A-Za-z0-9]*)?$`
 	Kind string `json:"kind,omitempty"`
 }
 
-// Target is one call the client makes. Exactly one of its fields is set.
-// +kubebuilder:validation:XValidation:rule="[has(self.kubernetes), has(self.service), has(self.kafka), has(self.internet)].filter(x, x).size() == 1",message="a target must set exactly one of kubernetes, service, kafka or internet"
+// Target is one call the client makes. Exactly one of its fields is set. A target of a
+// kind this project does not enforce (sql, aws, gcp, azure, or a call of an older
+// version that has no equivalent here) is kept as written, unknown fields and all, and
+// reported as not enforced; the validating webhook refuses new ones.
+// +kubebuilder:pruning:PreserveUnknownFields
+// +kubebuilder:validation:XValidation:rule="[has(self.kubernetes), has(self.service), has(self.kafka), has(self.internet)].filter(x, x).size() <= 1",message="a target must set exactly one of kubernetes, service, kafka or internet"
 type Target struct {
 	// Kubernetes is a call to a workload, by its service identity.
 	// +optional
@@ -34,6 +40,9 @@ type Target struct {
 	// Internet is a call to addresses outside the cluster.
 	// +optional
 	Internet *InternetTarget `json:"internet,omitempty"`
+	// Unsupported holds, by field name, the fields of the target that this project does
+	// not know. It is set only on a target of a kind it does not enforce.
+	Unsupported map[string]apiextensionsv1.JSON `json:"-"`
 }
 
 // KubernetesTarget is a call to a workload, "name" in the client's namespace or "name.namespace".
@@ -44,6 +53,7 @@ type KubernetesTarget struct {
 	Name string `json:"name"`
 	// Kind restricts the server to workloads of this kind.
 	// +optional
+	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^([A-Z][A-Za-z0-9]*)?$`
 	Kind string `json:"kind,omitempty"`
 	// HTTP narrows the call to these paths and methods (enforced by L7 enforcement points).
@@ -64,14 +74,18 @@ type ServiceTarget struct {
 	HTTP []HTTPTarget `json:"http,omitempty"`
 }
 
-// HTTPMethod is an HTTP request method.
-// +kubebuilder:validation:Enum=GET;POST;PUT;DELETE;OPTIONS;TRACE;PATCH;CONNECT
+// HTTPMethod is an HTTP request method, one of those Istio's authorization policies match.
+// +kubebuilder:validation:Enum=GET;HEAD;POST;PUT;DELETE;OPTIONS;TRACE;PATCH;CONNECT
 type HTTPMethod string
 
 // HTTPTarget is a path and the methods allowed on it.
 type HTTPTarget struct {
-	// Path is the request path, or a prefix ending in "*".
+	// Path is the request path, or a prefix ending in "*". It starts with "/" and holds
+	// visible ASCII characters only: spaces, control and other characters are
+	// percent-encoded, as they are on the wire.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^/[!-~]*$`
 	Path string `json:"path"`
 	// Methods are the methods allowed; empty means all.
 	// +optional
@@ -97,8 +111,13 @@ type KafkaTarget struct {
 
 // KafkaTopic is a topic name (or pattern) and the operations on it.
 type KafkaTopic struct {
-	// Name is the topic name; "*" means every topic.
+	// Name is the topic name, a prefix of topic names followed by "*", or "*" for every
+	// topic. Topic names are Kafka's: 1 to 249 letters, digits, '.', '_' or '-', and
+	// neither "." nor "..".
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=250
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9._-]{0,249}[*]?$`
+	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="\".\" and \"..\" are not Kafka topic names"
 	Name string `json:"name"`
 	// Operations are the operations the client performs on the topic.
 	// +kubebuilder:validation:MinItems=1
@@ -114,7 +133,7 @@ type InternetTarget struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=253
-	// +kubebuilder:validation:items:Pattern=`^(\*\.)?([A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?\.?$`
+	// +kubebuilder:validation:items:Pattern=`^([*][.])?([A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?[.])*[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?[.]?$`
 	Domains []string `json:"domains,omitempty"`
 	// IPs are addresses or CIDR blocks.
 	// +optional

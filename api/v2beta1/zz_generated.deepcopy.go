@@ -5,7 +5,8 @@
 package v2beta1
 
 import (
-	"k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -101,7 +102,7 @@ func (in *ClientIntentsStatus) DeepCopyInto(out *ClientIntentsStatus) {
 	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
-		*out = make([]v1.Condition, len(*in))
+		*out = make([]metav1.Condition, len(*in))
 		for i := range *in {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
@@ -319,7 +320,7 @@ func (in *KafkaServerConfigStatus) DeepCopyInto(out *KafkaServerConfigStatus) {
 	*out = *in
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
-		*out = make([]v1.Condition, len(*in))
+		*out = make([]metav1.Condition, len(*in))
 		for i := range *in {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
@@ -518,7 +519,7 @@ func (in *ProtectedServiceStatus) DeepCopyInto(out *ProtectedServiceStatus) {
 	*out = *in
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
-		*out = make([]v1.Condition, len(*in))
+		*out = make([]metav1.Condition, len(*in))
 		for i := range *in {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
@@ -599,6 +600,13 @@ func (in *Target) DeepCopyInto(out *Target) {
 		in, out := &in.Internet, &out.Internet
 		*out = new(InternetTarget)
 		(*in).DeepCopyInto(*out)
+	}
+	if in.Unsupported != nil {
+		in, out := &in.Unsupported, &out.Unsupported
+		*out = make(map[string]v1.JSON, len(*in))
+		for key, val := range *in {
+			(*out)[key] = *val.DeepCopy()
+		}
 	}
 }
 

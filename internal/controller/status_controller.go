@@ -168,9 +168,14 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 	}
 	for _, t := range ci.Spec.Targets {
-		if name := intent.TargetName(t); !reported[name] {
+		name, msg := intent.TargetName(t), "no enforcement point handles this kind of target yet: calls to it are neither allowed nor blocked by this project"
+		if t.IsUnsupported() {
+			// A call kept from an older version or upstream (database, aws, ...).
+			name, msg = t.DescribeUnsupported()
+		}
+		if !reported[name] {
 			reported[name] = true
-			states = append(states, v2beta1.TargetStatus{Target: name, State: string(enforcement.NotEnforced), Message: "no enforcement point handles this kind of target yet: calls to it are neither allowed nor blocked by this project"})
+			states = append(states, v2beta1.TargetStatus{Target: name, State: string(enforcement.NotEnforced), Message: msg})
 		}
 	}
 

@@ -323,3 +323,9 @@ func FreePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// EtcdURL is the client URL of the control plane's etcd, for tests that put there what an
+// earlier version of a CRD stored.
+func (c *Cluster) EtcdURL() string {
+	return c.env.ControlPlane.Etcd.URL.String()
+}

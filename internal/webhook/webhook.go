@@ -1,12 +1,16 @@
 // Package webhook serves the API server's calls to the operator: conversion between the
 // served versions of the k8s.otterize.com kinds, and the validation CEL cannot express
 // (one ClientIntents per workload, one ProtectedService per server, valid target
-// namespaces). Every replica serves them, leader or not.
+// namespaces, no new targets of kinds intentguard does not enforce, the grammar of a
+// v1alpha2 file's saved v2beta1 spec). Every replica serves them, leader or not.
 package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,6 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/intentguard/intentguard/api/v1alpha2"
+	"github.com/intentguard/intentguard/api/v1alpha3"
 	"github.com/intentguard/intentguard/api/v2beta1"
 )
 
@@ -96,13 +102,24 @@ func describe(name, kind string) string {
 // Paths names the fields of a ClientIntents in the shape the user wrote: v1 versions
 // say spec.service and spec.calls[i].name where v2 says spec.workload and
 // spec.targets[i].<kind>.name. Conversion keeps one target per call, in order.
-type Paths struct{ V1 bool }
+type Paths struct {
+	V1 bool
+	// V1alpha2 is set for files written in v1alpha2.
+	V1alpha2 bool
+}
 
 func (p Paths) workload() *field.Path {
 	if p.V1 {
 		return field.NewPath("spec", "service")
 	}
 	return field.NewPath("spec", "workload")
+}
+
+func (p Paths) target(i int) *field.Path {
+	if p.V1 {
+		return field.NewPath("spec", "calls").Index(i)
+	}
+	return field.NewPath("spec", "targets").Index(i)
 }
 
 func (p Paths) targetName(i int, kind string) *field.Path {
@@ -160,6 +177,74 @@ func validateTargets(targets []v2beta1.Target, paths Paths) field.ErrorList {
 	return errs
 }
 
+// ValidateKeptTargets refuses the targets of ci of a kind this project does not enforce
+// (sql, aws, gcp, azure, a call of an older version with no v2beta1 equivalent) and the
+// fields of a target it does not know, unless old, the object as stored, already has the
+// same target: objects written upstream keep them, and their status says they are not
+// enforced, but nobody adds new ones. old is nil on create.
+func ValidateKeptTargets(ci, old *v2beta1.ClientIntents, paths Paths) field.ErrorList {
+	had := map[string]bool{}
+	if old != nil {
+		for _, t := range old.Spec.Targets {
+			if b, err := json.Marshal(t); err == nil {
+				had[string(b)] = true
+			}
+		}
+	}
+	var errs field.ErrorList
+	for i, t := range ci.Spec.Targets {
+		if len(t.Unsupported) == 0 && !t.IsUnsupported() {
+			continue
+		}
+		if b, err := json.Marshal(t); err == nil && had[string(b)] {
+			continue
+		}
+		errs = append(errs, field.Forbidden(paths.target(i), unsupportedReason(t)))
+	}
+	return errs
+}
+
+// unsupportedReason says why a target is refused, in the words of the version the kept
+// call was written in.
+func unsupportedReason(t v2beta1.Target) string {
+	keys := slices.Sorted(maps.Keys(t.Unsupported))
+	if len(keys) == 1 {
+		var err error
+		switch raw := t.Unsupported[keys[0]].Raw; keys[0] {
+		case v2beta1.KeptV1alpha3Call:
+			err = keptCallError(raw, v1alpha3.CallToTarget, func(c v1alpha3.Intent) []string { return slices.Sorted(maps.Keys(c.Unsupported)) })
+		case v2beta1.KeptV1alpha2Call:
+			err = keptCallError(raw, v1alpha2.CallToTarget, func(c v1alpha2.Intent) []string { return slices.Sorted(maps.Keys(c.Unsupported)) })
+		}
+		if err != nil {
+			return err.Error()
+		}
+	}
+	if t.IsUnsupported() {
+		if len(keys) == 0 {
+			return "a target must set exactly one of kubernetes, service, kafka or internet"
+		}
+		return fmt.Sprintf("%s targets are not supported: a target sets exactly one of kubernetes, service, kafka or internet", strings.Join(keys, ", "))
+	}
+	return fmt.Sprintf("unknown fields %s", strings.Join(keys, ", "))
+}
+
+// keptCallError says why a call kept as written has no v2beta1 equivalent: what convert
+// says of it, or the fields it has that its version does not know.
+func keptCallError[C any](raw []byte, convert func(C) (v2beta1.Target, error), unknownFields func(C) []string) error {
+	var c C
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return fmt.Errorf("the kept call is not a call: %w", err)
+	}
+	if _, err := convert(c); err != nil {
+		return err
+	}
+	if extra := unknownFields(c); len(extra) > 0 {
+		return fmt.Errorf("fields %s are not known", strings.Join(extra, ", "))
+	}
+	return nil
+}
+
 // ValidateProtectedService checks that no other ProtectedService of the namespace
 // protects the same server.
 func ValidateProtectedService(ps *v2beta1.ProtectedService, others []v2beta1.ProtectedService) field.ErrorList {
@@ -182,19 +267,26 @@ func requestPaths(ctx context.Context) Paths {
 	if err != nil || req.RequestKind == nil {
 		return Paths{}
 	}
-	return Paths{V1: strings.HasPrefix(req.RequestKind.Version, "v1")}
+	return Paths{V1: strings.HasPrefix(req.RequestKind.Version, "v1"), V1alpha2: req.RequestKind.Version == "v1alpha2"}
 }
 
 type intentsValidator struct{ reader client.Reader }
 
-func (v *intentsValidator) validate(ctx context.Context, ci *v2beta1.ClientIntents, checkOthers bool) (admission.Warnings, error) {
+func (v *intentsValidator) validate(ctx context.Context, ci, old *v2beta1.ClientIntents, checkOthers bool) (admission.Warnings, error) {
 	var others v2beta1.ClientIntentsList
 	if checkOthers {
 		if err := v.reader.List(ctx, &others, client.InNamespace(ci.Namespace), client.MatchingFields{indexWorkload: ci.Spec.Workload.Name}); err != nil {
 			return nil, fmt.Errorf("listing the ClientIntents of namespace %s: %w", ci.Namespace, err)
 		}
 	}
-	if errs := ValidateClientIntents(ci, others.Items, requestPaths(ctx)); len(errs) > 0 {
+	paths := requestPaths(ctx)
+	errs := append(ValidateClientIntents(ci, others.Items, paths), ValidateKeptTargets(ci, old, paths)...)
+	if paths.V1alpha2 {
+		// Only a v1alpha2 file reaches here with fields no schema checked: the v2beta1
+		// spec kept in its annotation.
+		errs = append(errs, ValidateGrammar(ci.Spec, hubSpecPath)...)
+	}
+	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(intentsGK, ci.Name, errs)
 	}
 	return nil, nil
@@ -202,13 +294,13 @@ func (v *intentsValidator) validate(ctx context.Context, ci *v2beta1.ClientInten
 
 // ValidateCreate validates a new ClientIntents.
 func (v *intentsValidator) ValidateCreate(ctx context.Context, ci *v2beta1.ClientIntents) (admission.Warnings, error) {
-	return v.validate(ctx, ci, true)
+	return v.validate(ctx, ci, nil, true)
 }
 
 // ValidateUpdate validates a changed ClientIntents; the duplicate check runs only when the
 // workload changes, so that existing duplicates can still be edited away.
 func (v *intentsValidator) ValidateUpdate(ctx context.Context, old, ci *v2beta1.ClientIntents) (admission.Warnings, error) {
-	return v.validate(ctx, ci, old.Spec.Workload != ci.Spec.Workload)
+	return v.validate(ctx, ci, old, old.Spec.Workload != ci.Spec.Workload)
 }
 
 // ValidateDelete allows every delete.

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
@@ -92,5 +93,47 @@ func TestPathsOfV1Files(t *testing.T) {
 	errs = ValidateClientIntents(&ci, []v2beta1.ClientIntents{intents("a", "client", "")}, Paths{})
 	if len(errs) != 2 || errs[0].Field != "spec.targets[0].service.name" || errs[1].Field != "spec.workload" {
 		t.Errorf("%v", errs)
+	}
+}
+
+// TestKeptTargetsOnlyWhereTheyWere: a target of a kind intentguard does not enforce, or a
+// field it does not know, is refused in a new object and when added by an update, and
+// left alone in an object that already has it, so that objects written upstream can
+// still be edited.
+func TestKeptTargetsOnlyWhereTheyWere(t *testing.T) {
+	raw := func(s string) apiextensionsv1.JSON { return apiextensionsv1.JSON{Raw: []byte(s)} }
+	sql := v2beta1.Target{Unsupported: map[string]apiextensionsv1.JSON{"sql": raw(`{"name":"pg"}`)}}
+	db := v2beta1.Target{Unsupported: map[string]apiextensionsv1.JSON{v2beta1.KeptV1alpha3Call: raw(`{"name":"db","type":"database"}`)}}
+	old2 := v2beta1.Target{Unsupported: map[string]apiextensionsv1.JSON{v2beta1.KeptV1alpha2Call: raw(`{"name":"svc:k","type":"kafka"}`)}}
+	extra := v2beta1.Target{Service: &v2beta1.ServiceTarget{Name: "web"}, Unsupported: map[string]apiextensionsv1.JSON{"tiemout": raw(`3`)}}
+	web := v2beta1.Target{Service: &v2beta1.ServiceTarget{Name: "web"}}
+	for _, tc := range []struct {
+		name     string
+		old, new []v2beta1.Target
+		paths    Paths
+		want     string
+	}{
+		{"new sql target", nil, []v2beta1.Target{web, sql}, Paths{}, "spec.targets[1]: Forbidden: sql targets are not supported"},
+		{"new database call", nil, []v2beta1.Target{db}, Paths{V1: true}, "spec.calls[0]: Forbidden: calls of type database are not enforced by intentguard"},
+		{"new v1alpha2 call", nil, []v2beta1.Target{old2}, Paths{V1: true}, "spec.calls[0]: Forbidden: a kafka call names the broker workload, not a Service"},
+		{"unknown field", nil, []v2beta1.Target{extra}, Paths{}, "spec.targets[0]: Forbidden: unknown fields tiemout"},
+		{"empty target", nil, []v2beta1.Target{{}}, Paths{}, "exactly one of kubernetes, service, kafka or internet"},
+		{"added by an update", []v2beta1.Target{web}, []v2beta1.Target{web, db}, Paths{V1: true}, "spec.calls[1]: Forbidden: calls of type database"},
+		{"kept on update", []v2beta1.Target{db, sql}, []v2beta1.Target{web, sql, db}, Paths{}, ""},
+		{"supported targets", nil, []v2beta1.Target{web}, Paths{}, ""},
+	} {
+		ci := intents("x", "c", "", tc.new...)
+		var old *v2beta1.ClientIntents
+		if tc.old != nil {
+			o := intents("x", "c", "", tc.old...)
+			old = &o
+		}
+		got := ValidateKeptTargets(&ci, old, tc.paths).ToAggregate()
+		switch {
+		case tc.want == "" && got != nil:
+			t.Errorf("%s: refused: %v", tc.name, got)
+		case tc.want != "" && (got == nil || !strings.Contains(got.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, got, tc.want)
+		}
 	}
 }

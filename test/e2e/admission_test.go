@@ -203,6 +203,24 @@ func TestStatusSurvivesOldVersionWrites(t *testing.T) {
 	}
 }
 
+// expectRefused applies doc and fails unless the API server refuses it with an error
+// containing msg and creates nothing.
+func expectRefused(t *testing.T, ns, doc, msg string) {
+	t.Helper()
+	u, err := applyDoc(ns, doc)
+	if err == nil {
+		t.Fatalf("accepted:\n%s", doc)
+	}
+	if !strings.Contains(err.Error(), msg) {
+		t.Errorf("error\n  %v\nwant it to contain\n  %s", err, msg)
+	}
+	probe := &unstructured.Unstructured{}
+	probe.SetGroupVersionKind(u.GroupVersionKind())
+	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: u.GetName()}, probe); !apierrors.IsNotFound(err) {
+		t.Errorf("the rejected object exists after all (get: %v)", err)
+	}
+}
+
 // TestInvalidFilesAreRejected applies malformed files and checks each is refused with a
 // message that names the problem, and that nothing was created.
 func TestInvalidFilesAreRejected(t *testing.T) {
@@ -237,20 +255,7 @@ func TestInvalidFilesAreRejected(t *testing.T) {
 		{"target namespace with capitals", `{apiVersion: k8s.otterize.com/v1alpha3, kind: ClientIntents, metadata: {name: caps}, spec: {service: {name: caps}, calls: [{name: web.Prod}]}}`,
 			`spec.calls[0].name: Invalid value: "web.Prod"`},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			u, err := applyDoc(ns, tc.doc)
-			if err == nil {
-				t.Fatalf("accepted:\n%s", tc.doc)
-			}
-			if !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("error\n  %v\nwant it to contain\n  %s", err, tc.msg)
-			}
-			probe := &unstructured.Unstructured{}
-			probe.SetGroupVersionKind(u.GroupVersionKind())
-			if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: u.GetName()}, probe); !apierrors.IsNotFound(err) {
-				t.Errorf("the rejected object exists after all (get: %v)", err)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectRefused(t, ns, tc.doc, tc.msg) })
 	}
 
 	// The duplicate check does not stop the first object's own edits.
