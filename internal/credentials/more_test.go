@@ -26,7 +26,7 @@ func TestChangedRequestIsReissued(t *testing.T) {
 	first := parsed(t, secret(t, ns, "web-tls"), a, nil).Chain[0]
 
 	patch := client.MergeFrom(d.DeepCopy())
-	d.Spec.Template.Annotations[ann+"dns-names"] = "web.example.com"
+	d.Spec.Template.Annotations[ann+"dns-names"] = "web." + ns + ".svc"
 	if err := kube.Patch(context.Background(), d, patch); err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestChangedRequestIsReissued(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		return slices.Contains(p.Chain[0].DNSNames, "web.example.com") && p.Chain[0].SerialNumber.Cmp(first.SerialNumber) != 0, nil
+		return slices.Contains(p.Chain[0].DNSNames, "web."+ns+".svc") && p.Chain[0].SerialNumber.Cmp(first.SerialNumber) != 0, nil
 	})
 }
 
