@@ -14,8 +14,6 @@ import (
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/credentials/spire"
 	"github.com/intentguard/intentguard/internal/credentials/spire/spiretest"
-	"github.com/intentguard/intentguard/internal/identity"
-	"github.com/intentguard/intentguard/internal/principal"
 )
 
 // TestSPIREBackend runs the operator against a real spire-server: the Secret holds an
@@ -53,10 +51,8 @@ func TestSPIREBackend(t *testing.T) {
 	if leaf := p.Chain[0]; len(leaf.URIs) != 1 || leaf.URIs[0].String() != spiffeID {
 		t.Errorf("URI SANs %v, want %s", leaf.URIs, spiffeID)
 	}
-	id := identity.Identity{Namespace: ns, Name: "orders", Kind: "Deployment"}
-	want, _ := principal.KafkaUser(principal.Subject(id, principal.Organization))
-	if got := "User:" + p.Chain[0].Subject.String(); got != want {
-		t.Errorf("broker principal of the SPIRE certificate %q, principal.KafkaUser %q", got, want)
+	if got, want := subjectRDNs(t, p.Chain[0]), "[[{2.5.4.10 intentguard}] [{2.5.4.3 orders."+ns+"}]]"; got != want {
+		t.Errorf("subject RDNs of the SPIRE certificate %s, want %s", got, want)
 	}
 
 	parent, _ := url.Parse(cfg.SPIREParentID)

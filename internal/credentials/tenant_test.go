@@ -1,7 +1,10 @@
 package credentials_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/internal/credentials"
+	"github.com/intentguard/intentguard/internal/credentials/ca"
 )
 
 // absent fails the test if a Secret of that name exists.
@@ -135,4 +139,94 @@ func countEvents(ns, reason string) int {
 		}
 	}
 	return len(pods)
+}
+
+// When the built-in CA publishes its successor, every Secret gets the new bundle right
+// away, whatever its own renewal time; at the rotation every certificate is re-signed by
+// the new CA, long before the old one expires and leaves the bundle. At no moment does a
+// workload hold a certificate its peer's bundle cannot verify.
+func TestTrustBundleFollowsCARotationWithoutGap(t *testing.T) {
+	ns := namespace(t, "creds-bundle")
+	cfg := testConfig(ns)
+	cfg.CALifetime = 24 * time.Second // next CA published at 8 s, signing from 16 s
+	cfg.BundleCheck = 200 * time.Millisecond
+	startOperator(t, cfg)
+	specs := map[string]map[string]string{
+		"server-tls": {ann + "tls-secret-name": "server-tls"},
+		"client-tls": {ann + "tls-secret-name": "client-tls"},
+	}
+	deployment(t, ns, "server", 1, specs["server-tls"])
+	deployment(t, ns, "client", 1, specs["client-tls"])
+	first := parsed(t, secret(t, ns, "server-tls"), specs["server-tls"], nil)
+	secret(t, ns, "client-tls")
+	oldCA := first.Roots[0]
+
+	read := func() (map[string]*credentials.Parsed, error) {
+		out := map[string]*credentials.Parsed{}
+		for name, a := range specs {
+			var s corev1.Secret
+			if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &s); err != nil {
+				return nil, err
+			}
+			p, err := credentials.Parse(mustSpec(t, a), s.Data, nil)
+			if err != nil {
+				return nil, err
+			}
+			out[name] = p
+		}
+		return out, nil
+	}
+	trusts := func(p *credentials.Parsed, ca *x509.Certificate) bool {
+		return slices.ContainsFunc(p.Roots, func(r *x509.Certificate) bool { return r.Equal(ca) })
+	}
+	var published time.Time
+	var nextCA *x509.Certificate
+	for now := time.Now(); now.Before(oldCA.NotAfter.Add(time.Second)); now = time.Now() {
+		got, err := read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every certificate verifies against every other workload's bundle, now.
+		for a, pa := range got {
+			for b, pb := range got {
+				if _, err := pa.Chain[0].Verify(x509.VerifyOptions{Roots: pool(pb.Roots), CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+					t.Fatalf("at %s the certificate of %s does not verify against the bundle of %s: %v", now.Format(time.StampMilli), a, b, err)
+				}
+			}
+		}
+		var caSecret corev1.Secret
+		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: cfg.CASecretName}, &caSecret); err != nil {
+			t.Fatal(err)
+		}
+		if nextCA == nil && len(caSecret.Data[ca.NextCertKey]) > 0 {
+			block, _ := pem.Decode(caSecret.Data[ca.NextCertKey])
+			if nextCA, err = x509.ParseCertificate(block.Bytes); err != nil {
+				t.Fatal(err)
+			}
+			published = now
+		}
+		if nextCA != nil && now.Sub(published) > 3*time.Second {
+			for name, p := range got {
+				if !trusts(p, nextCA) {
+					t.Fatalf("%s still lacks the next CA %s after it was published", name, now.Sub(published))
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if nextCA == nil {
+		t.Fatal("the CA never published its successor")
+	}
+	got, err := read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range got {
+		if bytes.Equal(p.Chain[0].AuthorityKeyId, oldCA.SubjectKeyId) {
+			t.Errorf("%s is still signed by the CA that expired", name)
+		}
+		if trusts(p, oldCA) {
+			t.Errorf("%s still trusts the expired CA", name)
+		}
+	}
 }
