@@ -46,6 +46,7 @@ func main() {
 	flag.StringVar(&c.DNS.ClusterDomain, "cluster-domain", c.DNS.ClusterDomain, "the cluster's DNS domain, for the Service names a pod may put in its certificate")
 	var allowedDNS string
 	flag.StringVar(&allowedDNS, "allowed-dns-names", "", "comma-separated DNS suffixes any pod may ask for in dns-names besides its own namespace's Service names; {namespace} stands for the pod's namespace")
+	flag.DurationVar(&c.BundleCheck, "bundle-check-interval", c.BundleCheck, "how often the trust bundle is compared with the Secrets'; a change re-examines every Secret")
 	flag.Float64Var(&c.RenewFraction, "renew-fraction", c.RenewFraction, "fraction of a certificate's lifetime after which it is renewed")
 	flag.Float64Var(&c.Jitter, "renew-jitter", c.Jitter, "largest fraction of the lifetime taken off the renewal time at random")
 	flag.StringVar(&c.MetricsAddr, "metrics-bind-address", c.MetricsAddr, "address of the Prometheus metrics endpoint; 0 turns it off")
