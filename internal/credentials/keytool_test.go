@@ -11,10 +11,14 @@ import (
 	"github.com/intentguard/intentguard/internal/credentials/backend"
 )
 
-// keytoolBinary finds the JDK's keytool on PATH or under /usr/lib/jvm. Without a JDK
-// the Java tests are skipped, except in CI (CI=true), where that is a failure.
+// keytoolBinary finds the JDK's keytool: $KEYTOOL (make test sets it from
+// hack/keytool.sh), on PATH or under /usr/lib/jvm. Without a JDK the Java tests are
+// skipped, except in CI (CI=true), where that is a failure.
 func keytoolBinary(t *testing.T) string {
 	t.Helper()
+	if k := os.Getenv("KEYTOOL"); k != "" {
+		return k
+	}
 	if p, err := exec.LookPath("keytool"); err == nil {
 		return p
 	}
