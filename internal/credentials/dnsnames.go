@@ -6,6 +6,9 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/principal"
 )
 
 // DefaultClusterDomain is the DNS domain of Services when the operator is not told otherwise.
@@ -69,6 +72,26 @@ func (p DNSPolicy) Check(ns string, names []string) error {
 		return fmt.Errorf("%s%s: %q is refused: %s; a pod may ask for %s, or for names under a suffix the cluster admin allows (--allowed-dns-names)", Prefix, AnnDNSNames, n, why, hint)
 	}
 	return nil
+}
+
+// CheckIdentityName returns an error if the workload's own DNS name (<name>.<ns>, always
+// issued) can be read as a Service name of another namespace: workload names may hold
+// dots (a Deployment "a.b", or the workload-name annotation), and in a namespace called
+// "svc" the workload "kafka.kafka" would otherwise be issued kafka.kafka.svc.
+func (p DNSPolicy) CheckIdentityName(ns, name string) error {
+	owners := p.namespacesOf(name)
+	if len(owners) == 0 || (len(owners) == 1 && owners[0] == ns) {
+		return nil
+	}
+	return fmt.Errorf("the workload's DNS name %q designates a Service of namespace %s; rename the workload", name, strings.Join(owners, " or "))
+}
+
+// checkAll checks the workload's own name and the extra ones of a pod of namespace ns.
+func (p DNSPolicy) checkAll(ns string, id identity.Identity, extra []string) error {
+	if err := p.CheckIdentityName(ns, principal.CommonName(id)); err != nil {
+		return err
+	}
+	return p.Check(ns, extra)
 }
 
 // allowedByAdmin reports whether the name (or, for a wildcard, every name it covers)

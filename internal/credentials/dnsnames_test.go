@@ -113,6 +113,23 @@ func TestDNSPolicyNeverSharesANameBetweenNamespaces(t *testing.T) {
 	}
 }
 
+func TestDNSPolicyIdentityName(t *testing.T) {
+	p := DNSPolicy{ClusterDomain: "cluster.local"}
+	for _, c := range []struct {
+		ns, name string
+		ok       bool
+	}{
+		{"shop", "orders.shop", true},
+		{"shop", "my.app.shop", true}, // a dotted Deployment name designates no Service
+		{"svc", "kafka.kafka.svc", false},
+		{"svc", "orders.svc", true},
+	} {
+		if err := p.CheckIdentityName(c.ns, c.name); (err == nil) != c.ok {
+			t.Errorf("workload name %q in %s: %v, want allowed=%v", c.name, c.ns, err, c.ok)
+		}
+	}
+}
+
 func TestDNSPolicyValidate(t *testing.T) {
 	for _, bad := range []DNSPolicy{
 		{ClusterDomain: ""},

@@ -90,7 +90,7 @@ func (r *EntryReconciler) Desired(ctx context.Context, pods []corev1.Pod) ([]bac
 		}
 		// Refused requests get no entry, as they get no Secret; the Secret reconciler
 		// reports them on the pod.
-		if r.Options.DNS.Check(p.Namespace, spec.DNSNames) != nil {
+		if r.Options.DNS.checkAll(p.Namespace, k.id, spec.DNSNames) != nil {
 			continue
 		}
 		ttl, err := r.Options.ttl(spec)

@@ -156,7 +156,7 @@ func (r *SecretReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonInvalid, "Issue", "%s", err.Error())
 		return ctrl.Result{}, nil
 	}
-	if err := r.Options.DNS.Check(pod.Namespace, spec.DNSNames); err != nil {
+	if err := r.Options.DNS.checkAll(pod.Namespace, id, spec.DNSNames); err != nil {
 		r.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonDNSNameRefused, "Issue", "%s; no certificate is issued", err.Error())
 		return ctrl.Result{}, nil
 	}

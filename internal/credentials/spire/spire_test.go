@@ -264,9 +264,11 @@ func TestForeignEntriesUnderTheSameParentSurviveSync(t *testing.T) {
 	t.Cleanup(func() { _, _ = raw.BatchDeleteEntry(ctx, &entryv1.BatchDeleteEntryRequest{Ids: foreign}) })
 
 	ours, _ := dialAs(t, "spiffe://"+td+parent, "test")
-	// Same SPIFFE ID as a foreign entry but another service account, and a new one.
-	if _, err := ours.Sync(ctx, []backend.Workload{workload("unprefixed", "other-sa"), workload("mine", "mine")}); err != nil {
-		t.Fatal(err)
+	// Same SPIFFE ID as a foreign entry but another service account, a new one, and one
+	// the other install's entry already grants exactly (left to it, without an error).
+	ws := []backend.Workload{workload("unprefixed", "other-sa"), workload("mine", "mine"), workload("other-install", "other-install")}
+	if ch, err := ours.Sync(ctx, ws); err != nil || ch != (backend.Changes{Created: 2}) {
+		t.Fatalf("first sync: %+v, %v; want two entries created", ch, err)
 	}
 	owned, err := ours.ListOwned(ctx)
 	if err != nil || len(owned) != 2 {
