@@ -7,6 +7,8 @@ ASSETS = $(shell bash hack/k8s-binaries.sh)
 # cannot be built.
 SPIRE = $(shell bash hack/spire-binaries.sh)
 HELM = $(shell bash hack/helm.sh)
+# keytool (a JDK) for the Java keystore tests; hack/keytool.sh installs one if it can.
+KEYTOOL = $(shell bash hack/keytool.sh)
 
 .PHONY: all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka
 
@@ -30,7 +32,7 @@ cluster:
 
 ## test: unit, property and end-to-end tests (the e2e suite runs on a real kube-apiserver)
 test: verify-generated helm-lint
-	KUBEBUILDER_ASSETS="$(ASSETS)" SPIRE_BIN_DIR="$(SPIRE)" HELM="$(HELM)" go test ./... -count=1 -timeout 20m
+	KUBEBUILDER_ASSETS="$(ASSETS)" SPIRE_BIN_DIR="$(SPIRE)" HELM="$(HELM)" KEYTOOL="$(KEYTOOL)" go test ./... -count=1 -timeout 20m
 
 ## helm-lint: lint the chart with the helm that hack/helm.sh builds and caches
 helm-lint:

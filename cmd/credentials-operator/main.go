@@ -6,6 +6,7 @@ package main
 import (
 	"flag"
 	"os"
+	"strings"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -35,10 +36,17 @@ func main() {
 	flag.DurationVar(&c.CALifetime, "ca-lifetime", c.CALifetime, "lifetime of a built-in CA certificate; rotated at --renew-fraction of it")
 	flag.StringVar(&c.SPIRESocket, "spire-socket", c.SPIRESocket, "the SPIRE server's admin API socket")
 	flag.StringVar(&c.SPIREParentID, "spire-parent-id", "", "parent SPIFFE ID of the entries this operator registers (default spiffe://<trust-domain>/intentguard/credentials-operator)")
+	flag.StringVar(&c.ClusterName, "cluster-name", "", "name of this cluster among those sharing a SPIRE server; the default entry ID prefix is intentguard-<cluster-name>")
+	flag.StringVar(&c.SPIREEntryIDPrefix, "spire-entry-id-prefix", "", "prefix of the IDs of the SPIRE entries this install creates, and the only entries it lists, changes or deletes (default intentguard-<cluster-name>, or intentguard)")
 	flag.StringVar(&c.TrustDomain, "trust-domain", c.TrustDomain, "trust domain of the SPIFFE IDs (SPIRE: the server's)")
 	flag.StringVar(&c.SPIFFEIDFormat, "spiffe-id-format", c.SPIFFEIDFormat, "SPIFFE ID of a workload; placeholders {trustDomain} {namespace} {name} {kind}")
 	flag.DurationVar(&c.DefaultTTL, "default-cert-ttl", c.DefaultTTL, "certificate lifetime when a pod sets no cert-ttl")
 	flag.DurationVar(&c.MinTTL, "min-cert-ttl", c.MinTTL, "shortest cert-ttl accepted")
+	flag.DurationVar(&c.MaxTTL, "max-cert-ttl", c.MaxTTL, "longest cert-ttl accepted; a pod asking for more gets no certificate and a Warning Event")
+	flag.StringVar(&c.DNS.ClusterDomain, "cluster-domain", c.DNS.ClusterDomain, "the cluster's DNS domain, for the Service names a pod may put in its certificate")
+	var allowedDNS string
+	flag.StringVar(&allowedDNS, "allowed-dns-names", "", "comma-separated DNS suffixes any pod may ask for in dns-names besides its own namespace's Service names; {namespace} stands for the pod's namespace")
+	flag.DurationVar(&c.BundleCheck, "bundle-check-interval", c.BundleCheck, "how often the trust bundle is compared with the Secrets'; a change re-examines every Secret")
 	flag.Float64Var(&c.RenewFraction, "renew-fraction", c.RenewFraction, "fraction of a certificate's lifetime after which it is renewed")
 	flag.Float64Var(&c.Jitter, "renew-jitter", c.Jitter, "largest fraction of the lifetime taken off the renewal time at random")
 	flag.StringVar(&c.MetricsAddr, "metrics-bind-address", c.MetricsAddr, "address of the Prometheus metrics endpoint; 0 turns it off")
@@ -53,6 +61,11 @@ func main() {
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	for _, s := range strings.Split(allowedDNS, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			c.DNS.Allowed = append(c.DNS.Allowed, s)
+		}
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("credentials-operator")
 

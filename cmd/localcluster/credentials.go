@@ -69,7 +69,7 @@ func runCredentialsDemo(ctx context.Context, c client.Client) error {
 	}
 	annotations := map[string]string{
 		credentials.Prefix + credentials.AnnSecretName: "client-tls",
-		credentials.Prefix + credentials.AnnDNSNames:   "client.example.com",
+		credentials.Prefix + credentials.AnnDNSNames:   "client." + ns + ".svc.cluster.local",
 		credentials.Prefix + credentials.AnnTTL:        "86400",
 	}
 	d := tutorial.Deployment(ns, "client", 8080)

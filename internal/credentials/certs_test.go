@@ -8,6 +8,9 @@ import (
 	"math/big"
 	"testing"
 	"time"
+
+	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/principal"
 )
 
 type x509Certificate = x509.Certificate
@@ -30,7 +33,8 @@ func selfSignedCA(t *testing.T, key *ecdsa.PrivateKey) *x509.Certificate {
 func signedLeaf(t *testing.T, ca *x509.Certificate, caKey, key *ecdsa.PrivateKey) *x509.Certificate {
 	t.Helper()
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "app.ns"}, DNSNames: []string{"app.ns"},
+		SerialNumber: big.NewInt(2), Subject: principal.Subject(identity.Identity{Namespace: "shop", Name: "checkout", Kind: "Deployment"}, principal.Organization),
+		DNSNames:  []string{"checkout.shop"},
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)

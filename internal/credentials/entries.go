@@ -90,9 +90,14 @@ func (r *EntryReconciler) Desired(ctx context.Context, pods []corev1.Pod) ([]bac
 		if err != nil {
 			continue
 		}
-		ttl := spec.TTL
-		if ttl == 0 {
-			ttl = r.Options.DefaultTTL
+		// Refused requests get no entry, as they get no Secret; the Secret reconciler
+		// reports them on the pod.
+		if r.Options.DNS.checkAll(p.Namespace, k.id, spec.DNSNames) != nil {
+			continue
+		}
+		ttl, err := r.Options.ttl(spec)
+		if err != nil {
+			continue
 		}
 		out = append(out, backend.Workload{
 			SPIFFEID:  id,

@@ -215,12 +215,13 @@ func verify(t *testing.T, chain, roots []*x509.Certificate) {
 
 func newCAKey() (*ecdsa.PrivateKey, error) { return backend.NewKey() }
 
-// selfSignedCA makes a CA certificate for key, as a user bringing their own CA would.
-func selfSignedCA(t *testing.T, key *ecdsa.PrivateKey) *x509.Certificate {
+// selfSignedCA makes a CA certificate for key, valid from notBefore to notAfter, as a
+// user bringing their own CA would.
+func selfSignedCA(t *testing.T, key *ecdsa.PrivateKey, notBefore, notAfter time.Time) *x509.Certificate {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "my own CA"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore: notBefore, NotAfter: notAfter,
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)

@@ -26,7 +26,7 @@ func TestChangedRequestIsReissued(t *testing.T) {
 	first := parsed(t, secret(t, ns, "web-tls"), a, nil).Chain[0]
 
 	patch := client.MergeFrom(d.DeepCopy())
-	d.Spec.Template.Annotations[ann+"dns-names"] = "web.example.com"
+	d.Spec.Template.Annotations[ann+"dns-names"] = "web." + ns + ".svc"
 	if err := kube.Patch(context.Background(), d, patch); err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestChangedRequestIsReissued(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		return slices.Contains(p.Chain[0].DNSNames, "web.example.com") && p.Chain[0].SerialNumber.Cmp(first.SerialNumber) != 0, nil
+		return slices.Contains(p.Chain[0].DNSNames, "web."+ns+".svc") && p.Chain[0].SerialNumber.Cmp(first.SerialNumber) != 0, nil
 	})
 }
 
@@ -79,16 +79,18 @@ func TestTwoWorkloadsOneSecretName(t *testing.T) {
 }
 
 // A CA Secret made by the user is used as it is: issued certificates chain to it, and it
-// is never rotated or rewritten, even when its rotation would be due.
+// is never rotated or rewritten, even when its rotation is due (the user's CA is two
+// hours into a life of two and a half, past the point where the operator rotates its
+// own) and certificates are renewed under it all the while.
 func TestUsersCASecretIsUsedAndNeverRewritten(t *testing.T) {
 	ns := namespace(t, "creds-byoca")
 	cfg := testConfig(ns)
-	cfg.CALifetime = 3 * time.Second // would rotate within the test if it were ours
+	cfg.BundleCheck = 100 * time.Millisecond
 	caKey, err := newCAKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := selfSignedCA(t, caKey)
+	root := selfSignedCA(t, caKey, time.Now().Add(-2*time.Hour), time.Now().Add(30*time.Minute))
 	keyDER, err := x509.MarshalPKCS8PrivateKey(caKey)
 	if err != nil {
 		t.Fatal(err)
@@ -102,16 +104,33 @@ func TestUsersCASecretIsUsedAndNeverRewritten(t *testing.T) {
 	}
 	create(t, mine)
 	startOperator(t, cfg)
-	a := map[string]string{ann + "tls-secret-name": "app-tls"}
+	a := map[string]string{ann + "tls-secret-name": "app-tls", ann + "cert-ttl": "3"}
 	deployment(t, ns, "app", 1, a)
-	p := parsed(t, secret(t, ns, "app-tls"), a, nil)
-	verify(t, p.Chain, []*x509.Certificate{root})
-	time.Sleep(4 * time.Second)
+	first := parsed(t, secret(t, ns, "app-tls"), a, nil)
+	verify(t, first.Chain, []*x509.Certificate{root})
+	// Renewed twice under the user's CA while its rotation is due.
+	serials := map[string]bool{first.Chain[0].SerialNumber.String(): true}
+	waitFor(t, "two renewals of app-tls", 20*time.Second, func() (bool, error) {
+		var s corev1.Secret
+		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "app-tls"}, &s); err != nil {
+			return false, err
+		}
+		p, err := credentials.Parse(mustSpec(t, a), s.Data, nil)
+		if err != nil {
+			return false, err
+		}
+		verify(t, p.Chain, []*x509.Certificate{root})
+		if len(p.Roots) != 1 || !p.Roots[0].Equal(root) {
+			t.Fatalf("renewed bundle holds %d CAs, want the user's alone", len(p.Roots))
+		}
+		serials[p.Chain[0].SerialNumber.String()] = true
+		return len(serials) >= 3, nil
+	})
 	var got corev1.Secret
 	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(mine), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.ResourceVersion != mine.ResourceVersion {
-		t.Errorf("the user's CA Secret was rewritten")
+	if got.ResourceVersion != mine.ResourceVersion || len(got.Data) != 2 {
+		t.Errorf("the user's CA Secret was rewritten: keys %v", keys(got.Data))
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	wq "k8s.io/client-go/util/workqueue"
@@ -71,6 +72,11 @@ type Config struct {
 	// SPIREParentID is the parent of the entries this operator registers (and the only
 	// entries it ever changes).
 	SPIREParentID string
+	// ClusterName names this install among those sharing a SPIRE server; it makes the
+	// default entry ID prefix.
+	ClusterName string
+	// SPIREEntryIDPrefix marks the entries this install owns (default: from ClusterName).
+	SPIREEntryIDPrefix string
 
 	MetricsAddr, ProbeAddr  string
 	LeaderElection          bool
@@ -89,6 +95,9 @@ func Defaults() Config {
 			Organization:   principal.Organization,
 			DefaultTTL:     30 * 24 * time.Hour,
 			MinTTL:         time.Minute,
+			MaxTTL:         90 * 24 * time.Hour,
+			DNS:            DNSPolicy{ClusterDomain: DefaultClusterDomain},
+			BundleCheck:    10 * time.Second,
 			RenewFraction:  2.0 / 3,
 			Jitter:         0.05,
 		},
@@ -113,6 +122,18 @@ func (c Config) validate() error {
 	}
 	if c.DefaultTTL < c.MinTTL {
 		errs = append(errs, fmt.Errorf("default TTL %s is below the minimum TTL %s", c.DefaultTTL, c.MinTTL))
+	}
+	if c.MaxTTL < c.DefaultTTL {
+		errs = append(errs, fmt.Errorf("maximum TTL %s is below the default TTL %s", c.MaxTTL, c.DefaultTTL))
+	}
+	if c.BundleCheck <= 0 {
+		errs = append(errs, fmt.Errorf("trust bundle check interval %s is not positive", c.BundleCheck))
+	}
+	if err := c.DNS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if bad := validation.IsDNS1123Label(c.entryIDPrefix()); len(bad) > 0 {
+		errs = append(errs, fmt.Errorf("SPIRE entry ID prefix %q (set or made from the cluster name): %s", c.entryIDPrefix(), strings.Join(bad, "; ")))
 	}
 	if _, err := SPIFFEID(c.SPIFFEIDFormat, c.TrustDomain, identityExample); err != nil {
 		errs = append(errs, fmt.Errorf("SPIFFE ID format: %w", err))
@@ -227,7 +248,7 @@ func newBackend(ctx context.Context, mgr ctrl.Manager, c Config) (backend.Issuer
 		if err != nil {
 			return nil, nil, fmt.Errorf("SPIRE parent ID %q: %w", parent, err)
 		}
-		b, err := spire.Dial(spire.Config{SocketPath: c.SPIRESocket, ParentID: u, Log: logger.WithName("spire")})
+		b, err := spire.Dial(spire.Config{SocketPath: c.SPIRESocket, ParentID: u, EntryIDPrefix: c.entryIDPrefix(), Log: logger.WithName("spire")})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -240,6 +261,17 @@ func newBackend(ctx context.Context, mgr ctrl.Manager, c Config) (backend.Issuer
 		return b, b, nil
 	}
 	return nil, nil, fmt.Errorf("unknown backend %q (want %s or %s)", c.Backend, BackendCA, BackendSPIRE)
+}
+
+// entryIDPrefix is the configured prefix, else intentguard-<cluster name>, else intentguard.
+func (c Config) entryIDPrefix() string {
+	switch {
+	case c.SPIREEntryIDPrefix != "":
+		return c.SPIREEntryIDPrefix
+	case c.ClusterName != "":
+		return "intentguard-" + c.ClusterName
+	}
+	return "intentguard"
 }
 
 // Setup registers the indexes and the controllers with the manager. registrar may be nil.
@@ -267,6 +299,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, issuer backend.Issuer, registr
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Issuer: issuer,
 		Recorder: mgr.GetEventRecorder("credentials-operator"), Options: opts, Owners: owners,
 	}
+	bundleChanged := make(chan event.GenericEvent, 1024)
+	if err := mgr.Add(&bundleWatch{client: mgr.GetClient(), issuer: issuer, every: opts.BundleCheck, out: bundleChanged}); err != nil {
+		return fmt.Errorf("adding the trust bundle watch: %w", err)
+	}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("credentials-secrets").
 		Watches(&corev1.Pod{}, handler.Funcs{
@@ -279,6 +315,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, issuer backend.Issuer, registr
 			GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue) { enqueueSecretOf(q, e.Object) },
 		}, builder.WithPredicates(podChanged)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(secretAndItsCertificate)).
+		WatchesRawSource(source.Channel(bundleChanged, handler.Funcs{
+			GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue) { enqueueSecretOf(q, e.Object) },
+		})).
 		Complete(secrets)
 	if err != nil {
 		return fmt.Errorf("setting up the Secret controller: %w", err)

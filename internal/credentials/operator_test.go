@@ -8,6 +8,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
 	"io"
 	"math/big"
 	"slices"
@@ -23,8 +25,6 @@ import (
 
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/credentials/backend"
-	"github.com/intentguard/intentguard/internal/identity"
-	"github.com/intentguard/intentguard/internal/principal"
 )
 
 const ann = credentials.Prefix
@@ -46,7 +46,7 @@ func parsed(t *testing.T, s *corev1.Secret, annotations map[string]string, passw
 func TestDeploymentGetsOneSecretWithItsIdentity(t *testing.T) {
 	ns := namespace(t, "creds-pem")
 	startOperator(t, testConfig(ns))
-	annotations := map[string]string{ann + "tls-secret-name": "client-tls", ann + "dns-names": "client.example.com, api.client.internal"}
+	annotations := map[string]string{ann + "tls-secret-name": "client-tls", ann + "dns-names": "client." + ns + ".svc.cluster.local, *.client." + ns + ".svc"}
 	d := deployment(t, ns, "client", 3, annotations)
 
 	s := secret(t, ns, "client-tls")
@@ -54,22 +54,18 @@ func TestDeploymentGetsOneSecretWithItsIdentity(t *testing.T) {
 	leaf := p.Chain[0]
 	verify(t, p.Chain, p.Roots)
 
-	id := identity.Identity{Namespace: ns, Name: "client", Kind: "Deployment"}
 	if got, want := leaf.URIs, "spiffe://intentguard.local/otterize/namespace/"+ns+"/service/client"; len(got) != 1 || got[0].String() != want {
 		t.Errorf("URI SANs = %v, want exactly %s", got, want)
 	}
-	if want := []string{"client." + ns, "client.example.com", "api.client.internal"}; !slices.Equal(leaf.DNSNames, want) {
+	if want := []string{"client." + ns, "client." + ns + ".svc.cluster.local", "*.client." + ns + ".svc"}; !slices.Equal(leaf.DNSNames, want) {
 		t.Errorf("DNS SANs = %v, want %v", leaf.DNSNames, want)
 	}
-	// The contract with the Kafka ACL writer: the principal a broker derives from this
-	// certificate (RFC 2253 rendering of its subject, here by Go's own renderer) is the
-	// one principal.KafkaUser gives for the workload's identity.
-	want, err := principal.KafkaUser(principal.Subject(id, principal.Organization))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := "User:" + leaf.Subject.String(); got != want {
-		t.Errorf("broker principal from the issued certificate = %q, principal.KafkaUser = %q", got, want)
+	// The contract with the Kafka ACL writer, checked without any DN renderer: the
+	// subject's RDNs in certificate order are O then CN, which a broker (RFC 2253, last
+	// RDN first) reads as User:CN=client.<ns>,O=intentguard (TestJavaKeytoolReadsKeystores
+	// checks that rendering against the JVM's).
+	if got, want := subjectRDNs(t, leaf), "[[{2.5.4.10 intentguard}] [{2.5.4.3 client."+ns+"}]]"; got != want {
+		t.Errorf("subject RDNs of the issued certificate %s, want %s", got, want)
 	}
 	if k, ok := p.Key.(crypto.Signer); !ok || !leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(k.Public()) {
 		t.Errorf("key %T is not the private key of the certificate", p.Key)
@@ -424,6 +420,17 @@ func TestCARotationPublishesTheNextCABeforeItSigns(t *testing.T) {
 	if len(caSecret.Data["previous.crt"]) == 0 {
 		t.Errorf("the rotated CA Secret keeps no previous CA")
 	}
+}
+
+// subjectRDNs prints a certificate's subject as its raw RDN sequence (OIDs and values,
+// in certificate order), so that tests compare it without a DN renderer.
+func subjectRDNs(t *testing.T, c *x509.Certificate) string {
+	t.Helper()
+	var rdns pkix.RDNSequence
+	if _, err := asn1.Unmarshal(c.RawSubject, &rdns); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint([]pkix.RelativeDistinguishedNameSET(rdns))
 }
 
 func tlsCert(p *credentials.Parsed) tls.Certificate {

@@ -62,6 +62,10 @@ const (
 	ReasonConflict    = "SecretConflict"
 	ReasonIssueFailed = "IssueFailed"
 	ReasonRestarted   = "WorkloadRestarted"
+	// ReasonDNSNameRefused: the pod asked for a DNS name outside its namespace.
+	ReasonDNSNameRefused = "DNSNameRefused"
+	// ReasonTTLRefused: the pod asked for a lifetime outside the operator's bounds.
+	ReasonTTLRefused = "CertificateTTLRefused"
 )
 
 // Options are the issuing settings shared by every Secret.
@@ -72,6 +76,13 @@ type Options struct {
 	Organization string
 	DefaultTTL   time.Duration
 	MinTTL       time.Duration
+	// MaxTTL is the longest lifetime a pod may ask for; longer requests are refused.
+	MaxTTL time.Duration
+	// DNS decides which extra DNS names a pod may have.
+	DNS DNSPolicy
+	// BundleCheck is how often the trust bundle is compared with the one the Secrets
+	// were issued under, to update them all as soon as it changes.
+	BundleCheck time.Duration
 	// RenewFraction of a certificate's lifetime after which it is renewed.
 	RenewFraction float64
 	// Jitter is the largest fraction of the lifetime taken off the renewal time, so that
@@ -147,12 +158,13 @@ func (r *SecretReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonInvalid, "Issue", "%s", err.Error())
 		return ctrl.Result{}, nil
 	}
-	ttl := spec.TTL
-	if ttl == 0 {
-		ttl = r.Options.DefaultTTL
+	if err := r.Options.DNS.checkAll(pod.Namespace, id, spec.DNSNames); err != nil {
+		r.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonDNSNameRefused, "Issue", "%s; no certificate is issued", err.Error())
+		return ctrl.Result{}, nil
 	}
-	if ttl < r.Options.MinTTL {
-		r.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonInvalid, "Issue", "%s%s is %s, below the operator's minimum of %s", Prefix, AnnTTL, ttl, r.Options.MinTTL)
+	ttl, err := r.Options.ttl(spec)
+	if err != nil {
+		r.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonTTLRefused, "Issue", "%s; no certificate is issued", err.Error())
 		return ctrl.Result{}, nil
 	}
 	spiffeID, err := SPIFFEID(r.Options.SPIFFEIDFormat, r.Options.TrustDomain, id)
@@ -339,6 +351,20 @@ func (r *SecretReconciler) renewAt(now, notAfter time.Time) time.Time {
 		at = time.Second
 	}
 	return now.Add(at)
+}
+
+// ttl is the lifetime to ask for: the pod's, within the operator's bounds, or the default.
+func (o Options) ttl(spec Spec) (time.Duration, error) {
+	if spec.TTL == 0 {
+		return o.DefaultTTL, nil
+	}
+	if spec.TTL < o.MinTTL {
+		return 0, fmt.Errorf("%s%s is %s, below the operator's minimum of %s", Prefix, AnnTTL, spec.TTL, o.MinTTL)
+	}
+	if o.MaxTTL > 0 && spec.TTL > o.MaxTTL {
+		return 0, fmt.Errorf("%s%s is %s, above the operator's maximum of %s (--max-cert-ttl)", Prefix, AnnTTL, spec.TTL, o.MaxTTL)
+	}
+	return spec.TTL, nil
 }
 
 type userError struct{ reason, msg string }

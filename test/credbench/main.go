@@ -222,7 +222,8 @@ func runBackend(ctx context.Context, kube client.Client, lc *localcluster.Cluste
 	r.IssueSeconds = time.Since(t0).Seconds()
 	if srv != nil {
 		parent, _ := url.Parse("spiffe://example.org/intentguard/credentials-operator")
-		reader, err := spire.Dial(spire.Config{SocketPath: srv.Socket, ParentID: parent})
+		// The operator runs without --cluster-name: its entries carry the default prefix.
+		reader, err := spire.Dial(spire.Config{SocketPath: srv.Socket, ParentID: parent, EntryIDPrefix: "intentguard"})
 		if err != nil {
 			op.stop()
 			return r, err

@@ -59,15 +59,13 @@ func TestCredentialsOperatorManifests(t *testing.T) {
 }
 
 // TestHelmRenderCredentialsOperator renders the chart with the credentials operator on,
-// when helm is installed.
+// with each backend, with $HELM (make test builds it; in CI a missing helm fails).
 func TestHelmRenderCredentialsOperator(t *testing.T) {
-	helm, err := exec.LookPath("helm")
-	if err != nil {
-		t.Skip("helm not installed")
-	}
+	helm := helmBinary(t)
 	for _, backend := range []string{"ca", "spire"} {
 		out, err := exec.Command(helm, "template", "ig", chartDir, "--namespace", "ops",
-			"--set", "credentialsOperator.enabled=true", "--set", "credentialsOperator.backend="+backend).Output()
+			"--set", "credentialsOperator.enabled=true", "--set", "credentialsOperator.backend="+backend,
+			"--set", "credentialsOperator.clusterName=east", "--set-json", `credentialsOperator.allowedDNSNames=["a.example","{namespace}.b.example"]`).Output()
 		if err != nil {
 			t.Fatalf("helm template: %v", stderrOf(err))
 		}
@@ -78,8 +76,10 @@ func TestHelmRenderCredentialsOperator(t *testing.T) {
 		d := find[*appsv1.Deployment](t, objs, "helm template", "ig-intentguard-credentials")
 		args := d.Spec.Template.Spec.Containers[0].Args
 		checkArgs(t, "rendered credentials Deployment", args, credentialsFlags(t))
-		if !slices.Contains(args, "--backend="+backend) {
-			t.Errorf("args %v lack --backend=%s", args, backend)
+		for _, want := range []string{"--backend=" + backend, "--cluster-name=east", "--allowed-dns-names=a.example,{namespace}.b.example", "--max-cert-ttl=2160h", "--cluster-domain=cluster.local"} {
+			if !slices.Contains(args, want) {
+				t.Errorf("args %v lack %s", args, want)
+			}
 		}
 		role := find[*rbacv1.ClusterRole](t, objs, "helm template", "ig-intentguard-credentials")
 		var generated rbacv1.ClusterRole

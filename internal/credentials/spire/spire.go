@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/intentguard/intentguard/internal/credentials/backend"
@@ -46,6 +48,12 @@ type Config struct {
 	// other parent are never listed, changed or deleted. In a cluster it is the SPIFFE ID
 	// of the agents' node alias (or node) the workloads run on.
 	ParentID *url.URL
+	// EntryIDPrefix marks the entries of this install: every entry it creates has the ID
+	// <prefix>.<random>, and only entries whose ID carries the prefix are ever listed as
+	// its own, updated or deleted (as spire-controller-manager does with its
+	// entryIDPrefix). Two clusters sharing a SPIRE server and a parent ID need two
+	// prefixes.
+	EntryIDPrefix string
 	// Log receives one line per entry change.
 	Log logr.Logger
 	// DialOptions are added to the connection's (tests count calls with an interceptor).
@@ -70,6 +78,9 @@ type Backend struct {
 func Dial(cfg Config) (*Backend, error) {
 	if cfg.ParentID == nil || cfg.ParentID.Scheme != "spiffe" {
 		return nil, fmt.Errorf("the SPIRE parent ID %v is not a spiffe:// URI", cfg.ParentID)
+	}
+	if errs := validation.IsDNS1123Label(cfg.EntryIDPrefix); len(errs) > 0 {
+		return nil, fmt.Errorf("SPIRE entry ID prefix %q: %s", cfg.EntryIDPrefix, strings.Join(errs, "; "))
 	}
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -189,7 +200,8 @@ type Entry struct {
 	TTL       int32
 }
 
-// ListOwned returns every entry whose parent is the configured parent ID.
+// ListOwned returns the entries of this install: under the configured parent ID, with
+// an ID that carries the entry ID prefix.
 func (b *Backend) ListOwned(ctx context.Context) ([]Entry, error) {
 	parent := spiffeID(b.cfg.ParentID)
 	var out []Entry
@@ -204,7 +216,9 @@ func (b *Backend) ListOwned(ctx context.Context) ([]Entry, error) {
 			return nil, fmt.Errorf("listing SPIRE entries of %s: %w", b.cfg.ParentID, err)
 		}
 		for _, e := range resp.GetEntries() {
-			out = append(out, fromProto(e))
+			if b.owns(e.GetId()) {
+				out = append(out, fromProto(e))
+			}
 		}
 		if token = resp.GetNextPageToken(); token == "" {
 			return out, nil
@@ -221,12 +235,25 @@ func (b *Backend) Sync(ctx context.Context, workloads []backend.Workload) (backe
 	create, update, del := Diff(b.desired(workloads), current)
 	var ch backend.Changes
 	var errs []error
+	for i := range create {
+		if create[i].ID, err = b.newID(); err != nil {
+			return backend.Changes{}, err
+		}
+	}
 	for chunk := range slices.Chunk(create, batchSize) {
 		resp, err := b.entries.BatchCreateEntry(ctx, &entryv1.BatchCreateEntryRequest{Entries: b.toProto(chunk)})
 		if err != nil {
 			return ch, fmt.Errorf("creating %d SPIRE entries: %w", len(chunk), err)
 		}
 		for i, r := range resp.GetResults() {
+			if codes.Code(r.GetStatus().GetCode()) == codes.AlreadyExists {
+				// An entry of another install (or one made before entries carried a
+				// prefix) already grants this identity with these selectors: it is not
+				// ours to change, and the workload is served by it.
+				b.cfg.Log.Info("a SPIRE entry this install does not own already grants the identity; left alone",
+					"spiffeID", chunk[i].SPIFFEID, "id", r.GetEntry().GetId(), "selectors", chunk[i].Selectors)
+				continue
+			}
 			if err := statusErr(r.GetStatus()); err != nil {
 				errs = append(errs, fmt.Errorf("creating SPIRE entry %s: %w", chunk[i].SPIFFEID, err))
 				continue
@@ -271,6 +298,19 @@ func (b *Backend) Sync(ctx context.Context, workloads []backend.Workload) (backe
 		}
 	}
 	return ch, errors.Join(errs...)
+}
+
+func (b *Backend) owns(id string) bool {
+	return strings.HasPrefix(id, b.cfg.EntryIDPrefix+".")
+}
+
+// newID returns a fresh entry ID carrying the install's prefix.
+func (b *Backend) newID() (string, error) {
+	raw := make([]byte, 16)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("drawing a SPIRE entry ID: %w", err)
+	}
+	return b.cfg.EntryIDPrefix + "." + hex.EncodeToString(raw), nil
 }
 
 func (b *Backend) desired(workloads []backend.Workload) []Entry {

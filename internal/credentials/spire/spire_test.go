@@ -4,15 +4,21 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"fmt"
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	entryv1 "github.com/spiffe/spire-api-sdk/proto/spire/api/server/entry/v1"
+	"github.com/spiffe/spire-api-sdk/proto/spire/api/types"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/intentguard/intentguard/internal/credentials/backend"
 	"github.com/intentguard/intentguard/internal/credentials/spire"
@@ -29,6 +35,10 @@ func TestMain(m *testing.M) {
 	ctx := context.Background()
 	bin, err := spiretest.Binary(ctx)
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			fmt.Fprintln(os.Stderr, "FAIL: spire-server could not be built, and CI must test the SPIRE backend:", err)
+			os.Exit(1)
+		}
 		fmt.Fprintln(os.Stderr, "SKIP: spire-server could not be built, so the SPIRE backend is not tested:", err)
 		os.Exit(m.Run()) // the tests below skip without a server
 	}
@@ -66,12 +76,18 @@ func (c *callCounter) total() int {
 
 func dial(t *testing.T, parent string) (*spire.Backend, *callCounter) {
 	t.Helper()
+	return dialAs(t, parent, "test")
+}
+
+// dialAs connects as the install whose entry IDs carry prefix.
+func dialAs(t *testing.T, parent, prefix string) (*spire.Backend, *callCounter) {
+	t.Helper()
 	if server == nil {
 		t.Skip("spire-server could not be built (see hack/spire-binaries.sh)")
 	}
 	u, _ := url.Parse(parent)
 	cc := &callCounter{calls: map[string]int{}}
-	b, err := spire.Dial(spire.Config{SocketPath: server.Socket, ParentID: u, DialOptions: []grpc.DialOption{grpc.WithUnaryInterceptor(cc.intercept)}})
+	b, err := spire.Dial(spire.Config{SocketPath: server.Socket, ParentID: u, EntryIDPrefix: prefix, DialOptions: []grpc.DialOption{grpc.WithUnaryInterceptor(cc.intercept)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,11 +200,128 @@ func TestMintedSVIDVerifiesAndCarriesTheIdentity(t *testing.T) {
 	if life := time.Until(leaf.NotAfter); life > 11*time.Minute || life < 5*time.Minute {
 		t.Errorf("SVID valid for %s, asked for 10m", life)
 	}
-	want, _ := principal.KafkaUser(principal.Subject(id, principal.Organization))
-	if got := "User:" + leaf.Subject.String(); got != want {
-		t.Errorf("broker principal of the SVID %q, principal.KafkaUser %q", got, want)
+	// The subject's RDNs in certificate order, O then CN, compared without any DN
+	// renderer: a broker (RFC 2253, last RDN first) reads User:CN=checkout.shop,O=intentguard.
+	var rdns pkix.RDNSequence
+	if _, err := asn1.Unmarshal(leaf.RawSubject, &rdns); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint([]pkix.RelativeDistinguishedNameSET(rdns)), "[[{2.5.4.10 intentguard}] [{2.5.4.3 checkout.shop}]]"; got != want {
+		t.Errorf("SVID subject RDNs %s, want %s", got, want)
 	}
 	if pub, ok := cred.Key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(leaf.PublicKey) {
 		t.Errorf("the credential's key is not the SVID's")
 	}
+}
+
+// rawEntries is the SPIRE entry API without this package in between, as another tool
+// (or an older install) sharing the server uses it.
+func rawEntries(t *testing.T) entryv1.EntryClient {
+	t.Helper()
+	if server == nil {
+		t.Skip("spire-server could not be built (see hack/spire-binaries.sh)")
+	}
+	conn, err := grpc.NewClient("unix://"+server.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return entryv1.NewEntryClient(conn)
+}
+
+func rawEntry(id, parent, name string) *types.Entry {
+	return &types.Entry{
+		Id:          id,
+		ParentId:    &types.SPIFFEID{TrustDomain: td, Path: parent},
+		SpiffeId:    &types.SPIFFEID{TrustDomain: td, Path: "/otterize/namespace/shop/service/" + name},
+		Selectors:   []*types.Selector{{Type: "k8s", Value: "ns:shop"}, {Type: "k8s", Value: "sa:" + name}},
+		DnsNames:    []string{name + ".shop"},
+		X509SvidTtl: 3600,
+	}
+}
+
+// Entries under the parent ID that this install did not create (no ID prefix, or another
+// install's) are never listed as its own, updated or deleted.
+func TestForeignEntriesUnderTheSameParentSurviveSync(t *testing.T) {
+	ctx := context.Background()
+	const parent = "/intentguard/credentials-operator"
+	raw := rawEntries(t)
+	resp, err := raw.BatchCreateEntry(ctx, &entryv1.BatchCreateEntryRequest{Entries: []*types.Entry{
+		rawEntry("", parent, "unprefixed"),
+		rawEntry("other-cluster.0123456789abcdef", parent, "other-install"),
+		rawEntry("test-but-no-dot", parent, "lookalike"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var foreign []string
+	for _, r := range resp.GetResults() {
+		if r.GetStatus().GetCode() != 0 {
+			t.Fatalf("creating a foreign entry: %v", r.GetStatus())
+		}
+		foreign = append(foreign, r.GetEntry().GetId())
+	}
+	t.Cleanup(func() { _, _ = raw.BatchDeleteEntry(ctx, &entryv1.BatchDeleteEntryRequest{Ids: foreign}) })
+
+	ours, _ := dialAs(t, "spiffe://"+td+parent, "test")
+	// Same SPIFFE ID as a foreign entry but another service account, a new one, and one
+	// the other install's entry already grants exactly (left to it, without an error).
+	ws := []backend.Workload{workload("unprefixed", "other-sa"), workload("mine", "mine"), workload("other-install", "other-install")}
+	if ch, err := ours.Sync(ctx, ws); err != nil || ch != (backend.Changes{Created: 2}) {
+		t.Fatalf("first sync: %+v, %v; want two entries created", ch, err)
+	}
+	owned, err := ours.ListOwned(ctx)
+	if err != nil || len(owned) != 2 {
+		t.Fatalf("owned entries %+v, %v; want the two this install created", owned, err)
+	}
+	for _, e := range owned {
+		if !strings.HasPrefix(e.ID, "test.") {
+			t.Errorf("entry %s of this install has ID %q, want the prefix test.", e.SPIFFEID, e.ID)
+		}
+	}
+	if ch, err := ours.Sync(ctx, nil); err != nil || ch.Deleted != 2 {
+		t.Fatalf("emptying sync: %+v, %v; want this install's two entries deleted", ch, err)
+	}
+	for _, id := range foreign {
+		e, err := raw.GetEntry(ctx, &entryv1.GetEntryRequest{Id: id})
+		if err != nil {
+			t.Errorf("foreign entry %s: %v; want it untouched", id, err)
+			continue
+		}
+		if e.GetX509SvidTtl() != 3600 || len(e.GetDnsNames()) != 1 {
+			t.Errorf("foreign entry %s was changed: %+v", id, e)
+		}
+	}
+}
+
+// Two installs (two clusters) sharing a SPIRE server and a parent ID keep each their own
+// entries: neither deletes or rewrites the other's.
+func TestTwoInstallsSharingAServerKeepTheirEntries(t *testing.T) {
+	ctx := context.Background()
+	parent := "spiffe://" + td + "/intentguard/shared-parent"
+	a, _ := dialAs(t, parent, "cluster-a")
+	b, _ := dialAs(t, parent, "cluster-b")
+	if ch, err := a.Sync(ctx, []backend.Workload{workload("a1", "a1"), workload("a2", "a2")}); err != nil || ch.Created != 2 {
+		t.Fatalf("install a: %+v, %v", ch, err)
+	}
+	if ch, err := b.Sync(ctx, []backend.Workload{workload("b1", "b1", "b1.example.com")}); err != nil || ch != (backend.Changes{Created: 1}) {
+		t.Fatalf("install b: %+v, %v; want one entry created and none of a's touched", ch, err)
+	}
+	if ch, err := a.Sync(ctx, []backend.Workload{workload("a1", "a1")}); err != nil || ch != (backend.Changes{Deleted: 1}) {
+		t.Fatalf("install a drops a2: %+v, %v", ch, err)
+	}
+	if ch, err := b.Sync(ctx, []backend.Workload{workload("b1", "b1", "b1.example.com")}); err != nil || ch != (backend.Changes{}) {
+		t.Fatalf("install b idle: %+v, %v", ch, err)
+	}
+	for _, c := range []struct {
+		b    *spire.Backend
+		want string
+	}{{a, "a1"}, {b, "b1"}} {
+		got, err := c.b.ListOwned(ctx)
+		if err != nil || len(got) != 1 || !strings.HasSuffix(got[0].SPIFFEID, "/"+c.want) {
+			t.Errorf("entries of the install serving %s: %+v, %v", c.want, got, err)
+		}
+	}
+	_, _ = a.Sync(ctx, nil)
+	_, _ = b.Sync(ctx, nil)
 }
