@@ -95,15 +95,22 @@ func refused(err error) bool {
 }
 
 // Lookup is the OwnerLookup of the rule: an owner of a kind that may not be read, or that
-// is not found, stops the walk there.
+// does not exist, stops the walk there. An owner the cache has not seen yet is read from
+// the API server: a pod's event can arrive before its ReplicaSet's, and stopping there
+// would name the identity after the ReplicaSet.
 func (o *Owners) Lookup(ctx context.Context, namespace string, gvk schema.GroupVersionKind, name string) ([]metav1.OwnerReference, bool, error) {
 	ok, err := o.Readable(ctx, gvk)
 	if err != nil || !ok {
 		return nil, false, err
 	}
+	key := client.ObjectKey{Namespace: namespace, Name: name}
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(gvk)
-	if err := o.cache.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m); err != nil {
+	err = o.cache.Get(ctx, key, m)
+	if apierrors.IsNotFound(err) && o.api != o.cache {
+		err = o.api.Get(ctx, key, m)
+	}
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, false, nil
 		}
