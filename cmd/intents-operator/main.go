@@ -51,6 +51,9 @@ func main() {
 	flag.BoolVar(&c.Enforcement.Shadow, "shadow-mode", false, "enforce nothing except ProtectedServices and --enforced-namespaces; report what would be enforced")
 	flag.BoolVar(&c.KafkaACLs, "kafka-acls", true, "keep the ACLs of brokers described by KafkaServerConfigs equal to the intents")
 	flag.DurationVar(&c.Kafka.ResyncPeriod, "kafka-resync-period", 5*time.Minute, "how often each broker's ACLs are listed again to restore lost ones")
+	flag.StringVar(&c.Kafka.RecordNamespace, "kafka-record-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the records of the ACLs the operator created, which tenants must not be able to write (default: $POD_NAMESPACE)")
+	var tlsDirs string
+	flag.StringVar(&tlsDirs, "kafka-tls-dirs", "", "comma-separated directories the tls.*File fields of KafkaServerConfigs may name files in; empty refuses those fields")
 	flag.StringVar(&enforced, "enforced-namespaces", "", "comma-separated namespaces enforced even in shadow mode")
 	var qps float64
 	var burst int
@@ -69,6 +72,11 @@ func main() {
 		debug.SetGCPercent(50)
 	}
 	c.Enforcement.EnforcedNamespaces = splitList(enforced)
+	c.Kafka.TLSDirs = splitList(tlsDirs)
+	if c.KafkaACLs && c.Kafka.RecordNamespace == "" {
+		fmt.Fprintln(os.Stderr, "--kafka-acls needs --kafka-record-namespace (or $POD_NAMESPACE)")
+		os.Exit(2)
+	}
 	if wh.Port != 0 {
 		c.Webhook = &wh
 		if certs.SecretName != "" {

@@ -31,6 +31,9 @@ const (
 // point, for the ClientIntents status.
 func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Point, error) {
 	opts = opts.withDefaults()
+	if opts.RecordNamespace == "" {
+		return nil, fmt.Errorf("the Kafka enforcement point needs the namespace of its ownership records (the operator's own)")
+	}
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &v2beta1.KafkaServerConfig{}, indexKafkaWorkload, func(o client.Object) []string {
 		return []string{o.(*v2beta1.KafkaServerConfig).Spec.Workload.Name}
@@ -52,7 +55,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Point, error) 
 		APIReader: mgr.GetAPIReader(),
 		Options:   opts,
 		Recorder:  mgr.GetEventRecorder("intentguard"),
-		store:     store{client: mgr.GetClient(), reader: mgr.GetAPIReader()},
+		store:     store{client: mgr.GetClient(), reader: mgr.GetAPIReader(), namespace: opts.RecordNamespace},
 		point:     point,
 	}
 	reader := mgr.GetClient()

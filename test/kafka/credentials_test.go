@@ -19,6 +19,7 @@ import (
 	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/enforcement"
+	"github.com/intentguard/intentguard/internal/kafka"
 	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
 	"github.com/intentguard/intentguard/internal/principal"
 )
@@ -64,6 +65,16 @@ func TestIssuedCertificatesAgainstTheBroker(t *testing.T) {
 		}
 		return true, nil
 	})
+	// The namespace's owner lets the intents operator use its issued certificate.
+	var opTLS corev1.Secret
+	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "intents-operator-tls"}, &opTLS); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(opTLS.DeepCopy())
+	opTLS.Labels[kafka.CredentialsLabel] = "true"
+	if err := kube.Patch(context.Background(), &opTLS, patch); err != nil {
+		t.Fatal(err)
+	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(pemOf["kafka"]["ca.pem"]) {
 		t.Fatal("no CA in the broker's Secret")
@@ -79,7 +90,7 @@ func TestIssuedCertificatesAgainstTheBroker(t *testing.T) {
 		Users:          []string{user(ns, "client"), user(ns, "other")},
 		Topics:         []string{"orders"},
 	})
-	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin"}, StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword}})
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin", Labels: optIn}, StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword}})
 
 	op := startOperator(t, controller.Options{})
 	ksc := &v2beta1.KafkaServerConfig{}

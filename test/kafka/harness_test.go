@@ -37,6 +37,9 @@ import (
 	"github.com/intentguard/intentguard/internal/rollout"
 )
 
+// recordNS is the operator's own namespace, where it keeps its ownership records.
+const recordNS = "intentguard-system"
+
 var (
 	local      *localcluster.Cluster
 	kube       client.Client
@@ -58,6 +61,10 @@ func TestMain(m *testing.M) {
 	}
 	kube, err = client.New(local.Config, client.Options{Scheme: cluster.Scheme()})
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := kube.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: recordNS}}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -91,13 +98,13 @@ func startOperator(t *testing.T, enf controller.Options, change ...func(*kafka.O
 	t.Helper()
 	operatorMu.Lock()
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := operator.New(ctx, local.Config, operator.Config{Enforcement: enf, MetricsAddr: "0", ProbeAddr: "0", InProcess: true})
+	mgr, err := operator.New(ctx, local.Config, operator.Config{Enforcement: enf, MetricsAddr: "0", ProbeAddr: "0", InProcess: true, KeepKafkaFinalizers: true})
 	if err != nil {
 		cancel()
 		operatorMu.Unlock()
 		t.Fatalf("building operator: %v", err)
 	}
-	ko := kafka.Options{Enforcement: rollout.Options(enf), ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour}
+	ko := kafka.Options{Enforcement: rollout.Options(enf), ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour, RecordNamespace: recordNS}
 	for _, c := range change {
 		c(&ko)
 	}
@@ -183,7 +190,7 @@ func updateIntents(t *testing.T, ci *v2beta1.ClientIntents, specDoc string) {
 func brokerConfig(t *testing.T, ns, workload string, b *kafkatest.Broker, extra string) *v2beta1.KafkaServerConfig {
 	t.Helper()
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: workload + "-admin"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: workload + "-admin", Labels: optIn},
 		StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword},
 	}
 	create(t, secret)
@@ -198,6 +205,9 @@ spec:
 	create(t, ksc)
 	return ksc
 }
+
+// optIn is the label with which a Secret's owner lets the operator use it for a broker.
+var optIn = map[string]string{kafka.CredentialsLabel: "true"}
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, error)) {
 	t.Helper()

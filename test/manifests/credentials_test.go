@@ -1,10 +1,13 @@
 package manifests
 
 import (
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -34,8 +37,7 @@ func credentialsFlags(t *testing.T) map[string]bool {
 }
 
 // TestCredentialsOperatorManifests checks the credentials operator's Deployment flags and
-// that only its role writes or lists Secrets: the intents operator may only get the
-// Secrets a KafkaServerConfig names (the broker's TLS and SASL credentials).
+// that only its role reads, writes or lists Secrets cluster-wide.
 func TestCredentialsOperatorManifests(t *testing.T) {
 	objs := loadAll(t)
 	flags := credentialsFlags(t)
@@ -48,11 +50,18 @@ func TestCredentialsOperatorManifests(t *testing.T) {
 	if !grants(creds.Rules, "", "secrets", "get", "create", "update") || grants(creds.Rules, "", "secrets", "delete") {
 		t.Errorf("credentials-operator role: Secrets rules %+v; want read, create and update, no delete", creds.Rules)
 	}
+	// The intents operator's cluster-wide role reaches no Secret (the credentials
+	// operator's CA key included) and no ConfigMap: broker credentials are granted per
+	// namespace by the chart, and its Kafka records live in its own namespace.
 	intents := find[*rbacv1.ClusterRole](t, objs, "config/rbac/role.yaml", "intents-operator")
 	for _, r := range intents.Rules {
-		if slices.Contains(r.Resources, "secrets") && !slices.Equal(r.Verbs, []string{"get"}) {
-			t.Errorf("the intents operator's role does more with Secrets than get them: %+v", r)
+		if slices.Contains(r.Resources, "secrets") || slices.Contains(r.Resources, "configmaps") || slices.Contains(r.Resources, "*") {
+			t.Errorf("the intents operator's ClusterRole grants %v on %v cluster-wide", r.Verbs, r.Resources)
 		}
+	}
+	records := find[*rbacv1.Role](t, objs, "config/rbac/kafka_records_role.yaml", "intents-operator-kafka-records")
+	if records.Namespace != namespace || !grants(records.Rules, "", "configmaps", "get", "create", "update", "delete") || grants(records.Rules, "", "secrets", "get") {
+		t.Errorf("Kafka records Role: %s %+v; want ConfigMaps in %s only", records.Namespace, records.Rules, namespace)
 	}
 	sameBytes(t, configDir+"/rbac-credentials/role.yaml", chartDir+"/files/credentials-role.yaml")
 }
@@ -94,5 +103,65 @@ func TestHelmRenderCredentialsOperator(t *testing.T) {
 		if string(a) != string(b) {
 			t.Errorf("chart credentials ClusterRole rules differ from config/rbac-credentials/role.yaml:\n%s\nwant:\n%s", a, b)
 		}
+	}
+}
+
+// TestHelmKafkaRBAC renders the chart's Kafka RBAC: ConfigMaps (the ACL records) in the
+// release namespace only, get on Secrets only in the namespaces kafkaCredentialNamespaces
+// lists, nothing with the Kafka point off, and a refusal to list the release namespace,
+// where the credentials operator keeps its CA key.
+func TestHelmKafkaRBAC(t *testing.T) {
+	helm := helmBinary(t)
+	render := func(set ...string) ([]object, error) {
+		args := []string{"template", "ig", chartDir, "--namespace", "ops", "--set", "credentialsOperator.enabled=true"}
+		for _, s := range set {
+			args = append(args, "--set", s)
+		}
+		out, err := exec.Command(helm, args...).Output()
+		if err != nil {
+			return nil, fmt.Errorf("%s", stderrOf(err))
+		}
+		return decodeAll("helm template", out)
+	}
+	secretReaders := func(objs []object) map[string]bool {
+		out := map[string]bool{}
+		for _, o := range objs {
+			switch v := o.obj.(type) {
+			case *rbacv1.Role:
+				if grants(v.Rules, "", "secrets", "get") &&
+					!slices.ContainsFunc(v.Rules, func(r rbacv1.PolicyRule) bool { return len(r.ResourceNames) > 0 }) {
+					out[v.Namespace] = true
+				}
+			case *rbacv1.ClusterRole:
+				if v.Name != "ig-intentguard-credentials" && grants(v.Rules, "", "secrets", "get") {
+					out["*"] = true
+				}
+			}
+		}
+		return out
+	}
+	objs, err := render("kafkaCredentialNamespaces={kafka,payments}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := secretReaders(objs); !maps.Equal(got, map[string]bool{"kafka": true, "payments": true}) {
+		t.Errorf("the intents operator may get Secrets in %v, want kafka and payments only", got)
+	}
+	records := find[*rbacv1.Role](t, objs, "helm template", "ig-intentguard-kafka-records")
+	if records.Namespace != "ops" || !grants(records.Rules, "", "configmaps", "get", "create", "update", "delete") || grants(records.Rules, "", "secrets", "get") {
+		t.Errorf("records Role %s %+v", records.Namespace, records.Rules)
+	}
+	if objs, err = render(); err != nil {
+		t.Fatal(err)
+	} else if got := secretReaders(objs); len(got) != 0 {
+		t.Errorf("by default the intents operator may get Secrets in %v, want none", got)
+	}
+	if objs, err = render("kafkaACLs=false", "kafkaCredentialNamespaces={kafka}"); err != nil {
+		t.Fatal(err)
+	} else if got := secretReaders(objs); len(got) != 0 {
+		t.Errorf("with Kafka ACLs off the intents operator may get Secrets in %v", got)
+	}
+	if _, err := render("kafkaCredentialNamespaces={kafka,ops}"); err == nil || !strings.Contains(err.Error(), "CA key") {
+		t.Errorf("listing the release namespace rendered (error %v); want a refusal naming the CA key", err)
 	}
 }
