@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -164,4 +165,40 @@ func TestHelmKafkaRBAC(t *testing.T) {
 	if _, err := render("kafkaCredentialNamespaces={kafka,ops}"); err == nil || !strings.Contains(err.Error(), "CA key") {
 		t.Errorf("listing the release namespace rendered (error %v); want a refusal naming the CA key", err)
 	}
+}
+
+// TestHelmUninstallReleasesKafkaFinalizers checks the chart's pre-delete hook: a Job that
+// runs the operator's image, as its ServiceAccount, with --release-kafka-finalizers (a
+// flag the binary defines), so that no KafkaServerConfig outlives the operator with a
+// finalizer nothing removes.
+func TestHelmUninstallReleasesKafkaFinalizers(t *testing.T) {
+	helm := helmBinary(t)
+	out, err := exec.Command(helm, "template", "ig", chartDir, "--namespace", "ops").Output()
+	if err != nil {
+		t.Fatalf("helm template: %v", stderrOf(err))
+	}
+	objs, err := decodeAll("helm template", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := find[*batchv1.Job](t, objs, "helm template", "ig-intentguard-release-kafka-finalizers")
+	if job.Annotations["helm.sh/hook"] != "pre-delete" || !strings.Contains(job.Annotations["helm.sh/hook-delete-policy"], "hook-succeeded") {
+		t.Errorf("the Job is not a pre-delete hook: %v", job.Annotations)
+	}
+	deploy := find[*appsv1.Deployment](t, objs, "helm template", "ig-intentguard")
+	pod, dpod := job.Spec.Template.Spec, deploy.Spec.Template.Spec
+	if pod.ServiceAccountName != dpod.ServiceAccountName || pod.Containers[0].Image != dpod.Containers[0].Image {
+		t.Errorf("the hook runs as %s with %s; the operator as %s with %s", pod.ServiceAccountName, pod.Containers[0].Image, dpod.ServiceAccountName, dpod.Containers[0].Image)
+	}
+	args := pod.Containers[0].Args
+	checkArgs(t, "pre-delete Job", args, operatorFlags(t))
+	if !slices.Contains(args, "--release-kafka-finalizers") {
+		t.Errorf("the hook's args %v lack --release-kafka-finalizers", args)
+	}
+	for k, v := range deploy.Spec.Selector.MatchLabels {
+		if job.Spec.Template.Labels[k] != v {
+			return
+		}
+	}
+	t.Errorf("the hook's pod %v matches the operator's selector %v", job.Spec.Template.Labels, deploy.Spec.Selector.MatchLabels)
 }
