@@ -369,3 +369,35 @@ func TestKafkaACLsOffReleasesFinalizers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An object at the record's name that the operator did not write (here made before the
+// operator first saw the config) is never overwritten or deleted: status reports it and
+// the broker is left as it is, and deleting the config leaves the object too.
+func TestForeignObjectAtTheRecordNameIsLeftAlone(t *testing.T) {
+	ns := namespace(t, "kafka-foreign-record")
+	c := user(ns, "client")
+	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}})
+	ksc := brokerConfig(t, ns, "kafka", b, "")
+	applyIntents(t, ns, `
+metadata: {name: client}
+spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
+	squatter := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: recordNS, Name: kafka.OwnedConfigMapName(getKSC(t, ksc).UID)},
+		Data:       map[string]string{"someone": "else"},
+	}
+	create(t, squatter)
+	t.Cleanup(func() { _ = kube.Delete(context.Background(), squatter) })
+	startOperator(t, controller.Options{})
+	configError(t, ksc, "was not written by the operator")
+	if got := brokerACLs(t, b); len(got) != 0 {
+		t.Fatalf("the broker was changed: %v", got.Sorted())
+	}
+	if err := kube.Delete(context.Background(), ksc); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the config to go", 30*time.Second, gone(ksc))
+	var after corev1.ConfigMap
+	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(squatter), &after); err != nil || after.ResourceVersion != squatter.ResourceVersion {
+		t.Fatalf("the foreign ConfigMap was changed or deleted: %v %+v", err, after.ObjectMeta)
+	}
+}
