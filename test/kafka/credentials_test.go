@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/kafka"
 	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
-	"github.com/intentguard/intentguard/internal/principal"
 )
 
 // The two operators meet: the credentials operator issues the broker's, the intents
@@ -119,11 +117,11 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 		if err != nil {
 			return err
 		}
-		p, err := principal.KafkaUser(leaf.Subject)
-		if err != nil {
-			return err
+		// The certificate must bear the subject the broker renders as the client's user.
+		if leaf.Subject.CommonName != w+"."+ns || len(leaf.Subject.Organization) != 1 || leaf.Subject.Organization[0] != "intentguard" {
+			return fmt.Errorf("certificate of %s has subject CN=%s O=%v", w, leaf.Subject.CommonName, leaf.Subject.Organization)
 		}
-		cl, err := b.Client(strings.TrimPrefix(p, "User:"), kafkatest.ClientPassword,
+		cl, err := b.Client(user(ns, w), kafkatest.ClientPassword,
 			kgo.DialTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: serverName, MinVersion: tls.VersionTLS12}),
 			kgo.DefaultProduceTopic("orders"))
 		if err != nil {

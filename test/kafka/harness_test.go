@@ -26,14 +26,12 @@ import (
 	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/enforcement"
-	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/kafka"
 	"github.com/intentguard/intentguard/internal/kafka/broker"
 	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
 	"github.com/intentguard/intentguard/internal/kafkaacl"
 	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
-	"github.com/intentguard/intentguard/internal/principal"
 	"github.com/intentguard/intentguard/internal/rollout"
 )
 
@@ -75,15 +73,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// user is the SASL user name a client workload has on the test brokers: the DN of the
+// user is the SASL user name a client workload has on the test brokers: the DN a broker's
+// default principal builder (the JVM's X500Principal, RFC 2253) renders for the
 // certificate the credentials operator issues it, so that the default principal template
-// ("User:$(dn)") names it.
+// ("User:$(dn)") names it. It is written out here rather than computed by the code under
+// test; for names with characters RFC 2253 escapes, internal/principal is checked against
+// the JVM itself.
 func user(ns, workload string) string {
-	dn, err := principal.DN(principal.Subject(identity.Identity{Namespace: ns, Name: workload}, principal.Organization))
-	if err != nil {
-		panic(err)
-	}
-	return dn
+	return "CN=" + workload + "." + ns + ",O=intentguard"
 }
 
 // runningOperator is an operator the test can stop before its end (operator restart).
