@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,10 @@ const (
 	// address, so without the opt-in anyone who may create a config could have the
 	// operator send any Secret of the namespace to an address of their choosing.
 	CredentialsLabel = "intentguard.dev/kafka-credentials"
+	// CredentialsAddrsAnnotation, optional on an opted-in Secret, lists the broker
+	// addresses (comma-separated host:port) it may be sent to; without it, any address a
+	// config of the namespace names.
+	CredentialsAddrsAnnotation = "intentguard.dev/kafka-addrs"
 
 	// Condition types on KafkaServerConfig.
 	ConditionConnected  = "Connected"
@@ -446,7 +451,7 @@ func (r *Reconciler) client(ctx context.Context, ksc *v2beta1.KafkaServerConfig,
 	if t := ksc.Spec.TLS; t != nil {
 		var cert, key, ca []byte
 		if t.SecretName != "" {
-			data, err := r.secret(ctx, ksc.Namespace, t.SecretName)
+			data, err := r.secret(ctx, ksc.Namespace, t.SecretName, ksc.Spec.Addr)
 			if err != nil {
 				return nil, err
 			}
@@ -476,7 +481,7 @@ func (r *Reconciler) client(ctx context.Context, ksc *v2beta1.KafkaServerConfig,
 		}
 	}
 	if s := ksc.Spec.SASL; s != nil {
-		data, err := r.secret(ctx, ksc.Namespace, s.SecretName)
+		data, err := r.secret(ctx, ksc.Namespace, s.SecretName, ksc.Spec.Addr)
 		if err != nil {
 			return nil, err
 		}
@@ -509,8 +514,9 @@ func (r *Reconciler) client(ctx context.Context, ksc *v2beta1.KafkaServerConfig,
 	return cl, nil
 }
 
-// secret returns the data of a Secret its owner opted in with CredentialsLabel.
-func (r *Reconciler) secret(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+// secret returns the data of a Secret its owner opted in with CredentialsLabel, for
+// sending to addr.
+func (r *Reconciler) secret(ctx context.Context, namespace, name, addr string) (map[string][]byte, error) {
 	var s corev1.Secret
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
 		if apierrors.IsForbidden(err) {
@@ -520,6 +526,9 @@ func (r *Reconciler) secret(ctx context.Context, namespace, name string) (map[st
 	}
 	if s.Labels[CredentialsLabel] != "true" {
 		return nil, fmt.Errorf("Secret %s/%s is not labelled %s=true: the operator uses only Secrets their owner opted in for reaching a Kafka broker", namespace, name, CredentialsLabel)
+	}
+	if allowed, ok := s.Annotations[CredentialsAddrsAnnotation]; ok && !slices.Contains(splitAddrs(allowed), addr) {
+		return nil, fmt.Errorf("Secret %s/%s may be sent only to %s (annotation %s), not to %s", namespace, name, allowed, CredentialsAddrsAnnotation, addr)
 	}
 	return s.Data, nil
 }
@@ -553,6 +562,16 @@ func (r *Reconciler) tlsFile(path string) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("TLS file %q is not in a directory the operator allows (--kafka-tls-dirs=%s)", path, strings.Join(r.Options.TLSDirs, ","))
+}
+
+func splitAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func or(v, def string) string {

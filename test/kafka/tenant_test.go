@@ -113,8 +113,11 @@ func TestTenantCannotSendSecretsThroughTheOperator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Another application's credentials, not opted in for the operator.
+	// Another application's credentials, not opted in for the operator, and the
+	// operator's own, opted in for the real broker's address only.
 	create(t,
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kafka-admin", Labels: optIn, Annotations: map[string]string{kafka.CredentialsAddrsAnnotation: "kafka.kafka:9092, kafka.kafka:9093"}},
+			StringData: map[string]string{"username": "payments", "password": "payments-password"}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "payments-sasl"}, StringData: map[string]string{"username": "payments", "password": "payments-password"}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "payments-tls"}, Data: map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM, "ca.pem": pki.CAPEM}},
 	)
@@ -140,7 +143,8 @@ func TestTenantCannotSendSecretsThroughTheOperator(t *testing.T) {
 	sasl := tenantConfig(t, ns, "steal-sasl", tenantBroker.Addr, `  sasl: {mechanism: PLAIN, secretName: payments-sasl}`)
 	tlsConf := tenantConfig(t, ns, "steal-tls", raw.addr, `  tls: {secretName: payments-tls}`)
 	file := tenantConfig(t, ns, "steal-file", raw.addr, fmt.Sprintf(`  tls: {certFile: %q, keyFile: %q}`, outside, outside))
-	for _, k := range []*v2beta1.KafkaServerConfig{sasl, tlsConf, file} {
+	redirected := tenantConfig(t, ns, "steal-admin", tenantBroker.Addr, `  sasl: {mechanism: PLAIN, secretName: kafka-admin}`)
+	for _, k := range []*v2beta1.KafkaServerConfig{sasl, tlsConf, file, redirected} {
 		waitFor(t, "a status on "+k.Name, 30*time.Second, func() (bool, error) {
 			return apimeta.FindStatusCondition(getKSC(t, k).Status.Conditions, kafka.ConditionACLsInSync) != nil, nil
 		})
@@ -159,6 +163,7 @@ func TestTenantCannotSendSecretsThroughTheOperator(t *testing.T) {
 	configError(t, sasl, "is not labelled "+kafka.CredentialsLabel+"=true")
 	configError(t, tlsConf, "is not labelled "+kafka.CredentialsLabel+"=true")
 	configError(t, file, "is not in a directory the operator allows")
+	configError(t, redirected, "may be sent only to kafka.kafka:9092, kafka.kafka:9093")
 
 	// The listeners do see a config the Secret's owner opted in: the test can observe
 	// what it asserts did not happen above.
