@@ -527,7 +527,7 @@ func (r *Reconciler) secret(ctx context.Context, namespace, name, addr string) (
 	if s.Labels[CredentialsLabel] != "true" {
 		return nil, fmt.Errorf("Secret %s/%s is not labelled %s=true: the operator uses only Secrets their owner opted in for reaching a Kafka broker", namespace, name, CredentialsLabel)
 	}
-	if allowed, ok := s.Annotations[CredentialsAddrsAnnotation]; ok && !slices.Contains(splitAddrs(allowed), addr) {
+	if allowed, ok := s.Annotations[CredentialsAddrsAnnotation]; ok && !slices.Contains(strings.FieldsFunc(allowed, func(r rune) bool { return r == ',' || r == ' ' }), addr) {
 		return nil, fmt.Errorf("Secret %s/%s may be sent only to %s (annotation %s), not to %s", namespace, name, allowed, CredentialsAddrsAnnotation, addr)
 	}
 	return s.Data, nil
@@ -562,16 +562,6 @@ func (r *Reconciler) tlsFile(path string) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("TLS file %q is not in a directory the operator allows (--kafka-tls-dirs=%s)", path, strings.Join(r.Options.TLSDirs, ","))
-}
-
-func splitAddrs(s string) []string {
-	var out []string
-	for _, a := range strings.Split(s, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 func or(v, def string) string {
