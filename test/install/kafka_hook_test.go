@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
@@ -76,4 +78,49 @@ func runKafkaHook(t *testing.T, c client.Client, ns, rel string) <-chan error {
 		}()
 	}()
 	return done
+}
+
+// The chart's RBAC, as the API server's authorizer applies it: the intents operator may
+// get Secrets only in the namespaces kafkaCredentialNamespaces lists, never list them,
+// never read the credentials operator's CA key or another Secret of its own namespace
+// (but its webhook certificate), and keeps its Kafka records (ConfigMaps) in its own
+// namespace only.
+func TestChartKafkaRBAC(t *testing.T) {
+	ctx := context.Background()
+	for _, ns := range []string{namespace, "brokers", "tenant-other"} {
+		if err := kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	apply(t, render(t, "credentialsOperator.enabled=true", "kafkaCredentialNamespaces={brokers}"))
+	cases := []struct {
+		verb, resource, ns, name string
+		allowed                  bool
+	}{
+		{"get", "secrets", "brokers", "kafka-admin", true},
+		{"list", "secrets", "brokers", "", false},
+		{"watch", "secrets", "brokers", "", false},
+		{"get", "secrets", "tenant-other", "payments-sasl", false},
+		{"get", "secrets", namespace, fullname + "-credentials-ca", false},
+		{"get", "secrets", namespace, "anything", false},
+		{"get", "secrets", namespace, fullname + "-webhook", true},
+		{"get", "configmaps", namespace, "kafka-acls-x", true},
+		{"update", "configmaps", namespace, "kafka-acls-x", true},
+		{"get", "configmaps", "brokers", "kafka-acls.kafka", false},
+		{"update", "configmaps", "tenant-other", "kafka-acls.kafka", false},
+		{"create", "configmaps", "brokers", "", false},
+	}
+	for _, c := range cases {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:               serviceAccount,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: c.verb, Resource: c.resource, Namespace: c.ns, Name: c.name},
+		}}
+		if err := kube.Create(ctx, sar); err != nil {
+			t.Fatal(err)
+		}
+		if sar.Status.Allowed != c.allowed {
+			t.Errorf("%s %s %s/%s: allowed %v, want %v (%s)", c.verb, c.resource, c.ns, c.name, sar.Status.Allowed, c.allowed, sar.Status.Reason)
+		}
+	}
 }
