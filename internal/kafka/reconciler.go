@@ -165,7 +165,7 @@ func (r *Reconciler) Close() {
 // +kubebuilder:rbac:groups=k8s.otterize.com,resources=kafkaserverconfigs/finalizers,verbs=update
 // +kubebuilder:rbac:groups=k8s.otterize.com,resources=clientintents;protectedservices,verbs=get;list;watch
 // The ConfigMaps (records, in the operator's namespace) and Secrets (broker credentials,
-// in the namespaces the chart's kafka.credentialNamespaces lists) are granted by Roles in
+// in the namespaces the chart's kafkaCredentialNamespaces lists) are granted by Roles in
 // those namespaces only, not here: the operator can read no other Secret, the credentials
 // operator's CA key included.
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -520,7 +520,7 @@ func (r *Reconciler) secret(ctx context.Context, namespace, name, addr string) (
 	var s corev1.Secret
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
 		if apierrors.IsForbidden(err) {
-			return nil, fmt.Errorf("reading Secret %s/%s: the operator may not read Secrets in namespace %s (the chart's kafka.credentialNamespaces lists the namespaces it may): %w", namespace, name, namespace, err)
+			return nil, fmt.Errorf("reading Secret %s/%s: the operator may not read Secrets in namespace %s (the chart's kafkaCredentialNamespaces lists the namespaces it may): %w", namespace, name, namespace, err)
 		}
 		return nil, fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err)
 	}
