@@ -94,6 +94,17 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Point, error) 
 		return nil, fmt.Errorf("setting up the Kafka ACL controller: %w", err)
 	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		// Not fatal: a leftover record is keyed by a UID no config has, and is only noise.
+		if n, err := r.store.sweep(ctx, mgr.GetAPIReader()); err != nil {
+			log.FromContext(ctx).Error(err, "removing the records of deleted KafkaServerConfigs", "removed", n)
+		} else if n > 0 {
+			log.FromContext(ctx).Info("removed the records of deleted KafkaServerConfigs", "removed", n)
+		}
+		return nil
+	})); err != nil {
+		return nil, fmt.Errorf("adding the Kafka record sweep: %w", err)
+	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		<-ctx.Done()
 		r.Close()
 		return nil

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -193,4 +194,37 @@ func decode(data []byte) (kafkaacl.Set, error) {
 		out.Add(kafkaacl.ACL{Principal: r[0], Host: r[1], Resource: kafkaacl.ResourceType(r[2]), Pattern: kafkaacl.Pattern(r[3]), Name: r[4], Operation: kafkaacl.Operation(r[5]), Permission: kafkaacl.Permission(r[6])})
 	}
 	return out, nil
+}
+
+// sweep deletes the records whose KafkaServerConfig is gone (deleted while the Kafka point
+// was off, its finalizer released): they would only accumulate, as no new config has the
+// UID they are keyed by. Only ConfigMaps that are the operator's records by name, label
+// and annotations are considered, and each is deleted only at the UID it was read with.
+func (s store) sweep(ctx context.Context, configs client.Reader) (int, error) {
+	var list corev1.ConfigMapList
+	if err := s.reader.List(ctx, &list, client.InNamespace(s.namespace), client.MatchingLabels{netpol.ManagedByLabel: netpol.ManagedByValue}); err != nil {
+		return 0, fmt.Errorf("listing the Kafka ACL records in %s: %w", s.namespace, err)
+	}
+	swept := 0
+	for i := range list.Items {
+		cm := &list.Items[i]
+		uid := cm.Annotations[BrokerUIDAnnotation]
+		ns, name, ok := strings.Cut(cm.Annotations[BrokerAnnotation], "/")
+		if uid == "" || !ok || cm.Name != OwnedConfigMapName(types.UID(uid)) {
+			continue
+		}
+		var ksc v2beta1.KafkaServerConfig
+		err := configs.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &ksc)
+		if err == nil && string(ksc.UID) == uid {
+			continue
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return swept, fmt.Errorf("reading KafkaServerConfig %s/%s: %w", ns, name, err)
+		}
+		if err := s.client.Delete(ctx, cm, client.Preconditions{UID: &cm.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return swept, fmt.Errorf("deleting the record %s/%s of a deleted KafkaServerConfig: %w", cm.Namespace, cm.Name, err)
+		}
+		swept++
+	}
+	return swept, nil
 }

@@ -106,6 +106,8 @@ func TestChartKafkaRBAC(t *testing.T) {
 		{"get", "secrets", namespace, fullname + "-webhook", true},
 		{"get", "configmaps", namespace, "kafka-acls-x", true},
 		{"update", "configmaps", namespace, "kafka-acls-x", true},
+		{"list", "configmaps", namespace, "", true},
+		{"list", "configmaps", "brokers", "", false},
 		{"get", "configmaps", "brokers", "kafka-acls.kafka", false},
 		{"update", "configmaps", "tenant-other", "kafka-acls.kafka", false},
 		{"create", "configmaps", "brokers", "", false},

@@ -406,3 +406,38 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 		t.Fatalf("the foreign ConfigMap was changed or deleted: %v %+v", err, after.ObjectMeta)
 	}
 }
+
+// The record of a KafkaServerConfig deleted while the Kafka point was off is removed when
+// the operator starts; a ConfigMap of the operator's namespace that is not a record, or
+// the record of a config that still exists, stays.
+func TestRecordsOfDeletedConfigsAreSwept(t *testing.T) {
+	ns := namespace(t, "kafka-sweep")
+	live := brokerConfig(t, ns, "kafka", startBroker(t, kafkatest.Options{}), "")
+	record := func(name, uid, of string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+			Namespace: recordNS, Name: name,
+			Labels:      map[string]string{"app.kubernetes.io/managed-by": "intentguard"},
+			Annotations: map[string]string{kafka.BrokerUIDAnnotation: uid, kafka.BrokerAnnotation: of},
+		}}
+	}
+	orphan := record(kafka.OwnedConfigMapName("gone-uid"), "gone-uid", ns+"/deleted")
+	recreated := record(kafka.OwnedConfigMapName("old-uid"), "old-uid", ns+"/kafka")
+	kept := record(kafka.OwnedConfigMapName(live.UID), string(live.UID), ns+"/kafka")
+	notRecord := record("settings", "gone-uid", ns+"/deleted")
+	create(t, orphan, recreated, kept, notRecord)
+	t.Cleanup(func() {
+		for _, cm := range []*corev1.ConfigMap{orphan, recreated, kept, notRecord} {
+			_ = kube.Delete(context.Background(), cm)
+		}
+	})
+	startOperator(t, controller.Options{})
+	waitFor(t, "the orphaned records to go", 30*time.Second, func() (bool, error) {
+		return apierrors.IsNotFound(kube.Get(context.Background(), client.ObjectKeyFromObject(orphan), &corev1.ConfigMap{})) &&
+			apierrors.IsNotFound(kube.Get(context.Background(), client.ObjectKeyFromObject(recreated), &corev1.ConfigMap{})), nil
+	})
+	for _, cm := range []*corev1.ConfigMap{kept, notRecord} {
+		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(cm), &corev1.ConfigMap{}); err != nil {
+			t.Errorf("%s: %v", cm.Name, err)
+		}
+	}
+}
