@@ -16,6 +16,8 @@ const (
 )
 
 // KafkaServerTopic is a broker-wide rule for some topics, applied whatever the intents say.
+// +kubebuilder:validation:XValidation:rule="self.topic != '*' || !has(self.pattern) || self.pattern == 'literal'",message="topic * matches every topic and cannot be a prefix; use pattern literal"
+// +kubebuilder:validation:XValidation:rule="(has(self.pattern) && self.pattern == 'prefix') || (self.topic != '.' && self.topic != '..')",message="Kafka refuses the topic names . and .."
 type KafkaServerTopic struct {
 	// Topic is the topic name, a prefix (with pattern prefix), or "*" for every topic.
 	// +kubebuilder:validation:MinLength=1
@@ -41,33 +43,54 @@ type KafkaServerTopic struct {
 type KafkaTLS struct {
 	// SecretName names a Secret in the KafkaServerConfig's namespace holding the operator's
 	// client certificate, key and the CA that signed the broker's certificate (as the
-	// credentials operator writes them).
+	// credentials operator writes them). The operator reads it only if it carries the label
+	// intentguard.dev/kafka-credentials: "true".
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	SecretName string `json:"secretName,omitempty"`
 	// CertKey is the Secret key of the PEM client certificate.
 	// +optional
 	// +kubebuilder:default=cert.pem
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	CertKey string `json:"certKey,omitempty"`
 	// KeyKey is the Secret key of the PEM private key.
 	// +optional
 	// +kubebuilder:default=key.pem
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	KeyKey string `json:"keyKey,omitempty"`
 	// CAKey is the Secret key of the PEM CA bundle.
 	// +optional
 	// +kubebuilder:default=ca.pem
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	CAKey string `json:"caKey,omitempty"`
-	// CertFile is a path, in the operator's file system, of the PEM client certificate.
+	// CertFile is an absolute path, in the operator's file system, of the PEM client
+	// certificate. It must lie in a directory listed by the operator's --kafka-tls-dirs.
 	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:Pattern=`^/[^\x00]*$`
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '..')",message="the path must not contain .. (it must lie in a directory the operator's --kafka-tls-dirs allows)"
 	CertFile string `json:"certFile,omitempty"`
-	// KeyFile is a path of the PEM private key.
+	// KeyFile is an absolute path of the PEM private key, under --kafka-tls-dirs.
 	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:Pattern=`^/[^\x00]*$`
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '..')",message="the path must not contain .. (it must lie in a directory the operator's --kafka-tls-dirs allows)"
 	KeyFile string `json:"keyFile,omitempty"`
-	// RootCAFile is a path of the PEM CA bundle.
+	// RootCAFile is an absolute path of the PEM CA bundle, under --kafka-tls-dirs.
 	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:Pattern=`^/[^\x00]*$`
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '..')",message="the path must not contain .. (it must lie in a directory the operator's --kafka-tls-dirs allows)"
 	RootCAFile string `json:"rootCAFile,omitempty"`
 	// ServerName overrides the name checked in the broker's certificate (default: the
 	// host of addr).
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?$`
 	ServerName string `json:"serverName,omitempty"`
 }
 
@@ -80,16 +103,23 @@ type KafkaSASL struct {
 	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
 	Mechanism KafkaSASLMechanism `json:"mechanism"`
 	// SecretName names a Secret in the KafkaServerConfig's namespace with the user name
-	// and password.
+	// and password. The operator reads it only if it carries the label
+	// intentguard.dev/kafka-credentials: "true".
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	SecretName string `json:"secretName"`
 	// UsernameKey is the Secret key of the user name.
 	// +optional
 	// +kubebuilder:default=username
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	UsernameKey string `json:"usernameKey,omitempty"`
 	// PasswordKey is the Secret key of the password.
 	// +optional
 	// +kubebuilder:default=password
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	PasswordKey string `json:"passwordKey,omitempty"`
 }
 
@@ -105,11 +135,13 @@ type KafkaPrincipal struct {
 	// +kubebuilder:default="User:$(dn)"
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:XValidation:rule="self.startsWith('User:') && !self.contains('*')",message="the template must start with User: and must not contain * (which Kafka reads as every principal)"
-	// +kubebuilder:validation:XValidation:rule="self.contains('$(dn)') || (self.contains('$(workload)') && self.contains('$(namespace)'))",message="the template must contain $(dn), or both $(workload) and $(namespace), so that each client has its own principal"
+	// +kubebuilder:validation:XValidation:rule="self.contains('$(dn)') || (self.split('$(workload)').size() == 2 && self.split('$(namespace)').size() == 2 && (self.indexOf('$(workload)') < self.indexOf('$(namespace)') ? self.substring(self.indexOf('$(workload)') + 11, self.indexOf('$(namespace)')) : self.substring(self.indexOf('$(namespace)') + 12, self.indexOf('$(workload)'))).matches('[^-a-z0-9]'))",message="the template must contain $(dn), or $(workload) and $(namespace) once each with a character that cannot occur in a namespace name (such as '.', '/', ':' or '@') between them: otherwise two clients can get the same principal (namespace a-b with workload c, and namespace a with workload b-c)"
 	Template string `json:"template,omitempty"`
 	// Organization is the O= of the client certificates, used by $(dn).
 	// +optional
 	// +kubebuilder:default=intentguard
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[^\x00-\x1f\x7f]*$`
 	Organization string `json:"organization,omitempty"`
 }
 
@@ -121,6 +153,7 @@ type KafkaConsumerGroup struct {
 	// +kubebuilder:default="$(workload).$(namespace)"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:Pattern=`^(\*|[^\x00-\x1f*]+)$`
 	Name string `json:"name,omitempty"`
 	// Pattern is literal (default) or prefix.
 	// +optional
@@ -133,9 +166,13 @@ type KafkaServerConfigSpec struct {
 	// Workload is the broker workload; intents reach it as a kafka target named
 	// "<name>.<namespace of this KafkaServerConfig>".
 	Workload Workload `json:"workload"`
-	// Addr is the bootstrap address, host:port.
+	// Addr is the bootstrap address, host:port: a DNS name, an IPv4 address or a
+	// bracketed IPv6 address, and a port. The operator sends the credentials the config
+	// names to this address.
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:Pattern=`^[^\s,]+:[0-9]{1,5}$`
+	// +kubebuilder:validation:MaxLength=261
+	// +kubebuilder:validation:Pattern=`^([a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?|\[[0-9a-fA-F:.]+\]):[0-9]{1,5}$`
+	// +kubebuilder:validation:XValidation:rule="!self.matches(':[0-9]{1,5}$') || (int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65535)",message="the port must be 1 to 65535"
 	Addr string `json:"addr"`
 	// NoAutoCreateIntentsForOperator is accepted for compatibility and has no effect.
 	// +optional

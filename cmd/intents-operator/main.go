@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -10,9 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/intentguard/intentguard/internal/cluster"
+	"github.com/intentguard/intentguard/internal/kafka"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/webhook"
 )
@@ -51,6 +57,11 @@ func main() {
 	flag.BoolVar(&c.Enforcement.Shadow, "shadow-mode", false, "enforce nothing except ProtectedServices and --enforced-namespaces; report what would be enforced")
 	flag.BoolVar(&c.KafkaACLs, "kafka-acls", true, "keep the ACLs of brokers described by KafkaServerConfigs equal to the intents")
 	flag.DurationVar(&c.Kafka.ResyncPeriod, "kafka-resync-period", 5*time.Minute, "how often each broker's ACLs are listed again to restore lost ones")
+	flag.StringVar(&c.Kafka.RecordNamespace, "kafka-record-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the records of the ACLs the operator created, which tenants must not be able to write (default: $POD_NAMESPACE)")
+	var releaseFinalizers bool
+	flag.BoolVar(&releaseFinalizers, "release-kafka-finalizers", false, "remove the Kafka finalizer from every KafkaServerConfig and exit, leaving their ACLs on the brokers (the chart's pre-delete hook runs this)")
+	var tlsDirs string
+	flag.StringVar(&tlsDirs, "kafka-tls-dirs", "", "comma-separated directories the tls.*File fields of KafkaServerConfigs may name files in; empty refuses those fields")
 	flag.StringVar(&enforced, "enforced-namespaces", "", "comma-separated namespaces enforced even in shadow mode")
 	var qps float64
 	var burst int
@@ -69,6 +80,11 @@ func main() {
 		debug.SetGCPercent(50)
 	}
 	c.Enforcement.EnforcedNamespaces = splitList(enforced)
+	c.Kafka.TLSDirs = splitList(tlsDirs)
+	if c.KafkaACLs && c.Kafka.RecordNamespace == "" && !releaseFinalizers {
+		fmt.Fprintln(os.Stderr, "--kafka-acls needs --kafka-record-namespace (or $POD_NAMESPACE)")
+		os.Exit(2)
+	}
 	if wh.Port != 0 {
 		c.Webhook = &wh
 		if certs.SecretName != "" {
@@ -93,6 +109,9 @@ func main() {
 		os.Exit(1)
 	}
 	cfg.QPS, cfg.Burst = float32(qps), burst
+	if releaseFinalizers {
+		os.Exit(release(ctx, cfg, log))
+	}
 	mgr, err := operator.New(ctx, cfg, c)
 	if err != nil {
 		log.Error(err, "building the operator")
@@ -103,4 +122,21 @@ func main() {
 		log.Error(err, "operator stopped")
 		os.Exit(1)
 	}
+}
+
+// release removes the Kafka finalizers and returns the exit code: run before the operator
+// is uninstalled, so that no KafkaServerConfig waits for it afterwards.
+func release(ctx context.Context, cfg *rest.Config, log logr.Logger) int {
+	c, err := client.New(cfg, client.Options{Scheme: cluster.Scheme()})
+	if err != nil {
+		log.Error(err, "creating a client")
+		return 1
+	}
+	n, err := kafka.ReleaseFinalizers(ctx, c, c)
+	if err != nil {
+		log.Error(err, "releasing the finalizers of KafkaServerConfigs", "released", n)
+		return 1
+	}
+	log.Info("released the finalizers of KafkaServerConfigs; their ACLs stay on the brokers", "released", n)
+	return 0
 }

@@ -84,7 +84,7 @@ func runKafkaTutorial(ctx context.Context, c client.Client, b *kafkatest.Broker)
 		}
 	}
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "kafka", Name: "kafka-operator-credentials"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kafka", Name: "kafka-operator-credentials", Labels: map[string]string{kafka.CredentialsLabel: "true"}},
 		StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword},
 	}
 	ksc := &v2beta1.KafkaServerConfig{}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	networkingv1 "k8s.io/api/networking/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,6 +29,7 @@ import (
 	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/controller"
+	"github.com/intentguard/intentguard/internal/kafka"
 	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/netpol"
 	"github.com/intentguard/intentguard/internal/operator"
@@ -83,7 +85,10 @@ func start(ctx context.Context, enforcement controller.Options) (*session, error
 		_ = lc.Stop()
 		return nil, fmt.Errorf("creating client: %w", err)
 	}
-	mgr, err := operator.New(ctx, lc.Config, operator.Config{Enforcement: enforcement, MetricsAddr: "0", ProbeAddr: "0", KafkaACLs: true})
+	mgr, err := operator.New(ctx, lc.Config, operator.Config{Enforcement: enforcement, MetricsAddr: "0", ProbeAddr: "0", KafkaACLs: true,
+		// The operator runs in this process, not in a namespace of its own: its Kafka
+		// ownership records go where only the cluster's administrators write.
+		Kafka: kafka.Options{RecordNamespace: metav1.NamespaceSystem}})
 	if err != nil {
 		_ = lc.Stop()
 		return nil, err

@@ -10,6 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +39,16 @@ const (
 	// ForceDeleteAnnotation, set to "true" on a KafkaServerConfig being deleted, gives up
 	// removing its ACLs (the broker is gone for good): the ACLs stay on the broker.
 	ForceDeleteAnnotation = "intentguard.dev/force-delete"
+	// CredentialsLabel, set to "true" on a Secret by whoever may write Secrets in its
+	// namespace, lets KafkaServerConfigs of that namespace have the operator use it to
+	// reach a broker. The operator uses no other Secret: a config names a Secret and an
+	// address, so without the opt-in anyone who may create a config could have the
+	// operator send any Secret of the namespace to an address of their choosing.
+	CredentialsLabel = "intentguard.dev/kafka-credentials"
+	// CredentialsAddrsAnnotation, optional on an opted-in Secret, lists the broker
+	// addresses (comma-separated host:port) it may be sent to; without it, any address a
+	// config of the namespace names.
+	CredentialsAddrsAnnotation = "intentguard.dev/kafka-addrs"
 
 	// Condition types on KafkaServerConfig.
 	ConditionConnected  = "Connected"
@@ -61,6 +74,12 @@ type Options struct {
 	// Broker is the template of every broker client (hooks, batch size); Addr, TLS and
 	// SASL are set per KafkaServerConfig.
 	Broker broker.Config
+	// RecordNamespace holds the records of the ACLs the operator created (one ConfigMap
+	// per KafkaServerConfig): the operator's own namespace, which tenants cannot write.
+	RecordNamespace string
+	// TLSDirs are the directories the tls.*File fields of a KafkaServerConfig may name
+	// files in; none means those fields are refused.
+	TLSDirs []string
 }
 
 func (o Options) withDefaults() Options {
@@ -145,8 +164,10 @@ func (r *Reconciler) Close() {
 // +kubebuilder:rbac:groups=k8s.otterize.com,resources=kafkaserverconfigs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=k8s.otterize.com,resources=kafkaserverconfigs/finalizers,verbs=update
 // +kubebuilder:rbac:groups=k8s.otterize.com,resources=clientintents;protectedservices,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;update;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// The ConfigMaps (records, in the operator's namespace) and Secrets (broker credentials,
+// in the namespaces the chart's kafkaCredentialNamespaces lists) are granted by Roles in
+// those namespaces only, not here: the operator can read no other Secret, the credentials
+// operator's CA key included.
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one broker's ACLs to the desired set.
@@ -277,6 +298,10 @@ func (r *Reconciler) sync(ctx context.Context, ksc *v2beta1.KafkaServerConfig) s
 	}
 	if conn.owned == nil {
 		owned, err := r.store.load(ctx, ksc)
+		if errors.As(err, &foreignRecordError{}) {
+			st.configErr = err
+			return st
+		}
 		if err != nil {
 			st.apiErr = err
 			return st
@@ -344,7 +369,11 @@ func (r *Reconciler) sync(ctx context.Context, ksc *v2beta1.KafkaServerConfig) s
 			failedDeletes = append(failedDeletes, a)
 		}
 	}
-	after := plan.Owned(created, failedDeletes)
+	// Every creation that was attempted stays recorded, created or not: a request that
+	// failed may still have been applied (a timeout after the broker wrote it), and the
+	// next List, which forgets owned ACLs the broker does not hold, is what proves it
+	// absent. Dropping it here would leave an ACL on the broker that nobody removes.
+	after := plan.Owned(plan.Create, failedDeletes)
 	if err := r.saveOwned(ctx, ksc, conn, after); err != nil {
 		st.apiErr = err
 	}
@@ -422,7 +451,7 @@ func (r *Reconciler) client(ctx context.Context, ksc *v2beta1.KafkaServerConfig,
 	if t := ksc.Spec.TLS; t != nil {
 		var cert, key, ca []byte
 		if t.SecretName != "" {
-			data, err := r.secret(ctx, ksc.Namespace, t.SecretName)
+			data, err := r.secret(ctx, ksc.Namespace, t.SecretName, ksc.Spec.Addr)
 			if err != nil {
 				return nil, err
 			}
@@ -435,9 +464,9 @@ func (r *Reconciler) client(ctx context.Context, ksc *v2beta1.KafkaServerConfig,
 			if f.path == "" {
 				continue
 			}
-			b, err := os.ReadFile(f.path)
+			b, err := r.tlsFile(f.path)
 			if err != nil {
-				return nil, fmt.Errorf("reading TLS file: %w", err)
+				return nil, err
 			}
 			*f.into = b
 		}
@@ -452,7 +481,7 @@ func (r *Reconciler) client(ctx context.Context, ksc *v2beta1.KafkaServerConfig,
 		}
 	}
 	if s := ksc.Spec.SASL; s != nil {
-		data, err := r.secret(ctx, ksc.Namespace, s.SecretName)
+		data, err := r.secret(ctx, ksc.Namespace, s.SecretName, ksc.Spec.Addr)
 		if err != nil {
 			return nil, err
 		}
@@ -485,12 +514,54 @@ func (r *Reconciler) client(ctx context.Context, ksc *v2beta1.KafkaServerConfig,
 	return cl, nil
 }
 
-func (r *Reconciler) secret(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+// secret returns the data of a Secret its owner opted in with CredentialsLabel, for
+// sending to addr.
+func (r *Reconciler) secret(ctx context.Context, namespace, name, addr string) (map[string][]byte, error) {
 	var s corev1.Secret
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
+		if apierrors.IsForbidden(err) {
+			return nil, fmt.Errorf("reading Secret %s/%s: the operator may not read Secrets in namespace %s (the chart's kafkaCredentialNamespaces lists the namespaces it may): %w", namespace, name, namespace, err)
+		}
 		return nil, fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err)
 	}
+	if s.Labels[CredentialsLabel] != "true" {
+		return nil, fmt.Errorf("Secret %s/%s is not labelled %s=true: the operator uses only Secrets their owner opted in for reaching a Kafka broker", namespace, name, CredentialsLabel)
+	}
+	if allowed, ok := s.Annotations[CredentialsAddrsAnnotation]; ok && !slices.Contains(strings.FieldsFunc(allowed, func(r rune) bool { return r == ',' || r == ' ' }), addr) {
+		return nil, fmt.Errorf("Secret %s/%s may be sent only to %s (annotation %s), not to %s", namespace, name, allowed, CredentialsAddrsAnnotation, addr)
+	}
 	return s.Data, nil
+}
+
+// tlsFile reads a file a KafkaServerConfig names, which must lie, symbolic links
+// resolved, in one of the directories the operator's administrator allowed: a config
+// must not make the operator read (and send to a broker address of its choosing) any
+// other file the operator can read, such as its ServiceAccount token.
+func (r *Reconciler) tlsFile(path string) ([]byte, error) {
+	if len(r.Options.TLSDirs) == 0 {
+		return nil, fmt.Errorf("TLS file %q: the operator reads no TLS files (started without --kafka-tls-dirs); use tls.secretName", path)
+	}
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("TLS file %q: not an absolute path", path)
+	}
+	real, err := filepath.EvalSymlinks(filepath.Clean(path))
+	if err != nil {
+		return nil, fmt.Errorf("TLS file %q: %w", path, err)
+	}
+	for _, dir := range r.Options.TLSDirs {
+		d, err := filepath.EvalSymlinks(filepath.Clean(dir))
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(d, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && rel != "." {
+			b, err := os.ReadFile(real)
+			if err != nil {
+				return nil, fmt.Errorf("reading TLS file %q: %w", path, err)
+			}
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("TLS file %q is not in a directory the operator allows (--kafka-tls-dirs=%s)", path, strings.Join(r.Options.TLSDirs, ","))
 }
 
 func or(v, def string) string {
@@ -525,7 +596,7 @@ func (r *Reconciler) finalize(ctx context.Context, ksc *v2beta1.KafkaServerConfi
 			"owned", ownedCount(conn), "forced", forced, "error", err.Error())
 		r.event(ksc, corev1.EventTypeWarning, "ACLsLeftOnBroker", "%d ACLs stay on the broker (forced: %v): %v", ownedCount(conn), forced, err)
 	}
-	if err := r.store.remove(ctx, ksc); err != nil {
+	if err := r.store.remove(ctx, ksc, conn.owned); err != nil {
 		return ctrl.Result{}, err
 	}
 	patch := client.MergeFrom(ksc.DeepCopy())
@@ -556,6 +627,9 @@ func (r *Reconciler) removeOwned(ctx context.Context, ksc *v2beta1.KafkaServerCo
 	defer cancel()
 	if conn.owned == nil {
 		owned, err := r.store.load(ctx, ksc)
+		if errors.As(err, &foreignRecordError{}) {
+			return nil // no record of the operator's: nothing it knows it owns
+		}
 		if err != nil {
 			return err
 		}

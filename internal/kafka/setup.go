@@ -31,6 +31,9 @@ const (
 // point, for the ClientIntents status.
 func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Point, error) {
 	opts = opts.withDefaults()
+	if opts.RecordNamespace == "" {
+		return nil, fmt.Errorf("the Kafka enforcement point needs the namespace of its ownership records (the operator's own)")
+	}
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &v2beta1.KafkaServerConfig{}, indexKafkaWorkload, func(o client.Object) []string {
 		return []string{o.(*v2beta1.KafkaServerConfig).Spec.Workload.Name}
@@ -52,7 +55,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Point, error) 
 		APIReader: mgr.GetAPIReader(),
 		Options:   opts,
 		Recorder:  mgr.GetEventRecorder("intentguard"),
-		store:     store{client: mgr.GetClient(), reader: mgr.GetAPIReader()},
+		store:     store{client: mgr.GetClient(), reader: mgr.GetAPIReader(), namespace: opts.RecordNamespace},
 		point:     point,
 	}
 	reader := mgr.GetClient()
@@ -89,6 +92,17 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Point, error) 
 		Complete(r)
 	if err != nil {
 		return nil, fmt.Errorf("setting up the Kafka ACL controller: %w", err)
+	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		// Not fatal: a leftover record is keyed by a UID no config has, and is only noise.
+		if n, err := r.store.sweep(ctx, mgr.GetAPIReader()); err != nil {
+			log.FromContext(ctx).Error(err, "removing the records of deleted KafkaServerConfigs", "removed", n)
+		} else if n > 0 {
+			log.FromContext(ctx).Info("removed the records of deleted KafkaServerConfigs", "removed", n)
+		}
+		return nil
+	})); err != nil {
+		return nil, fmt.Errorf("adding the Kafka record sweep: %w", err)
 	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		<-ctx.Done()

@@ -3,7 +3,12 @@ package kafka
 import (
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/kafkaacl"
+	"github.com/intentguard/intentguard/internal/netpol"
 )
 
 // The owned record survives encoding exactly, DNs with escaped commas and quotes included,
@@ -30,5 +35,35 @@ func TestOwnedRecordRoundTrip(t *testing.T) {
 	}
 	if _, err := decode([]byte("not gzip")); err == nil {
 		t.Fatal("a corrupt record must be an error, not an empty set (which would forget what is owned)")
+	}
+}
+
+// Only a ConfigMap bearing the operator's label and the config's namespace/name and UID
+// counts as its record; one missing any of them, or naming another config, is foreign.
+func TestRecordOwnership(t *testing.T) {
+	ksc := &v2beta1.KafkaServerConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "kafka", Name: "kafka", UID: "u-1"}}
+	mine := func(edit func(*corev1.ConfigMap)) *corev1.ConfigMap {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+			Labels:      map[string]string{netpol.ManagedByLabel: netpol.ManagedByValue},
+			Annotations: map[string]string{BrokerAnnotation: "kafka/kafka", BrokerUIDAnnotation: "u-1"},
+		}}
+		edit(cm)
+		return cm
+	}
+	cases := map[string]struct {
+		cm   *corev1.ConfigMap
+		want bool
+	}{
+		"the operator's":        {mine(func(*corev1.ConfigMap) {}), true},
+		"no managed-by label":   {mine(func(c *corev1.ConfigMap) { delete(c.Labels, netpol.ManagedByLabel) }), false},
+		"another config's UID":  {mine(func(c *corev1.ConfigMap) { c.Annotations[BrokerUIDAnnotation] = "u-2" }), false},
+		"a same-named config":   {mine(func(c *corev1.ConfigMap) { c.Annotations[BrokerAnnotation] = "tenant/kafka" }), false},
+		"an earlier format":     {mine(func(c *corev1.ConfigMap) { c.Annotations = map[string]string{BrokerAnnotation: "u-1"} }), false},
+		"no annotations at all": {mine(func(c *corev1.ConfigMap) { c.Annotations = nil }), false},
+	}
+	for name, c := range cases {
+		if got := ours(c.cm, ksc); got != c.want {
+			t.Errorf("%s: ours = %v, want %v", name, got, c.want)
+		}
 	}
 }

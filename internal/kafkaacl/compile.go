@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -78,6 +79,35 @@ func (s Server) named(target, clientNamespace string) bool {
 	return name == s.Ref.Name && ns == s.Ref.Namespace
 }
 
+// namespaceChars are the characters a namespace name (an RFC 1123 label) may hold.
+const namespaceChars = "abcdefghijklmnopqrstuvwxyz0123456789-"
+
+// CheckPrincipalTemplate refuses a template that could render two clients alike. With
+// $(dn) the certificate subject tells them apart. Otherwise $(workload) and $(namespace)
+// must each appear once, separated by text holding a character no namespace name holds
+// (".", "/", ":", "@", ...): the namespace, made of namespace characters only, then ends
+// (or starts) at a position the rendered text fixes, whatever the workload name holds.
+// The CRD's CEL rule on spec.principal.template is the same test.
+func CheckPrincipalTemplate(tmpl string) error {
+	if strings.Contains(tmpl, PlaceholderDN) {
+		return nil
+	}
+	if strings.Count(tmpl, PlaceholderWorkload) != 1 || strings.Count(tmpl, PlaceholderNamespace) != 1 {
+		return fmt.Errorf("principal template %q would give different clients the same principal: it needs %s, or %s and %s once each", tmpl, PlaceholderDN, PlaceholderWorkload, PlaceholderNamespace)
+	}
+	w, n := strings.Index(tmpl, PlaceholderWorkload), strings.Index(tmpl, PlaceholderNamespace)
+	var between string
+	if w < n {
+		between = tmpl[w+len(PlaceholderWorkload) : n]
+	} else {
+		between = tmpl[n+len(PlaceholderNamespace) : w]
+	}
+	if strings.Trim(between, namespaceChars) == "" {
+		return fmt.Errorf("principal template %q is ambiguous: between %s and %s put a character that cannot occur in a namespace name, such as '.', '/', ':' or '@' (with %q, namespace a-b and workload c render like namespace a and workload b-c)", tmpl, PlaceholderWorkload, PlaceholderNamespace, between)
+	}
+	return nil
+}
+
 // Principal renders the principal of a client workload.
 func (s Server) Principal(client intent.Ref) (string, error) {
 	tmpl := s.PrincipalTemplate
@@ -87,8 +117,8 @@ func (s Server) Principal(client intent.Ref) (string, error) {
 	if !strings.HasPrefix(tmpl, "User:") {
 		return "", fmt.Errorf("principal template %q does not start with User:", tmpl)
 	}
-	if !strings.Contains(tmpl, PlaceholderDN) && !(strings.Contains(tmpl, PlaceholderWorkload) && strings.Contains(tmpl, PlaceholderNamespace)) {
-		return "", fmt.Errorf("principal template %q would give different clients the same principal: it needs %s, or %s and %s", tmpl, PlaceholderDN, PlaceholderWorkload, PlaceholderNamespace)
+	if err := CheckPrincipalTemplate(tmpl); err != nil {
+		return "", err
 	}
 	out := tmpl
 	if strings.Contains(out, PlaceholderDN) {
@@ -198,10 +228,24 @@ func Compile(s Server, intents []v2beta1.ClientIntents) (Result, error) {
 		}
 	}
 	// A principal frozen by one bad ClientIntents is frozen for all of them: its ACLs
-	// come from the owned set, not from a mix.
+	// come from the owned set, not from a mix. Its valid twins then are not what the
+	// broker holds, and say which ClientIntents holds them back.
 	for a := range r.ACLs {
 		if r.Frozen[a.Principal] {
 			delete(r.ACLs, a)
+		}
+	}
+	frozenBy := map[string][]string{}
+	for key, res := range r.Intents {
+		if res.Err != nil && r.Frozen[res.Principal] {
+			frozenBy[res.Principal] = append(frozenBy[res.Principal], key.String())
+		}
+	}
+	for key, res := range r.Intents {
+		if res.Err == nil && r.Frozen[res.Principal] {
+			slices.Sort(frozenBy[res.Principal])
+			res.Err = fmt.Errorf("principal %s keeps the ACLs it had: ClientIntents %s for the same principal is invalid", res.Principal, strings.Join(frozenBy[res.Principal], ", "))
+			r.Intents[key] = res
 		}
 	}
 	return r, nil

@@ -60,6 +60,9 @@ type Config struct {
 	KafkaACLs bool
 	// Kafka configures the Kafka enforcement point; its Enforcement is taken from above.
 	Kafka kafka.Options
+	// KeepKafkaFinalizers leaves the Kafka point's finalizers alone when KafkaACLs is off,
+	// for a caller that runs the Kafka point itself; otherwise they are removed at start.
+	KeepKafkaFinalizers bool
 }
 
 // WebhookConfig is where the webhook server listens and finds its certificate.
@@ -140,6 +143,12 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 			return nil, err
 		}
 		points = append(points, point)
+	} else if !c.KeepKafkaFinalizers {
+		if err := mgr.Add(kafka.FinalizerRelease(mgr.GetClient(), mgr.GetAPIReader())); err != nil {
+			// With the Kafka point off, no controller would ever remove its finalizers:
+			// deleting a KafkaServerConfig (or its namespace) would hang.
+			return nil, fmt.Errorf("adding the Kafka finalizer release: %w", err)
+		}
 	}
 	// The ClientIntents status reads every enforcement point's report.
 	if err := controller.Setup(ctx, mgr, c.Enforcement, points...); err != nil {

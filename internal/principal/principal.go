@@ -90,14 +90,19 @@ func hasUnsupported(n pkix.Name) bool {
 	return false
 }
 
-// escape applies RFC 2253 escaping to an attribute value.
+// escape applies the escaping of the JVM's RFC 2253 rendering (sun.security.x509.AVA):
+// every one of ,=+<>#;"\ is escaped wherever it occurs, and so is each leading and each
+// trailing space, not only the first and the last; NUL is written as \00.
 func escape(v string) string {
+	lead := len(v) - len(strings.TrimLeft(v, " \r"))
+	trail := len(strings.TrimRight(v, " \r"))
 	var b strings.Builder
 	for i, r := range v {
-		switch {
-		case strings.ContainsRune(`,+"\<>;`, r),
-			i == 0 && (r == ' ' || r == '#'),
-			i == len(v)-1 && r == ' ':
+		if r == 0 {
+			b.WriteString(`\00`)
+			continue
+		}
+		if strings.ContainsRune(`,=+<>#;"\`, r) || i < lead || i >= trail {
 			b.WriteByte('\\')
 		}
 		b.WriteRune(r)

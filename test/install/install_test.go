@@ -716,7 +716,21 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		}
 	}
 
+	// A KafkaServerConfig the operator put its finalizer on must not outlive it waiting.
+	held := heldKafkaConfig(t, kube, ns+"-kafka")
+	hookDone := runKafkaHook(t, kube, ns, rel)
 	helmRun(t, "uninstall", rel, "-n", ns)
+	if err := <-hookDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.Delete(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		return apierrors.IsNotFound(kube.Get(ctx, client.ObjectKeyFromObject(held), held)), nil
+	}); err != nil {
+		t.Fatalf("the KafkaServerConfig still waits for its finalizer after helm uninstall: %+v", held.ObjectMeta)
+	}
 	for _, name := range crdNames {
 		if err := kube.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{}); err != nil {
 			t.Errorf("helm uninstall removed CRD %s: %v", name, err)

@@ -33,6 +33,29 @@ func TestConfigValidation(t *testing.T) {
 		"bad topic rule":       `{workload: {name: k}, addr: "k:9092", topics: [{topic: "a b"}]}`,
 		"unknown pattern":      `{workload: {name: k}, addr: "k:9092", topics: [{topic: "a", pattern: regex}]}`,
 		"unknown mechanism":    `{workload: {name: k}, addr: "k:9092", sasl: {mechanism: GSSAPI, secretName: s}}`,
+		// A template whose placeholders only namespace characters separate: namespace a-b
+		// with workload c, and namespace a with workload b-c, would share a principal.
+		"ambiguous template":         `{workload: {name: k}, addr: "k:9092", principal: {template: "User:$(namespace)-$(workload)"}}`,
+		"adjacent placeholders":      `{workload: {name: k}, addr: "k:9092", principal: {template: "User:$(workload)$(namespace)"}}`,
+		"placeholder twice":          `{workload: {name: k}, addr: "k:9092", principal: {template: "User:$(workload).$(namespace).$(workload)"}}`,
+		"organization over 64":       `{workload: {name: k}, addr: "k:9092", principal: {organization: "` + strings.Repeat("o", 65) + `"}}`,
+		"address with a path":        `{workload: {name: k}, addr: "k/x:9092"}`,
+		"address with credentials":   `{workload: {name: k}, addr: "user@k:9092"}`,
+		"port out of range":          `{workload: {name: k}, addr: "k:70000"}`,
+		"port zero":                  `{workload: {name: k}, addr: "k:0"}`,
+		"two addresses":              `{workload: {name: k}, addr: "a:9092,b:9092"}`,
+		"secret name not DNS":        `{workload: {name: k}, addr: "k:9092", tls: {secretName: "../admin"}}`,
+		"SASL secret name uppercase": `{workload: {name: k}, addr: "k:9092", sasl: {mechanism: PLAIN, secretName: Admin}}`,
+		"secret key with a slash":    `{workload: {name: k}, addr: "k:9092", tls: {secretName: s, keyKey: "a/b"}}`,
+		"SASL key with a space":      `{workload: {name: k}, addr: "k:9092", sasl: {mechanism: PLAIN, secretName: s, passwordKey: "pass word"}}`,
+		"relative TLS file":          `{workload: {name: k}, addr: "k:9092", tls: {certFile: "cert.pem"}}`,
+		"TLS file escaping its dir":  `{workload: {name: k}, addr: "k:9092", tls: {keyFile: "/etc/kafka/../../var/run/secrets/token"}}`,
+		"server name with a space":   `{workload: {name: k}, addr: "k:9092", tls: {serverName: "a b"}}`,
+		"topic named dot":            `{workload: {name: k}, addr: "k:9092", topics: [{topic: "."}]}`,
+		"topic named dot dot":        `{workload: {name: k}, addr: "k:9092", topics: [{topic: "..", pattern: literal}]}`,
+		"topic * as a prefix":        `{workload: {name: k}, addr: "k:9092", topics: [{topic: "*", pattern: prefix}]}`,
+		"topic over 249":             `{workload: {name: k}, addr: "k:9092", topics: [{topic: "` + strings.Repeat("t", 250) + `"}]}`,
+		"group with a star":          `{workload: {name: k}, addr: "k:9092", consumerGroup: {name: "team-*"}}`,
 	}
 	i := 0
 	for name, spec := range bad {
@@ -45,6 +68,28 @@ func TestConfigValidation(t *testing.T) {
 			continue
 		}
 		t.Logf("%s: %v", name, err)
+	}
+	// A control character in the organization (which YAML cannot carry).
+	ctl := &v2beta1.KafkaServerConfig{}
+	decode(t, fmt.Sprintf(`{metadata: {name: bad-ctl, namespace: %s}, spec: {workload: {name: k}, addr: "k:9092"}}`, ns), ctl)
+	ctl.Spec.Principal.Organization = "a\x01b"
+	if err := kube.Create(context.Background(), ctl); err == nil {
+		t.Error("an organization with a control character was accepted")
+	}
+	goodSpecs := []string{
+		`{workload: {name: k}, addr: "10.0.0.1:9093", principal: {template: "User:$(namespace)/$(workload)"}}`,
+		`{workload: {name: k}, addr: "[fd00::1]:9093", principal: {template: "User:$(workload)@$(namespace).svc"}}`,
+		`{workload: {name: k}, addr: "k:9092", principal: {template: "User:spiffe://example.org/ns/$(namespace)/sa/$(workload)"}}`,
+		`{workload: {name: k}, addr: "k:9092", principal: {template: "User:CN=$(dn)-$(workload)"}, topics: [{topic: ".", pattern: prefix}]}`,
+		`{workload: {name: k}, addr: "k:9092", principal: {organization: "Société Générale, \"Paris\""}, consumerGroup: {name: "*"}}`,
+		`{workload: {name: k}, addr: "k:9092", tls: {secretName: kafka.admin-tls, certKey: tls.crt, keyKey: tls.key, caKey: ca_bundle.pem, certFile: /etc/kafka/cert.pem, serverName: kafka-0.kafka.svc}}`,
+	}
+	for i, spec := range goodSpecs {
+		ksc := &v2beta1.KafkaServerConfig{}
+		decode(t, fmt.Sprintf(`{metadata: {name: good-%d, namespace: %s}, spec: %s}`, i, ns, spec), ksc)
+		if err := kube.Create(context.Background(), ksc); err != nil {
+			t.Errorf("refused %s: %v", spec, err)
+		}
 	}
 	ksc := &v2beta1.KafkaServerConfig{}
 	decode(t, fmt.Sprintf(`{metadata: {name: good, namespace: %s}, spec: {workload: {name: kafka}, addr: "kafka.kafka:9092", tls: {secretName: s}, topics: [{topic: "*", clientIdentityRequired: true}]}}`, ns), ksc)
@@ -77,8 +122,8 @@ func TestTLSFromSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	create(t,
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "operator-tls"}, Data: map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM, "ca.pem": pki.CAPEM}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin"}, StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "operator-tls", Labels: optIn}, Data: map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM, "ca.pem": pki.CAPEM}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin", Labels: optIn}, StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword}},
 	)
 	op := startOperator(t, controller.Options{})
 	ksc := &v2beta1.KafkaServerConfig{}

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,8 +18,8 @@ import (
 	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/enforcement"
+	"github.com/intentguard/intentguard/internal/kafka"
 	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
-	"github.com/intentguard/intentguard/internal/principal"
 )
 
 // The two operators meet: the credentials operator issues the broker's, the intents
@@ -64,6 +63,16 @@ func TestIssuedCertificatesAgainstTheBroker(t *testing.T) {
 		}
 		return true, nil
 	})
+	// The namespace's owner lets the intents operator use its issued certificate.
+	var opTLS corev1.Secret
+	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "intents-operator-tls"}, &opTLS); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(opTLS.DeepCopy())
+	opTLS.Labels[kafka.CredentialsLabel] = "true"
+	if err := kube.Patch(context.Background(), &opTLS, patch); err != nil {
+		t.Fatal(err)
+	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(pemOf["kafka"]["ca.pem"]) {
 		t.Fatal("no CA in the broker's Secret")
@@ -79,7 +88,7 @@ func TestIssuedCertificatesAgainstTheBroker(t *testing.T) {
 		Users:          []string{user(ns, "client"), user(ns, "other")},
 		Topics:         []string{"orders"},
 	})
-	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin"}, StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword}})
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin", Labels: optIn}, StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword}})
 
 	op := startOperator(t, controller.Options{})
 	ksc := &v2beta1.KafkaServerConfig{}
@@ -108,11 +117,11 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 		if err != nil {
 			return err
 		}
-		p, err := principal.KafkaUser(leaf.Subject)
-		if err != nil {
-			return err
+		// The certificate must bear the subject the broker renders as the client's user.
+		if leaf.Subject.CommonName != w+"."+ns || len(leaf.Subject.Organization) != 1 || leaf.Subject.Organization[0] != "intentguard" {
+			return fmt.Errorf("certificate of %s has subject CN=%s O=%v", w, leaf.Subject.CommonName, leaf.Subject.Organization)
 		}
-		cl, err := b.Client(strings.TrimPrefix(p, "User:"), kafkatest.ClientPassword,
+		cl, err := b.Client(user(ns, w), kafkatest.ClientPassword,
 			kgo.DialTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: serverName, MinVersion: tls.VersionTLS12}),
 			kgo.DefaultProduceTopic("orders"))
 		if err != nil {

@@ -26,16 +26,17 @@ import (
 	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/enforcement"
-	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/kafka"
 	"github.com/intentguard/intentguard/internal/kafka/broker"
 	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
 	"github.com/intentguard/intentguard/internal/kafkaacl"
 	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
-	"github.com/intentguard/intentguard/internal/principal"
 	"github.com/intentguard/intentguard/internal/rollout"
 )
+
+// recordNS is the operator's own namespace, where it keeps its ownership records.
+const recordNS = "intentguard-system"
 
 var (
 	local      *localcluster.Cluster
@@ -61,6 +62,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	if err := kube.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: recordNS}}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	if err := local.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the local control plane:", err)
@@ -68,15 +73,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// user is the SASL user name a client workload has on the test brokers: the DN of the
+// user is the SASL user name a client workload has on the test brokers: the DN a broker's
+// default principal builder (the JVM's X500Principal, RFC 2253) renders for the
 // certificate the credentials operator issues it, so that the default principal template
-// ("User:$(dn)") names it.
+// ("User:$(dn)") names it. It is written out here rather than computed by the code under
+// test; for names with characters RFC 2253 escapes, internal/principal is checked against
+// the JVM itself.
 func user(ns, workload string) string {
-	dn, err := principal.DN(principal.Subject(identity.Identity{Namespace: ns, Name: workload}, principal.Organization))
-	if err != nil {
-		panic(err)
-	}
-	return dn
+	return "CN=" + workload + "." + ns + ",O=intentguard"
 }
 
 // runningOperator is an operator the test can stop before its end (operator restart).
@@ -91,13 +95,13 @@ func startOperator(t *testing.T, enf controller.Options, change ...func(*kafka.O
 	t.Helper()
 	operatorMu.Lock()
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := operator.New(ctx, local.Config, operator.Config{Enforcement: enf, MetricsAddr: "0", ProbeAddr: "0", InProcess: true})
+	mgr, err := operator.New(ctx, local.Config, operator.Config{Enforcement: enf, MetricsAddr: "0", ProbeAddr: "0", InProcess: true, KeepKafkaFinalizers: true})
 	if err != nil {
 		cancel()
 		operatorMu.Unlock()
 		t.Fatalf("building operator: %v", err)
 	}
-	ko := kafka.Options{Enforcement: rollout.Options(enf), ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour}
+	ko := kafka.Options{Enforcement: rollout.Options(enf), ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour, RecordNamespace: recordNS}
 	for _, c := range change {
 		c(&ko)
 	}
@@ -183,7 +187,7 @@ func updateIntents(t *testing.T, ci *v2beta1.ClientIntents, specDoc string) {
 func brokerConfig(t *testing.T, ns, workload string, b *kafkatest.Broker, extra string) *v2beta1.KafkaServerConfig {
 	t.Helper()
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: workload + "-admin"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: workload + "-admin", Labels: optIn},
 		StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword},
 	}
 	create(t, secret)
@@ -198,6 +202,9 @@ spec:
 	create(t, ksc)
 	return ksc
 }
+
+// optIn is the label with which a Secret's owner lets the operator use it for a broker.
+var optIn = map[string]string{kafka.CredentialsLabel: "true"}
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, error)) {
 	t.Helper()

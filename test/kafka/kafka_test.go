@@ -415,15 +415,36 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 		st := getKSC(t, ksc).Status
 		return st.ObservedGeneration == cur.Generation && st.ForeignACLs == 1 && st.OwnedACLs == 0, nil
 	})
+	// On the second cluster the operator does create and delete what it owns: a new
+	// topic's ACL comes and goes with the intents, and the hand-made one stays.
+	onB := declared
+	onB.Name = "b"
+	updateIntents(t, ci, `{workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}, {name: b, operations: [produce]}]}}]}`)
+	waitState(t, op, ci, enforcement.Enforced)
+	if got := brokerACLs(t, second); !got.Equal(kafkaacl.NewSet(declared, onB)) {
+		t.Fatalf("the second cluster holds %v, want the hand-made ACL and the new one", got.Sorted())
+	}
+	if st := getKSC(t, ksc).Status; st.OwnedACLs != 1 || st.ForeignACLs != 1 {
+		t.Fatalf("on the second cluster: owned %d, foreign %d; want the new ACL owned, the hand-made one foreign", st.OwnedACLs, st.ForeignACLs)
+	}
 	if err := kube.Delete(context.Background(), ci); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2500 * time.Millisecond)
-	if !brokerACLs(t, second).Has(declared) {
-		t.Fatal("the hand-made ACL on the second cluster was deleted")
+	waitFor(t, "the owned ACL to leave the second cluster", 30*time.Second, func() (bool, error) {
+		if got := brokerACLs(t, second); got.Has(onB) {
+			return false, fmt.Errorf("second cluster holds %v", got.Sorted())
+		}
+		return true, nil
+	})
+	waitFor(t, "the config to report the emptied intents", 30*time.Second, func() (bool, error) {
+		st := getKSC(t, ksc).Status
+		return st.DesiredACLs == 0 && st.OwnedACLs == 0 && apimeta.IsStatusConditionTrue(st.Conditions, kafka.ConditionACLsInSync), nil
+	})
+	if got := brokerACLs(t, second); !got.Equal(kafkaacl.NewSet(declared)) {
+		t.Fatalf("the hand-made ACL on the second cluster: broker holds %v", got.Sorted())
 	}
-	if !brokerACLs(t, first).Has(declared) {
-		t.Fatal("the first cluster's ACL was expected to stay (the config no longer reaches it)")
+	if got := brokerACLs(t, first); !got.Equal(kafkaacl.NewSet(declared)) {
+		t.Fatalf("the first cluster's ACL was expected to stay (the config no longer reaches it); it holds %v", got.Sorted())
 	}
 }
 
@@ -501,7 +522,7 @@ func TestClientIntentsStatusReportsKafka(t *testing.T) {
 	operatorMu.Lock()
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := operator.New(ctx, local.Config, operator.Config{MetricsAddr: "0", ProbeAddr: "0", InProcess: true,
-		KafkaACLs: true, Kafka: kafka.Options{ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour}})
+		KafkaACLs: true, Kafka: kafka.Options{ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour, RecordNamespace: recordNS}})
 	if err != nil {
 		cancel()
 		operatorMu.Unlock()

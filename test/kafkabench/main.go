@@ -296,7 +296,7 @@ func startOperator(ctx context.Context, cfg *rest.Config, resync time.Duration) 
 	ctx, cancel := context.WithCancel(ctx)
 	mgr, err := operator.New(ctx, cfg, operator.Config{
 		MetricsAddr: "0", ProbeAddr: "0", InProcess: true, MaxConcurrentReconciles: 4,
-		KafkaACLs: true, Kafka: kafka.Options{ResyncPeriod: resync},
+		KafkaACLs: true, Kafka: kafka.Options{ResyncPeriod: resync, RecordNamespace: metav1.NamespaceSystem},
 	})
 	if err != nil {
 		cancel()

@@ -1,6 +1,8 @@
 package manifests
 
 import (
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"regexp"
@@ -9,6 +11,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -35,8 +38,7 @@ func credentialsFlags(t *testing.T) map[string]bool {
 }
 
 // TestCredentialsOperatorManifests checks the credentials operator's Deployment flags and
-// that only its role writes or lists Secrets: the intents operator may only get the
-// Secrets a KafkaServerConfig names (the broker's TLS and SASL credentials).
+// that only its role reads, writes or lists Secrets cluster-wide.
 func TestCredentialsOperatorManifests(t *testing.T) {
 	objs := loadAll(t)
 	flags := credentialsFlags(t)
@@ -49,11 +51,18 @@ func TestCredentialsOperatorManifests(t *testing.T) {
 	if !grants(creds.Rules, "", "secrets", "get", "create", "update") || grants(creds.Rules, "", "secrets", "delete") {
 		t.Errorf("credentials-operator role: Secrets rules %+v; want read, create and update, no delete", creds.Rules)
 	}
+	// The intents operator's cluster-wide role reaches no Secret (the credentials
+	// operator's CA key included) and no ConfigMap: broker credentials are granted per
+	// namespace by the chart, and its Kafka records live in its own namespace.
 	intents := find[*rbacv1.ClusterRole](t, objs, "config/rbac/role.yaml", "intents-operator")
 	for _, r := range intents.Rules {
-		if slices.Contains(r.Resources, "secrets") && !slices.Equal(r.Verbs, []string{"get"}) {
-			t.Errorf("the intents operator's role does more with Secrets than get them: %+v", r)
+		if slices.Contains(r.Resources, "secrets") || slices.Contains(r.Resources, "configmaps") || slices.Contains(r.Resources, "*") {
+			t.Errorf("the intents operator's ClusterRole grants %v on %v cluster-wide", r.Verbs, r.Resources)
 		}
+	}
+	records := find[*rbacv1.Role](t, objs, "config/rbac/kafka_records_role.yaml", "intents-operator-kafka-records")
+	if records.Namespace != namespace || !grants(records.Rules, "", "configmaps", "get", "create", "update", "delete") || grants(records.Rules, "", "secrets", "get") {
+		t.Errorf("Kafka records Role: %s %+v; want ConfigMaps in %s only", records.Namespace, records.Rules, namespace)
 	}
 	sameBytes(t, configDir+"/rbac-credentials/role.yaml", chartDir+"/files/credentials-role.yaml")
 }
@@ -117,4 +126,100 @@ func TestCredentialsOperatorLeavesOutThePolicyCompiler(t *testing.T) {
 			t.Errorf("the credentials operator imports %s", pkg)
 		}
 	}
+}
+
+// TestHelmKafkaRBAC renders the chart's Kafka RBAC: ConfigMaps (the ACL records) in the
+// release namespace only, get on Secrets only in the namespaces kafkaCredentialNamespaces
+// lists, nothing with the Kafka point off, and a refusal to list the release namespace,
+// where the credentials operator keeps its CA key.
+func TestHelmKafkaRBAC(t *testing.T) {
+	helm := helmBinary(t)
+	render := func(set ...string) ([]object, error) {
+		args := []string{"template", "ig", chartDir, "--namespace", "ops", "--set", "credentialsOperator.enabled=true"}
+		for _, s := range set {
+			args = append(args, "--set", s)
+		}
+		out, err := exec.Command(helm, args...).Output()
+		if err != nil {
+			return nil, fmt.Errorf("%s", stderrOf(err))
+		}
+		return decodeAll("helm template", out)
+	}
+	secretReaders := func(objs []object) map[string]bool {
+		out := map[string]bool{}
+		for _, o := range objs {
+			switch v := o.obj.(type) {
+			case *rbacv1.Role:
+				if grants(v.Rules, "", "secrets", "get") &&
+					!slices.ContainsFunc(v.Rules, func(r rbacv1.PolicyRule) bool { return len(r.ResourceNames) > 0 }) {
+					out[v.Namespace] = true
+				}
+			case *rbacv1.ClusterRole:
+				if v.Name != "ig-intentguard-credentials" && grants(v.Rules, "", "secrets", "get") {
+					out["*"] = true
+				}
+			}
+		}
+		return out
+	}
+	objs, err := render("kafkaCredentialNamespaces={kafka,payments}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := secretReaders(objs); !maps.Equal(got, map[string]bool{"kafka": true, "payments": true}) {
+		t.Errorf("the intents operator may get Secrets in %v, want kafka and payments only", got)
+	}
+	records := find[*rbacv1.Role](t, objs, "helm template", "ig-intentguard-kafka-records")
+	if records.Namespace != "ops" || !grants(records.Rules, "", "configmaps", "get", "create", "update", "delete") || grants(records.Rules, "", "secrets", "get") {
+		t.Errorf("records Role %s %+v", records.Namespace, records.Rules)
+	}
+	if objs, err = render(); err != nil {
+		t.Fatal(err)
+	} else if got := secretReaders(objs); len(got) != 0 {
+		t.Errorf("by default the intents operator may get Secrets in %v, want none", got)
+	}
+	if objs, err = render("kafkaACLs=false", "kafkaCredentialNamespaces={kafka}"); err != nil {
+		t.Fatal(err)
+	} else if got := secretReaders(objs); len(got) != 0 {
+		t.Errorf("with Kafka ACLs off the intents operator may get Secrets in %v", got)
+	}
+	if _, err := render("kafkaCredentialNamespaces={kafka,ops}"); err == nil || !strings.Contains(err.Error(), "CA key") {
+		t.Errorf("listing the release namespace rendered (error %v); want a refusal naming the CA key", err)
+	}
+}
+
+// TestHelmUninstallReleasesKafkaFinalizers checks the chart's pre-delete hook: a Job that
+// runs the operator's image, as its ServiceAccount, with --release-kafka-finalizers (a
+// flag the binary defines), so that no KafkaServerConfig outlives the operator with a
+// finalizer nothing removes.
+func TestHelmUninstallReleasesKafkaFinalizers(t *testing.T) {
+	helm := helmBinary(t)
+	out, err := exec.Command(helm, "template", "ig", chartDir, "--namespace", "ops").Output()
+	if err != nil {
+		t.Fatalf("helm template: %v", stderrOf(err))
+	}
+	objs, err := decodeAll("helm template", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := find[*batchv1.Job](t, objs, "helm template", "ig-intentguard-release-kafka-finalizers")
+	if job.Annotations["helm.sh/hook"] != "pre-delete" || !strings.Contains(job.Annotations["helm.sh/hook-delete-policy"], "hook-succeeded") {
+		t.Errorf("the Job is not a pre-delete hook: %v", job.Annotations)
+	}
+	deploy := find[*appsv1.Deployment](t, objs, "helm template", "ig-intentguard")
+	pod, dpod := job.Spec.Template.Spec, deploy.Spec.Template.Spec
+	if pod.ServiceAccountName != dpod.ServiceAccountName || pod.Containers[0].Image != dpod.Containers[0].Image {
+		t.Errorf("the hook runs as %s with %s; the operator as %s with %s", pod.ServiceAccountName, pod.Containers[0].Image, dpod.ServiceAccountName, dpod.Containers[0].Image)
+	}
+	args := pod.Containers[0].Args
+	checkArgs(t, "pre-delete Job", args, operatorFlags(t))
+	if !slices.Contains(args, "--release-kafka-finalizers") {
+		t.Errorf("the hook's args %v lack --release-kafka-finalizers", args)
+	}
+	for k, v := range deploy.Spec.Selector.MatchLabels {
+		if job.Spec.Template.Labels[k] != v {
+			return
+		}
+	}
+	t.Errorf("the hook's pod %v matches the operator's selector %v", job.Spec.Template.Labels, deploy.Spec.Selector.MatchLabels)
 }

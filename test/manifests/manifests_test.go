@@ -17,6 +17,7 @@ import (
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -66,6 +67,8 @@ func newTyped(apiVersion, kind string) (metav1.Object, bool) {
 		return &admissionv1.ValidatingWebhookConfiguration{}, true
 	case "apps/v1/Deployment":
 		return &appsv1.Deployment{}, true
+	case "batch/v1/Job":
+		return &batchv1.Job{}, true
 	case "rbac.authorization.k8s.io/v1/ClusterRole":
 		return &rbacv1.ClusterRole{}, true
 	case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
@@ -532,9 +535,12 @@ func TestChartTemplates(t *testing.T) {
 	}
 	// Every flag of the binary is a value of the chart, except these.
 	notValues := map[string]string{
-		"kubeconfig":             "the pod uses its ServiceAccount",
-		"webhook-cert-namespace": "the pod's namespace, from POD_NAMESPACE",
-		"zap-devel":              "extraArgs", "zap-encoder": "extraArgs", "zap-stacktrace-level": "extraArgs", "zap-time-encoding": "extraArgs",
+		"kubeconfig":               "the pod uses its ServiceAccount",
+		"webhook-cert-namespace":   "the pod's namespace, from POD_NAMESPACE",
+		"kafka-record-namespace":   "the pod's namespace, from POD_NAMESPACE",
+		"kafka-tls-dirs":           "extraArgs: the chart mounts no broker TLS files; KafkaServerConfigs name Secrets",
+		"release-kafka-finalizers": "the pre-delete hook's Job passes it",
+		"zap-devel":                "extraArgs", "zap-encoder": "extraArgs", "zap-stacktrace-level": "extraArgs", "zap-time-encoding": "extraArgs",
 	}
 	for flag := range flags {
 		if !passed[flag] && notValues[flag] == "" {
@@ -591,13 +597,13 @@ func TestHelmRender(t *testing.T) {
 	}{
 		{"defaults", nil,
 			append(slices.Clone(baseArgs), "--health-probe-bind-address=:8081", "--metrics-bind-address=:8080", "--leader-elect", "--leader-election-id=ig-intentguard-intents-operator"),
-			map[string]int{"Service": 2, "Role": 2, "RoleBinding": 2, "ClusterRole": 2, "PodDisruptionBudget": 1, "NetworkPolicy": 1, "ValidatingWebhookConfiguration": 1}},
+			map[string]int{"Service": 2, "Role": 3, "RoleBinding": 3, "ClusterRole": 2, "PodDisruptionBudget": 1, "NetworkPolicy": 1, "ValidatingWebhookConfiguration": 1}},
 		{"shadow", []string{"shadowMode=true", "enforcedNamespaces={a,b}", "replicas=2", "leaderElection.enabled=false", "metrics.enabled=false", "networkPolicy.enabled=false"},
 			append(slices.Clone(baseArgs), "--health-probe-bind-address=:8081", "--metrics-bind-address=0", "--leader-elect", "--leader-election-id=ig-intentguard-intents-operator", "--shadow-mode", "--enforced-namespaces=a,b"),
-			map[string]int{"Service": 1, "Role": 2, "RoleBinding": 2, "NetworkPolicy": 0}},
+			map[string]int{"Service": 1, "Role": 3, "RoleBinding": 3, "NetworkPolicy": 0}},
 		{"single replica without leader election", []string{"leaderElection.enabled=false", "replicas=1"},
 			append(slices.Clone(baseArgs), "--health-probe-bind-address=:8081", "--metrics-bind-address=:8080"),
-			map[string]int{"Service": 2, "Role": 1, "RoleBinding": 1, "PodDisruptionBudget": 0}},
+			map[string]int{"Service": 2, "Role": 2, "RoleBinding": 2, "PodDisruptionBudget": 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"template", "ig", chartDir, "--namespace", "ops"}
