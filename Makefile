@@ -32,7 +32,7 @@ cluster:
 
 ## test: unit, property and end-to-end tests (the e2e suite runs on a real kube-apiserver)
 test: verify-generated helm-lint
-	KUBEBUILDER_ASSETS="$(ASSETS)" SPIRE_BIN_DIR="$(SPIRE)" HELM="$(HELM)" KEYTOOL="$(KEYTOOL)" go test ./... -count=1 -timeout 20m
+	KUBEBUILDER_ASSETS="$(ASSETS)" SPIRE_BIN_DIR="$(SPIRE)" HELM="$(HELM)" KEYTOOL="$(KEYTOOL)" KUBECTL="$(ASSETS)/kubectl" go test ./... -count=1 -timeout 20m
 
 ## helm-lint: lint the chart with the helm that hack/helm.sh builds and caches
 helm-lint:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the control-plane binaries the tests and the local cluster run (kube-apiserver,
-# kube-controller-manager, etcd) from Go modules, once, into a cache directory, and prints
+# kube-controller-manager, etcd, and kubectl for rendering the kustomize manifests) from Go modules, once, into a cache directory, and prints
 # that directory. envtest reads it through KUBEBUILDER_ASSETS.
 #
 # The envtest release downloads are not reachable from every build machine, so the
@@ -21,7 +21,7 @@ STAGING_VERSION="v0.${K8S_VERSION#1.}"
 log() { echo "k8s-binaries: $*" >&2; }
 
 mkdir -p "$BIN_DIR"
-if [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/kube-controller-manager" ] && [ -x "$BIN_DIR/etcd" ]; then
+if [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/kube-controller-manager" ] && [ -x "$BIN_DIR/kubectl" ] && [ -x "$BIN_DIR/etcd" ]; then
   echo "$BIN_DIR"
   exit 0
 fi
@@ -31,10 +31,10 @@ mkdir -p "$work"
 export GOFLAGS="-mod=mod"
 export CGO_ENABLED=0
 
-if [ ! -x "$BIN_DIR/kube-apiserver" ] || [ ! -x "$BIN_DIR/kube-controller-manager" ]; then
+if [ ! -x "$BIN_DIR/kube-apiserver" ] || [ ! -x "$BIN_DIR/kube-controller-manager" ] || [ ! -x "$BIN_DIR/kubectl" ]; then
   mod="$work/kubernetes-v$K8S_VERSION"
   mkdir -p "$mod"
-  log "building kube-apiserver and kube-controller-manager v$K8S_VERSION (first run only, ~10 min)"
+  log "building kube-apiserver, kube-controller-manager and kubectl v$K8S_VERSION (first run only, ~10 min)"
   staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
     cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api
     cri-client cri-streaming csi-translation-lib dynamic-resource-allocation endpointslice
@@ -60,6 +60,7 @@ package k8sbinaries
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
   (
@@ -71,7 +72,8 @@ GO
     ldflags="-s -w -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ldflags="$ldflags -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
     ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=v$K8S_VERSION"
-    for b in kube-apiserver kube-controller-manager; do
+    for b in kube-apiserver kube-controller-manager kubectl; do
+      [ -x "$BIN_DIR/$b" ] && continue
       go build -tags tools -trimpath -ldflags "$ldflags" -o "$BIN_DIR/$b.tmp" "k8s.io/kubernetes/cmd/$b"
       mv "$BIN_DIR/$b.tmp" "$BIN_DIR/$b"
     done
