@@ -146,6 +146,7 @@ type KafkaPrincipal struct {
 }
 
 // KafkaConsumerGroup says which consumer groups a client that consumes a topic may use.
+// +kubebuilder:validation:XValidation:rule="!has(self.name) || (!self.name.contains('$(workload)') && !self.name.contains('$(namespace)')) || (self.name.split('$(workload)').size() == 2 && self.name.split('$(namespace)').size() == 2 && (self.name.indexOf('$(workload)') < self.name.indexOf('$(namespace)') ? self.name.substring(self.name.indexOf('$(workload)') + 11, self.name.indexOf('$(namespace)')) : self.name.substring(self.name.indexOf('$(namespace)') + 12, self.name.indexOf('$(workload)'))).matches('[^-a-z0-9]') && (!has(self.pattern) || self.pattern != 'prefix' || (self.name.indexOf('$(workload)') < self.name.indexOf('$(namespace)') ? self.name.substring(self.name.indexOf('$(namespace)') + 12) : self.name.substring(self.name.indexOf('$(workload)') + 11)).matches('[^-a-z0-9]')))",message="a consumer group naming clients needs $(workload) and $(namespace) once each with a character that cannot occur in a namespace or workload name (such as '.', '_' or ':') between them, and, as a prefix, such a character after the last one (such as $(workload).$(namespace).): otherwise a client gets the groups of a client of another namespace"
 type KafkaConsumerGroup struct {
 	// Name is the group name, or its prefix with pattern prefix; $(workload) and
 	// $(namespace) are the client's. "*" (literal) allows every group, as upstream did.

@@ -1,6 +1,7 @@
 package kafkaacl
 
 import (
+	"math/rand"
 	"strings"
 	"testing"
 
@@ -91,5 +92,85 @@ func TestPrincipalTemplateInjective(t *testing.T) {
 	p2, _ := s.Principal(intent.Ref{Namespace: "a", Name: "b-c"})
 	if p1 == p2 {
 		t.Fatalf("an accepted template renders two clients alike: %q", p1)
+	}
+}
+
+// A consumer group template must keep every client's groups its own: placeholders need a
+// separator no name holds, and a prefix must end in one, or web in shop gets the groups of
+// web in shop-eu. The property half renders every accepted template for random clients
+// and checks that no client's group resource covers a group another client may name.
+func TestConsumerGroupsStayTheClients(t *testing.T) {
+	cases := []struct {
+		name   string
+		prefix bool
+		ok     bool
+	}{
+		{"$(workload).$(namespace)", false, true},
+		{"$(workload).$(namespace).", true, true},
+		{"$(namespace)_$(workload):", true, true},
+		{"team-$(namespace)/$(workload)", false, true},
+		{"shared", false, true},
+		{"shared-", true, true},
+		{"*", false, true},
+		{"$(workload).$(namespace)", true, false},
+		{"$(workload).$(namespace)-x", true, false},
+		{"$(namespace)-$(workload)", false, false},
+		{"$(workload)$(namespace)", false, false},
+		{"$(workload)", false, false},
+		{"$(namespace).", true, false},
+		{"$(workload).$(namespace).$(workload)", false, false},
+	}
+	for _, c := range cases {
+		err := CheckConsumerGroup(c.name, c.prefix)
+		if (err == nil) != c.ok {
+			t.Errorf("%q (prefix %v): error %v, want ok=%v", c.name, c.prefix, err, c.ok)
+		}
+		s := broker
+		s.GroupName, s.GroupPrefix = c.name, c.prefix
+		if _, _, gerr := s.group(intent.Ref{Namespace: "shop", Name: "web"}); (gerr == nil) != c.ok {
+			t.Errorf("%q (prefix %v): rendering error %v, want ok=%v", c.name, c.prefix, gerr, c.ok)
+		}
+	}
+	// The hole the prefix rule closes, spelled out.
+	s := broker
+	s.GroupName, s.GroupPrefix = "$(workload).$(namespace)", true
+	if _, _, err := s.group(intent.Ref{Namespace: "shop", Name: "web"}); err == nil {
+		t.Fatal(`prefix "web.shop" was rendered; it covers "web.shop-eu", the group of web in shop-eu`)
+	}
+
+	rnd := rand.New(rand.NewSource(1))
+	label := func() string {
+		const chars = "ab-"
+		b := []byte{"ab"[rnd.Intn(2)]}
+		for n := rnd.Intn(4); n > 0; n-- {
+			b = append(b, chars[rnd.Intn(len(chars))])
+		}
+		return strings.TrimRight(string(b), "-") + "a"[:rnd.Intn(2)]
+	}
+	for _, c := range cases {
+		if !c.ok || !strings.Contains(c.name, "$(") {
+			continue
+		}
+		s := broker
+		s.GroupName, s.GroupPrefix = c.name, c.prefix
+		seen := map[string]intent.Ref{}
+		for i := 0; i < 400; i++ {
+			ref := intent.Ref{Namespace: label(), Name: label()}
+			g, _, err := s.group(ref)
+			if err != nil {
+				t.Fatalf("%q: %v", c.name, err)
+			}
+			for other, oref := range seen {
+				if oref == ref {
+					continue
+				}
+				// A literal group is one name; a prefix covers every name it starts.
+				clash := g == other || (c.prefix && (strings.HasPrefix(g, other) || strings.HasPrefix(other, g)))
+				if clash {
+					t.Fatalf("%q (prefix %v): %v gets %q, %v gets %q", c.name, c.prefix, ref, g, oref, other)
+				}
+			}
+			seen[g] = ref
+		}
 	}
 }

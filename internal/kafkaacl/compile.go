@@ -136,11 +136,44 @@ func (s Server) Principal(client intent.Ref) (string, error) {
 	return out, nil
 }
 
+// CheckConsumerGroup refuses a consumer group template that could give one client a
+// group of a client in another namespace. A name without placeholders is one group for
+// every client, the broker owner's explicit choice (as "*" is). Otherwise $(workload) and
+// $(namespace) must each appear once with a character no namespace or workload name holds
+// between them, as in a principal template; a prefix must also hold such a character
+// after the last placeholder, or "$(workload).$(namespace)" as a prefix would give the
+// client web of namespace shop every group of web in namespace shop-eu. The CRD's CEL
+// rule on spec.consumerGroup is the same test.
+func CheckConsumerGroup(name string, prefix bool) error {
+	w, n := strings.Count(name, PlaceholderWorkload), strings.Count(name, PlaceholderNamespace)
+	if w == 0 && n == 0 {
+		return nil
+	}
+	if w != 1 || n != 1 {
+		return fmt.Errorf("consumer group %q would give clients of different namespaces the same groups: it needs %s and %s once each, or neither", name, PlaceholderWorkload, PlaceholderNamespace)
+	}
+	first, last := strings.Index(name, PlaceholderWorkload), strings.Index(name, PlaceholderNamespace)
+	firstLen, lastLen := len(PlaceholderWorkload), len(PlaceholderNamespace)
+	if last < first {
+		first, last, firstLen, lastLen = last, first, lastLen, firstLen
+	}
+	if strings.Trim(name[first+firstLen:last], namespaceChars) == "" {
+		return fmt.Errorf("consumer group %q is ambiguous: between %s and %s put a character that cannot occur in a namespace or workload name, such as '.', '_' or ':'", name, PlaceholderWorkload, PlaceholderNamespace)
+	}
+	if prefix && strings.Trim(name[last+lastLen:], namespaceChars) == "" {
+		return fmt.Errorf("consumer group prefix %q would also match the groups of other clients (web in namespace shop would get those of web in shop-eu): end it with a character that cannot occur in a namespace or workload name, such as %q", name, name+".")
+	}
+	return nil
+}
+
 // group renders the consumer group ACL resource of a client.
 func (s Server) group(client intent.Ref) (string, Pattern, error) {
 	name := s.GroupName
 	if name == "" {
 		name = DefaultConsumerGroup
+	}
+	if err := CheckConsumerGroup(name, s.GroupPrefix); err != nil {
+		return "", "", err
 	}
 	name = strings.ReplaceAll(name, PlaceholderWorkload, client.Name)
 	name = strings.ReplaceAll(name, PlaceholderNamespace, client.Namespace)

@@ -79,10 +79,10 @@ func TestCompileMapping(t *testing.T) {
 			name: "SASL user template and a consumer-group prefix",
 			doc:  `spec: {workload: {name: client}, targets: [{kafka: {name: kafka.kafka, topics: [{name: a, operations: [consume]}]}}]}`,
 			srv: func(s Server) Server {
-				s.PrincipalTemplate, s.GroupName, s.GroupPrefix = "User:$(workload).$(namespace)", "$(namespace)-$(workload)-", true
+				s.PrincipalTemplate, s.GroupName, s.GroupPrefix = "User:$(workload).$(namespace)", "$(namespace)_$(workload).", true
 				return s
 			},
-			want: []ACL{allow("User:client.ns", Topic, Literal, "a", Read), allow("User:client.ns", Group, Prefixed, "ns-client-", Read)},
+			want: []ACL{allow("User:client.ns", Topic, Literal, "a", Read), allow("User:client.ns", Group, Prefixed, "ns_client.", Read)},
 		},
 		{
 			name: "server topic rules: anonymous denied, open topics for everyone",

@@ -56,6 +56,10 @@ func TestConfigValidation(t *testing.T) {
 		"topic * as a prefix":        `{workload: {name: k}, addr: "k:9092", topics: [{topic: "*", pattern: prefix}]}`,
 		"topic over 249":             `{workload: {name: k}, addr: "k:9092", topics: [{topic: "` + strings.Repeat("t", 250) + `"}]}`,
 		"group with a star":          `{workload: {name: k}, addr: "k:9092", consumerGroup: {name: "team-*"}}`,
+		// As a prefix, web.shop would cover web.shop-eu, the group of web in shop-eu.
+		"group prefix open at its end": `{workload: {name: k}, addr: "k:9092", consumerGroup: {name: "$(workload).$(namespace)", pattern: prefix}}`,
+		"ambiguous group":              `{workload: {name: k}, addr: "k:9092", consumerGroup: {name: "$(namespace)-$(workload)"}}`,
+		"group of the workload alone":  `{workload: {name: k}, addr: "k:9092", consumerGroup: {name: "$(workload)"}}`,
 	}
 	i := 0
 	for name, spec := range bad {
@@ -82,6 +86,8 @@ func TestConfigValidation(t *testing.T) {
 		`{workload: {name: k}, addr: "k:9092", principal: {template: "User:spiffe://example.org/ns/$(namespace)/sa/$(workload)"}}`,
 		`{workload: {name: k}, addr: "k:9092", principal: {template: "User:CN=$(dn)-$(workload)"}, topics: [{topic: ".", pattern: prefix}]}`,
 		`{workload: {name: k}, addr: "k:9092", principal: {organization: "Société Générale, \"Paris\""}, consumerGroup: {name: "*"}}`,
+		`{workload: {name: k}, addr: "k:9092", consumerGroup: {name: "$(workload).$(namespace).", pattern: prefix}}`,
+		`{workload: {name: k}, addr: "k:9092", consumerGroup: {name: "team_$(namespace):$(workload)"}}`,
 		`{workload: {name: k}, addr: "k:9092", tls: {secretName: kafka.admin-tls, certKey: tls.crt, keyKey: tls.key, caKey: ca_bundle.pem, certFile: /etc/kafka/cert.pem, serverName: kafka-0.kafka.svc}}`,
 	}
 	for i, spec := range goodSpecs {
@@ -227,13 +233,14 @@ func TestSASLUserTemplateAndGroupPrefix(t *testing.T) {
 	b := startBroker(t, kafkatest.Options{Users: []string{c, o}, Topics: []string{"events"}})
 	op := startOperator(t, controller.Options{})
 	brokerConfig(t, ns, "kafka", b, `  principal: {template: "User:$(workload).$(namespace)"}
-  consumerGroup: {name: "$(workload)-", pattern: prefix}`)
+  consumerGroup: {name: "$(workload).$(namespace).", pattern: prefix}`)
 	ci := applyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: events, operations: [produce, consume]}]}}]}`)
 	waitState(t, op, ci, enforcement.Enforced)
 	mustProduce(t, b, c, "events", "e1")
-	mustConsume(t, b, c, "events", "client-audit", "e1")
-	mustNotConsume(t, b, c, "events", "other-audit")
+	mustConsume(t, b, c, "events", c+".audit", "e1")
+	mustNotConsume(t, b, c, "events", "client-audit")
+	mustNotConsume(t, b, c, "events", o+".audit")
 	mustNotProduce(t, b, o, "events")
 }
