@@ -517,20 +517,44 @@ func (r *Reconciler) client(ctx context.Context, ksc *v2beta1.KafkaServerConfig,
 // secret returns the data of a Secret its owner opted in with CredentialsLabel, for
 // sending to addr.
 func (r *Reconciler) secret(ctx context.Context, namespace, name, addr string) (map[string][]byte, error) {
+	key := client.ObjectKey{Namespace: namespace, Name: name}
+	// The metadata first: the data of a Secret its owner did not opt in is never fetched.
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := r.APIReader.Get(ctx, key, meta); err != nil {
+		return nil, secretReadError(namespace, name, err)
+	}
+	if err := credentialsConsent(meta, addr); err != nil {
+		return nil, err
+	}
 	var s corev1.Secret
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
-		if apierrors.IsForbidden(err) {
-			return nil, fmt.Errorf("reading Secret %s/%s: the operator may not read Secrets in namespace %s (the chart's kafkaCredentialNamespaces lists the namespaces it may): %w", namespace, name, namespace, err)
-		}
-		return nil, fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err)
+	if err := r.APIReader.Get(ctx, key, &s); err != nil {
+		return nil, secretReadError(namespace, name, err)
 	}
-	if s.Labels[CredentialsLabel] != "true" {
-		return nil, fmt.Errorf("Secret %s/%s is not labelled %s=true: the operator uses only Secrets their owner opted in for reaching a Kafka broker", namespace, name, CredentialsLabel)
-	}
-	if allowed, ok := s.Annotations[CredentialsAddrsAnnotation]; ok && !slices.Contains(strings.FieldsFunc(allowed, func(r rune) bool { return r == ',' || r == ' ' }), addr) {
-		return nil, fmt.Errorf("Secret %s/%s may be sent only to %s (annotation %s), not to %s", namespace, name, allowed, CredentialsAddrsAnnotation, addr)
+	// Again on what was read, in case the label went in between.
+	if err := credentialsConsent(&s, addr); err != nil {
+		return nil, err
 	}
 	return s.Data, nil
+}
+
+func secretReadError(namespace, name string, err error) error {
+	if apierrors.IsForbidden(err) {
+		return fmt.Errorf("reading Secret %s/%s: the operator may not read Secrets in namespace %s (the chart's kafkaCredentialNamespaces lists the namespaces it may): %w", namespace, name, namespace, err)
+	}
+	return fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err)
+}
+
+// credentialsConsent checks that the Secret's owner opted it in for reaching a Kafka
+// broker, at addr.
+func credentialsConsent(s metav1.Object, addr string) error {
+	if s.GetLabels()[CredentialsLabel] != "true" {
+		return fmt.Errorf("Secret %s/%s is not labelled %s=true: the operator uses only Secrets their owner opted in for reaching a Kafka broker", s.GetNamespace(), s.GetName(), CredentialsLabel)
+	}
+	if allowed, ok := s.GetAnnotations()[CredentialsAddrsAnnotation]; ok && !slices.Contains(strings.FieldsFunc(allowed, func(r rune) bool { return r == ',' || r == ' ' }), addr) {
+		return fmt.Errorf("Secret %s/%s may be sent only to %s (annotation %s), not to %s", s.GetNamespace(), s.GetName(), allowed, CredentialsAddrsAnnotation, addr)
+	}
+	return nil
 }
 
 // tlsFile reads a file a KafkaServerConfig names, which must lie, symbolic links
