@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -15,25 +12,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/controller"
 )
-
-// etcdCall posts a request to etcd's JSON gateway (/v3/kv/...).
-func etcdCall(op string, body map[string]string) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	resp, err := http.Post(local.EtcdURL()+"/v3/kv/"+op, "application/json", bytes.NewReader(b))
-	if err != nil {
-		return fmt.Errorf("etcd %s: %w", op, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("etcd %s: %s", op, resp.Status)
-	}
-	return nil
-}
 
 // putStored writes a ClientIntents into etcd as the API server stores it, in the version
 // the YAML names, bypassing admission: the state of a cluster whose objects were written
@@ -55,12 +36,12 @@ func putStored(t *testing.T, ns, doc string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := base64.StdEncoding.EncodeToString([]byte("/registry/k8s.otterize.com/clientintents/" + ns + "/" + name))
-	if err := etcdCall("put", map[string]string{"key": key, "value": base64.StdEncoding.EncodeToString(b)}); err != nil {
+	key := "/registry/k8s.otterize.com/clientintents/" + ns + "/" + name
+	if err := apitest.EtcdPut(local.EtcdURL(), key, b); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := etcdCall("deleterange", map[string]string{"key": key}); err != nil {
+		if err := apitest.EtcdDelete(local.EtcdURL(), key); err != nil {
 			t.Errorf("removing %s/%s from etcd: %v", ns, name, err)
 		}
 	})

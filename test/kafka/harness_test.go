@@ -5,6 +5,7 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sync"
@@ -178,6 +179,30 @@ func updateIntents(t *testing.T, ci *v2beta1.ClientIntents, specDoc string) {
 		return kube.Update(context.Background(), &fresh)
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// storeIntents rewrites a ClientIntents' spec straight in etcd, bypassing admission: the
+// state of an object written under an earlier, laxer schema, which the operator must
+// still report on without letting it hold anything else back.
+func storeIntents(t *testing.T, ci *v2beta1.ClientIntents, specDoc string) {
+	t.Helper()
+	var fresh v2beta1.ClientIntents
+	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &fresh); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Spec = v2beta1.ClientIntentsSpec{}
+	if err := yaml.UnmarshalStrict([]byte(specDoc), &fresh.Spec); err != nil {
+		t.Fatal(err)
+	}
+	fresh.APIVersion, fresh.Kind = v2beta1.GroupVersion.String(), "ClientIntents"
+	fresh.Generation++
+	b, err := json.Marshal(&fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := apitest.EtcdPut(local.EtcdURL(), "/registry/k8s.otterize.com/clientintents/"+fresh.Namespace+"/"+fresh.Name, b); err != nil {
 		t.Fatal(err)
 	}
 }

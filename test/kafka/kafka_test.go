@@ -274,7 +274,8 @@ spec: {workload: {name: auditor}, targets: [{kafka: {name: kafka, topics: [{name
 	}
 }
 
-// An invalid topic name in one ClientIntents is reported on it, keeps that client's
+// An invalid topic name in one ClientIntents (stored before admission checked topics) is
+// reported on it, keeps that client's
 // existing ACLs as they are, and does not hold back any other client.
 func TestBadIntentsTouchNothingElse(t *testing.T) {
 	ns := namespace(t, "kafka-bad")
@@ -286,7 +287,8 @@ func TestBadIntentsTouchNothingElse(t *testing.T) {
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
 	waitState(t, op, ci, enforcement.Enforced)
-	updateIntents(t, ci, `{workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: "b/../*", operations: [all]}, {name: b, operations: [produce]}]}}]}`)
+	// Admission refuses this topic now; an object stored before it did is reported.
+	storeIntents(t, ci, `{workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: "b/../*", operations: [all]}, {name: b, operations: [produce]}]}}]}`)
 	states := waitState(t, op, ci, enforcement.Failed)
 	if got := states[0].Message; !containsAll(got, `"b/../*"`, "not a Kafka topic name") {
 		t.Fatalf("the message must name the bad topic: %q", got)
