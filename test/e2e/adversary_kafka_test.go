@@ -20,6 +20,7 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/controller"
+	"github.com/intentguard/intentguard/internal/kafka"
 	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
 	"github.com/intentguard/intentguard/internal/operator"
 )
@@ -61,7 +62,8 @@ func listen(t *testing.T) *listener {
 func testKafkaCredentials(t *testing.T, seed int64, replay string) {
 	rnd := rand.New(rand.NewSource(seed))
 	ctx := context.Background()
-	startOperatorConfig(t, local.Config, operator.Config{KafkaACLs: true})
+	recordNS := namespace(t, "advk-system")
+	startOperatorConfig(t, local.Config, operator.Config{KafkaACLs: true, Kafka: kafka.Options{RecordNamespace: recordNS}})
 	ns := namespace(t, "advk-t0")
 	pki, err := kafkatest.NewPKI()
 	if err != nil {
