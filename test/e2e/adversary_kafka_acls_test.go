@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
@@ -121,6 +122,14 @@ func testKafkaACLs(t *testing.T, seed int64, steps int, replay string) {
 	k.check(steps + 1)
 	t.Logf("%d steps: %d tenant writes accepted, %d refused at admission; %d forged records claimed %d ACLs not theirs; %d tenant KafkaServerConfigs at the victim broker; tenants' declared calls added up to %d ACLs",
 		steps, k.accepted, k.refused, k.forgeries, k.forgedClaims, k.tenantConfigsMade, k.tenantACLs)
+	for _, key := range sortedKeysOf(k.tenantConfigs) {
+		var ksc v2beta1.KafkaServerConfig
+		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(k.tenantConfigs[key]), &ksc); err == nil {
+			if c := apimeta.FindStatusCondition(ksc.Status.Conditions, kafka.ConditionACLsInSync); c != nil {
+				t.Logf("tenant KafkaServerConfig %s at the end: %s: %s", key, c.Reason, c.Message)
+			}
+		}
+	}
 	if steps >= 10 && (k.forgedClaims == 0 || k.tenantConfigsMade == 0) {
 		t.Errorf("seed %d: the run forged no record claiming an ACL, or made no tenant KafkaServerConfig: it tried too little", seed)
 	}
