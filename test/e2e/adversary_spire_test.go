@@ -39,14 +39,16 @@ type spireEntry struct {
 	Selectors    []string
 	DNSNames     []string
 	TTL          int32
+	// Revision counts the entry's updates.
+	Revision int64
 }
 
 func (e spireEntry) String() string {
-	return fmt.Sprintf("%s %s selectors %v dns %v ttl %d", e.ID, e.SPIFFEID, e.Selectors, e.DNSNames, e.TTL)
+	return fmt.Sprintf("%s %s selectors %v dns %v ttl %d revision %d", e.ID, e.SPIFFEID, e.Selectors, e.DNSNames, e.TTL, e.Revision)
 }
 
 func entryOf(e *types.Entry) spireEntry {
-	out := spireEntry{ID: e.GetId(), DNSNames: slices.Clone(e.GetDnsNames()), TTL: e.GetX509SvidTtl(),
+	out := spireEntry{ID: e.GetId(), DNSNames: slices.Clone(e.GetDnsNames()), TTL: e.GetX509SvidTtl(), Revision: e.GetRevisionNumber(),
 		SPIFFEID: "spiffe://" + e.GetSpiffeId().GetTrustDomain() + e.GetSpiffeId().GetPath()}
 	for _, s := range e.GetSelectors() {
 		out.Selectors = append(out.Selectors, s.GetType()+":"+s.GetValue())
@@ -225,10 +227,18 @@ func testSPIREEntries(t *testing.T, seed int64, steps int, replay string) {
 	}
 
 	var pods []tenantPod
+	// revisions holds, during the hold after settling, each entry's revision when the
+	// hold began: an entry updated again and again is a write loop.
+	var revisions map[string]int64
 	problem := func() string {
 		all, err := list()
 		if err != nil {
 			return fmt.Sprintf("listing SPIRE entries: %v", err)
+		}
+		for _, e := range all {
+			if was, ok := revisions[e.ID]; ok && was != e.Revision {
+				return fmt.Sprintf("entry %s was updated after settling (revision %d, was %d): a write loop", e, e.Revision, was)
+			}
 		}
 		now := map[string]spireEntry{}
 		for _, e := range all {
@@ -302,16 +312,26 @@ func testSPIREEntries(t *testing.T, seed int64, steps int, replay string) {
 		if p != "" {
 			fail(step, "not settled after 20s: %s", p)
 		}
+		all, err := list()
+		if err != nil {
+			fail(step, "listing SPIRE entries: %v", err)
+		}
+		revisions = map[string]int64{}
+		for _, e := range all {
+			revisions[e.ID] = e.Revision
+		}
 		for hold := time.Now().Add(time.Second); time.Now().Before(hold); {
 			time.Sleep(250 * time.Millisecond)
 			if p := problem(); p != "" {
 				fail(step, "after settling: %s", p)
 			}
 		}
+		revisions = nil
 	}
 	check(0)
 
 	refused, issued := 0, 0
+	claimedNames := map[string]bool{}
 	for step := 1; step <= steps; step++ {
 		if len(pods) > 0 && rnd.Intn(4) == 0 {
 			i := rnd.Intn(len(pods))
@@ -351,9 +371,10 @@ func testSPIREEntries(t *testing.T, seed int64, steps int, replay string) {
 			// A victim's workload name (or the hand-made entry's), or one that spells a
 			// victim namespace in it: the identity is then that name in the tenant's
 			// namespace, or nothing.
-			claims := []string{"api0", "db1", "legacy", "api1." + victims[1]}
+			claims := []string{"api0", "db1", "legacy", "api1." + victims[1], "API0", "api0/x"}
 			p.identity, p.claimed = claims[rnd.Intn(len(claims))], true
 			ann[identity.WorkloadNameAnnotation] = p.identity
+			claimedNames[p.identity] = true
 		}
 		barePod(t, tenant, p.name, map[string]string{"app": p.name}, ann)
 		pods = append(pods, p)
@@ -365,6 +386,6 @@ func testSPIREEntries(t *testing.T, seed int64, steps int, replay string) {
 		log = append(log, fmt.Sprintf("step %d: tenant pod %s (identity %s): %v", step, p.name, p.identity, ann))
 		check(step)
 	}
-	t.Logf("%d steps: %d tenant requests within the namespace, %d naming other namespaces; %d victim and %d foreign entries unchanged",
-		steps, issued, refused, len(victimIDs), len(foreignIDs))
+	t.Logf("%d steps: %d tenant requests within the namespace, %d naming other namespaces, names claimed %v; %d victim and %d foreign entries unchanged",
+		steps, issued, refused, sortedKeysOf(claimedNames), len(victimIDs), len(foreignIDs))
 }
