@@ -67,6 +67,8 @@ func TestTenantsCannotSubvertVictims(t *testing.T) {
 	})
 	t.Run("certificates", func(t *testing.T) { testCertificates(t, seed, max(3, *adversarySteps/3), replay) })
 	t.Run("kafka", func(t *testing.T) { testKafkaCredentials(t, seed, replay) })
+	t.Run("kafka-acls", func(t *testing.T) { testKafkaACLs(t, seed, max(5, *adversarySteps*3/5), replay) })
+	t.Run("spire-entries", func(t *testing.T) { testSPIREEntries(t, seed, max(5, *adversarySteps*3/5), replay) })
 }
 
 // adversary is the world of the test split into victims and tenants.
