@@ -76,7 +76,7 @@ func (r *EntryReconciler) Desired(ctx context.Context, pods []corev1.Pod) ([]bac
 			sa = "default"
 		}
 		k := key{identityKey(id), sa}
-		if cur, ok := newest[k]; !ok || cur.CreationTimestamp.Before(&p.CreationTimestamp) {
+		if cur, ok := newest[k]; !ok || newer(p, cur) {
 			newest[k] = p
 		}
 	}

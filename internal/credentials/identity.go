@@ -50,3 +50,14 @@ func SPIFFEID(format, trustDomain string, id identity.Identity) (*url.URL, error
 	}
 	return u, nil
 }
+
+// newer orders the pods of a workload, the one that speaks for it first: the newest (during
+// a rollout it carries the new template's annotations), then by name, since creation times
+// have one-second steps and the cache lists pods in no fixed order; without the second
+// rule two reconciles could pick different pods and rewrite the Secret or entry each time.
+func newer(a, b *corev1.Pod) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return b.CreationTimestamp.Before(&a.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}

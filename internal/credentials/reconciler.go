@@ -123,13 +123,7 @@ func (r *SecretReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	// The newest pod speaks for its workload: during a rollout it carries the new
 	// template's annotations.
-	sort.Slice(live, func(i, j int) bool {
-		ti, tj := live[i].CreationTimestamp, live[j].CreationTimestamp
-		if !ti.Equal(&tj) {
-			return tj.Before(&ti)
-		}
-		return live[i].Name < live[j].Name
-	})
+	sort.Slice(live, func(i, j int) bool { return newer(&live[i], &live[j]) })
 	ids := map[identity.Identity]bool{}
 	var id identity.Identity
 	for i := range live {
