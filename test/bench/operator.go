@@ -51,6 +51,9 @@ func startOperator(ctx context.Context, bin, kubeconfig string, qps, burst int, 
 		fmt.Sprintf("--kube-api-burst=%d", burst),
 		"--pprof-bind-address="+pprofAddr,
 	)
+	// As the chart does through the downward API: the operator's own namespace, where it
+	// keeps the records of the Kafka ACLs it creates.
+	cmd.Env = append(os.Environ(), "POD_NAMESPACE=kube-system")
 	cmd.Stdout, cmd.Stderr = logTo, logTo
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the operator: %w", err)
