@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -196,7 +197,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	r.point.record(req.NamespacedName, st)
 	switch {
 	case st.brokerErr != nil && wasConnected:
-		r.event(&ksc, corev1.EventTypeWarning, "BrokerUnreachable", "%v", st.brokerErr)
+		reason, detail := brokerFailure(st.brokerErr)
+		r.event(&ksc, corev1.EventTypeWarning, reason, "%v%s", st.brokerErr, detail)
 	case st.brokerErr == nil && st.configErr == nil && st.apiErr == nil && !wasConnected:
 		r.event(&ksc, corev1.EventTypeNormal, "BrokerReachable", "the broker answers again")
 	}
@@ -718,13 +720,14 @@ func (r *Reconciler) writeStatus(ctx context.Context, ksc *v2beta1.KafkaServerCo
 		set(ConditionReady, false, "APIError", st.apiErr.Error())
 	case st.brokerErr != nil:
 		s.LastError = st.brokerErr.Error()
-		set(ConditionConnected, false, "BrokerUnreachable", st.brokerErr.Error()+"; retrying with backoff")
-		msg := fmt.Sprintf("the broker could not be brought to the desired ACLs (%d owned); retrying with backoff", st.owned)
+		reason, detail := brokerFailure(st.brokerErr)
+		set(ConditionConnected, false, reason, st.brokerErr.Error()+detail+"; retrying with backoff")
+		msg := fmt.Sprintf("the broker could not be brought to the desired ACLs (%d owned)%s; retrying with backoff", st.owned, detail)
 		if deleting {
-			msg = fmt.Sprintf("waiting for the broker to remove %d owned ACLs before deletion; annotate with %s=true to delete now and leave them on the broker", st.owned, ForceDeleteAnnotation)
+			msg = fmt.Sprintf("waiting for the broker to remove %d owned ACLs before deletion%s; annotate with %s=true to delete now and leave them on the broker", st.owned, detail, ForceDeleteAnnotation)
 		}
-		set(ConditionACLsInSync, false, "BrokerUnreachable", msg)
-		set(ConditionReady, false, "BrokerUnreachable", msg)
+		set(ConditionACLsInSync, false, reason, msg)
+		set(ConditionReady, false, reason, msg)
 	default:
 		s.LastError = ""
 		set(ConditionConnected, true, "Connected", "the broker answered")
@@ -773,4 +776,23 @@ func cond(ok bool) metav1.ConditionStatus {
 		return metav1.ConditionTrue
 	}
 	return metav1.ConditionFalse
+}
+
+// brokerRefusals are the answers of a broker that was reached but would not let the
+// operator's credentials in, or not manage ACLs.
+var brokerRefusals = []error{
+	kerr.SaslAuthenticationFailed, kerr.IllegalSaslState, kerr.UnsupportedSaslMechanism,
+	kerr.ClusterAuthorizationFailed, kerr.SecurityDisabled,
+}
+
+// brokerFailure names a broker failure for the status: a broker that answered with a
+// refusal is not unreachable, and what fixes it (the credentials, or their rights) is not
+// what fixes an address or a network.
+func brokerFailure(err error) (reason, detail string) {
+	for _, refusal := range brokerRefusals {
+		if errors.Is(err, refusal) {
+			return "BrokerRefused", " (the broker answered but refused the credentials or their rights: managing ACLs needs a principal allowed to describe, create and delete them, such as a super user)"
+		}
+	}
+	return "BrokerUnreachable", ""
 }
