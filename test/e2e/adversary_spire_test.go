@@ -70,6 +70,8 @@ type tenantPod struct {
 	// claimed says its identity is a name from the workload-name annotation.
 	foreign []string
 	claimed bool
+	// names are all the names of its dns-names annotation.
+	names []string
 }
 
 // testSPIREEntries is the SPIRE part of the adversarial test: the credentials operator
@@ -253,13 +255,25 @@ func testSPIREEntries(t *testing.T, seed int64, steps int, replay string) {
 				return fmt.Sprintf("entry changed:\nwas %s\nnow %s", base, cur)
 			}
 		}
-		// The tenant's entries: an identity may have one when one of its pods asked only for
-		// names of its namespace (the operator takes the newest pod, and pods created in
-		// the same second tie), and must when its only pod did and claims no other name.
-		newest, clean := map[string]tenantPod{}, map[string]bool{}
+		// The tenant's entries: the pod that speaks for an identity is its newest, the first
+		// by name among pods created in the same second (creation times have one-second
+		// steps). Its entry carries exactly the names that pod asked for, and there is none
+		// when that pod asked for a name outside its namespace.
+		var live corev1.PodList
+		if err := kube.List(ctx, &live, client.InNamespace(tenant)); err != nil {
+			return fmt.Sprintf("listing the tenant's pods: %v", err)
+		}
+		created := map[string]metav1.Time{}
+		for _, lp := range live.Items {
+			created[lp.Name] = lp.CreationTimestamp
+		}
+		newest := map[string]tenantPod{}
 		for _, p := range pods {
-			newest[p.identity] = p
-			clean[p.identity] = clean[p.identity] || len(p.foreign) == 0
+			cur, ok := newest[p.identity]
+			tp, tc := created[p.name], created[cur.name]
+			if !ok || tc.Before(&tp) || (tc.Equal(&tp) && p.name < cur.name) {
+				newest[p.identity] = p
+			}
 		}
 		seen := map[string]bool{}
 		for _, e := range all {
@@ -285,8 +299,12 @@ func testSPIREEntries(t *testing.T, seed int64, steps int, replay string) {
 			if !ok {
 				return fmt.Sprintf("an entry for no live tenant pod: %s", e)
 			}
-			if !clean[name] {
-				return fmt.Sprintf("tenant pod %s asked for %v outside its namespace and has an entry: %s", p.name, p.foreign, e)
+			if len(p.foreign) > 0 {
+				return fmt.Sprintf("tenant pod %s, which speaks for %s, asked for %v outside its namespace and the identity has an entry: %s", p.name, name, p.foreign, e)
+			}
+			want := append([]string{name + "." + tenant}, p.names...)
+			if got := slices.Sorted(slices.Values(e.DNSNames)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+				return fmt.Sprintf("the entry of %s has the names %v, not those of its newest pod %s, %v", name, e.DNSNames, p.name, want)
 			}
 			seen[name] = true
 		}
@@ -376,6 +394,7 @@ func testSPIREEntries(t *testing.T, seed int64, steps int, replay string) {
 			ann[identity.WorkloadNameAnnotation] = p.identity
 			claimedNames[p.identity] = true
 		}
+		p.names = names
 		barePod(t, tenant, p.name, map[string]string{"app": p.name}, ann)
 		pods = append(pods, p)
 		if len(p.foreign) > 0 {
