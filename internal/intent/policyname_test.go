@@ -52,6 +52,9 @@ func TestPolicyNamesOfLookalikeServersDiffer(t *testing.T) {
 		{Ref: Ref{"ns", "api", "RollOut"}},
 		{Ref: Ref{"ns", "service", ""}},
 		{Ref: Ref{"ns", "any", ""}},
+		{Ref: Ref{"ns", "web", ""}},
+		{Ref: Ref{"ns", "web", "Deployment"}},
+		{Ref: Ref{"ns", "web", ""}, Service: true},
 	}
 	seen := map[string]Server{}
 	for _, s := range servers {
