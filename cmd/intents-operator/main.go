@@ -17,9 +17,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/intentguard/intentguard/internal/cluster"
-	"github.com/intentguard/intentguard/internal/kafka"
+	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/webhook"
 )
 
@@ -127,7 +127,7 @@ func main() {
 // release removes the Kafka finalizers and returns the exit code: run before the operator
 // is uninstalled, so that no KafkaServerConfig waits for it afterwards.
 func release(ctx context.Context, cfg *rest.Config, log logr.Logger) int {
-	c, err := client.New(cfg, client.Options{Scheme: cluster.Scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: informer.Scheme()})
 	if err != nil {
 		log.Error(err, "creating a client")
 		return 1

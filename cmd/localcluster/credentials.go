@@ -16,8 +16,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/credentials"
+	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/principal"
 	"github.com/intentguard/intentguard/internal/tutorial"
@@ -52,7 +52,7 @@ func demoCredentialsCommand() *cobra.Command {
 		Short: "Show the credentials operator issuing a certificate into a Secret for a Deployment's pods",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			s, err := start(ctx, controller.Options{})
+			s, err := start(ctx, enforcement.Options{})
 			if err != nil {
 				return err
 			}

@@ -18,11 +18,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/controller"
+	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
-	"github.com/intentguard/intentguard/internal/kafka"
-	"github.com/intentguard/intentguard/internal/kafka/broker"
-	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/point/kafka"
+	"github.com/intentguard/intentguard/internal/point/kafka/broker"
+	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
 	"github.com/intentguard/intentguard/internal/principal"
 )
 
@@ -58,7 +58,7 @@ func demoKafkaCommand() *cobra.Command {
 			defer b.Close()
 			fmt.Printf("Kafka-protocol broker (in process, SASL and ACLs on) at %s\n", b.Addr)
 			fmt.Printf("its clients authenticate as the principals of their certificates:\n  %s\n  %s\n", client, other)
-			s, err := start(ctx, controller.Options{Shadow: true})
+			s, err := start(ctx, enforcement.Options{Shadow: true})
 			if err != nil {
 				return err
 			}

@@ -26,13 +26,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/connectivity"
-	"github.com/intentguard/intentguard/internal/controller"
-	"github.com/intentguard/intentguard/internal/kafka"
+	"github.com/intentguard/intentguard/internal/enforcement"
+	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/localcluster"
-	"github.com/intentguard/intentguard/internal/netpol"
 	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/point/kafka"
+	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
+	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/tutorial"
 )
 
@@ -71,7 +72,7 @@ type session struct {
 	credDone chan error
 }
 
-func start(ctx context.Context, enforcement controller.Options) (*session, error) {
+func start(ctx context.Context, enforcement enforcement.Options) (*session, error) {
 	t0 := time.Now()
 	fmt.Println("starting etcd, kube-apiserver and kube-controller-manager ...")
 	// With the webhooks, files in every ClientIntents version are accepted, as in a cluster.
@@ -80,7 +81,7 @@ func start(ctx context.Context, enforcement controller.Options) (*session, error
 		return nil, err
 	}
 	fmt.Printf("control plane up in %s\n", time.Since(t0).Round(time.Millisecond))
-	c, err := client.New(lc.Config, client.Options{Scheme: cluster.Scheme()})
+	c, err := client.New(lc.Config, client.Options{Scheme: informer.Scheme()})
 	if err != nil {
 		_ = lc.Stop()
 		return nil, fmt.Errorf("creating client: %w", err)
@@ -132,7 +133,7 @@ func demoCommand() *cobra.Command {
 		Short: "Run the network-policy tutorial and print the policies and the connectivity they enforce",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			s, err := start(ctx, controller.Options{})
+			s, err := start(ctx, enforcement.Options{})
 			if err != nil {
 				return err
 			}
@@ -178,7 +179,7 @@ func runTutorial(ctx context.Context, c client.Client) error {
 	}
 
 	var policies networkingv1.NetworkPolicyList
-	if err := c.List(ctx, &policies, client.InNamespace(tutorial.Namespace), client.MatchingLabels{netpol.ManagedByLabel: netpol.ManagedByValue}); err != nil {
+	if err := c.List(ctx, &policies, client.InNamespace(tutorial.Namespace), client.MatchingLabels{compile.ManagedByLabel: compile.ManagedByValue}); err != nil {
 		return fmt.Errorf("listing NetworkPolicies: %w", err)
 	}
 	fmt.Printf("\nNetworkPolicies created by the operator (%d):\n", len(policies.Items))
@@ -209,7 +210,7 @@ func waitReady(ctx context.Context, c client.Client, key client.ObjectKey) error
 		if err := c.Get(ctx, key, &ci); err != nil {
 			return false, err
 		}
-		cond := apimeta.FindStatusCondition(ci.Status.Conditions, controller.ConditionReady)
+		cond := apimeta.FindStatusCondition(ci.Status.Conditions, status.ConditionReady)
 		if cond != nil {
 			last = cond.Message
 		}
@@ -236,7 +237,7 @@ func indent(s string) string {
 }
 
 func upCommand() *cobra.Command {
-	var opts controller.Options
+	var opts enforcement.Options
 	var enforced []string
 	var withTutorial bool
 	cmd := &cobra.Command{

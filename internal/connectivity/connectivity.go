@@ -17,7 +17,7 @@ import (
 
 	"github.com/mattfenwick/cyclonus/pkg/matcher"
 
-	"github.com/intentguard/intentguard/internal/cluster"
+	"github.com/intentguard/intentguard/internal/facts/informer"
 )
 
 // Pod is one endpoint of the matrix.
@@ -47,7 +47,7 @@ type Matrix struct {
 // Evaluate reads pods, namespaces and NetworkPolicies of the given namespaces straight
 // from the API server (r should not be a cache) and builds the matrix.
 func Evaluate(ctx context.Context, r client.Reader, namespaces []string, port Port) (*Matrix, error) {
-	reader := cluster.Reader{Reader: r}
+	reader := informer.Reader{Reader: r}
 	var pods []Pod
 	var policies []*networkingv1.NetworkPolicy
 	for _, ns := range namespaces {
@@ -55,7 +55,7 @@ func Evaluate(ctx context.Context, r client.Reader, namespaces []string, port Po
 		if err := r.Get(ctx, client.ObjectKey{Name: ns}, &namespace); err != nil {
 			return nil, fmt.Errorf("reading namespace %s: %w", ns, err)
 		}
-		list := cluster.PodMetaList()
+		list := informer.PodMetaList()
 		if err := r.List(ctx, list, client.InNamespace(ns)); err != nil {
 			return nil, fmt.Errorf("listing pods in %s: %w", ns, err)
 		}

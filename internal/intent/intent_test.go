@@ -58,15 +58,6 @@ func TestKeyRoundTrip(t *testing.T) {
 	}
 }
 
-// Distinct names are TestPolicyNamesOfLookalikeServersDiffer's; this is the bound for a
-// name no schema would admit.
-func TestPolicyNameIsBounded(t *testing.T) {
-	long := Server{Ref: Ref{"ns", string(make([]byte, 300)), ""}}
-	if n := long.PolicyName(); len(n) > 253 {
-		t.Fatalf("policy name of %d characters", len(n))
-	}
-}
-
 func TestCovers(t *testing.T) {
 	ps := &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: "ns"}, Spec: v2beta1.ProtectedServiceSpec{Name: "web", Kind: "Deployment"}}
 	for _, tt := range []struct {

@@ -30,7 +30,7 @@ import (
 	"github.com/intentguard/intentguard/api"
 	"github.com/intentguard/intentguard/config/crd"
 	configwebhook "github.com/intentguard/intentguard/config/webhook"
-	"github.com/intentguard/intentguard/internal/cluster"
+	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/webhook"
 )
 
@@ -80,7 +80,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	scheme := cluster.Scheme()
+	scheme := informer.Scheme()
 	if err := api.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("registering the served API versions: %w", err)
 	}

@@ -20,10 +20,11 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/intentguard/intentguard/api"
-	"github.com/intentguard/intentguard/internal/cluster"
-	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/enforcement"
-	"github.com/intentguard/intentguard/internal/kafka"
+	"github.com/intentguard/intentguard/internal/facts/informer"
+	"github.com/intentguard/intentguard/internal/point/kafka"
+	"github.com/intentguard/intentguard/internal/point/networkpolicy"
+	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/webhook"
 )
 
@@ -34,7 +35,7 @@ const DefaultLeaderElectionID = "intents-operator.intentguard.dev"
 // Config configures one operator instance.
 type Config struct {
 	// Enforcement holds the roll-out settings (shadow mode, enforced namespaces).
-	Enforcement controller.Options
+	Enforcement enforcement.Options
 	// MetricsAddr serves Prometheus metrics; "0" turns them off.
 	MetricsAddr string
 	// ProbeAddr serves /healthz and /readyz; "0" turns them off.
@@ -80,11 +81,12 @@ type WebhookConfig struct {
 
 // New builds a manager running the operator against the cluster cfg points to.
 func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) {
-	cacheOpts := cluster.CacheOptions()
+	cacheOpts := informer.CacheOptions()
+	networkpolicy.LimitCache(&cacheOpts)
 	if c.SyncPeriod > 0 {
 		cacheOpts.SyncPeriod = &c.SyncPeriod
 	}
-	scheme := cluster.Scheme()
+	scheme := informer.Scheme()
 	if err := api.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("registering the served API versions: %w", err)
 	}
@@ -150,8 +152,16 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 			return nil, fmt.Errorf("adding the Kafka finalizer release: %w", err)
 		}
 	}
+	reader, err := informer.Start(ctx, mgr)
+	if err != nil {
+		return nil, err
+	}
+	policies, err := networkpolicy.Setup(ctx, mgr, reader, c.Enforcement)
+	if err != nil {
+		return nil, err
+	}
 	// The ClientIntents status reads every enforcement point's report.
-	if err := controller.Setup(ctx, mgr, c.Enforcement, points...); err != nil {
+	if err := status.Setup(mgr, reader, policies, points...); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/intent"
-	"github.com/intentguard/intentguard/internal/netpol"
+	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 	"github.com/intentguard/intentguard/internal/tutorial"
 )
 
@@ -139,7 +139,7 @@ func (s *synthetic) labelled() []podLabel {
 		if w.kind == "CronJob" {
 			owner = w.name + "-29000000"
 		}
-		labels := netpol.IdentityLabels(identity.Identity{Namespace: w.ns, Name: w.name, Kind: w.kind})
+		labels := compile.IdentityLabels(identity.Identity{Namespace: w.ns, Name: w.name, Kind: w.kind})
 		for p := 0; p < s.pods; p++ {
 			out = append(out, podLabel{ns: w.ns, name: fmt.Sprintf("%s-%d", owner, p), labels: labels})
 		}
@@ -173,23 +173,23 @@ func (s *synthetic) expected() map[client.ObjectKey]*networkingv1.NetworkPolicy 
 	}
 	sel := func(w workload) *metav1.LabelSelector {
 		if !selectorKind(w.kind) {
-			return netpol.ByLabel(w.ref()).Selector
+			return compile.ByLabel(w.ref()).Selector
 		}
-		pods := []netpol.Pod{{Labels: podLabels(w), Identity: identity.Identity{Namespace: w.ns, Name: w.name, Kind: w.kind}}}
-		return netpol.SelectPods(w.ref(), []netpol.Workload{{Kind: w.kind, Name: w.name, Selector: &metav1.LabelSelector{MatchLabels: podLabels(w)}}}, pods).Selector
+		pods := []compile.Pod{{Labels: podLabels(w), Identity: identity.Identity{Namespace: w.ns, Name: w.name, Kind: w.kind}}}
+		return compile.SelectPods(w.ref(), []compile.Workload{{Kind: w.kind, Name: w.name, Selector: &metav1.LabelSelector{MatchLabels: podLabels(w)}}}, pods).Selector
 	}
 	out := map[client.ObjectKey]*networkingv1.NetworkPolicy{}
 	for srv, clients := range clientsOf {
 		w := s.workloads[srv.index]
-		in := netpol.Input{Server: intent.Server{Ref: w.ref()}, Pods: sel(w)}
+		in := compile.Input{Server: intent.Server{Ref: w.ref()}, Pods: sel(w)}
 		if srv.service {
 			svc := serviceOf(w)
-			in = netpol.Input{Server: intent.Server{Ref: intent.Ref{Namespace: w.ns, Name: svc.Name}, Service: true}, Pods: netpol.ServiceSelector(svc), Ports: netpol.ServicePorts(svc)}
+			in = compile.Input{Server: intent.Server{Ref: intent.Ref{Namespace: w.ns, Name: svc.Name}, Service: true}, Pods: compile.ServiceSelector(svc), Ports: compile.ServicePorts(svc)}
 		}
 		for _, c := range clients {
-			in.Clients = append(in.Clients, netpol.Client{Ref: s.workloads[c].ref(), Pods: sel(s.workloads[c])})
+			in.Clients = append(in.Clients, compile.Client{Ref: s.workloads[c].ref(), Pods: sel(s.workloads[c])})
 		}
-		p := netpol.Compile(in)
+		p := compile.Compile(in)
 		out[client.ObjectKeyFromObject(p)] = p
 	}
 	return out

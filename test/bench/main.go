@@ -32,10 +32,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/connectivity"
+	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/localcluster"
-	"github.com/intentguard/intentguard/internal/netpol"
+	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
 // result is one benchmark run, as printed.
@@ -139,7 +139,7 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	defer lc.Stop()
 	cfg := rest.CopyConfig(lc.Config)
 	cfg.QPS, cfg.Burst = float32(qps), qps*2
-	c, err := client.NewWithWatch(cfg, client.Options{Scheme: cluster.Scheme()})
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: informer.Scheme()})
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	// server takes them, and the measured time is the operator's.
 	ucfg := rest.CopyConfig(lc.Config)
 	ucfg.QPS = -1
-	gen, err := client.New(ucfg, client.Options{Scheme: cluster.Scheme()})
+	gen, err := client.New(ucfg, client.Options{Scheme: informer.Scheme()})
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +341,7 @@ func writeFloor(ctx context.Context, c client.Client, want map[client.ObjectKey]
 func waitPolicies(ctx context.Context, c client.WithWatch, want map[client.ObjectKey]*networkingv1.NetworkPolicy) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
-	managed := client.MatchingLabels{netpol.ManagedByLabel: netpol.ManagedByValue}
+	managed := client.MatchingLabels{compile.ManagedByLabel: compile.ManagedByValue}
 	for {
 		var list networkingv1.NetworkPolicyList
 		if err := c.List(ctx, &list, managed); err != nil {
@@ -351,7 +351,7 @@ func waitPolicies(ctx context.Context, c client.WithWatch, want map[client.Objec
 		note := func(p *networkingv1.NetworkPolicy, deleted bool) {
 			k := client.ObjectKeyFromObject(p)
 			if w, found := want[k]; found {
-				good[k] = !deleted && netpol.UpToDate(w, p)
+				good[k] = !deleted && compile.UpToDate(w, p)
 			}
 		}
 		done := func() bool {
@@ -541,7 +541,7 @@ func measure(ctx context.Context, c client.WithWatch, op *operatorProcess, sc sc
 		return 0, 0, err
 	}
 	// Watching from the current resource version delivers only events after it.
-	managed := client.MatchingLabels{netpol.ManagedByLabel: netpol.ManagedByValue}
+	managed := client.MatchingLabels{compile.ManagedByLabel: compile.ManagedByValue}
 	var current networkingv1.NetworkPolicyList
 	if err := c.List(ctx, &current, managed); err != nil {
 		return 0, 0, err

@@ -31,10 +31,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/credentials/spire"
 	"github.com/intentguard/intentguard/internal/credentials/spire/spiretest"
+	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/tutorial"
 )
@@ -76,7 +76,7 @@ func run(workloads, replicas, namespaces int, backends, output string) error {
 		return err
 	}
 	defer lc.Stop()
-	kube, err := client.New(lc.Config, client.Options{Scheme: cluster.Scheme()})
+	kube, err := client.New(lc.Config, client.Options{Scheme: informer.Scheme()})
 	if err != nil {
 		return err
 	}

@@ -23,12 +23,12 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/enforcement"
-	"github.com/intentguard/intentguard/internal/kafka"
-	"github.com/intentguard/intentguard/internal/kafka/broker"
-	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
-	"github.com/intentguard/intentguard/internal/kafkaacl"
-	"github.com/intentguard/intentguard/internal/netpol"
 	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/point/kafka"
+	"github.com/intentguard/intentguard/internal/point/kafka/acl"
+	"github.com/intentguard/intentguard/internal/point/kafka/broker"
+	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
 // kafkaUser is the principal a client workload has on the brokers of this test: the DN
@@ -75,7 +75,7 @@ type kafkaAdversary struct {
 	tenants        []string
 	victimKSC      *v2beta1.KafkaServerConfig
 	serverRules    []v2beta1.KafkaServerTopic
-	adminACLs      kafkaacl.Set
+	adminACLs      acl.Set
 	victimClients  map[string]*kafkaClient
 	tenantClients  map[string]*kafkaClient
 	tenantConfigs  map[string]*v2beta1.KafkaServerConfig
@@ -166,18 +166,18 @@ func (k *kafkaAdversary) setup() {
 	// no intents name, one a victim could also declare, one a tenant could also declare,
 	// and the one that lets the first tenant's credentials list ACLs. Sometimes also the
 	// very ACL the victim config's topic rule calls for.
-	topic := func(p, name string, op kafkaacl.Operation, perm kafkaacl.Permission) kafkaacl.ACL {
-		return kafkaacl.ACL{Principal: p, Host: "*", Resource: kafkaacl.Topic, Pattern: kafkaacl.Literal, Name: name, Operation: op, Permission: perm}
+	topic := func(p, name string, op acl.Operation, perm acl.Permission) acl.ACL {
+		return acl.ACL{Principal: p, Host: "*", Resource: acl.Topic, Pattern: acl.Literal, Name: name, Operation: op, Permission: perm}
 	}
-	k.adminACLs = kafkaacl.NewSet(
-		topic("User:ops-admin", "orders", kafkaacl.Write, kafkaacl.Allow),
-		topic(kafkaUser(k.victim, "orders"), "audit", kafkaacl.Describe, kafkaacl.Allow),
-		topic(kafkaUser(k.tenants[0], "app"), "shared", kafkaacl.Read, kafkaacl.Allow),
-		kafkaacl.ACL{Principal: kafkaUser(k.tenants[0], "app"), Host: "*", Resource: kafkaacl.Group, Pattern: kafkaacl.Literal, Name: "app." + k.tenants[0], Operation: kafkaacl.Read, Permission: kafkaacl.Allow},
-		kafkaacl.ACL{Principal: "User:tenant-" + k.tenants[0], Host: "*", Resource: kafkaacl.Cluster, Pattern: kafkaacl.Literal, Name: kafkaacl.ClusterName, Operation: kafkaacl.Describe, Permission: kafkaacl.Allow},
+	k.adminACLs = acl.NewSet(
+		topic("User:ops-admin", "orders", acl.Write, acl.Allow),
+		topic(kafkaUser(k.victim, "orders"), "audit", acl.Describe, acl.Allow),
+		topic(kafkaUser(k.tenants[0], "app"), "shared", acl.Read, acl.Allow),
+		acl.ACL{Principal: kafkaUser(k.tenants[0], "app"), Host: "*", Resource: acl.Group, Pattern: acl.Literal, Name: "app." + k.tenants[0], Operation: acl.Read, Permission: acl.Allow},
+		acl.ACL{Principal: "User:tenant-" + k.tenants[0], Host: "*", Resource: acl.Cluster, Pattern: acl.Literal, Name: acl.ClusterName, Operation: acl.Describe, Permission: acl.Allow},
 	)
 	if k.rnd.Intn(2) == 0 {
-		k.adminACLs.Add(topic(kafkaacl.Anonymous, "*", kafkaacl.All, kafkaacl.Deny))
+		k.adminACLs.Add(topic(acl.Anonymous, "*", acl.All, acl.Deny))
 	}
 	if _, err := k.admin.Create(context.Background(), k.adminACLs.Sorted()); err != nil {
 		t.Fatal(err)
@@ -427,7 +427,7 @@ func (k *kafkaAdversary) forge(step int, tenantNS string) {
 	names := []string{"kafka-acls." + subject.Name, kafka.OwnedConfigMapName(subject.UID), "kafka-acls-" + string(subject.UID[:8])}
 	ns := []string{tenantNS, k.victim}[k.rnd.Intn(2)]
 	name := names[k.rnd.Intn(len(names))]
-	var claimed []kafkaacl.ACL
+	var claimed []acl.ACL
 	switch k.rnd.Intn(3) {
 	case 0:
 		claimed = k.adminACLs.Sorted()
@@ -452,7 +452,7 @@ func (k *kafkaAdversary) forge(step int, tenantNS string) {
 		ann = map[string]string{kafka.BrokerAnnotation: string(subject.UID), kafka.ClusterIDAnnotation: ""}
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
-		Labels: map[string]string{netpol.ManagedByLabel: netpol.ManagedByValue}, Annotations: ann},
+		Labels: map[string]string{compile.ManagedByLabel: compile.ManagedByValue}, Annotations: ann},
 		BinaryData: map[string][]byte{"owned.json.gz": data}}
 	key := ns + "/" + name
 	err = kube.Create(ctx, cm)
@@ -472,7 +472,7 @@ func (k *kafkaAdversary) forge(step int, tenantNS string) {
 }
 
 // forgedRecordData encodes ACLs the way the operator's records hold them.
-func forgedRecordData(acls []kafkaacl.ACL) ([]byte, error) {
+func forgedRecordData(acls []acl.ACL) ([]byte, error) {
 	rows := make([][7]string, 0, len(acls))
 	for _, a := range acls {
 		rows = append(rows, [7]string{a.Principal, a.Host, string(a.Resource), string(a.Pattern), a.Name, string(a.Operation), string(a.Permission)})
@@ -495,9 +495,9 @@ func forgedRecordData(acls []kafkaacl.ACL) ([]byte, error) {
 // declared is the oracle: the ACLs the clients' calls to the victim broker call for,
 // derived from the test's own bookkeeping (produce is Write, consume Read plus the
 // client's consumer group "<workload>.<namespace>", "*" every topic, "x*" a prefix).
-func (k *kafkaAdversary) declared(clients map[string]*kafkaClient) kafkaacl.Set {
-	ops := map[v2beta1.KafkaOperation]kafkaacl.Operation{"produce": kafkaacl.Write, "consume": kafkaacl.Read, "describe": kafkaacl.Describe, "all": kafkaacl.All}
-	out := kafkaacl.Set{}
+func (k *kafkaAdversary) declared(clients map[string]*kafkaClient) acl.Set {
+	ops := map[v2beta1.KafkaOperation]acl.Operation{"produce": acl.Write, "consume": acl.Read, "describe": acl.Describe, "all": acl.All}
+	out := acl.Set{}
 	for _, c := range clients {
 		p := kafkaUser(c.ns, c.workload)
 		for _, call := range c.calls {
@@ -509,14 +509,14 @@ func (k *kafkaAdversary) declared(clients map[string]*kafkaClient) kafkaacl.Set 
 				continue
 			}
 			for _, tp := range call.topics {
-				topic, pattern := tp.Name, kafkaacl.Literal
+				topic, pattern := tp.Name, acl.Literal
 				if tp.Name != "*" && strings.HasSuffix(tp.Name, "*") {
-					topic, pattern = strings.TrimSuffix(tp.Name, "*"), kafkaacl.Prefixed
+					topic, pattern = strings.TrimSuffix(tp.Name, "*"), acl.Prefixed
 				}
 				for _, op := range tp.Operations {
-					out.Add(kafkaacl.ACL{Principal: p, Host: "*", Resource: kafkaacl.Topic, Pattern: pattern, Name: topic, Operation: ops[op], Permission: kafkaacl.Allow})
+					out.Add(acl.ACL{Principal: p, Host: "*", Resource: acl.Topic, Pattern: pattern, Name: topic, Operation: ops[op], Permission: acl.Allow})
 					if op == "consume" || op == "all" {
-						out.Add(kafkaacl.ACL{Principal: p, Host: "*", Resource: kafkaacl.Group, Pattern: kafkaacl.Literal, Name: c.workload + "." + c.ns, Operation: kafkaacl.Read, Permission: kafkaacl.Allow})
+						out.Add(acl.ACL{Principal: p, Host: "*", Resource: acl.Group, Pattern: acl.Literal, Name: c.workload + "." + c.ns, Operation: acl.Read, Permission: acl.Allow})
 					}
 				}
 			}
@@ -526,14 +526,14 @@ func (k *kafkaAdversary) declared(clients map[string]*kafkaClient) kafkaacl.Set 
 }
 
 // oracle is the set of ACLs the broker must hold.
-func (k *kafkaAdversary) oracle() kafkaacl.Set {
-	want := kafkaacl.Set{}
+func (k *kafkaAdversary) oracle() acl.Set {
+	want := acl.Set{}
 	for a := range k.adminACLs {
 		want.Add(a)
 	}
 	for _, r := range k.serverRules {
 		if r.ClientIdentityRequired {
-			want.Add(kafkaacl.ACL{Principal: kafkaacl.Anonymous, Host: "*", Resource: kafkaacl.Topic, Pattern: kafkaacl.Literal, Name: r.Topic, Operation: kafkaacl.All, Permission: kafkaacl.Deny})
+			want.Add(acl.ACL{Principal: acl.Anonymous, Host: "*", Resource: acl.Topic, Pattern: acl.Literal, Name: r.Topic, Operation: acl.All, Permission: acl.Deny})
 		}
 	}
 	for a := range k.declared(k.victimClients) {
@@ -547,8 +547,8 @@ func (k *kafkaAdversary) oracle() kafkaacl.Set {
 
 // aclProblem describes how the broker's ACLs differ from the oracle, naming whose each
 // wrong ACL is, or returns "".
-func (k *kafkaAdversary) aclProblem(want, got kafkaacl.Set) string {
-	whose := func(a kafkaacl.ACL) string {
+func (k *kafkaAdversary) aclProblem(want, got acl.Set) string {
+	whose := func(a acl.ACL) string {
 		switch {
 		case k.adminACLs.Has(a):
 			return "the administrator's"

@@ -21,11 +21,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/intent"
-	"github.com/intentguard/intentguard/internal/netpol"
+	"github.com/intentguard/intentguard/internal/point/networkpolicy"
+	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
+	"github.com/intentguard/intentguard/internal/status"
 )
 
 var (
@@ -46,7 +47,7 @@ func TestTenantsCannotSubvertVictims(t *testing.T) {
 	t.Logf("seed %d (replay: %s)", seed, replay)
 	widgetCRD(t)
 	t.Run("networkpolicies", func(t *testing.T) {
-		counter := startOperator(t, controller.Options{})
+		counter := startOperator(t, enforcement.Options{})
 		w := &world{t: t, seed: seed, rnd: rand.New(rand.NewSource(seed)), counter: counter, prefix: "adv",
 			workloads: map[string]*rworkload{}, intents: map[string]*rintents{}, protected: map[string]bool{}, live: map[string]bool{}, bare: map[string]*rworkload{}}
 		a := &adversary{world: w, replay: replay, role: map[string]string{}, tenantIntents: map[string]bool{}}
@@ -165,12 +166,12 @@ func (a *adversary) victimStatuses() (map[string]map[string]string, string) {
 	out := map[string]map[string]string{}
 	for _, ri := range a.victimIntentsList() {
 		ci := a.getIntents(ri)
-		if ci.Status.ObservedGeneration != ci.Generation || !apimeta.IsStatusConditionTrue(ci.Status.Conditions, controller.ConditionReady) {
+		if ci.Status.ObservedGeneration != ci.Generation || !apimeta.IsStatusConditionTrue(ci.Status.Conditions, status.ConditionReady) {
 			return nil, fmt.Sprintf("intents %s/%s not Ready: %+v", ci.Namespace, ci.Name, ci.Status.Conditions)
 		}
 		states := map[string]string{}
 		for _, st := range ci.Status.Targets {
-			if st.Point != controller.PolicyPointName {
+			if st.Point != networkpolicy.PointName {
 				continue
 			}
 			if st.State != string(enforcement.Enforced) {
@@ -583,8 +584,8 @@ func (a *adversary) impostor() {
 	} else {
 		// Without the claim, the operator's labels would name another identity than the
 		// pod's; it takes them off, which the model does not promise at every moment.
-		delete(lbls, netpol.WorkloadLabel)
-		delete(lbls, netpol.WorkloadKindLabel)
+		delete(lbls, compile.WorkloadLabel)
+		delete(lbls, compile.WorkloadKindLabel)
 	}
 	owner := widget(a.t, ns, name)
 	create(a.t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-0", Labels: lbls, Annotations: ann,
@@ -678,12 +679,12 @@ func (a *adversary) victimStatusProblem() string {
 	for _, ri := range a.victimIntentsList() {
 		ci := a.getIntents(ri)
 		key := ci.Namespace + "/" + ci.Name
-		if !apimeta.IsStatusConditionTrue(ci.Status.Conditions, controller.ConditionReady) {
+		if !apimeta.IsStatusConditionTrue(ci.Status.Conditions, status.ConditionReady) {
 			return fmt.Sprintf("victim intents %s no longer Ready: %+v", key, ci.Status.Conditions)
 		}
 		seen := 0
 		for _, st := range ci.Status.Targets {
-			if st.Point != controller.PolicyPointName {
+			if st.Point != networkpolicy.PointName {
 				continue
 			}
 			seen++
@@ -770,7 +771,7 @@ func (a *adversary) victimView(p *networkingv1.NetworkPolicy) (string, []string)
 			b, _ := json.Marshal(peer)
 			ns := ""
 			if peer.NamespaceSelector != nil && peer.IPBlock == nil && peer.PodSelector != nil && len(peer.NamespaceSelector.MatchExpressions) == 0 && len(peer.NamespaceSelector.MatchLabels) == 1 {
-				ns = peer.NamespaceSelector.MatchLabels[netpol.NamespaceNameLabel]
+				ns = peer.NamespaceSelector.MatchLabels[compile.NamespaceNameLabel]
 			}
 			switch a.role[ns] {
 			case "victim":
@@ -790,7 +791,7 @@ func (a *adversary) victimView(p *networkingv1.NetworkPolicy) (string, []string)
 	types, _ := json.Marshal(p.Spec.PolicyTypes)
 	egress, _ := json.Marshal(p.Spec.Egress)
 	return fmt.Sprintf("selector %s types %s egress %s marks %s|%s|%s rules:\n  %s", sel, types, egress,
-		p.Labels[netpol.ManagedByLabel], p.Labels[netpol.ServerLabel], p.Annotations[netpol.ServerAnnotation], strings.Join(rules, "\n  ")), foreign
+		p.Labels[compile.ManagedByLabel], p.Labels[compile.ServerLabel], p.Annotations[compile.ServerAnnotation], strings.Join(rules, "\n  ")), foreign
 }
 
 // victimPoliciesProblem holds the victim namespaces' policies to the baseline: each one

@@ -13,10 +13,10 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/apitest"
-	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/intent"
-	"github.com/intentguard/intentguard/internal/netpol"
+	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
+	"github.com/intentguard/intentguard/internal/status"
 )
 
 // A tenant that targets another namespace's server under a kind spelled in another
@@ -24,7 +24,7 @@ import (
 // connectivity and status stay as they were, the tenant's targets fail with a reason, and
 // the operator stops writing.
 func TestLookalikeKindLeavesOtherNamespacesPolicyAlone(t *testing.T) {
-	counter := startOperator(t, controller.Options{})
+	counter := startOperator(t, enforcement.Options{})
 	victim, tenant := namespace(t, "lookalike-victim"), namespace(t, "lookalike-tenant")
 	deployment(t, victim, "api", 1, nil, nil)
 	deployment(t, victim, "client", 1, nil, nil)
@@ -39,7 +39,7 @@ spec:
 	waitReady(t, own)
 	want := calls{"api." + victim: {"client." + victim}}
 	assertConnectivity(t, http8080, want, victim, tenant)
-	key := client.ObjectKey{Namespace: victim, Name: intent.Server{Ref: intent.Ref{Namespace: victim, Name: "api", Kind: "Deployment"}}.PolicyName()}
+	key := client.ObjectKey{Namespace: victim, Name: compile.PolicyName(intent.Server{Ref: intent.Ref{Namespace: victim, Name: "api", Kind: "Deployment"}})}
 	before := policyAt(t, key)
 
 	attack := applyIntents(t, tenant, `
@@ -58,10 +58,10 @@ spec:
 	writesSettle(t, counter)
 
 	after := policyAt(t, key)
-	if after.UID != before.UID || after.ResourceVersion != before.ResourceVersion || after.Annotations[netpol.ServerAnnotation] != before.Annotations[netpol.ServerAnnotation] {
+	if after.UID != before.UID || after.ResourceVersion != before.ResourceVersion || after.Annotations[compile.ServerAnnotation] != before.Annotations[compile.ServerAnnotation] {
 		t.Errorf("the victim's policy was rewritten by the tenant's intents: before %s (uid %s, server %q), after %s (uid %s, server %q), selector now %v",
-			before.ResourceVersion, before.UID, before.Annotations[netpol.ServerAnnotation],
-			after.ResourceVersion, after.UID, after.Annotations[netpol.ServerAnnotation], after.Spec.PodSelector)
+			before.ResourceVersion, before.UID, before.Annotations[compile.ServerAnnotation],
+			after.ResourceVersion, after.UID, after.Annotations[compile.ServerAnnotation], after.Spec.PodSelector)
 	}
 	connectivityAsDeclared(t, want, victim, tenant)
 	assertEnforced(t, own)
@@ -74,12 +74,12 @@ spec:
 			t.Errorf("tenant's target %s: %s %q, want Failed naming the kind Deployment", st.Target, st.State, st.Message)
 		}
 	}
-	if ok, err := hasEvent(tenant, attack.Name, controller.ReasonFailed); err != nil || !ok {
+	if ok, err := hasEvent(tenant, attack.Name, status.ReasonFailed); err != nil || !ok {
 		t.Errorf("no Failed Event on the tenant's intents (%v)", err)
 	}
 	for _, p := range managedPolicies(t, victim) {
 		if p.Name != key.Name {
-			t.Errorf("the tenant's intents wrote policy %s (server %q) in the victim's namespace", p.Name, p.Annotations[netpol.ServerAnnotation])
+			t.Errorf("the tenant's intents wrote policy %s (server %q) in the victim's namespace", p.Name, p.Annotations[compile.ServerAnnotation])
 		}
 	}
 
@@ -101,7 +101,7 @@ spec:
 // modified: the server's targets fail naming it, with an Event, and nothing is written
 // over and over.
 func TestPolicyRecordedForAnotherServerLeftAlone(t *testing.T) {
-	counter := startOperator(t, controller.Options{})
+	counter := startOperator(t, enforcement.Options{})
 	ns := namespace(t, "recorded-other")
 	deployment(t, ns, "api", 1, nil, nil)
 	deployment(t, ns, "client", 1, nil, nil)
@@ -110,9 +110,9 @@ func TestPolicyRecordedForAnotherServerLeftAlone(t *testing.T) {
 	squatter := &networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:   ns,
-			Name:        server.PolicyName(),
-			Labels:      map[string]string{netpol.ManagedByLabel: netpol.ManagedByValue},
-			Annotations: map[string]string{netpol.ServerAnnotation: other.Key()},
+			Name:        compile.PolicyName(server),
+			Labels:      map[string]string{compile.ManagedByLabel: compile.ManagedByValue},
+			Annotations: map[string]string{compile.ServerAnnotation: other.Key()},
 		},
 		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "nothing"}}},
 	}
@@ -127,14 +127,14 @@ spec:
 	waitFor(t, "Ready=False naming the policy of the other server", func() (bool, error) {
 		var got v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got)
-		c := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionReady)
-		return err == nil && c != nil && c.Status == metav1.ConditionFalse && c.Reason == controller.ReasonFailed &&
+		c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionReady)
+		return err == nil && c != nil && c.Status == metav1.ConditionFalse && c.Reason == status.ReasonFailed &&
 			strings.Contains(c.Message, squatter.Name) && strings.Contains(c.Message, other.String()), err
 	})
-	waitFor(t, "a Failed event", func() (bool, error) { return hasEvent(ns, ci.Name, controller.ReasonFailed) })
+	waitFor(t, "a Failed event", func() (bool, error) { return hasEvent(ns, ci.Name, status.ReasonFailed) })
 	writesSettle(t, counter)
 	after := policyAt(t, client.ObjectKeyFromObject(squatter))
-	if after.Generation != 1 || after.Annotations[netpol.ServerAnnotation] != other.Key() || after.Labels[netpol.ServerLabel] != "" {
+	if after.Generation != 1 || after.Annotations[compile.ServerAnnotation] != other.Key() || after.Labels[compile.ServerLabel] != "" {
 		t.Fatalf("the other server's policy was modified: %+v", after.ObjectMeta)
 	}
 
@@ -160,12 +160,12 @@ func TestPolicyLeftByLookalikeServerIsReplaced(t *testing.T) {
 	leftover := &networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:   victim,
-			Name:        genuine.PolicyName(),
-			Labels:      map[string]string{netpol.ManagedByLabel: netpol.ManagedByValue, netpol.ServerLabel: lookalike.Hash()},
-			Annotations: map[string]string{netpol.ServerAnnotation: lookalike.Key()},
+			Name:        compile.PolicyName(genuine),
+			Labels:      map[string]string{compile.ManagedByLabel: compile.ManagedByValue, compile.ServerLabel: lookalike.Hash()},
+			Annotations: map[string]string{compile.ServerAnnotation: lookalike.Key()},
 		},
 		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: netpol.PodLabels(lookalike.Ref)},
+			PodSelector: metav1.LabelSelector{MatchLabels: compile.PodLabels(lookalike.Ref)},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 		},
 	}
@@ -184,12 +184,12 @@ spec:
   targets:
   - kubernetes: {name: api.leftover-victim, kind: DeploymenT}
 `)
-	counter := startOperator(t, controller.Options{})
+	counter := startOperator(t, enforcement.Options{})
 	waitReady(t, own)
 	writesSettle(t, counter)
 	p := policyAt(t, client.ObjectKeyFromObject(leftover))
-	if p.Annotations[netpol.ServerAnnotation] != genuine.Key() || p.Labels[netpol.ServerLabel] != genuine.Hash() {
-		t.Errorf("policy %s records %q, want the victim's server %q", p.Name, p.Annotations[netpol.ServerAnnotation], genuine.Key())
+	if p.Annotations[compile.ServerAnnotation] != genuine.Key() || p.Labels[compile.ServerLabel] != genuine.Hash() {
+		t.Errorf("policy %s records %q, want the victim's server %q", p.Name, p.Annotations[compile.ServerAnnotation], genuine.Key())
 	}
 	assertConnectivity(t, http8080, calls{"api." + victim: {"client." + victim}}, victim, tenant)
 	assertEnforced(t, own)
@@ -253,9 +253,9 @@ func assertEnforced(t *testing.T, ci *v2beta1.ClientIntents) {
 	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
 		t.Fatal(err)
 	}
-	if !apimeta.IsStatusConditionTrue(got.Status.Conditions, controller.ConditionReady) || got.Status.Enforcement != controller.EnforcementEnforced {
+	if !apimeta.IsStatusConditionTrue(got.Status.Conditions, status.ConditionReady) || got.Status.Enforcement != status.EnforcementEnforced {
 		t.Errorf("%s/%s: Ready %v, enforcement %q, want Ready and Enforced: %+v", got.Namespace, got.Name,
-			apimeta.IsStatusConditionTrue(got.Status.Conditions, controller.ConditionReady), got.Status.Enforcement, got.Status.Conditions)
+			apimeta.IsStatusConditionTrue(got.Status.Conditions, status.ConditionReady), got.Status.Enforcement, got.Status.Conditions)
 	}
 	for _, st := range got.Status.Targets {
 		if st.State != string(enforcement.Enforced) {
@@ -277,16 +277,16 @@ func TestPolicyUnderEarlierNameIsPruned(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace:   ns,
 				Name:        name,
-				Labels:      map[string]string{netpol.ManagedByLabel: netpol.ManagedByValue, netpol.ServerLabel: s.Hash()},
-				Annotations: map[string]string{netpol.ServerAnnotation: s.Key()},
+				Labels:      map[string]string{compile.ManagedByLabel: compile.ManagedByValue, compile.ServerLabel: s.Hash()},
+				Annotations: map[string]string{compile.ServerAnnotation: s.Key()},
 			},
-			Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: netpol.PodLabels(s.Ref)}},
+			Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: compile.PodLabels(s.Ref)}},
 		}
 	}
 	// The names the earlier release gave: the kind in lower case, no digest.
 	old, kept := earlier(server, "access-to.rollout.web"), earlier(neighbour, "access-to.rollout.web-neighbour")
 	// The neighbour's policy carries the server's digest label but records another server.
-	kept.Labels[netpol.ServerLabel] = server.Hash()
+	kept.Labels[compile.ServerLabel] = server.Hash()
 	create(t, old, kept)
 	ci := applyIntents(t, ns, `
 metadata: {name: client}
@@ -295,10 +295,10 @@ spec:
   targets:
   - kubernetes: {name: web, kind: Rollout}
 `)
-	counter := startOperator(t, controller.Options{})
+	counter := startOperator(t, enforcement.Options{})
 	waitReady(t, ci)
 	writesSettle(t, counter)
-	policyAt(t, client.ObjectKey{Namespace: ns, Name: server.PolicyName()})
+	policyAt(t, client.ObjectKey{Namespace: ns, Name: compile.PolicyName(server)})
 	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(old), &networkingv1.NetworkPolicy{}); err == nil {
 		t.Errorf("policy %s under the earlier name is still there", old.Name)
 	}

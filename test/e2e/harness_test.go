@@ -28,12 +28,13 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/apitest"
-	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/connectivity"
-	"github.com/intentguard/intentguard/internal/controller"
+	"github.com/intentguard/intentguard/internal/enforcement"
+	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/localcluster"
-	"github.com/intentguard/intentguard/internal/netpol"
 	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
+	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/tutorial"
 )
 
@@ -57,7 +58,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "starting the local control plane:", err)
 		os.Exit(1)
 	}
-	scheme := cluster.Scheme()
+	scheme := informer.Scheme()
 	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -80,13 +81,13 @@ func TestMain(m *testing.M) {
 
 // startOperator runs the operator with the given settings until the test ends, and
 // returns a counter of the API writes it makes.
-func startOperator(t *testing.T, opts controller.Options) *apitest.WriteCounter {
+func startOperator(t *testing.T, opts enforcement.Options) *apitest.WriteCounter {
 	t.Helper()
 	return startOperatorOn(t, local.Config, opts)
 }
 
 // startOperatorOn is startOperator against another control plane.
-func startOperatorOn(t *testing.T, target *rest.Config, opts controller.Options) *apitest.WriteCounter {
+func startOperatorOn(t *testing.T, target *rest.Config, opts enforcement.Options) *apitest.WriteCounter {
 	t.Helper()
 	return startOperatorConfig(t, target, operator.Config{Enforcement: opts})
 }
@@ -223,7 +224,7 @@ func waitReady(t *testing.T, ci *v2beta1.ClientIntents) *v2beta1.ClientIntents {
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
 			return false, err
 		}
-		return got.Status.ObservedGeneration == got.Generation && apimeta.IsStatusConditionTrue(got.Status.Conditions, controller.ConditionReady), nil
+		return got.Status.ObservedGeneration == got.Generation && apimeta.IsStatusConditionTrue(got.Status.Conditions, status.ConditionReady), nil
 	})
 	return &got
 }
@@ -232,7 +233,7 @@ func waitReady(t *testing.T, ci *v2beta1.ClientIntents) *v2beta1.ClientIntents {
 func managedPolicies(t *testing.T, ns string) []networkingv1.NetworkPolicy {
 	t.Helper()
 	var list networkingv1.NetworkPolicyList
-	if err := kube.List(context.Background(), &list, client.InNamespace(ns), client.MatchingLabels{netpol.ManagedByLabel: netpol.ManagedByValue}); err != nil {
+	if err := kube.List(context.Background(), &list, client.InNamespace(ns), client.MatchingLabels{compile.ManagedByLabel: compile.ManagedByValue}); err != nil {
 		t.Fatal(err)
 	}
 	return list.Items

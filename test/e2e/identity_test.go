@@ -19,11 +19,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/connectivity"
-	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/enforcement"
+	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/tutorial"
 )
 
@@ -129,7 +129,7 @@ func widget(t *testing.T, ns, name string) *unstructured.Unstructured {
 // ReplicaSet, a custom kind) are found by their identity: as clients they are admitted,
 // as servers they are protected.
 func TestEveryOwnerKindEnforced(t *testing.T) {
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	widgetCRD(t)
 	ns := namespace(t, "owners")
 	deployment(t, ns, "api", 1, nil, nil)
@@ -164,7 +164,7 @@ spec:
 `)
 	for _, ci := range []*v2beta1.ClientIntents{report, api} {
 		got := waitReady(t, ci)
-		if got.Status.Enforcement != controller.EnforcementEnforced {
+		if got.Status.Enforcement != status.EnforcementEnforced {
 			t.Fatalf("%s: enforcement %q: %+v", ci.Name, got.Status.Enforcement, got.Status.Targets)
 		}
 	}
@@ -180,7 +180,7 @@ spec:
 // target, without claiming the other targets' enforcement for it; the policy follows
 // within seconds of the namespace and its workload.
 func TestServerNamespaceCreatedLater(t *testing.T) {
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	ns := namespace(t, "early")
 	deployment(t, ns, "client", 1, nil, nil)
 	deployment(t, ns, "server", 1, nil, nil)
@@ -198,7 +198,7 @@ spec:
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
 			return false, err
 		}
-		c := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionReady)
+		c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionReady)
 		return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "waiting for namespace late-ns"), nil
 	})
 	if d := time.Since(start); d > 5*time.Second {
@@ -221,10 +221,10 @@ spec:
 		}
 		return len(got.Status.Targets) == 2, nil
 	})
-	if c := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionEnforced); c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "late-ns") {
+	if c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionEnforced); c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "late-ns") {
 		t.Errorf("Enforced = %+v", c)
 	}
-	if c := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionTargetsResolved); c == nil || c.Status != metav1.ConditionFalse {
+	if c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionTargetsResolved); c == nil || c.Status != metav1.ConditionFalse {
 		t.Errorf("TargetsResolved = %+v", c)
 	}
 
@@ -241,7 +241,7 @@ spec:
 // The cluster DNS server keeps the ports its Service forwards to (here 5353) open to
 // everyone, whatever name the intents know it by.
 func TestClusterDNSPortsFromService(t *testing.T) {
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	ns := namespace(t, "dns-client")
 	deployment(t, ns, "prometheus", 1, nil, nil)
 	d := deployment(t, "kube-system", "resolver", 1, nil, map[string]string{"k8s-app": "kube-dns"})
@@ -285,7 +285,7 @@ spec:
 // A Service without a selector gets no policy, and the status says so instead of
 // claiming enforcement.
 func TestServiceWithoutSelectorNotClaimed(t *testing.T) {
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	ns := namespace(t, "noselector")
 	deployment(t, ns, "client", 1, nil, nil)
 	service(t, ns, "external-db", nil, 5432, intstr.FromInt32(5432))
@@ -301,10 +301,10 @@ spec:
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
 			return false, err
 		}
-		c := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionReady)
-		return c != nil && c.Reason == controller.ReasonFailed && strings.Contains(c.Message, "no pod selector"), nil
+		c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionReady)
+		return c != nil && c.Reason == status.ReasonFailed && strings.Contains(c.Message, "no pod selector"), nil
 	})
-	if got.Status.Enforcement == controller.EnforcementEnforced || apimeta.IsStatusConditionTrue(got.Status.Conditions, controller.ConditionEnforced) {
+	if got.Status.Enforcement == status.EnforcementEnforced || apimeta.IsStatusConditionTrue(got.Status.Conditions, status.ConditionEnforced) {
 		t.Fatalf("status claims enforcement: %+v", got.Status)
 	}
 	if n := len(managedPolicies(t, ns)); n != 0 {
@@ -316,7 +316,7 @@ spec:
 // to a client that declared its call through a Service of another name; the
 // ProtectedService reports the policy that protects it.
 func TestShadowProtectedServiceReachedThroughOtherServiceName(t *testing.T) {
-	startOperator(t, controller.Options{Shadow: true})
+	startOperator(t, enforcement.Options{Shadow: true})
 	ns := namespace(t, "shadow-svc")
 	deployment(t, ns, "server", 1, nil, nil)
 	deployment(t, ns, "client", 1, nil, nil)
@@ -335,7 +335,7 @@ spec:
 	// Enforced is where it must end.
 	waitFor(t, "the Service target enforced", func() (bool, error) {
 		got := waitReady(t, ci)
-		return got.Status.Enforcement == controller.EnforcementEnforced, nil
+		return got.Status.Enforcement == status.EnforcementEnforced, nil
 	})
 	eventuallyConnectivity(t, http8080, calls{"server.shadow-svc": {"client.shadow-svc"}}, ns)
 	waitFor(t, "ProtectedService Ready with its policy", func() (bool, error) {
@@ -343,14 +343,14 @@ spec:
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ps), &p); err != nil {
 			return false, err
 		}
-		return apimeta.IsStatusConditionTrue(p.Status.Conditions, controller.ConditionReady) && p.Status.Policy == "access-to.any.server", nil
+		return apimeta.IsStatusConditionTrue(p.Status.Conditions, status.ConditionReady) && p.Status.Policy == "access-to.any.server", nil
 	})
 }
 
 // A ProtectedService for a server nobody declared calls to closes it to everyone, and
 // says which policy does.
 func TestProtectedServiceAloneDeniesAll(t *testing.T) {
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	ns := namespace(t, "lonely-ps")
 	deployment(t, ns, "vault", 1, nil, nil)
 	deployment(t, ns, "client", 1, nil, nil)
@@ -362,7 +362,7 @@ func TestProtectedServiceAloneDeniesAll(t *testing.T) {
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ps), &p); err != nil {
 			return false, err
 		}
-		return apimeta.IsStatusConditionTrue(p.Status.Conditions, controller.ConditionReady) && p.Status.Policy == "access-to.any.vault", nil
+		return apimeta.IsStatusConditionTrue(p.Status.Conditions, status.ConditionReady) && p.Status.Policy == "access-to.any.vault", nil
 	})
 }
 
@@ -377,7 +377,7 @@ func TestOwnerArrivingAfterItsPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lc.Stop() })
-	c, err := client.New(lc.Config, client.Options{Scheme: cluster.Scheme()})
+	c, err := client.New(lc.Config, client.Options{Scheme: informer.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +402,7 @@ func TestOwnerArrivingAfterItsPod(t *testing.T) {
 	// The pods arrive before their ReplicaSets.
 	mustCreate(pod("web-5c7-a", "web-5c7", map[string]string{"app": "web"}), pod("api-9f2-a", "api-9f2", map[string]string{"app": "api"}))
 	mustCreate(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "intruder", Labels: map[string]string{"app": "intruder"}}, Spec: podSpec(corev1.RestartPolicyAlways)})
-	startOperatorOn(t, lc.Config, controller.Options{})
+	startOperatorOn(t, lc.Config, enforcement.Options{})
 	ci := &v2beta1.ClientIntents{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
 		Spec: v2beta1.ClientIntentsSpec{Workload: v2beta1.Workload{Name: "web"}, Targets: []v2beta1.Target{{Kubernetes: &v2beta1.KubernetesTarget{Name: "api"}}}}}
 	mustCreate(ci)
@@ -437,6 +437,6 @@ func TestOwnerArrivingAfterItsPod(t *testing.T) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(ci), &got); err != nil {
 			return false, err
 		}
-		return apimeta.IsStatusConditionTrue(got.Status.Conditions, controller.ConditionReady) && got.Status.Enforcement == controller.EnforcementEnforced, nil
+		return apimeta.IsStatusConditionTrue(got.Status.Conditions, status.ConditionReady) && got.Status.Enforcement == status.EnforcementEnforced, nil
 	})
 }

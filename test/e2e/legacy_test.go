@@ -13,7 +13,7 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/apitest"
-	"github.com/intentguard/intentguard/internal/controller"
+	"github.com/intentguard/intentguard/internal/enforcement"
 )
 
 // putStored writes a ClientIntents into etcd as the API server stores it, in the version
@@ -96,7 +96,7 @@ func TestLegacyObjectsDoNotStopTheOperator(t *testing.T) {
 	for _, l := range legacyObjects {
 		putStored(t, tenant, l.doc)
 	}
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 
 	waitReady(t, ci)
 	waitFor(t, "the victim's policy", func() (bool, error) { return len(managedPolicies(t, victim)) > 0, nil })

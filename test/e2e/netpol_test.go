@@ -18,9 +18,10 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/connectivity"
-	"github.com/intentguard/intentguard/internal/controller"
+	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
-	"github.com/intentguard/intentguard/internal/netpol"
+	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
+	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/tutorial"
 )
 
@@ -29,7 +30,7 @@ var http8080 = connectivity.Port{Number: 8080, Name: "http"}
 // Given the public tutorial, when client declares its call to the server Service, then
 // client reaches server, client-other does not, and one policy protects server.
 func TestTutorialClientAllowedClientOtherDenied(t *testing.T) {
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	ctx := context.Background()
 	if err := tutorial.Create(ctx, kube); err != nil {
 		t.Fatal(err)
@@ -41,7 +42,7 @@ func TestTutorialClientAllowedClientOtherDenied(t *testing.T) {
 	ci := tutorial.Intents()
 	create(t, ci)
 	got := waitReady(t, ci)
-	if got.Status.Enforcement != controller.EnforcementEnforced || !got.Status.UpToDate || got.Status.TargetCount != 1 {
+	if got.Status.Enforcement != status.EnforcementEnforced || !got.Status.UpToDate || got.Status.TargetCount != 1 {
 		t.Errorf("status = %+v", got.Status)
 	}
 	if n := len(managedPolicies(t, tutorial.Namespace)); n != 1 {
@@ -56,7 +57,7 @@ func TestTutorialClientAllowedClientOtherDenied(t *testing.T) {
 // Given clients in two namespaces, only the one that declared a call across namespaces
 // reaches the server; the same-named workload in a third namespace does not.
 func TestCrossNamespaceIntents(t *testing.T) {
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	srv, a, b := namespace(t, "xns-server"), namespace(t, "xns-a"), namespace(t, "xns-b")
 	deployment(t, srv, "api", 1, nil, nil)
 	deployment(t, a, "frontend", 1, nil, nil)
@@ -75,7 +76,7 @@ spec:
 
 // Service targets allow the Service's target ports, numeric or named, and nothing else.
 func TestServiceTargetPorts(t *testing.T) {
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	ns := namespace(t, "svc-ports")
 	deployment(t, ns, "web", 1, nil, nil)
 	deployment(t, ns, "db", 1, nil, nil)
@@ -107,7 +108,7 @@ spec:
 
 // A kinded workload target protects only the workload of that kind.
 func TestKindedWorkloadTarget(t *testing.T) {
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	ns := namespace(t, "kinded")
 	deployment(t, ns, "store", 1, nil, nil)
 	deployment(t, ns, "client", 1, nil, nil)
@@ -135,7 +136,7 @@ spec:
 
 // A workload sharing the declared client's labels is not let in with it.
 func TestLookalikeClientStaysDenied(t *testing.T) {
-	counter := startOperator(t, controller.Options{})
+	counter := startOperator(t, enforcement.Options{})
 	ns := namespace(t, "lookalike")
 	deployment(t, ns, "server", 1, nil, nil)
 	deployment(t, ns, "client", 1, nil, nil)
@@ -178,7 +179,7 @@ spec:
 // Pods whose identity comes from the workload-name annotation are selected through labels
 // the operator adds, and those labels go when the intents go.
 func TestAnnotationOverriddenIdentity(t *testing.T) {
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	ns := namespace(t, "annotated")
 	deployment(t, ns, "server", 1, nil, nil)
 	deployment(t, ns, "checkout-v2", 2, map[string]string{identity.WorkloadNameAnnotation: "checkout"}, nil)
@@ -207,10 +208,10 @@ func noOperatorLabels(ns string) (bool, error) {
 		return false, err
 	}
 	for _, p := range pods.Items {
-		if _, ok := p.Labels[netpol.WorkloadLabel]; ok {
+		if _, ok := p.Labels[compile.WorkloadLabel]; ok {
 			return false, nil
 		}
-		if _, ok := p.Labels[netpol.WorkloadKindLabel]; ok {
+		if _, ok := p.Labels[compile.WorkloadKindLabel]; ok {
 			return false, nil
 		}
 	}
@@ -220,7 +221,7 @@ func noOperatorLabels(ns string) (bool, error) {
 // In shadow mode nothing is enforced and the status says what would be; a
 // ProtectedService turns enforcement on for its server only.
 func TestShadowModeAndProtectedService(t *testing.T) {
-	startOperator(t, controller.Options{Shadow: true})
+	startOperator(t, enforcement.Options{Shadow: true})
 	ns := namespace(t, "shadow")
 	deployment(t, ns, "server", 1, nil, nil)
 	deployment(t, ns, "billing", 1, nil, nil)
@@ -234,14 +235,14 @@ spec:
   - kubernetes: {name: billing}
 `)
 	got := waitReady(t, ci)
-	if got.Status.Enforcement != controller.EnforcementShadow {
+	if got.Status.Enforcement != status.EnforcementShadow {
 		t.Fatalf("enforcement = %q, want Shadow", got.Status.Enforcement)
 	}
-	cond := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionEnforced)
-	if cond == nil || cond.Reason != controller.ReasonShadowMode || !strings.Contains(cond.Message, "server.shadow") {
+	cond := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionEnforced)
+	if cond == nil || cond.Reason != status.ReasonShadowMode || !strings.Contains(cond.Message, "server.shadow") {
 		t.Fatalf("Enforced condition = %+v", cond)
 	}
-	waitFor(t, "a ShadowMode event", func() (bool, error) { return hasEvent(ns, ci.Name, controller.ReasonShadowMode) })
+	waitFor(t, "a ShadowMode event", func() (bool, error) { return hasEvent(ns, ci.Name, status.ReasonShadowMode) })
 	if n := len(managedPolicies(t, ns)); n != 0 {
 		t.Fatalf("%d policies in shadow mode", n)
 	}
@@ -252,7 +253,7 @@ spec:
 	waitFor(t, "Partial enforcement", func() (bool, error) {
 		var ci2 v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &ci2)
-		return err == nil && ci2.Status.Enforcement == controller.EnforcementPartial, err
+		return err == nil && ci2.Status.Enforcement == status.EnforcementPartial, err
 	})
 
 	// A ProtectedService for a server nobody declared a call to denies all its ingress.
@@ -263,7 +264,7 @@ spec:
 
 // Namespaces listed as enforced are enforced in shadow mode; others are not.
 func TestPerNamespaceEnforcement(t *testing.T) {
-	startOperator(t, controller.Options{Shadow: true, EnforcedNamespaces: []string{"enforced-ns"}})
+	startOperator(t, enforcement.Options{Shadow: true, EnforcedNamespaces: []string{"enforced-ns"}})
 	on, off := namespace(t, "enforced-ns"), namespace(t, "shadowed-ns")
 	for _, ns := range []string{on, off} {
 		deployment(t, ns, "server", 1, nil, nil)
@@ -283,7 +284,7 @@ spec:
 // Deleting intents removes exactly their policy; deleting a client namespace removes its
 // clients from other namespaces' policies.
 func TestDeletingIntentsAndNamespaces(t *testing.T) {
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	srv := namespace(t, "del-server")
 	gone := namespace(t, "del-client")
 	deployment(t, srv, "api", 1, nil, nil)
@@ -327,7 +328,7 @@ spec:
 // A managed policy deleted or edited by hand is restored; a policy the operator did not
 // create is never touched.
 func TestHandEditedPoliciesRestoredForeignUntouched(t *testing.T) {
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	ns := namespace(t, "tamper")
 	deployment(t, ns, "server", 1, nil, nil)
 	deployment(t, ns, "client", 1, nil, nil)
@@ -386,7 +387,7 @@ spec:
 	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(foreign), &after); err != nil {
 		t.Fatal(err)
 	}
-	if after.Generation != 1 || after.Labels[netpol.ManagedByLabel] != "" {
+	if after.Generation != 1 || after.Labels[compile.ManagedByLabel] != "" {
 		t.Fatalf("foreign policy was modified: generation %d, labels %v", after.Generation, after.Labels)
 	}
 	deleteObj(t, ci)
@@ -399,7 +400,7 @@ spec:
 // A hand-written policy that happens to carry the name the operator would use is left
 // alone, and the intents report why they are not in force.
 func TestForeignPolicyWithOperatorNameLeftAlone(t *testing.T) {
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	ns := namespace(t, "squatter")
 	deployment(t, ns, "server", 1, nil, nil)
 	deployment(t, ns, "client", 1, nil, nil)
@@ -418,8 +419,8 @@ spec:
 	waitFor(t, "Ready=False saying the name is taken", func() (bool, error) {
 		var got v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got)
-		c := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionReady)
-		return err == nil && c != nil && c.Status == metav1.ConditionFalse && c.Reason == controller.ReasonFailed &&
+		c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionReady)
+		return err == nil && c != nil && c.Status == metav1.ConditionFalse && c.Reason == status.ReasonFailed &&
 			strings.Contains(c.Message, "exists and is not managed by"), err
 	})
 	var after networkingv1.NetworkPolicy
@@ -545,7 +546,7 @@ spec:
   - kubernetes: {name: missing}
 `)
 	t.Run("converge", func(t *testing.T) {
-		startOperator(t, controller.Options{})
+		startOperator(t, enforcement.Options{})
 		waitReady(t, ci)
 		waitReady(t, batch)
 		waitFor(t, "policies", func() (bool, error) { return len(managedPolicies(t, ns)) == 4, nil })
@@ -554,7 +555,7 @@ spec:
 	// A fresh operator lists and reconciles everything from scratch, exactly like a resync.
 	// Its reconcile counters prove it did before the writes are counted.
 	policiesBefore, statusBefore := reconciles(t, "networkpolicy"), reconciles(t, "clientintents-status")
-	counter := startOperator(t, controller.Options{})
+	counter := startOperator(t, enforcement.Options{})
 	waitReady(t, ci)
 	waitFor(t, "every server and both ClientIntents reconciled by the new operator", func() (bool, error) {
 		return reconciles(t, "networkpolicy")-policiesBefore >= 4 && reconciles(t, "clientintents-status")-statusBefore >= 2, nil
@@ -587,7 +588,7 @@ spec:
   - kubernetes: {name: alpha}
   - kubernetes: {name: beta}
 `)
-	counter := startOperator(t, controller.Options{})
+	counter := startOperator(t, enforcement.Options{})
 	first = waitReady(t, first)
 	waitReady(t, second)
 	time.Sleep(time.Second) // let every initial reconcile run

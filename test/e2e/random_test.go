@@ -22,9 +22,9 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/connectivity"
-	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/status"
 )
 
 var (
@@ -48,7 +48,7 @@ func TestRandomizedClusterEveryPodPair(t *testing.T) {
 			name = "shadow"
 		}
 		t.Run(name, func(t *testing.T) {
-			counter := startOperator(t, controller.Options{Shadow: shadow})
+			counter := startOperator(t, enforcement.Options{Shadow: shadow})
 			w := &world{t: t, seed: seed, rnd: rand.New(rand.NewSource(seed)), shadow: shadow, counter: counter, prefix: "r" + name[:1],
 				workloads: map[string]*rworkload{}, intents: map[string]*rintents{}, protected: map[string]bool{}, live: map[string]bool{}, bare: map[string]*rworkload{}}
 			w.setup()
@@ -662,7 +662,7 @@ func (w *world) checkStatus(step int) {
 		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ri.client.ns, Name: "ci-" + ri.client.identity}, &ci); err != nil {
 			w.t.Fatal(err)
 		}
-		if ci.Status.ObservedGeneration != ci.Generation || !apimeta.IsStatusConditionTrue(ci.Status.Conditions, controller.ConditionReady) {
+		if ci.Status.ObservedGeneration != ci.Generation || !apimeta.IsStatusConditionTrue(ci.Status.Conditions, status.ConditionReady) {
 			continue
 		}
 		for i, tg := range ri.targets {

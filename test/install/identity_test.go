@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/credentials"
+	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/principal"
 )
@@ -168,13 +168,13 @@ func TestOneIdentityForBothOperators(t *testing.T) {
 	intentsRec := &forbiddenRecorder{}
 	skip := true
 	intents, err := ctrl.NewManager(as(serviceAccount, intentsRec), ctrl.Options{
-		Scheme: cluster.Scheme(), Cache: cluster.CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"},
+		Scheme: informer.Scheme(), Cache: informer.CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: &skip},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := cluster.NewIdentities(intents.GetCache(), intents.GetAPIReader(), ctrl.Log.WithName("identities"))
+	ids := informer.NewIdentities(intents.GetCache(), intents.GetAPIReader(), ctrl.Log.WithName("identities"))
 	if err := ids.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

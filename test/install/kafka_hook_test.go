@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/cluster"
-	"github.com/intentguard/intentguard/internal/kafka"
+	"github.com/intentguard/intentguard/internal/facts/informer"
+	"github.com/intentguard/intentguard/internal/point/kafka"
 )
 
 // heldKafkaConfig creates a KafkaServerConfig carrying the Kafka point's finalizer, as one
@@ -56,7 +56,7 @@ func runKafkaHook(t *testing.T, c client.Client, ns, rel string) <-chan error {
 			}
 			cfg := rest.CopyConfig(local.Config)
 			cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":" + job.Spec.Template.Spec.ServiceAccountName}
-			as, err := client.New(cfg, client.Options{Scheme: cluster.Scheme()})
+			as, err := client.New(cfg, client.Options{Scheme: informer.Scheme()})
 			if err != nil {
 				return err
 			}

@@ -13,12 +13,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/controller"
+
 	"github.com/intentguard/intentguard/internal/enforcement"
-	"github.com/intentguard/intentguard/internal/kafka"
-	"github.com/intentguard/intentguard/internal/kafka/broker"
-	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
-	"github.com/intentguard/intentguard/internal/kafkaacl"
+	"github.com/intentguard/intentguard/internal/point/kafka"
+	"github.com/intentguard/intentguard/internal/point/kafka/acl"
+	"github.com/intentguard/intentguard/internal/point/kafka/broker"
+	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
 )
 
 // The API server refuses KafkaServerConfigs that would widen access or cannot work, with
@@ -131,7 +131,7 @@ func TestTLSFromSecret(t *testing.T) {
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "operator-tls", Labels: optIn}, Data: map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM, "ca.pem": pki.CAPEM}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin", Labels: optIn}, StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword}},
 	)
-	op := startOperator(t, controller.Options{})
+	op := startOperator(t, enforcement.Options{})
 	ksc := &v2beta1.KafkaServerConfig{}
 	decode(t, fmt.Sprintf(`
 metadata: {name: kafka, namespace: %s}
@@ -159,7 +159,7 @@ func TestMissingSecretIsReported(t *testing.T) {
 	ns := namespace(t, "kafka-nosecret")
 	b := startBroker(t, kafkatest.Options{})
 	handMade(t, b, topicACL("User:x", "t"))
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	ksc := &v2beta1.KafkaServerConfig{}
 	decode(t, fmt.Sprintf(`{metadata: {name: kafka, namespace: %s}, spec: {workload: {name: kafka}, addr: %q, sasl: {mechanism: PLAIN, secretName: nope}}}`, ns, b.Addr), ksc)
 	create(t, ksc)
@@ -178,7 +178,7 @@ func TestPointNotifies(t *testing.T) {
 	ns := namespace(t, "kafka-notify")
 	c := user(ns, "client")
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}})
-	op := startOperator(t, controller.Options{})
+	op := startOperator(t, enforcement.Options{})
 	changes := op.point.Changes()
 	ci := applyIntents(t, ns, `
 metadata: {name: client}
@@ -197,12 +197,12 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	}
 }
 
-func topicACL(p, topic string) kafkaacl.ACL {
-	return kafkaacl.ACL{Principal: p, Host: "*", Resource: kafkaacl.Topic, Pattern: kafkaacl.Literal, Name: topic, Operation: kafkaacl.Write, Permission: kafkaacl.Allow}
+func topicACL(p, topic string) acl.ACL {
+	return acl.ACL{Principal: p, Host: "*", Resource: acl.Topic, Pattern: acl.Literal, Name: topic, Operation: acl.Write, Permission: acl.Allow}
 }
 
 // brokerACLsTLS lists a TLS broker's ACLs as its SCRAM administrator.
-func brokerACLsTLS(t *testing.T, b *kafkatest.Broker, pki *kafkatest.PKI) kafkaacl.Set {
+func brokerACLsTLS(t *testing.T, b *kafkatest.Broker, pki *kafkatest.PKI) acl.Set {
 	t.Helper()
 	certPEM, keyPEM, err := pki.ClientPEM(pkix.Name{CommonName: "test-admin"})
 	if err != nil {
@@ -231,7 +231,7 @@ func TestSASLUserTemplateAndGroupPrefix(t *testing.T) {
 	ns := namespace(t, "kafka-sasl-names")
 	c, o := "client."+ns, "other."+ns
 	b := startBroker(t, kafkatest.Options{Users: []string{c, o}, Topics: []string{"events"}})
-	op := startOperator(t, controller.Options{})
+	op := startOperator(t, enforcement.Options{})
 	brokerConfig(t, ns, "kafka", b, `  principal: {template: "User:$(workload).$(namespace)"}
   consumerGroup: {name: "$(workload).$(namespace).", pattern: prefix}`)
 	ci := applyIntents(t, ns, `

@@ -15,11 +15,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/controller"
+
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/enforcement"
-	"github.com/intentguard/intentguard/internal/kafka"
-	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/point/kafka"
+	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
 )
 
 // The two operators meet: the credentials operator issues the broker's, the intents
@@ -90,7 +90,7 @@ func TestIssuedCertificatesAgainstTheBroker(t *testing.T) {
 	})
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin", Labels: optIn}, StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword}})
 
-	op := startOperator(t, controller.Options{})
+	op := startOperator(t, enforcement.Options{})
 	ksc := &v2beta1.KafkaServerConfig{}
 	decode(t, fmt.Sprintf(`
 metadata: {name: kafka, namespace: %s}

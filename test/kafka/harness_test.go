@@ -24,16 +24,15 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/apitest"
-	"github.com/intentguard/intentguard/internal/cluster"
-	"github.com/intentguard/intentguard/internal/controller"
+
 	"github.com/intentguard/intentguard/internal/enforcement"
-	"github.com/intentguard/intentguard/internal/kafka"
-	"github.com/intentguard/intentguard/internal/kafka/broker"
-	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
-	"github.com/intentguard/intentguard/internal/kafkaacl"
+	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
-	"github.com/intentguard/intentguard/internal/rollout"
+	"github.com/intentguard/intentguard/internal/point/kafka"
+	"github.com/intentguard/intentguard/internal/point/kafka/acl"
+	"github.com/intentguard/intentguard/internal/point/kafka/broker"
+	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
 )
 
 // recordNS is the operator's own namespace, where it keeps its ownership records.
@@ -58,7 +57,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "starting the local control plane:", err)
 		os.Exit(1)
 	}
-	kube, err = client.New(local.Config, client.Options{Scheme: cluster.Scheme()})
+	kube, err = client.New(local.Config, client.Options{Scheme: informer.Scheme()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -92,7 +91,7 @@ type runningOperator struct {
 
 // startOperator runs the operator with the Kafka point until the test ends or stop; the
 // Kafka options (1 s resync and backoff) can be changed by the test.
-func startOperator(t *testing.T, enf controller.Options, change ...func(*kafka.Options)) *runningOperator {
+func startOperator(t *testing.T, enf enforcement.Options, change ...func(*kafka.Options)) *runningOperator {
 	t.Helper()
 	operatorMu.Lock()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -102,7 +101,7 @@ func startOperator(t *testing.T, enf controller.Options, change ...func(*kafka.O
 		operatorMu.Unlock()
 		t.Fatalf("building operator: %v", err)
 	}
-	ko := kafka.Options{Enforcement: rollout.Options(enf), ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour, RecordNamespace: recordNS}
+	ko := kafka.Options{Enforcement: enforcement.Options(enf), ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour, RecordNamespace: recordNS}
 	for _, c := range change {
 		c(&ko)
 	}
@@ -270,7 +269,7 @@ func waitState(t *testing.T, op *runningOperator, ci *v2beta1.ClientIntents, wan
 }
 
 // brokerACLs lists the broker's ACLs as its administrator.
-func brokerACLs(t *testing.T, b *kafkatest.Broker) kafkaacl.Set {
+func brokerACLs(t *testing.T, b *kafkatest.Broker) acl.Set {
 	t.Helper()
 	cl := adminClient(t, b)
 	defer cl.Close()
@@ -292,7 +291,7 @@ func adminClient(t *testing.T, b *kafkatest.Broker) *broker.Client {
 }
 
 // handMade creates ACLs as a broker administrator would, outside the operator.
-func handMade(t *testing.T, b *kafkatest.Broker, acls ...kafkaacl.ACL) {
+func handMade(t *testing.T, b *kafkatest.Broker, acls ...acl.ACL) {
 	t.Helper()
 	cl := adminClient(t, b)
 	defer cl.Close()

@@ -15,12 +15,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/controller"
+
 	"github.com/intentguard/intentguard/internal/enforcement"
-	"github.com/intentguard/intentguard/internal/kafka"
-	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
-	"github.com/intentguard/intentguard/internal/kafkaacl"
 	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/point/kafka"
+	"github.com/intentguard/intentguard/internal/point/kafka/acl"
+	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
 )
 
 // The public Kafka mTLS tutorial: broker kafka in namespace kafka, a KafkaServerConfig, a
@@ -33,7 +33,7 @@ func TestTutorialKafka(t *testing.T) {
 	b := startBroker(t, kafkatest.Options{Users: []string{client, other}, Topics: []string{"mytopic", "transactions"}})
 	namespace(t, "kafka")
 	namespace(t, appNS)
-	op := startOperator(t, controller.Options{Shadow: true})
+	op := startOperator(t, enforcement.Options{Shadow: true})
 
 	ksc := brokerConfig(t, "kafka", "kafka", b, "")
 	ci := applyIntents(t, appNS, `
@@ -95,12 +95,12 @@ func TestIntentLifecycleKeepsHandMadeACLs(t *testing.T) {
 	ns := namespace(t, "kafka-lifecycle")
 	c := user(ns, "client")
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a", "b", "manual"}})
-	op := startOperator(t, controller.Options{})
+	op := startOperator(t, enforcement.Options{})
 
 	pc := "User:" + c
-	handPrincipal := kafkaacl.ACL{Principal: pc, Host: "*", Resource: kafkaacl.Topic, Pattern: kafkaacl.Literal, Name: "manual", Operation: kafkaacl.Write, Permission: kafkaacl.Allow}
-	handIdentical := kafkaacl.ACL{Principal: pc, Host: "*", Resource: kafkaacl.Topic, Pattern: kafkaacl.Literal, Name: "b", Operation: kafkaacl.Write, Permission: kafkaacl.Allow}
-	handOther := kafkaacl.ACL{Principal: "User:someone", Host: "*", Resource: kafkaacl.Topic, Pattern: kafkaacl.Prefixed, Name: "", Operation: kafkaacl.All, Permission: kafkaacl.Allow}
+	handPrincipal := acl.ACL{Principal: pc, Host: "*", Resource: acl.Topic, Pattern: acl.Literal, Name: "manual", Operation: acl.Write, Permission: acl.Allow}
+	handIdentical := acl.ACL{Principal: pc, Host: "*", Resource: acl.Topic, Pattern: acl.Literal, Name: "b", Operation: acl.Write, Permission: acl.Allow}
+	handOther := acl.ACL{Principal: "User:someone", Host: "*", Resource: acl.Topic, Pattern: acl.Prefixed, Name: "", Operation: acl.All, Permission: acl.Allow}
 	handMade(t, b, handPrincipal, handIdentical, handOther)
 
 	ksc := brokerConfig(t, ns, "kafka", b, "")
@@ -126,7 +126,7 @@ spec:
 	// Several resyncs pass (the period is one second); nothing hand-made moves.
 	time.Sleep(2500 * time.Millisecond)
 	got := brokerACLs(t, b)
-	for _, a := range []kafkaacl.ACL{handPrincipal, handIdentical, handOther} {
+	for _, a := range []acl.ACL{handPrincipal, handIdentical, handOther} {
 		if !got.Has(a) {
 			t.Fatalf("hand-made %s was removed", a)
 		}
@@ -150,7 +150,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 		t.Fatal(err)
 	}
 	waitFor(t, "KafkaServerConfig deleted", 30*time.Second, gone(ksc))
-	if got := brokerACLs(t, b); !got.Equal(kafkaacl.NewSet(handPrincipal, handIdentical, handOther)) {
+	if got := brokerACLs(t, b); !got.Equal(acl.NewSet(handPrincipal, handIdentical, handOther)) {
 		t.Fatalf("after deleting the KafkaServerConfig the broker holds\n%v\nwant only the hand-made ACLs", got.Sorted())
 	}
 	mustNotProduce(t, b, c, "a")
@@ -169,7 +169,7 @@ func TestLevelTriggered(t *testing.T) {
 	ci := applyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}, {name: b, operations: [produce]}]}}]}`)
-	op := startOperator(t, controller.Options{})
+	op := startOperator(t, enforcement.Options{})
 	ksc := brokerConfig(t, ns, "kafka", b, "")
 	waitState(t, op, ci, enforcement.Enforced)
 	mustProduce(t, b, c, "a", "1")
@@ -205,7 +205,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	// created, knowing it from the owned set it recorded.
 	op.stop()
 	updateIntents(t, ci, `{workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
-	op2 := startOperator(t, controller.Options{})
+	op2 := startOperator(t, enforcement.Options{})
 	waitState(t, op2, ci, enforcement.Enforced)
 	mustProduce(t, b2, c, "a", "4")
 	mustNotProduce(t, b2, c, "b")
@@ -237,7 +237,7 @@ func TestPrefixesAndManyClients(t *testing.T) {
 	}
 	reader := user(ns, "auditor")
 	b := startBroker(t, kafkatest.Options{Users: append(users, reader), Topics: append(topics, "shared")})
-	op := startOperator(t, controller.Options{})
+	op := startOperator(t, enforcement.Options{})
 	brokerConfig(t, ns, "kafka", b, "")
 	var cis []*v2beta1.ClientIntents
 	for i := 0; i < n; i++ {
@@ -269,7 +269,7 @@ spec: {workload: {name: auditor}, targets: [{kafka: {name: kafka, topics: [{name
 	if len(got) != 4*n+1 {
 		t.Fatalf("broker holds %d ACLs, want %d", len(got), 4*n+1)
 	}
-	if !got.Has(kafkaacl.ACL{Principal: "User:" + users[0], Host: "*", Resource: kafkaacl.Topic, Pattern: kafkaacl.Prefixed, Name: "events.svc-0.", Operation: kafkaacl.Write, Permission: kafkaacl.Allow}) {
+	if !got.Has(acl.ACL{Principal: "User:" + users[0], Host: "*", Resource: acl.Topic, Pattern: acl.Prefixed, Name: "events.svc-0.", Operation: acl.Write, Permission: acl.Allow}) {
 		t.Fatal("the prefix ACL is missing")
 	}
 }
@@ -281,7 +281,7 @@ func TestBadIntentsTouchNothingElse(t *testing.T) {
 	ns := namespace(t, "kafka-bad")
 	c, o := user(ns, "client"), user(ns, "other")
 	b := startBroker(t, kafkatest.Options{Users: []string{c, o}, Topics: []string{"a", "b"}})
-	op := startOperator(t, controller.Options{})
+	op := startOperator(t, enforcement.Options{})
 	brokerConfig(t, ns, "kafka", b, "")
 	ci := applyIntents(t, ns, `
 metadata: {name: client}
@@ -317,7 +317,7 @@ func TestDeleteWithBrokerGone(t *testing.T) {
 	ns := namespace(t, "kafka-gone")
 	c := user(ns, "client")
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}})
-	op := startOperator(t, controller.Options{})
+	op := startOperator(t, enforcement.Options{})
 	ksc := brokerConfig(t, ns, "kafka", b, "")
 	ci := applyIntents(t, ns, `
 metadata: {name: client}
@@ -356,7 +356,7 @@ metadata: {name: c%d}
 spec: {workload: {name: c%d}, targets: [{kafka: {name: kafka, topics: [
   {name: in-%d, operations: [consume, produce]}, {name: out-%d, operations: [produce, describe]}]}}]}`, i, i, i, i)))
 	}
-	op := startOperator(t, controller.Options{})
+	op := startOperator(t, enforcement.Options{})
 	ksc := brokerConfig(t, ns, "kafka", b, "")
 	waitFor(t, "1,500 ACLs", 60*time.Second, func() (bool, error) {
 		st := getKSC(t, ksc).Status
@@ -380,7 +380,7 @@ spec: {workload: {name: c%d}, targets: [{kafka: {name: kafka, topics: [
 
 	op.stop()
 	reqs.Take()
-	op2 := startOperator(t, controller.Options{})
+	op2 := startOperator(t, enforcement.Options{})
 	waitState(t, op2, cis[7], enforcement.Enforced)
 	time.Sleep(1500 * time.Millisecond)
 	if c := reqs.Take(); c.Describe < 1 || c.Create+c.Delete != 0 {
@@ -395,8 +395,8 @@ func TestAddressMovesToAnotherCluster(t *testing.T) {
 	c := user(ns, "client")
 	first := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}, ClusterID: "first"})
 	second := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}, ClusterID: "second"})
-	declared := kafkaacl.ACL{Principal: "User:" + c, Host: "*", Resource: kafkaacl.Topic, Pattern: kafkaacl.Literal, Name: "a", Operation: kafkaacl.Write, Permission: kafkaacl.Allow}
-	op := startOperator(t, controller.Options{})
+	declared := acl.ACL{Principal: "User:" + c, Host: "*", Resource: acl.Topic, Pattern: acl.Literal, Name: "a", Operation: acl.Write, Permission: acl.Allow}
+	op := startOperator(t, enforcement.Options{})
 	ksc := brokerConfig(t, ns, "kafka", first, "")
 	ci := applyIntents(t, ns, `
 metadata: {name: client}
@@ -423,7 +423,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	onB.Name = "b"
 	updateIntents(t, ci, `{workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}, {name: b, operations: [produce]}]}}]}`)
 	waitState(t, op, ci, enforcement.Enforced)
-	if got := brokerACLs(t, second); !got.Equal(kafkaacl.NewSet(declared, onB)) {
+	if got := brokerACLs(t, second); !got.Equal(acl.NewSet(declared, onB)) {
 		t.Fatalf("the second cluster holds %v, want the hand-made ACL and the new one", got.Sorted())
 	}
 	if st := getKSC(t, ksc).Status; st.OwnedACLs != 1 || st.ForeignACLs != 1 {
@@ -442,10 +442,10 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 		st := getKSC(t, ksc).Status
 		return st.DesiredACLs == 0 && st.OwnedACLs == 0 && apimeta.IsStatusConditionTrue(st.Conditions, kafka.ConditionACLsInSync), nil
 	})
-	if got := brokerACLs(t, second); !got.Equal(kafkaacl.NewSet(declared)) {
+	if got := brokerACLs(t, second); !got.Equal(acl.NewSet(declared)) {
 		t.Fatalf("the hand-made ACL on the second cluster: broker holds %v", got.Sorted())
 	}
-	if got := brokerACLs(t, first); !got.Equal(kafkaacl.NewSet(declared)) {
+	if got := brokerACLs(t, first); !got.Equal(acl.NewSet(declared)) {
 		t.Fatalf("the first cluster's ACL was expected to stay (the config no longer reaches it); it holds %v", got.Sorted())
 	}
 }
@@ -456,7 +456,7 @@ func TestDeleteTimesOut(t *testing.T) {
 	ns := namespace(t, "kafka-timeout")
 	c := user(ns, "client")
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}})
-	op := startOperator(t, controller.Options{}, func(o *kafka.Options) { o.DeleteTimeout = 4 * time.Second })
+	op := startOperator(t, enforcement.Options{}, func(o *kafka.Options) { o.DeleteTimeout = 4 * time.Second })
 	ksc := brokerConfig(t, ns, "kafka", b, "")
 	ci := applyIntents(t, ns, `
 metadata: {name: client}
@@ -484,7 +484,7 @@ func TestChangeTouchesOnlyItsBroker(t *testing.T) {
 	a := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"left", "right"}, ClusterID: "a"})
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"left"}, ClusterID: "b"})
 	reqsA, reqsB := a.CountRequests(), b.CountRequests()
-	op := startOperator(t, controller.Options{}, func(o *kafka.Options) { o.ResyncPeriod = time.Hour })
+	op := startOperator(t, enforcement.Options{}, func(o *kafka.Options) { o.ResyncPeriod = time.Hour })
 	brokerConfig(t, ns, "kafka-a", a, "")
 	brokerConfig(t, ns, "kafka-b", b, "")
 	toA := applyIntents(t, ns, `

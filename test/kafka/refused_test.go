@@ -10,9 +10,9 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/intentguard/intentguard/internal/controller"
-	"github.com/intentguard/intentguard/internal/kafka"
-	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/enforcement"
+	"github.com/intentguard/intentguard/internal/point/kafka"
+	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
 )
 
 // A broker that answers but refuses the rights of the config's credentials (a user who may
@@ -23,7 +23,7 @@ import (
 func TestBrokerRefusingTheCredentialsIsSaidSo(t *testing.T) {
 	ns := namespace(t, "kafka-refused")
 	b := startBroker(t, kafkatest.Options{Users: []string{"app"}, Topics: []string{"a"}})
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	for name, password := range map[string]string{"not-admin": kafkatest.ClientPassword} {
 		create(t, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: optIn},

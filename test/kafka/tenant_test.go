@@ -23,12 +23,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/controller"
+
 	"github.com/intentguard/intentguard/internal/enforcement"
-	"github.com/intentguard/intentguard/internal/kafka"
-	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
-	"github.com/intentguard/intentguard/internal/kafkaacl"
 	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/point/kafka"
+	"github.com/intentguard/intentguard/internal/point/kafka/acl"
+	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
 )
 
 // listener is a TCP listener of a tenant's that records every byte sent to it.
@@ -138,7 +138,7 @@ func TestTenantCannotSendSecretsThroughTheOperator(t *testing.T) {
 		return nil, nil, false
 	})
 	raw := tenantListener(t)
-	startOperator(t, controller.Options{}, func(o *kafka.Options) { o.TLSDirs = []string{allowed} })
+	startOperator(t, enforcement.Options{}, func(o *kafka.Options) { o.TLSDirs = []string{allowed} })
 
 	sasl := tenantConfig(t, ns, "steal-sasl", tenantBroker.Addr, `  sasl: {mechanism: PLAIN, secretName: payments-sasl}`)
 	tlsConf := tenantConfig(t, ns, "steal-tls", raw.addr, `  tls: {secretName: payments-tls}`)
@@ -191,7 +191,7 @@ func TestOwnershipRecordCannotBeForged(t *testing.T) {
 	// A user's own ConfigMap that happens to bear the name earlier versions used.
 	userCM := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kafka-acls.kafka"}, Data: map[string]string{"mine": "yes"}}
 	create(t, userCM)
-	op := startOperator(t, controller.Options{})
+	op := startOperator(t, enforcement.Options{})
 	ksc, ci := producerOfA(t, op, ns, b)
 
 	// The tenant forges a record claiming the administrator's ACL, in the format and
@@ -206,7 +206,7 @@ func TestOwnershipRecordCannotBeForged(t *testing.T) {
 	}
 	// A restarted operator reads its record again.
 	op.stop()
-	op = startOperator(t, controller.Options{})
+	op = startOperator(t, enforcement.Options{})
 	updateIntents(t, ci, `{workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: admin-only, operations: [produce]}]}}]}`)
 	waitState(t, op, ci, enforcement.Enforced)
 	time.Sleep(2500 * time.Millisecond)
@@ -237,7 +237,7 @@ func TestOwnershipRecordCannotBeForged(t *testing.T) {
 	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(userCM), &after); err != nil || after.ResourceVersion != userCM.ResourceVersion {
 		t.Fatalf("the user's ConfigMap after the config's deletion: %v %+v", err, after.ObjectMeta)
 	}
-	if got := brokerACLs(t, b); !got.Equal(kafkaacl.NewSet(adminACL)) {
+	if got := brokerACLs(t, b); !got.Equal(acl.NewSet(adminACL)) {
 		t.Fatalf("after deletion the broker holds %v, want only the administrator's ACL", got.Sorted())
 	}
 }
@@ -255,7 +255,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 }
 
 // forgedRecord is the ConfigMap earlier versions kept next to the config, naming acls.
-func forgedRecord(t *testing.T, ksc *v2beta1.KafkaServerConfig, acls ...kafkaacl.ACL) *corev1.ConfigMap {
+func forgedRecord(t *testing.T, ksc *v2beta1.KafkaServerConfig, acls ...acl.ACL) *corev1.ConfigMap {
 	t.Helper()
 	var rows []string
 	for _, a := range acls {
@@ -318,7 +318,7 @@ func TestAmbiguousCreateLeavesNoPermanentACL(t *testing.T) {
 		}
 		return nil, fmt.Errorf("answer lost"), true
 	})
-	op := startOperator(t, controller.Options{})
+	op := startOperator(t, enforcement.Options{})
 	ksc, ci := producerOfA(t, op, ns, b)
 	if !dropped.Load() {
 		t.Fatal("the operator's creation was never held and dropped")
@@ -345,7 +345,7 @@ func TestAmbiguousCreateLeavesNoPermanentACL(t *testing.T) {
 func TestKafkaACLsOffReleasesFinalizers(t *testing.T) {
 	ns := namespace(t, "kafka-off")
 	b := startBroker(t, kafkatest.Options{})
-	op := startOperator(t, controller.Options{})
+	op := startOperator(t, enforcement.Options{})
 	ksc := brokerConfig(t, ns, "kafka", b, "")
 	waitFor(t, "the finalizer", 30*time.Second, func() (bool, error) {
 		return len(getKSC(t, ksc).Finalizers) == 1, nil
@@ -392,7 +392,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	}
 	create(t, squatter)
 	t.Cleanup(func() { _ = kube.Delete(context.Background(), squatter) })
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	configError(t, ksc, "was not written by the operator")
 	if got := brokerACLs(t, b); len(got) != 0 {
 		t.Fatalf("the broker was changed: %v", got.Sorted())
@@ -430,7 +430,7 @@ func TestRecordsOfDeletedConfigsAreSwept(t *testing.T) {
 			_ = kube.Delete(context.Background(), cm)
 		}
 	})
-	startOperator(t, controller.Options{})
+	startOperator(t, enforcement.Options{})
 	waitFor(t, "the orphaned records to go", 30*time.Second, func() (bool, error) {
 		return apierrors.IsNotFound(kube.Get(context.Background(), client.ObjectKeyFromObject(orphan), &corev1.ConfigMap{})) &&
 			apierrors.IsNotFound(kube.Get(context.Background(), client.ObjectKeyFromObject(recreated), &corev1.ConfigMap{})), nil

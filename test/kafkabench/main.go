@@ -30,11 +30,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/cluster"
-	"github.com/intentguard/intentguard/internal/kafka"
-	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/point/kafka"
+	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
 )
 
 // aclsPerClient is what each client's intents compile to: Read and Write on its input
@@ -101,7 +101,7 @@ func run(n int, resync time.Duration, format string) error {
 	defer func() { _ = lc.Stop() }()
 	cfg := rest.CopyConfig(lc.Config)
 	cfg.QPS, cfg.Burst = 500, 1000
-	kube, err := client.New(cfg, client.Options{Scheme: cluster.Scheme()})
+	kube, err := client.New(cfg, client.Options{Scheme: informer.Scheme()})
 	if err != nil {
 		return err
 	}

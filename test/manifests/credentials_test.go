@@ -121,7 +121,7 @@ func TestCredentialsOperatorLeavesOutThePolicyCompiler(t *testing.T) {
 	if !slices.Contains(deps, "github.com/intentguard/intentguard/internal/identity") {
 		t.Fatalf("the credentials operator does not use internal/identity: %v", deps)
 	}
-	for _, pkg := range []string{"internal/cluster", "internal/netpol", "internal/controller"} {
+	for _, pkg := range []string{"internal/facts/informer", "internal/point/networkpolicy/compile", "internal/point/networkpolicy", "internal/status"} {
 		if slices.Contains(deps, "github.com/intentguard/intentguard/"+pkg) {
 			t.Errorf("the credentials operator imports %s", pkg)
 		}
