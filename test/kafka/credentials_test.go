@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/kafka"
 	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/pki"
 )
 
 // The two operators meet: the credentials operator issues the broker's, the intents
@@ -112,8 +112,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 		if err != nil {
 			return err
 		}
-		block, _ := pem.Decode(pemOf[w]["cert.pem"])
-		leaf, err := x509.ParseCertificate(block.Bytes)
+		leaf, err := pki.ParseCert(pemOf[w]["cert.pem"])
 		if err != nil {
 			return err
 		}
