@@ -47,8 +47,8 @@ func main() {
 	var allowedDNS string
 	flag.StringVar(&allowedDNS, "allowed-dns-names", "", "comma-separated DNS suffixes any pod may ask for in dns-names besides its own namespace's Service names; {namespace} stands for the pod's namespace")
 	flag.DurationVar(&c.BundleCheck, "bundle-check-interval", c.BundleCheck, "how often the trust bundle is compared with the Secrets'; a change re-examines every Secret")
-	flag.Float64Var(&c.RenewFraction, "renew-fraction", c.RenewFraction, "fraction of a certificate's lifetime after which it is renewed")
-	flag.Float64Var(&c.Jitter, "renew-jitter", c.Jitter, "largest fraction of the lifetime taken off the renewal time at random")
+	flag.Float64Var(&c.Renewal.Fraction, "renew-fraction", c.Renewal.Fraction, "fraction of a certificate's lifetime after which it is renewed")
+	flag.Float64Var(&c.Renewal.Jitter, "renew-jitter", c.Renewal.Jitter, "largest fraction of the lifetime taken off the renewal time at random")
 	flag.StringVar(&c.MetricsAddr, "metrics-bind-address", c.MetricsAddr, "address of the Prometheus metrics endpoint; 0 turns it off")
 	flag.StringVar(&c.ProbeAddr, "health-probe-bind-address", c.ProbeAddr, "address of the /healthz and /readyz endpoints")
 	flag.BoolVar(&c.LeaderElection, "leader-elect", false, "elect a leader so only one replica issues")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/principal"
 	"github.com/intentguard/intentguard/internal/tutorial"
 )
@@ -115,11 +115,7 @@ func runCredentialsDemo(ctx context.Context, c client.Client) error {
 	leaf := p.Chain[0]
 	fmt.Printf("\ncertificate (cert.pem):\n  subject:     %s\n  issuer:      %s\n  URI SAN:     %v\n  DNS SANs:    %s\n  not after:   %s\n",
 		leaf.Subject, leaf.Issuer, leaf.URIs, strings.Join(leaf.DNSNames, ", "), leaf.NotAfter.UTC().Format(time.RFC3339))
-	roots := x509.NewCertPool()
-	for _, r := range p.Roots {
-		roots.AddCert(r)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	if err := pki.Verify(p.Chain, p.Roots, pki.ClientAuth); err != nil {
 		return fmt.Errorf("the issued certificate does not verify against ca.pem: %w", err)
 	}
 	user, err := principal.KafkaUser(principal.Subject(identity.Identity{Namespace: ns, Name: "client"}, principal.Organization))

@@ -1,13 +1,14 @@
 package credentials
 
 import (
+	"crypto/x509"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/intentguard/intentguard/internal/credentials/backend"
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/pki"
 )
 
 func TestParseSpec(t *testing.T) {
@@ -82,16 +83,20 @@ func TestSPIFFEID(t *testing.T) {
 	}
 }
 
-// Renewal falls within [fraction - jitter, fraction] of the lifetime, and jitter spreads it.
-func TestRenewAtWithinItsWindow(t *testing.T) {
-	r := &SecretReconciler{Options: Options{RenewFraction: 2.0 / 3, Jitter: 0.1}}
+// A Secret is renewed by the renewal rule (within [fraction - jitter, fraction] of its
+// certificate's validity, spread by the jitter), but never sooner than a second after
+// it was issued, even when the certificate's life is all but over.
+func TestRenewAtFollowsTheRuleNoSoonerThanASecond(t *testing.T) {
+	r := &SecretReconciler{Options: Options{Renewal: pki.Renewal{Fraction: 2.0 / 3, Jitter: 0.1}}}
 	now := time.Unix(1_700_000_000, 0)
 	life := 30 * 24 * time.Hour
+	leaf := &x509.Certificate{NotBefore: now.Add(-time.Minute), NotAfter: now.Add(life)}
+	valid := leaf.NotAfter.Sub(leaf.NotBefore)
+	lo := leaf.NotBefore.Add(time.Duration(float64(valid) * (2.0/3 - 0.1)))
+	hi := leaf.NotBefore.Add(time.Duration(float64(valid) * 2.0 / 3))
 	seen := map[time.Time]bool{}
 	for i := 0; i < 200; i++ {
-		at := r.renewAt(now, now.Add(life))
-		lo := now.Add(time.Duration(float64(life) * (2.0/3 - 0.1)))
-		hi := now.Add(time.Duration(float64(life) * 2.0 / 3))
+		at := r.renewAt(now, leaf)
 		if at.Before(lo) || at.After(hi) {
 			t.Fatalf("renewal at %s, outside [%s, %s]", at, lo, hi)
 		}
@@ -100,17 +105,15 @@ func TestRenewAtWithinItsWindow(t *testing.T) {
 	if len(seen) < 150 {
 		t.Errorf("only %d distinct renewal times in 200: no jitter", len(seen))
 	}
+	ending := &x509.Certificate{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(500 * time.Millisecond)}
+	if at := r.renewAt(now, ending); !at.Equal(now.Add(time.Second)) {
+		t.Errorf("a certificate ending in half a second is renewed at %s, want a second from now (%s)", at, now.Add(time.Second))
+	}
 }
 
 func TestRenderParseRoundTrip(t *testing.T) {
-	key, err := backend.NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	caKey, _ := backend.NewKey()
-	root := selfSignedCA(t, caKey)
-	leaf := signedLeaf(t, root, caKey, key)
-	cred := &backend.Credential{Key: key, Chain: []*x509Certificate{leaf}, Roots: []*x509Certificate{root}}
+	cred := testCredential(t)
+	leaf, root := cred.Leaf(), cred.Roots[0]
 	for _, format := range []string{FormatPEM, FormatPKCS12, FormatJKS} {
 		spec, err := ParseSpec(map[string]string{Prefix + AnnSecretName: "s", Prefix + AnnCertType: format})
 		if err != nil {

@@ -1,46 +1,33 @@
 package credentials
 
 import (
-	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"math/big"
 	"testing"
 	"time"
 
+	"github.com/intentguard/intentguard/internal/credentials/backend"
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/principal"
 )
 
-type x509Certificate = x509.Certificate
-
-func selfSignedCA(t *testing.T, key *ecdsa.PrivateKey) *x509.Certificate {
+// testCredential returns a credential for checkout.shop issued by a fresh test CA, as
+// the built-in CA would issue it.
+func testCredential(t *testing.T) *backend.Credential {
 	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	ca, err := pki.NewCA(pkix.Name{CommonName: "test CA"}, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := x509.ParseCertificate(der)
-	return c
-}
-
-func signedLeaf(t *testing.T, ca *x509.Certificate, caKey, key *ecdsa.PrivateKey) *x509.Certificate {
-	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: principal.Subject(identity.Identity{Namespace: "shop", Name: "checkout", Kind: "Deployment"}, principal.Organization),
-		DNSNames:  []string{"checkout.shop"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	leaf, err := ca.Issue(pki.Request{
+		Subject:  principal.Subject(identity.Identity{Namespace: "shop", Name: "checkout", Kind: "Deployment"}, principal.Organization),
+		DNSNames: []string{"checkout.shop"},
+		Usage:    pki.ServerAuth | pki.ClientAuth,
+		TTL:      time.Hour,
+	}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := x509.ParseCertificate(der)
-	return c
+	return &backend.Credential{Key: leaf.Key, Chain: []*x509.Certificate{leaf.Cert}, Roots: []*x509.Certificate{ca.Cert}}
 }

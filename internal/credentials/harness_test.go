@@ -2,12 +2,8 @@ package credentials_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
 	"os"
 	"sync"
 	"testing"
@@ -26,9 +22,9 @@ import (
 
 	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/credentials"
-	"github.com/intentguard/intentguard/internal/credentials/backend"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/tutorial"
 )
 
@@ -200,37 +196,7 @@ func podEvent(t *testing.T, ns, reason string) string {
 // verify checks that chain verifies against roots for client and server use.
 func verify(t *testing.T, chain, roots []*x509.Certificate) {
 	t.Helper()
-	pool := x509.NewCertPool()
-	for _, r := range roots {
-		pool.AddCert(r)
-	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	if err := pki.Verify(chain, roots, pki.ServerAuth|pki.ClientAuth); err != nil {
 		t.Fatalf("certificate %s does not verify against the bundle: %v", chain[0].Subject, err)
 	}
-}
-
-func newCAKey() (*ecdsa.PrivateKey, error) { return backend.NewKey() }
-
-// selfSignedCA makes a CA certificate for key, valid from notBefore to notAfter, as a
-// user bringing their own CA would.
-func selfSignedCA(t *testing.T, key *ecdsa.PrivateKey, notBefore, notAfter time.Time) *x509.Certificate {
-	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "my own CA"},
-		NotBefore: notBefore, NotAfter: notAfter,
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }

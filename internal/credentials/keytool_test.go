@@ -1,14 +1,13 @@
 package credentials
 
 import (
-	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/intentguard/intentguard/internal/credentials/backend"
+	"github.com/intentguard/intentguard/internal/pki"
 )
 
 // keytoolBinary finds the JDK's keytool: $KEYTOOL (make test sets it from
@@ -38,14 +37,10 @@ func keytoolBinary(t *testing.T) string {
 // O=intentguard, the order a broker's principal is written in.
 func TestJavaKeytoolReadsKeystores(t *testing.T) {
 	keytool := keytoolBinary(t)
-	key, _ := backend.NewKey()
-	caKey, _ := backend.NewKey()
-	root := selfSignedCA(t, caKey)
-	leaf := signedLeaf(t, root, caKey, key)
-	cred := &backend.Credential{Key: key, Chain: []*x509Certificate{leaf}, Roots: []*x509Certificate{root}}
+	cred := testCredential(t)
 	dir := t.TempDir()
 	leafPath := filepath.Join(dir, "leaf.pem")
-	if err := os.WriteFile(leafPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o600); err != nil {
+	if err := os.WriteFile(leafPath, pki.EncodeCerts(cred.Leaf()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(keytool, "-printcert", "-file", leafPath).CombinedOutput()

@@ -3,7 +3,7 @@ package credentials_test
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
+	"crypto/x509/pkix"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/credentials/ca"
+	"github.com/intentguard/intentguard/internal/pki"
 )
 
 // A changed dns-names annotation rolls out new pods, and the Secret follows them.
@@ -86,21 +87,18 @@ func TestUsersCASecretIsUsedAndNeverRewritten(t *testing.T) {
 	ns := namespace(t, "creds-byoca")
 	cfg := testConfig(ns)
 	cfg.BundleCheck = 100 * time.Millisecond
-	caKey, err := newCAKey()
+	users, err := pki.NewCA(pkix.Name{CommonName: "my own CA"}, 150*time.Minute, time.Now().Add(-2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := selfSignedCA(t, caKey, time.Now().Add(-2*time.Hour), time.Now().Add(30*time.Minute))
-	keyDER, err := x509.MarshalPKCS8PrivateKey(caKey)
+	root := users.Cert
+	keyPEM, err := pki.EncodeKey(users.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mine := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: cfg.CASecretName},
-		Data: map[string][]byte{
-			ca.CertKey: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}),
-			ca.KeyKey:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		},
+		Data:       map[string][]byte{ca.CertKey: pki.EncodeCerts(root), ca.KeyKey: keyPEM},
 	}
 	create(t, mine)
 	startOperator(t, cfg)

@@ -38,6 +38,7 @@ import (
 	"github.com/intentguard/intentguard/internal/credentials/ca"
 	"github.com/intentguard/intentguard/internal/credentials/spire"
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/principal"
 )
 
@@ -65,7 +66,7 @@ type Config struct {
 	// CASecretName names the built-in CA's Secret.
 	CASecretName string
 	// CALifetime is the lifetime of a built-in CA certificate; it is rotated at
-	// Options.RenewFraction of it.
+	// Options.Renewal.Fraction of it.
 	CALifetime time.Duration
 	// SPIRESocket is the SPIRE server's admin socket.
 	SPIRESocket string
@@ -98,8 +99,7 @@ func Defaults() Config {
 			MaxTTL:         90 * 24 * time.Hour,
 			DNS:            DNSPolicy{ClusterDomain: DefaultClusterDomain},
 			BundleCheck:    10 * time.Second,
-			RenewFraction:  2.0 / 3,
-			Jitter:         0.05,
+			Renewal:        pki.Renewal{Fraction: 2.0 / 3, Jitter: 0.05},
 		},
 		Backend:                 BackendCA,
 		Namespace:               "intentguard-system",
@@ -114,11 +114,8 @@ func Defaults() Config {
 
 func (c Config) validate() error {
 	var errs []error
-	if c.RenewFraction <= 0 || c.RenewFraction >= 1 {
-		errs = append(errs, fmt.Errorf("renew fraction %v is not between 0 and 1", c.RenewFraction))
-	}
-	if c.Jitter < 0 || c.Jitter >= c.RenewFraction {
-		errs = append(errs, fmt.Errorf("jitter %v is not between 0 and the renew fraction", c.Jitter))
+	if err := c.Renewal.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.DefaultTTL < c.MinTTL {
 		errs = append(errs, fmt.Errorf("default TTL %s is below the minimum TTL %s", c.DefaultTTL, c.MinTTL))
@@ -228,7 +225,7 @@ func newBackend(ctx context.Context, mgr ctrl.Manager, c Config) (backend.Issuer
 		}
 		authority, err := ca.Load(ctx, direct, ca.Config{
 			Namespace: c.Namespace, SecretName: c.CASecretName, Organization: c.Organization,
-			Lifetime: c.CALifetime, RotateAfter: c.RenewFraction,
+			Lifetime: c.CALifetime, RotateAfter: c.Renewal.Fraction,
 			Labels: map[string]string{ManagedByLabel: ManagedByValue},
 			Log:    logger.WithName("ca"),
 		})

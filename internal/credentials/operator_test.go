@@ -3,15 +3,12 @@ package credentials_test
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
 	"io"
-	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -24,7 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/internal/credentials"
-	"github.com/intentguard/intentguard/internal/credentials/backend"
+	"github.com/intentguard/intentguard/internal/pki"
 )
 
 const ann = credentials.Prefix
@@ -305,16 +302,19 @@ func checkMutualTLS(t *testing.T, ns string) {
 	client := parsed(t, secret(t, ns, "client-tls"), ca, nil)
 
 	// A peer with a certificate from another CA (same names, not this bundle).
-	other, err := backend.NewKey()
+	other, err := pki.NewCA(pkix.Name{CommonName: "another CA"}, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	rogue := selfSigned(t, other, "client."+ns)
+	rogue, err := other.Issue(pki.Request{Subject: pkix.Name{CommonName: "client." + ns}, DNSNames: []string{"client." + ns}, Usage: pki.ClientAuth, TTL: time.Hour}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
 		Certificates: []tls.Certificate{tlsCert(server)},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool(server.Roots),
+		ClientCAs:    pki.Pool(server.Roots...),
 		MinVersion:   tls.VersionTLS13,
 	})
 	if err != nil {
@@ -340,7 +340,7 @@ func checkMutualTLS(t *testing.T, ns string) {
 	dial := func(cert tls.Certificate) (string, error) {
 		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{
 			Certificates: []tls.Certificate{cert},
-			RootCAs:      pool(client.Roots),
+			RootCAs:      pki.Pool(client.Roots...),
 			ServerName:   "server." + ns,
 			MinVersion:   tls.VersionTLS13,
 		})
@@ -356,7 +356,7 @@ func checkMutualTLS(t *testing.T, ns string) {
 		t.Errorf("client with its issued certificate: %q, %v; want the server to greet it", got, err)
 	}
 	// The server refuses the handshake; in TLS 1.3 the client learns it on its first read.
-	if got, err := dial(tls.Certificate{Certificate: [][]byte{rogue.Raw}, PrivateKey: other}); err == nil || got != "" {
+	if got, err := dial(tls.Certificate{Certificate: [][]byte{rogue.Cert.Raw}, PrivateKey: rogue.Key}); err == nil || got != "" {
 		t.Errorf("a client with an untrusted certificate was served: %q, %v", got, err)
 	}
 }
@@ -437,32 +437,6 @@ func tlsCert(p *credentials.Parsed) tls.Certificate {
 	c := tls.Certificate{PrivateKey: p.Key, Leaf: p.Chain[0]}
 	for _, x := range p.Chain {
 		c.Certificate = append(c.Certificate, x.Raw)
-	}
-	return c
-}
-
-func pool(certs []*x509.Certificate) *x509.CertPool {
-	p := x509.NewCertPool()
-	for _, c := range certs {
-		p.AddCert(c)
-	}
-	return p
-}
-
-func selfSigned(t *testing.T, key *ecdsa.PrivateKey, cn string) *x509.Certificate {
-	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, DNSNames: []string{cn},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
 	}
 	return c
 }

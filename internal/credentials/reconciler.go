@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"sort"
 	"strings"
@@ -25,6 +25,7 @@ import (
 
 	"github.com/intentguard/intentguard/internal/credentials/backend"
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/principal"
 )
 
@@ -83,11 +84,8 @@ type Options struct {
 	// BundleCheck is how often the trust bundle is compared with the one the Secrets
 	// were issued under, to update them all as soon as it changes.
 	BundleCheck time.Duration
-	// RenewFraction of a certificate's lifetime after which it is renewed.
-	RenewFraction float64
-	// Jitter is the largest fraction of the lifetime taken off the renewal time, so that
-	// certificates issued together are not all renewed in the same second.
-	Jitter float64
+	// Renewal says when a certificate is renewed (fraction of its life, less jitter).
+	Renewal pki.Renewal
 }
 
 // SecretReconciler keeps one Secret, named by the pods' tls-secret-name annotation, in
@@ -217,7 +215,7 @@ func (r *SecretReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	renewAt := r.renewAt(now, cred.Leaf().NotAfter)
+	renewAt := r.renewAt(now, cred.Leaf())
 	owner, err := rootOwner(ctx, r.Owners, pod)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -331,20 +329,14 @@ func (r *SecretReconciler) due(s *corev1.Secret, spec Spec, digest, bundleID str
 	return false, renewAt
 }
 
-// renewAt is the renewal time of a certificate valid from now to notAfter.
-func (r *SecretReconciler) renewAt(now, notAfter time.Time) time.Time {
-	life := notAfter.Sub(now)
-	at := time.Duration(float64(life) * r.Options.RenewFraction)
-	if max := int64(float64(life) * r.Options.Jitter); max > 0 {
-		n, err := rand.Int(rand.Reader, big.NewInt(max))
-		if err == nil {
-			at -= time.Duration(n.Int64())
-		}
+// renewAt is the renewal time of leaf, issued at now: by the renewal rule, but never
+// sooner than a second from now, so a certificate whose life is all but over (its CA
+// expires) is not reissued in a loop.
+func (r *SecretReconciler) renewAt(now time.Time, leaf *x509.Certificate) time.Time {
+	if at := r.Options.Renewal.At(leaf); at.After(now.Add(time.Second)) {
+		return at
 	}
-	if at < time.Second {
-		at = time.Second
-	}
-	return now.Add(at)
+	return now.Add(time.Second)
 }
 
 // ttl is the lifetime to ask for: the pod's, within the operator's bounds, or the default.

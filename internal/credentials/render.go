@@ -3,8 +3,6 @@ package credentials
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
 	"github.com/intentguard/intentguard/internal/credentials/backend"
+	"github.com/intentguard/intentguard/internal/pki"
 )
 
 // keyAlias is the alias of the workload's key entry in a keystore.
@@ -22,14 +21,14 @@ const keyAlias = "workload"
 func Render(spec Spec, cred *backend.Credential, password []byte) (map[string][]byte, error) {
 	switch spec.Format {
 	case FormatPEM:
-		keyDER, err := x509.MarshalPKCS8PrivateKey(cred.Key)
+		key, err := pki.EncodeKey(cred.Key)
 		if err != nil {
-			return nil, fmt.Errorf("encoding private key: %w", err)
+			return nil, err
 		}
 		return map[string][]byte{
-			spec.CertFile: pemCerts(cred.Chain),
-			spec.KeyFile:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-			spec.CAFile:   pemCerts(cred.Roots),
+			spec.CertFile: pki.EncodeCerts(cred.Chain...),
+			spec.KeyFile:  key,
+			spec.CAFile:   pki.EncodeCerts(cred.Roots...),
 		}, nil
 	case FormatPKCS12:
 		ks, err := pkcs12.Modern.Encode(cred.Key, cred.Leaf(), cred.Chain[1:], string(password))
@@ -92,19 +91,15 @@ type Parsed struct {
 func Parse(spec Spec, data map[string][]byte, password []byte) (*Parsed, error) {
 	switch spec.Format {
 	case FormatPEM:
-		chain, err := parsePEMCerts(data[spec.CertFile])
+		chain, err := pki.ParseCerts(data[spec.CertFile])
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", spec.CertFile, err)
 		}
-		roots, err := parsePEMCerts(data[spec.CAFile])
+		roots, err := pki.ParseCerts(data[spec.CAFile])
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", spec.CAFile, err)
 		}
-		block, _ := pem.Decode(data[spec.KeyFile])
-		if block == nil {
-			return nil, fmt.Errorf("%s: no PEM block", spec.KeyFile)
-		}
-		key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		key, err := pki.ParseKey(data[spec.KeyFile])
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", spec.KeyFile, err)
 		}
@@ -158,35 +153,4 @@ func Parse(spec Spec, data map[string][]byte, password []byte) (*Parsed, error) 
 		return p, nil
 	}
 	return nil, fmt.Errorf("unknown format %q", spec.Format)
-}
-
-func pemCerts(certs []*x509.Certificate) []byte {
-	var b bytes.Buffer
-	for _, c := range certs {
-		_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-	}
-	return b.Bytes()
-}
-
-func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no PEM certificate")
-	}
-	return out, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/credentials/ca"
+	"github.com/intentguard/intentguard/internal/pki"
 )
 
 // absent fails the test if a Secret of that name exists.
@@ -189,7 +189,7 @@ func TestTrustBundleFollowsCARotationWithoutGap(t *testing.T) {
 		// Every certificate verifies against every other workload's bundle, now.
 		for a, pa := range got {
 			for b, pb := range got {
-				if _, err := pa.Chain[0].Verify(x509.VerifyOptions{Roots: pool(pb.Roots), CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+				if _, err := pa.Chain[0].Verify(x509.VerifyOptions{Roots: pki.Pool(pb.Roots...), CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 					t.Fatalf("at %s the certificate of %s does not verify against the bundle of %s: %v", now.Format(time.StampMilli), a, b, err)
 				}
 			}
@@ -199,8 +199,7 @@ func TestTrustBundleFollowsCARotationWithoutGap(t *testing.T) {
 			t.Fatal(err)
 		}
 		if nextCA == nil && len(caSecret.Data[ca.NextCertKey]) > 0 {
-			block, _ := pem.Decode(caSecret.Data[ca.NextCertKey])
-			if nextCA, err = x509.ParseCertificate(block.Bytes); err != nil {
+			if nextCA, err = pki.ParseCert(caSecret.Data[ca.NextCertKey]); err != nil {
 				t.Fatal(err)
 			}
 			published = now

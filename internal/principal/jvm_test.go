@@ -2,22 +2,20 @@ package principal
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
-	"math/big"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/pki"
 )
 
 // jvmNames renders the encoded subjects with the JVM's X500Principal#getName, the
@@ -73,30 +71,32 @@ func unescapeJVM(t *testing.T, s string) string {
 	return string(utf16.Decode(units))
 }
 
-// issuedSubject returns the raw subject of a certificate issued for the name, as the
-// broker receives it.
-func issuedSubject(t *testing.T, key *ecdsa.PrivateKey, n pkix.Name) *x509.Certificate {
+// issuedSubject returns a certificate issued by ca for the name, whose raw subject is
+// what the broker receives.
+func issuedSubject(t *testing.T, ca *pki.CA, n pkix.Name) *x509.Certificate {
 	t.Helper()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: n}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	leaf, err := ca.Issue(pki.Request{Subject: n, Usage: pki.ClientAuth, TTL: time.Hour}, time.Now())
 	if err != nil {
 		t.Fatalf("issuing for %q: %v", n.CommonName, err)
 	}
-	cert, err := x509.ParseCertificate(der)
+	return leaf.Cert
+}
+
+// testCA returns a throw-away CA for issuedSubject.
+func testCA(t *testing.T) *pki.CA {
+	t.Helper()
+	ca, err := pki.NewCA(pkix.Name{CommonName: "test CA"}, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cert
+	return ca
 }
 
 // The DN this package renders for a certificate equals what the JVM renders for the same
 // encoded subject, for organizations and common names with every character RFC 2253
 // escapes, spaces where they matter, and non-ASCII text; a table and random strings.
 func TestDNMatchesTheJVM(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testCA(t)
 	orgs := []string{
 		"intentguard", "acme, inc", "a=b", "#first", "mid#dle", " lead", "trail ", "  two  ", "double  space",
 		"a+b", `quo"te`, `back\slash`, "<angle>", "semi;colon", "Société Générale", "日本", "emoji 🙂",
@@ -126,7 +126,7 @@ func TestDNMatchesTheJVM(t *testing.T) {
 	var raws [][]byte
 	var certs []*x509.Certificate
 	for _, n := range names {
-		c := issuedSubject(t, key, n)
+		c := issuedSubject(t, ca, n)
 		certs = append(certs, c)
 		raws = append(raws, c.RawSubject)
 	}

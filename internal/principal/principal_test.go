@@ -1,11 +1,6 @@
 package principal
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"math/big"
 	"testing"
 
 	"github.com/intentguard/intentguard/internal/identity"
@@ -23,20 +18,9 @@ func TestDNOfIssuedCertificate(t *testing.T) {
 		{identity.Identity{Namespace: "kafka", Name: "orders-worker", Kind: "Deployment"}, "", "User:CN=orders-worker.kafka"},
 		{identity.Identity{Namespace: "a", Name: "b"}, "acme, inc", `User:CN=b.a,O=acme\, inc`},
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testCA(t)
 	for _, c := range cases {
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: Subject(c.id, c.org)}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cert := issuedSubject(t, ca, Subject(c.id, c.org))
 		got, err := KafkaUser(cert.Subject)
 		if err != nil {
 			t.Fatal(err)

@@ -3,17 +3,11 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,6 +20,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/intentguard/intentguard/internal/pki"
 )
 
 // Keys of the certificate Secret.
@@ -190,17 +186,21 @@ func (r *CertRotator) ensureSecret(ctx context.Context) (*corev1.Secret, error) 
 	return nil, fmt.Errorf("Secret %s kept changing under us", key)
 }
 
+// renewal is the rule for the serving certificate and its CA: renewed with a third of
+// their life left, the same moment on every replica.
+var renewal = pki.Renewal{Fraction: 2.0 / 3}
+
 // renewalReason says why the certificate in data must be replaced, or "" when it is good.
 func (r *CertRotator) renewalReason(data map[string][]byte) string {
-	pair, err := tls.X509KeyPair(data[corev1.TLSCertKey], data[corev1.TLSPrivateKeyKey])
-	if err != nil {
+	if _, err := tls.X509KeyPair(data[corev1.TLSCertKey], data[corev1.TLSPrivateKeyKey]); err != nil {
 		return "no valid certificate and key"
 	}
-	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	leaf, err := pki.ParseCert(data[corev1.TLSCertKey])
 	if err != nil {
 		return "unparsable certificate"
 	}
-	if r.dueForRenewal(leaf) {
+	now := r.now()
+	if renewal.Due(leaf, now) {
 		return "expires at " + leaf.NotAfter.UTC().Format(time.RFC3339)
 	}
 	for _, h := range r.cfg.Hosts {
@@ -208,42 +208,36 @@ func (r *CertRotator) renewalReason(data map[string][]byte) string {
 			return "not valid for " + h
 		}
 	}
-	ca, _, err := parseCA(data)
+	ca, err := parseCA(data)
 	if err != nil {
 		return err.Error()
 	}
-	if r.dueForRenewal(ca) {
-		return "CA expires at " + ca.NotAfter.UTC().Format(time.RFC3339)
+	if renewal.Due(ca.Cert, now) {
+		return "CA expires at " + ca.Cert.NotAfter.UTC().Format(time.RFC3339)
 	}
-	if leaf.CheckSignatureFrom(ca) != nil {
+	if leaf.CheckSignatureFrom(ca.Cert) != nil {
 		return "certificate not signed by the CA"
 	}
 	return ""
 }
 
-func (r *CertRotator) dueForRenewal(c *x509.Certificate) bool {
-	life := c.NotAfter.Sub(c.NotBefore)
-	return r.now().After(c.NotAfter.Add(-life / 3))
-}
-
-func parseCA(data map[string][]byte) (*x509.Certificate, *ecdsa.PrivateKey, error) {
-	block, _ := pem.Decode(data[SecretCAKey])
-	if block == nil {
-		return nil, nil, errors.New("no CA certificate")
+// parseCA reads the current CA (the first of the bundle) and its key.
+func parseCA(data map[string][]byte) (*pki.CA, error) {
+	if len(data[SecretCAKey]) == 0 {
+		return nil, errors.New("no CA certificate")
 	}
-	ca, err := x509.ParseCertificate(block.Bytes)
+	cert, err := pki.ParseCert(data[SecretCAKey])
 	if err != nil {
-		return nil, nil, fmt.Errorf("unparsable CA certificate: %w", err)
+		return nil, fmt.Errorf("unparsable CA certificate: %w", err)
 	}
-	kb, _ := pem.Decode(data[SecretCAKeyKey])
-	if kb == nil {
-		return nil, nil, errors.New("no CA key")
+	if len(data[SecretCAKeyKey]) == 0 {
+		return nil, errors.New("no CA key")
 	}
-	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	key, err := pki.ParseKey(data[SecretCAKeyKey])
 	if err != nil {
-		return nil, nil, fmt.Errorf("unparsable CA key: %w", err)
+		return nil, fmt.Errorf("unparsable CA key: %w", err)
 	}
-	return ca, key, nil
+	return &pki.CA{Cert: cert, Key: key}, nil
 }
 
 // issue returns Secret data with a new serving certificate, signed by the CA in old when
@@ -251,91 +245,41 @@ func parseCA(data map[string][]byte) (*x509.Certificate, *ecdsa.PrivateKey, erro
 // while it is valid, so that pods still serving a certificate it signed stay trusted.
 func (r *CertRotator) issue(old map[string][]byte) (map[string][]byte, error) {
 	now := r.now()
-	ca, caKey, err := parseCA(old)
-	var bundle []byte
-	if err != nil || r.dueForRenewal(ca) {
-		if err == nil && now.Before(ca.NotAfter) {
-			bundle = pemCert(ca.Raw)
+	ca, err := parseCA(old)
+	var previous []*x509.Certificate
+	if err != nil || renewal.Due(ca.Cert, now) {
+		if err == nil && now.Before(ca.Cert.NotAfter) {
+			previous = append(previous, ca.Cert)
 		}
-		if ca, caKey, err = newCA(now, 10*r.cfg.Validity); err != nil {
-			return nil, err
-		}
-	}
-	bundle = append(pemCert(ca.Raw), bundle...)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating the serving key: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: r.cfg.Hosts[0]},
-		NotBefore:    now.Add(-backdate(r.cfg.Validity)),
-		NotAfter:     now.Add(r.cfg.Validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, h := range r.cfg.Hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		if ca, err = pki.NewCA(pkix.Name{CommonName: "intentguard-webhook-ca"}, 10*r.cfg.Validity, now); err != nil {
+			return nil, fmt.Errorf("creating the webhook CA: %w", err)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	dnsNames, ips := pki.SplitHosts(r.cfg.Hosts)
+	leaf, err := ca.Issue(pki.Request{
+		Subject:     pkix.Name{CommonName: r.cfg.Hosts[0]},
+		DNSNames:    dnsNames,
+		IPAddresses: ips,
+		Usage:       pki.ServerAuth,
+		TTL:         r.cfg.Validity,
+	}, now)
 	if err != nil {
-		return nil, fmt.Errorf("signing the serving certificate: %w", err)
+		return nil, fmt.Errorf("issuing the serving certificate: %w", err)
 	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
+	key, err := pki.EncodeKey(leaf.Key)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encoding the serving key: %w", err)
 	}
-	caKeyDER, err := x509.MarshalECPrivateKey(caKey)
+	caKey, err := pki.EncodeKey(ca.Key)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encoding the CA key: %w", err)
 	}
 	return map[string][]byte{
-		corev1.TLSCertKey:       pemCert(der),
-		corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-		SecretCAKey:             bundle,
-		SecretCAKeyKey:          pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: caKeyDER}),
+		corev1.TLSCertKey:       pki.EncodeCerts(leaf.Cert),
+		corev1.TLSPrivateKeyKey: key,
+		SecretCAKey:             pki.EncodeCerts(append([]*x509.Certificate{ca.Cert}, previous...)...),
+		SecretCAKeyKey:          caKey,
 	}, nil
-}
-
-func newCA(now time.Time, validity time.Duration) (*x509.Certificate, *ecdsa.PrivateKey, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generating the CA key: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "intentguard-webhook-ca"},
-		NotBefore:             now.Add(-backdate(validity)),
-		NotAfter:              now.Add(validity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("signing the CA: %w", err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	return ca, key, err
-}
-
-// backdate is how far before now a certificate starts, for clocks slightly behind ours;
-// a tenth of its lifetime at most, so that the renewal point stays where it should.
-func backdate(validity time.Duration) time.Duration {
-	return min(time.Minute, validity/10)
-}
-
-func serial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	return n
-}
-
-func pemCert(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 // writeFiles puts the certificate where the webhook server reads it, replacing each file
@@ -449,39 +393,19 @@ func (r *CertRotator) patchUntilTrusted(ctx context.Context, bundle []byte, obj 
 // bundle want.
 func trustsAll(have, want []byte) bool {
 	held := map[string]bool{}
-	for rest := have; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
+	if certs, err := pki.ParseCerts(have); err == nil {
+		for _, c := range certs {
+			held[string(c.Raw)] = true
 		}
-		held[string(b.Bytes)] = true
 	}
-	for rest := want; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			return true
-		}
-		if !held[string(b.Bytes)] {
+	certs, err := pki.ParseCerts(want)
+	if err != nil {
+		return true
+	}
+	for _, c := range certs {
+		if !held[string(c.Raw)] {
 			return false
 		}
 	}
-}
-
-// Trusts reports whether the PEM CA bundle verifies the PEM serving certificate; tests and
-// diagnostics use it.
-func Trusts(bundle, certPEM []byte) bool {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(bundle) {
-		return false
-	}
-	block, _ := pem.Decode(certPEM)
-	if block == nil {
-		return false
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return false
-	}
-	_, err = c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	return err == nil && slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
+	return true
 }

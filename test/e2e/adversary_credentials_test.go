@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/pki"
 )
 
 // startCredentialsOperator runs the credentials operator (built-in CA, its Secret in ns)
@@ -235,10 +235,6 @@ func podWarnedOrSecret(ctx context.Context, ns, pod, secret string, timeout time
 
 // leafOf parses the certificate of a Secret the credentials operator wrote.
 func leafOf(s *corev1.Secret) (*x509.Certificate, bool) {
-	block, _ := pem.Decode(s.Data["cert.pem"])
-	if block == nil {
-		return nil, false
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	cert, err := pki.ParseCert(s.Data["cert.pem"])
 	return cert, err == nil
 }

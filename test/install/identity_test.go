@@ -2,8 +2,6 @@ package install
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,6 +20,7 @@ import (
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/principal"
 )
 
@@ -96,13 +95,9 @@ func issuedCN(t *testing.T, ns, name string) string {
 		err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &s)
 		return err == nil, err
 	})
-	block, _ := pem.Decode(s.Data["cert.pem"])
-	if block == nil {
-		t.Fatalf("Secret %s/%s holds no PEM certificate", ns, name)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	cert, err := pki.ParseCert(s.Data["cert.pem"])
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("Secret %s/%s: %v", ns, name, err)
 	}
 	return cert.Subject.CommonName
 }

@@ -6,15 +6,10 @@ package install
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -51,6 +46,7 @@ import (
 	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/webhook"
 )
 
@@ -416,7 +412,7 @@ func TestChartInstallTwoReplicasAndUpgrade(t *testing.T) {
 	first := startReplica(t, 0, 200*time.Millisecond)
 	routeWebhooksTo(t, first)
 	stored := secret(t)
-	if !webhook.Trusts(stored.Data[webhook.SecretCAKey], stored.Data[corev1.TLSCertKey]) {
+	if !trusts(stored.Data[webhook.SecretCAKey], stored.Data[corev1.TLSCertKey]) {
 		t.Fatal("the Secret's CA does not verify its certificate")
 	}
 	var hook admissionv1.ValidatingWebhookConfiguration
@@ -744,16 +740,21 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 // selfSignedPEM returns a throw-away CA certificate, as a caBundle holds.
 func selfSignedPEM(t *testing.T) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA(pkix.Name{CommonName: "test-ca"}, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	return pki.EncodeCerts(ca.Cert)
+}
+
+// trusts reports whether the PEM CA bundle verifies the PEM serving certificate.
+func trusts(bundle, certPEM []byte) bool {
+	roots, err := pki.ParseCerts(bundle)
 	if err != nil {
-		t.Fatal(err)
+		return false
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	leaf, err := pki.ParseCert(certPEM)
+	return err == nil && pki.Verify([]*x509.Certificate{leaf}, roots, pki.ServerAuth) == nil
 }
 
 // secretWrites counts the Secret writes the API server carried out.

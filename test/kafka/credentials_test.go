@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/enforcement"
+	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
 )
@@ -112,8 +112,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 		if err != nil {
 			return err
 		}
-		block, _ := pem.Decode(pemOf[w]["cert.pem"])
-		leaf, err := x509.ParseCertificate(block.Bytes)
+		leaf, err := pki.ParseCert(pemOf[w]["cert.pem"])
 		if err != nil {
 			return err
 		}

@@ -6,14 +6,8 @@ package backend
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
-	"fmt"
 	"net/url"
 	"time"
 )
@@ -77,22 +71,4 @@ type Changes struct {
 // records this operator owns and never touches any other record.
 type Registrar interface {
 	Sync(ctx context.Context, workloads []Workload) (Changes, error)
-}
-
-// NewKey returns a fresh P-256 key: accepted by Java keystores, Kafka and SPIRE alike.
-func NewKey() (*ecdsa.PrivateKey, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating a P-256 key: %w", err)
-	}
-	return k, nil
-}
-
-// Fingerprint identifies a set of certificates by the SHA-256 of their DER encodings.
-func Fingerprint(certs []*x509.Certificate) string {
-	h := sha256.New()
-	for _, c := range certs {
-		h.Write(c.Raw)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
 }

@@ -10,13 +10,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"math/big"
 	"sync"
 	"time"
 
@@ -27,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/internal/credentials/backend"
+	"github.com/intentguard/intentguard/internal/pki"
 )
 
 // Keys of the CA Secret.
@@ -38,9 +35,6 @@ const (
 	PreviousKey = "previous.crt"
 )
 
-// clockSlack backdates every certificate, for clocks that lag the operator's.
-const clockSlack = time.Minute
-
 // Config configures the built-in CA.
 type Config struct {
 	// Namespace and SecretName locate the CA Secret.
@@ -49,8 +43,8 @@ type Config struct {
 	Organization string
 	// Lifetime of a CA certificate.
 	Lifetime time.Duration
-	// RotateAfter is the fraction of Lifetime after which the next CA replaces the
-	// current one; the next CA is published at half that.
+	// RotateAfter is the fraction of a CA's lifetime after which the next CA replaces
+	// it (pki.Renewal, without jitter); the next CA is published at half that.
 	RotateAfter float64
 	// Labels mark the Secret as this operator's.
 	Labels map[string]string
@@ -121,53 +115,28 @@ func owned(have, want map[string]string) bool {
 	return true
 }
 
-// Issue signs a certificate for req with a fresh key. Its lifetime ends no later than
-// the CA's own.
+// Issue signs a certificate for req with a fresh key, for server and client use. Its
+// lifetime ends no later than the CA's own.
 func (ca *CA) Issue(_ context.Context, req backend.Request) (*backend.Credential, error) {
-	key, err := backend.NewKey()
-	if err != nil {
-		return nil, err
-	}
 	ca.mu.RLock()
 	defer ca.mu.RUnlock()
 	now := time.Now()
-	notAfter := now.Add(req.TTL)
-	if notAfter.After(ca.cert.NotAfter) {
-		notAfter = ca.cert.NotAfter
+	pr := pki.Request{Subject: req.Subject, DNSNames: req.DNSNames, Usage: pki.ServerAuth | pki.ClientAuth, TTL: req.TTL}
+	if req.SPIFFEID != nil {
+		pr.URIs = append(pr.URIs, req.SPIFFEID)
 	}
-	serial, err := serialNumber()
+	leaf, err := (&pki.CA{Cert: ca.cert, Key: ca.key}).Issue(pr, now)
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               req.Subject,
-		DNSNames:              req.DNSNames,
-		NotBefore:             now.Add(-clockSlack),
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-	}
-	if req.SPIFFEID != nil {
-		tmpl.URIs = append(tmpl.URIs, req.SPIFFEID)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		return nil, fmt.Errorf("signing certificate for %s: %w", req.Subject.CommonName, err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("parsing the certificate just signed: %w", err)
-	}
-	return &backend.Credential{Key: key, Chain: []*x509.Certificate{leaf}, Roots: ca.rootsLocked(now)}, nil
+	return &backend.Credential{Key: leaf.Key, Chain: []*x509.Certificate{leaf.Cert}, Roots: ca.rootsLocked(now)}, nil
 }
 
 // BundleID identifies the current trust bundle.
 func (ca *CA) BundleID(context.Context) (string, error) {
 	ca.mu.RLock()
 	defer ca.mu.RUnlock()
-	return backend.Fingerprint(ca.rootsLocked(time.Now())), nil
+	return pki.Fingerprint(ca.rootsLocked(time.Now())), nil
 }
 
 // Roots returns the trust bundle: the current CA and, until it expires, the previous one.
@@ -192,10 +161,8 @@ func (ca *CA) rootsLocked(now time.Time) []*x509.Certificate {
 func (ca *CA) RotationDue() (publish, rotate time.Time) {
 	ca.mu.RLock()
 	defer ca.mu.RUnlock()
-	start := ca.cert.NotBefore.Add(clockSlack) // when it was made
-	life := ca.cert.NotAfter.Sub(start)
-	rotate = start.Add(time.Duration(float64(life) * ca.cfg.RotateAfter))
-	publish = start.Add(time.Duration(float64(life) * ca.cfg.RotateAfter / 2))
+	publish = pki.Renewal{Fraction: ca.cfg.RotateAfter / 2}.At(ca.cert)
+	rotate = pki.Renewal{Fraction: ca.cfg.RotateAfter}.At(ca.cert)
 	return publish, rotate
 }
 
@@ -239,7 +206,7 @@ func (ca *CA) Step(ctx context.Context, now time.Time) (bool, error) {
 	if err := ca.client.Get(ctx, client.ObjectKey{Namespace: ca.cfg.Namespace, Name: ca.cfg.SecretName}, &s); err != nil {
 		return false, fmt.Errorf("reading CA Secret before rotating: %w", err)
 	}
-	if !bytes.Equal(s.Data[CertKey], pemCert(ca.cert)) || !bytes.Equal(s.Data[NextCertKey], pemCertOrNil(ca.next)) {
+	if !bytes.Equal(s.Data[CertKey], pki.EncodeCerts(ca.cert)) || !bytes.Equal(s.Data[NextCertKey], pemCertOrNil(ca.next)) {
 		// Someone else changed it: take theirs instead of overwriting it.
 		return true, ca.decodeLocked(s.Data)
 	}
@@ -286,37 +253,15 @@ func (ca *CA) Start(ctx context.Context) error {
 }
 
 func (ca *CA) newCA(now time.Time) (*x509.Certificate, crypto.Signer, error) {
-	key, err := backend.NewKey()
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := serialNumber()
-	if err != nil {
-		return nil, nil, err
-	}
 	subject := pkix.Name{CommonName: "intentguard workload CA " + now.UTC().Format("2006-01-02T15:04:05Z")}
 	if ca.cfg.Organization != "" {
 		subject.Organization = []string{ca.cfg.Organization}
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               subject,
-		NotBefore:             now.Add(-clockSlack),
-		NotAfter:              now.Add(ca.cfg.Lifetime),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	made, err := pki.NewCA(subject, ca.cfg.Lifetime, now)
 	if err != nil {
-		return nil, nil, fmt.Errorf("self-signing the CA: %w", err)
+		return nil, nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, fmt.Errorf("parsing the CA just signed: %w", err)
-	}
-	return cert, key, nil
+	return made.Cert, made.Key, nil
 }
 
 func (ca *CA) decode(data map[string][]byte) error {
@@ -326,26 +271,26 @@ func (ca *CA) decode(data map[string][]byte) error {
 }
 
 func (ca *CA) decodeLocked(data map[string][]byte) error {
-	cert, err := parseCert(data[CertKey])
+	cert, err := pki.ParseCert(data[CertKey])
 	if err != nil {
 		return fmt.Errorf("%s: %w", CertKey, err)
 	}
-	signer, err := parseKey(data[KeyKey])
+	signer, err := pki.ParseKey(data[KeyKey])
 	if err != nil {
 		return fmt.Errorf("%s: %w", KeyKey, err)
 	}
 	var prev, next *x509.Certificate
 	var nextKey crypto.Signer
 	if len(data[PreviousKey]) > 0 {
-		if prev, err = parseCert(data[PreviousKey]); err != nil {
+		if prev, err = pki.ParseCert(data[PreviousKey]); err != nil {
 			return fmt.Errorf("%s: %w", PreviousKey, err)
 		}
 	}
 	if len(data[NextCertKey]) > 0 {
-		if next, err = parseCert(data[NextCertKey]); err != nil {
+		if next, err = pki.ParseCert(data[NextCertKey]); err != nil {
 			return fmt.Errorf("%s: %w", NextCertKey, err)
 		}
-		if nextKey, err = parseKey(data[NextKeyKey]); err != nil {
+		if nextKey, err = pki.ParseKey(data[NextKeyKey]); err != nil {
 			return fmt.Errorf("%s: %w", NextKeyKey, err)
 		}
 	}
@@ -363,71 +308,27 @@ type state struct {
 }
 
 func encode(st state) (map[string][]byte, error) {
-	data := map[string][]byte{CertKey: pemCert(st.cert)}
-	k, err := pemKey(st.key)
+	data := map[string][]byte{CertKey: pki.EncodeCerts(st.cert)}
+	k, err := pki.EncodeKey(st.key)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encoding the CA key: %w", err)
 	}
 	data[KeyKey] = k
 	if st.next != nil {
-		data[NextCertKey] = pemCert(st.next)
-		if data[NextKeyKey], err = pemKey(st.nextKey); err != nil {
-			return nil, err
+		data[NextCertKey] = pki.EncodeCerts(st.next)
+		if data[NextKeyKey], err = pki.EncodeKey(st.nextKey); err != nil {
+			return nil, fmt.Errorf("encoding the next CA key: %w", err)
 		}
 	}
 	if st.prev != nil {
-		data[PreviousKey] = pemCert(st.prev)
+		data[PreviousKey] = pki.EncodeCerts(st.prev)
 	}
 	return data, nil
-}
-
-func pemKey(key crypto.Signer) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("encoding CA key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
-}
-
-func parseKey(b []byte) (crypto.Signer, error) {
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, errors.New("no PEM block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	signer, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("key of type %T cannot sign", k)
-	}
-	return signer, nil
 }
 
 func pemCertOrNil(c *x509.Certificate) []byte {
 	if c == nil {
 		return nil
 	}
-	return pemCert(c)
-}
-
-func pemCert(c *x509.Certificate) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-}
-
-func parseCert(b []byte) (*x509.Certificate, error) {
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, errors.New("no PEM certificate")
-	}
-	return x509.ParseCertificate(block.Bytes)
-}
-
-func serialNumber() (*big.Int, error) {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, fmt.Errorf("drawing a serial number: %w", err)
-	}
-	return n, nil
+	return pki.EncodeCerts(c)
 }

@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/intentguard/intentguard/internal/credentials/backend"
+	"github.com/intentguard/intentguard/internal/pki"
 )
 
 // batchSize bounds the entries sent in one batch call, well under gRPC's default 4 MiB
@@ -118,7 +119,7 @@ func (b *Backend) Close() error { return b.conn.Close() }
 
 // Issue mints an X.509-SVID for req from a CSR signed with a fresh key.
 func (b *Backend) Issue(ctx context.Context, req backend.Request) (*backend.Credential, error) {
-	key, err := backend.NewKey()
+	key, err := pki.NewKey()
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +159,7 @@ func (b *Backend) BundleID(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return backend.Fingerprint(roots), nil
+	return pki.Fingerprint(roots), nil
 }
 
 // Roots returns the trust domain's X.509 authorities (tainted ones left out), fetched

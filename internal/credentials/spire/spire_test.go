@@ -3,7 +3,6 @@ package spire_test
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"github.com/intentguard/intentguard/internal/credentials/spire"
 	"github.com/intentguard/intentguard/internal/credentials/spire/spiretest"
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/principal"
 )
 
@@ -180,15 +180,7 @@ func TestMintedSVIDVerifiesAndCarriesTheIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaf := cred.Leaf()
-	roots := x509.NewCertPool()
-	for _, r := range cred.Roots {
-		roots.AddCert(r)
-	}
-	inter := x509.NewCertPool()
-	for _, c := range cred.Chain[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	if err := pki.Verify(cred.Chain, cred.Roots, pki.ServerAuth|pki.ClientAuth); err != nil {
 		t.Errorf("SVID does not verify against the SPIRE bundle: %v", err)
 	}
 	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != spiffeID.String() {

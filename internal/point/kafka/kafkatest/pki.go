@@ -1,82 +1,48 @@
 package kafkatest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
-	"sync/atomic"
 	"time"
+
+	"github.com/intentguard/intentguard/internal/pki"
 )
+
+// lifetime of the test CA and of every certificate it issues: longer than any test.
+const lifetime = 24 * time.Hour
 
 // PKI is a throw-away certificate authority for brokers and clients that use mutual TLS.
 type PKI struct {
-	ca     *x509.Certificate
-	key    *ecdsa.PrivateKey
-	serial atomic.Int64
+	ca *pki.CA
 	// CAPEM is the CA certificate, PEM encoded (what a Secret's ca.pem holds).
 	CAPEM []byte
 }
 
 // NewPKI creates a CA valid for a day.
 func NewPKI() (*PKI, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA(pkix.Name{CommonName: "kafkatest CA"}, lifetime, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kafkatest CA"}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, fmt.Errorf("creating the CA: %w", err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	p := &PKI{ca: ca, key: key, CAPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-	p.serial.Store(1)
-	return p, nil
+	return &PKI{ca: ca, CAPEM: pki.EncodeCerts(ca.Cert)}, nil
 }
 
-func (p *PKI) issue(subject pkix.Name, server bool) ([]byte, *ecdsa.PrivateKey, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(p.serial.Add(1)), Subject: subject,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.DNSNames = []string{subject.CommonName, "localhost"}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("issuing a certificate for %s: %w", subject, err)
-	}
-	return der, key, nil
-}
-
-// ServerTLS returns a broker listener configuration that requires client certificates
-// signed by the CA; each verified client's subject is sent on seen, when not nil.
+// ServerTLS returns a broker listener configuration, for name, localhost and 127.0.0.1,
+// that requires client certificates signed by the CA; each verified client's subject is
+// sent on seen, when not nil.
 func (p *PKI) ServerTLS(name string, seen chan<- pkix.Name) (*tls.Config, error) {
-	der, key, err := p.issue(pkix.Name{CommonName: name}, true)
+	leaf, err := p.ca.Issue(pki.Request{
+		Subject: pkix.Name{CommonName: name}, DNSNames: []string{name, "localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		Usage: pki.ServerAuth, TTL: lifetime,
+	}, time.Now())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("issuing the broker certificate: %w", err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(p.ca)
 	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		ClientCAs:    pool,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key, Leaf: leaf.Cert}},
+		ClientCAs:    pki.Pool(p.ca.Cert),
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS12,
 		VerifyConnection: func(cs tls.ConnectionState) error {
@@ -94,13 +60,13 @@ func (p *PKI) ServerTLS(name string, seen chan<- pkix.Name) (*tls.Config, error)
 // ClientPEM issues a client certificate and returns it and its key, PEM encoded (what a
 // Secret's cert.pem and key.pem hold).
 func (p *PKI) ClientPEM(subject pkix.Name) (cert, key []byte, err error) {
-	der, k, err := p.issue(subject, false)
+	leaf, err := p.ca.Issue(pki.Request{Subject: subject, Usage: pki.ClientAuth, TTL: lifetime}, time.Now())
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuing a client certificate: %w", err)
+	}
+	key, err = pki.EncodeKey(leaf.Key)
 	if err != nil {
 		return nil, nil, err
 	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), nil
+	return pki.EncodeCerts(leaf.Cert), key, nil
 }
