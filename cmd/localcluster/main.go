@@ -31,8 +31,8 @@ import (
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/kafka"
-	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/tutorial"
 )
@@ -179,7 +179,7 @@ func runTutorial(ctx context.Context, c client.Client) error {
 	}
 
 	var policies networkingv1.NetworkPolicyList
-	if err := c.List(ctx, &policies, client.InNamespace(tutorial.Namespace), client.MatchingLabels{compile.ManagedByLabel: compile.ManagedByValue}); err != nil {
+	if err := c.List(ctx, &policies, client.InNamespace(tutorial.Namespace), client.MatchingLabels{ownership.Label: ownership.IntentsOperator}); err != nil {
 		return fmt.Errorf("listing NetworkPolicies: %w", err)
 	}
 	fmt.Printf("\nNetworkPolicies created by the operator (%d):\n", len(policies.Items))

@@ -38,6 +38,7 @@ import (
 	"github.com/intentguard/intentguard/internal/credentials/ca"
 	"github.com/intentguard/intentguard/internal/credentials/spire"
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/principal"
 )
@@ -159,7 +160,7 @@ func CacheOptions() cache.Options {
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:    {Transform: slimPod},
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{ManagedByLabel: ManagedByValue})},
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{ownership.Label: ownership.CredentialsOperator})},
 		},
 	}
 }
@@ -226,7 +227,7 @@ func newBackend(ctx context.Context, mgr ctrl.Manager, c Config) (backend.Issuer
 		authority, err := ca.Load(ctx, direct, ca.Config{
 			Namespace: c.Namespace, SecretName: c.CASecretName, Organization: c.Organization,
 			Lifetime: c.CALifetime, RotateAfter: c.Renewal.Fraction,
-			Labels: map[string]string{ManagedByLabel: ManagedByValue},
+			Labels: map[string]string{ownership.Label: ownership.CredentialsOperator},
 			Log:    logger.WithName("ca"),
 		})
 		if err != nil {

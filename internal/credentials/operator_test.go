@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/internal/credentials"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/pki"
 )
 
@@ -70,7 +71,7 @@ func TestDeploymentGetsOneSecretWithItsIdentity(t *testing.T) {
 
 	// One Secret per workload, owned by it and marked as this operator's.
 	var all corev1.SecretList
-	if err := kube.List(context.Background(), &all, client.InNamespace(ns), client.MatchingLabels{credentials.ManagedByLabel: credentials.ManagedByValue}); err != nil {
+	if err := kube.List(context.Background(), &all, client.InNamespace(ns), client.MatchingLabels{ownership.Label: ownership.CredentialsOperator}); err != nil {
 		t.Fatal(err)
 	}
 	issued := slices.DeleteFunc(all.Items, func(s corev1.Secret) bool { return s.Name == testConfig(ns).CASecretName })
@@ -116,7 +117,7 @@ func TestKeystoresOpenWithTheirPasswords(t *testing.T) {
 	}
 	// No password named: one was generated into <secret>-password, owned like the Secret.
 	pw := secret(t, ns, "p12-tls-password")
-	if pw.Labels[credentials.ManagedByLabel] != credentials.ManagedByValue || len(pw.Data[credentials.PasswordKey]) < 16 {
+	if pw.Labels[ownership.Label] != ownership.CredentialsOperator || len(pw.Data[credentials.PasswordKey]) < 16 {
 		t.Errorf("generated password Secret: labels %v, %d-byte password", pw.Labels, len(pw.Data[credentials.PasswordKey]))
 	}
 	p = parsed(t, ps, p12, pw.Data[credentials.PasswordKey])
@@ -182,7 +183,7 @@ func TestUsersSecretIsLeftAloneAndBadInputReported(t *testing.T) {
 	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(mine), &got); err != nil {
 		t.Fatal(err)
 	}
-	if string(got.Data["cert.pem"]) != "user data" || len(got.Data) != 1 || got.Labels[credentials.ManagedByLabel] != "" || len(got.OwnerReferences) != 0 {
+	if string(got.Data["cert.pem"]) != "user data" || len(got.Data) != 1 || got.Labels[ownership.Label] != "" || len(got.OwnerReferences) != 0 {
 		t.Errorf("the user's Secret was changed: %+v", got)
 	}
 	for _, name := range []string{"bad-tls", "plain-tls", "plain-tls-password"} {

@@ -25,18 +25,13 @@ import (
 
 	"github.com/intentguard/intentguard/internal/credentials/backend"
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/principal"
 )
 
 // Labels and annotations this operator puts on the Secrets it owns.
 const (
-	// ManagedByLabel marks every Secret this operator created; only those are ever
-	// updated, and the operator's cache holds only those.
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	// ManagedByValue is the value of ManagedByLabel on this operator's Secrets.
-	ManagedByValue = "intentguard-credentials-operator"
-
 	annPrefix = "credentials.intentguard.dev/"
 	// AnnIdentity records the workload identity a Secret was issued for.
 	AnnIdentity = annPrefix + "identity"
@@ -227,7 +222,7 @@ func (r *SecretReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if existing != nil {
 		secret = existing.DeepCopy()
 	}
-	secret.Labels = merge(secret.Labels, map[string]string{ManagedByLabel: ManagedByValue})
+	secret.Labels = merge(secret.Labels, map[string]string{ownership.Label: ownership.CredentialsOperator})
 	secret.Annotations = merge(secret.Annotations, map[string]string{
 		AnnIdentity: id.String(),
 		AnnSPIFFEID: spiffeID.String(),
@@ -304,7 +299,7 @@ func (r *SecretReconciler) existing(ctx context.Context, key types.NamespacedNam
 	return &corev1.Secret{ObjectMeta: m.ObjectMeta}, nil
 }
 
-func owns(s *corev1.Secret) bool { return s.Labels[ManagedByLabel] == ManagedByValue }
+func owns(s *corev1.Secret) bool { return s.Labels[ownership.Label] == ownership.CredentialsOperator }
 
 // due reports whether an owned Secret must be reissued, and otherwise when.
 func (r *SecretReconciler) due(s *corev1.Secret, spec Spec, digest, bundleID string, password []byte, now time.Time) (bool, time.Time) {
@@ -390,7 +385,7 @@ func (r *SecretReconciler) password(ctx context.Context, pod *corev1.Pod, spec S
 		return nil, err
 	}
 	s = corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: name, Labels: map[string]string{ManagedByLabel: ManagedByValue}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: name, Labels: map[string]string{ownership.Label: ownership.CredentialsOperator}},
 		Type:       corev1.SecretTypeOpaque,
 		Data:       map[string][]byte{PasswordKey: p},
 	}

@@ -36,8 +36,16 @@ func (i Identity) String() string {
 
 // Matches reports whether the identity is the one a reference (name, optional kind) names.
 func (i Identity) Matches(namespace, name, kind string) bool {
-	return i.Namespace == namespace && i.Name == name && (kind == "" || kind == i.Kind)
+	return i.Namespace == namespace && i.Name == name && KindMatches(kind, i.Kind)
 }
+
+// KindMatches reports whether a reference's kind admits an object of kind have: a
+// reference without a kind admits every kind, as in intents files.
+func KindMatches(want, have string) bool { return want == "" || want == have }
+
+// KindsAgree reports whether two references' kinds can name the same object: they agree
+// unless both are set and differ.
+func KindsAgree(a, b string) bool { return KindMatches(a, b) || KindMatches(b, a) }
 
 // OwnerLookup returns the owner references of the object that ref points to in namespace.
 // found is false when the object is unknown to the lookup (not cached, deleted, or of a

@@ -156,7 +156,7 @@ func Covers(ps *v2beta1.ProtectedService, s Server) bool {
 	if ps.Namespace != s.Namespace || ps.Spec.Name != s.Name {
 		return false
 	}
-	return s.Service || ps.Spec.Kind == "" || s.Kind == "" || ps.Spec.Kind == s.Kind
+	return s.Service || identity.KindsAgree(ps.Spec.Kind, s.Kind)
 }
 
 // TargetName names a target in status the way the intents file declares it, with its

@@ -151,7 +151,11 @@ func (c *Cluster) serveWebhooks(scheme *runtime.Scheme) error {
 		return fmt.Errorf("creating the webhook server: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := webhook.Setup(ctx, mgr); err != nil {
+	if err := informer.RegisterIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		cancel()
+		return err
+	}
+	if err := webhook.Setup(mgr); err != nil {
 		cancel()
 		return err
 	}

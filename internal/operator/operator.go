@@ -168,7 +168,7 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 		return nil, fmt.Errorf("adding health check: %w", err)
 	}
 	if c.Webhook != nil {
-		if err := webhook.Setup(ctx, mgr); err != nil {
+		if err := webhook.Setup(mgr); err != nil {
 			return nil, err
 		}
 		if rotator != nil {

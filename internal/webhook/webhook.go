@@ -24,6 +24,8 @@ import (
 	"github.com/intentguard/intentguard/api/v1alpha2"
 	"github.com/intentguard/intentguard/api/v1alpha3"
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/facts/informer"
+	"github.com/intentguard/intentguard/internal/intent"
 )
 
 // The API server calls these webhooks for every served version (matchPolicy Equivalent),
@@ -42,29 +44,16 @@ const (
 	ProtectedServicesPath = "/validate-protectedservices"
 )
 
-// indexWorkload maps ClientIntents and ProtectedServices to the name of the workload
-// they are about, so that a validation reads only the few objects it compares with.
-const indexWorkload = "webhook.workloadName"
-
 // Setup registers the conversion webhook (/convert) and the validating webhooks on the
 // manager's webhook server. The manager's scheme must hold every served version.
 //
-// The duplicate checks read the manager's cache: two objects for the same workload
+// The duplicate checks query the cache indexes informer.RegisterIndexes adds, which the
+// operator registers once for all its controllers: they must be registered first.
+// They read the manager's cache: two objects for the same workload
 // created within the cache's lag (milliseconds) can both pass, which the status of the
 // ClientIntents then reports as usual; a live list per write would cost the API server a
 // namespace-wide list for every apply.
-func Setup(ctx context.Context, mgr ctrl.Manager) error {
-	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &v2beta1.ClientIntents{}, indexWorkload, func(o client.Object) []string {
-		return []string{o.(*v2beta1.ClientIntents).Spec.Workload.Name}
-	}); err != nil {
-		return fmt.Errorf("indexing ClientIntents by workload: %w", err)
-	}
-	if err := idx.IndexField(ctx, &v2beta1.ProtectedService{}, indexWorkload, func(o client.Object) []string {
-		return []string{o.(*v2beta1.ProtectedService).Spec.Name}
-	}); err != nil {
-		return fmt.Errorf("indexing ProtectedServices by server: %w", err)
-	}
+func Setup(mgr ctrl.Manager) error {
 	reader := mgr.GetClient()
 	if err := ctrl.NewWebhookManagedBy(mgr, &v2beta1.ClientIntents{}).
 		WithValidator(&intentsValidator{reader: reader}).
@@ -275,7 +264,7 @@ type intentsValidator struct{ reader client.Reader }
 func (v *intentsValidator) validate(ctx context.Context, ci, old *v2beta1.ClientIntents, checkOthers bool) (admission.Warnings, error) {
 	var others v2beta1.ClientIntentsList
 	if checkOthers {
-		if err := v.reader.List(ctx, &others, client.InNamespace(ci.Namespace), client.MatchingFields{indexWorkload: ci.Spec.Workload.Name}); err != nil {
+		if err := v.reader.List(ctx, &others, client.InNamespace(ci.Namespace), client.MatchingFields{informer.IndexClient: informer.NameKey(intent.Client(ci).Namespace, intent.Client(ci).Name)}); err != nil {
 			return nil, fmt.Errorf("listing the ClientIntents of namespace %s: %w", ci.Namespace, err)
 		}
 	}
@@ -312,7 +301,7 @@ type protectedValidator struct{ reader client.Reader }
 
 func (v *protectedValidator) validate(ctx context.Context, ps *v2beta1.ProtectedService) (admission.Warnings, error) {
 	var others v2beta1.ProtectedServiceList
-	if err := v.reader.List(ctx, &others, client.InNamespace(ps.Namespace), client.MatchingFields{indexWorkload: ps.Spec.Name}); err != nil {
+	if err := v.reader.List(ctx, &others, client.InNamespace(ps.Namespace), client.MatchingFields{informer.IndexProtectedName: informer.NameKey(ps.Namespace, ps.Spec.Name)}); err != nil {
 		return nil, fmt.Errorf("listing the ProtectedServices of namespace %s: %w", ps.Namespace, err)
 	}
 	if errs := ValidateProtectedService(ps, others.Items); len(errs) > 0 {

@@ -35,6 +35,7 @@ import (
 	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
@@ -341,7 +342,7 @@ func writeFloor(ctx context.Context, c client.Client, want map[client.ObjectKey]
 func waitPolicies(ctx context.Context, c client.WithWatch, want map[client.ObjectKey]*networkingv1.NetworkPolicy) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
-	managed := client.MatchingLabels{compile.ManagedByLabel: compile.ManagedByValue}
+	managed := client.MatchingLabels{ownership.Label: ownership.IntentsOperator}
 	for {
 		var list networkingv1.NetworkPolicyList
 		if err := c.List(ctx, &list, managed); err != nil {
@@ -541,7 +542,7 @@ func measure(ctx context.Context, c client.WithWatch, op *operatorProcess, sc sc
 		return 0, 0, err
 	}
 	// Watching from the current resource version delivers only events after it.
-	managed := client.MatchingLabels{compile.ManagedByLabel: compile.ManagedByValue}
+	managed := client.MatchingLabels{ownership.Label: ownership.IntentsOperator}
 	var current networkingv1.NetworkPolicyList
 	if err := c.List(ctx, &current, managed); err != nil {
 		return 0, 0, err

@@ -36,6 +36,7 @@ import (
 	"github.com/intentguard/intentguard/internal/credentials/spire/spiretest"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/tutorial"
 )
 
@@ -288,7 +289,7 @@ func countSecrets(ctx context.Context, kube client.Client, namespaces []string) 
 	for _, ns := range namespaces {
 		var list metav1.PartialObjectMetadataList
 		list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-		if err := kube.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{credentials.ManagedByLabel: credentials.ManagedByValue}); err != nil {
+		if err := kube.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{ownership.Label: ownership.CredentialsOperator}); err != nil {
 			return 0, err
 		}
 		n += len(list.Items)

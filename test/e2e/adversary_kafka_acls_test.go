@@ -24,11 +24,11 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/point/kafka/acl"
 	"github.com/intentguard/intentguard/internal/point/kafka/broker"
 	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
-	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
 // kafkaUser is the principal a client workload has on the brokers of this test: the DN
@@ -452,7 +452,7 @@ func (k *kafkaAdversary) forge(step int, tenantNS string) {
 		ann = map[string]string{kafka.BrokerAnnotation: string(subject.UID), kafka.ClusterIDAnnotation: ""}
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
-		Labels: map[string]string{compile.ManagedByLabel: compile.ManagedByValue}, Annotations: ann},
+		Labels: map[string]string{ownership.Label: ownership.IntentsOperator}, Annotations: ann},
 		BinaryData: map[string][]byte{"owned.json.gz": data}}
 	key := ns + "/" + name
 	err = kube.Create(ctx, cm)

@@ -24,6 +24,7 @@ import (
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 	"github.com/intentguard/intentguard/internal/status"
@@ -791,7 +792,7 @@ func (a *adversary) victimView(p *networkingv1.NetworkPolicy) (string, []string)
 	types, _ := json.Marshal(p.Spec.PolicyTypes)
 	egress, _ := json.Marshal(p.Spec.Egress)
 	return fmt.Sprintf("selector %s types %s egress %s marks %s|%s|%s rules:\n  %s", sel, types, egress,
-		p.Labels[compile.ManagedByLabel], p.Labels[compile.ServerLabel], p.Annotations[compile.ServerAnnotation], strings.Join(rules, "\n  ")), foreign
+		p.Labels[ownership.Label], p.Labels[compile.ServerLabel], p.Annotations[compile.ServerAnnotation], strings.Join(rules, "\n  ")), foreign
 }
 
 // victimPoliciesProblem holds the victim namespaces' policies to the baseline: each one

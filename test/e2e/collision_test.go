@@ -15,6 +15,7 @@ import (
 	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 	"github.com/intentguard/intentguard/internal/status"
 )
@@ -111,7 +112,7 @@ func TestPolicyRecordedForAnotherServerLeftAlone(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:   ns,
 			Name:        compile.PolicyName(server),
-			Labels:      map[string]string{compile.ManagedByLabel: compile.ManagedByValue},
+			Labels:      map[string]string{ownership.Label: ownership.IntentsOperator},
 			Annotations: map[string]string{compile.ServerAnnotation: other.Key()},
 		},
 		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "nothing"}}},
@@ -161,7 +162,7 @@ func TestPolicyLeftByLookalikeServerIsReplaced(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:   victim,
 			Name:        compile.PolicyName(genuine),
-			Labels:      map[string]string{compile.ManagedByLabel: compile.ManagedByValue, compile.ServerLabel: lookalike.Hash()},
+			Labels:      map[string]string{ownership.Label: ownership.IntentsOperator, compile.ServerLabel: lookalike.Hash()},
 			Annotations: map[string]string{compile.ServerAnnotation: lookalike.Key()},
 		},
 		Spec: networkingv1.NetworkPolicySpec{
@@ -277,7 +278,7 @@ func TestPolicyUnderEarlierNameIsPruned(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace:   ns,
 				Name:        name,
-				Labels:      map[string]string{compile.ManagedByLabel: compile.ManagedByValue, compile.ServerLabel: s.Hash()},
+				Labels:      map[string]string{ownership.Label: ownership.IntentsOperator, compile.ServerLabel: s.Hash()},
 				Annotations: map[string]string{compile.ServerAnnotation: s.Key()},
 			},
 			Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: compile.PodLabels(s.Ref)}},

@@ -33,7 +33,7 @@ import (
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
-	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/tutorial"
 )
@@ -233,7 +233,7 @@ func waitReady(t *testing.T, ci *v2beta1.ClientIntents) *v2beta1.ClientIntents {
 func managedPolicies(t *testing.T, ns string) []networkingv1.NetworkPolicy {
 	t.Helper()
 	var list networkingv1.NetworkPolicyList
-	if err := kube.List(context.Background(), &list, client.InNamespace(ns), client.MatchingLabels{compile.ManagedByLabel: compile.ManagedByValue}); err != nil {
+	if err := kube.List(context.Background(), &list, client.InNamespace(ns), client.MatchingLabels{ownership.Label: ownership.IntentsOperator}); err != nil {
 		t.Fatal(err)
 	}
 	return list.Items

@@ -20,6 +20,7 @@ import (
 	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/tutorial"
@@ -387,7 +388,7 @@ spec:
 	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(foreign), &after); err != nil {
 		t.Fatal(err)
 	}
-	if after.Generation != 1 || after.Labels[compile.ManagedByLabel] != "" {
+	if after.Generation != 1 || after.Labels[ownership.Label] != "" {
 		t.Fatalf("foreign policy was modified: generation %d, labels %v", after.Generation, after.Labels)
 	}
 	deleteObj(t, ci)

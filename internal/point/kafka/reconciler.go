@@ -30,6 +30,7 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/enforcement"
+	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/point/kafka/acl"
 	"github.com/intentguard/intentguard/internal/point/kafka/broker"
 )
@@ -434,9 +435,9 @@ func (r *Reconciler) protected(ctx context.Context, ksc *v2beta1.KafkaServerConf
 	if err := r.Client.List(ctx, &list, client.InNamespace(ksc.Namespace)); err != nil {
 		return false, fmt.Errorf("listing ProtectedServices: %w", err)
 	}
+	broker := intent.Server{Ref: intent.Ref{Namespace: ksc.Namespace, Name: ksc.Spec.Workload.Name, Kind: ksc.Spec.Workload.Kind}}
 	for _, ps := range list.Items {
-		if ps.DeletionTimestamp.IsZero() && ps.Spec.Name == ksc.Spec.Workload.Name &&
-			(ps.Spec.Kind == "" || ksc.Spec.Workload.Kind == "" || ps.Spec.Kind == ksc.Spec.Workload.Kind) {
+		if ps.DeletionTimestamp.IsZero() && intent.Covers(&ps, broker) {
 			return true, nil
 		}
 	}

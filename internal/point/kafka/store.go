@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/kafka/acl"
-	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
 const (
@@ -71,7 +71,7 @@ func (e foreignRecordError) Error() string {
 
 // ours reports whether the ConfigMap is the operator's record for the config.
 func ours(cm *corev1.ConfigMap, ksc *v2beta1.KafkaServerConfig) bool {
-	return cm.Labels[compile.ManagedByLabel] == compile.ManagedByValue &&
+	return cm.Labels[ownership.Label] == ownership.IntentsOperator &&
 		cm.Annotations[BrokerUIDAnnotation] == string(ksc.UID) &&
 		cm.Annotations[BrokerAnnotation] == ksc.Namespace+"/"+ksc.Name
 }
@@ -108,7 +108,7 @@ func (s store) save(ctx context.Context, ksc *v2beta1.KafkaServerConfig, prev st
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: s.namespace,
 			Name:      OwnedConfigMapName(ksc.UID),
-			Labels:    map[string]string{compile.ManagedByLabel: compile.ManagedByValue},
+			Labels:    map[string]string{ownership.Label: ownership.IntentsOperator},
 			Annotations: map[string]string{
 				BrokerAnnotation: ksc.Namespace + "/" + ksc.Name, BrokerUIDAnnotation: string(ksc.UID), ClusterIDAnnotation: clusterID,
 			},
@@ -202,7 +202,7 @@ func decode(data []byte) (acl.Set, error) {
 // and annotations are considered, and each is deleted only at the UID it was read with.
 func (s store) sweep(ctx context.Context, configs client.Reader) (int, error) {
 	var list corev1.ConfigMapList
-	if err := s.reader.List(ctx, &list, client.InNamespace(s.namespace), client.MatchingLabels{compile.ManagedByLabel: compile.ManagedByValue}); err != nil {
+	if err := s.reader.List(ctx, &list, client.InNamespace(s.namespace), client.MatchingLabels{ownership.Label: ownership.IntentsOperator}); err != nil {
 		return 0, fmt.Errorf("listing the Kafka ACL records in %s: %w", s.namespace, err)
 	}
 	swept := 0

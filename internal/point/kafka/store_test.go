@@ -7,8 +7,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/kafka/acl"
-	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
 // The owned record survives encoding exactly, DNs with escaped commas and quotes included,
@@ -44,7 +44,7 @@ func TestRecordOwnership(t *testing.T) {
 	ksc := &v2beta1.KafkaServerConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "kafka", Name: "kafka", UID: "u-1"}}
 	mine := func(edit func(*corev1.ConfigMap)) *corev1.ConfigMap {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
-			Labels:      map[string]string{compile.ManagedByLabel: compile.ManagedByValue},
+			Labels:      map[string]string{ownership.Label: ownership.IntentsOperator},
 			Annotations: map[string]string{BrokerAnnotation: "kafka/kafka", BrokerUIDAnnotation: "u-1"},
 		}}
 		edit(cm)
@@ -55,7 +55,7 @@ func TestRecordOwnership(t *testing.T) {
 		want bool
 	}{
 		"the operator's":        {mine(func(*corev1.ConfigMap) {}), true},
-		"no managed-by label":   {mine(func(c *corev1.ConfigMap) { delete(c.Labels, compile.ManagedByLabel) }), false},
+		"no managed-by label":   {mine(func(c *corev1.ConfigMap) { delete(c.Labels, ownership.Label) }), false},
 		"another config's UID":  {mine(func(c *corev1.ConfigMap) { c.Annotations[BrokerUIDAnnotation] = "u-2" }), false},
 		"a same-named config":   {mine(func(c *corev1.ConfigMap) { c.Annotations[BrokerAnnotation] = "tenant/kafka" }), false},
 		"an earlier format":     {mine(func(c *corev1.ConfigMap) { c.Annotations = map[string]string{BrokerAnnotation: "u-1"} }), false},

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
@@ -30,7 +31,7 @@ func LimitCache(opts *cache.Options) {
 		opts.ByObject = map[client.Object]cache.ByObject{}
 	}
 	opts.ByObject[&networkingv1.NetworkPolicy{}] = cache.ByObject{
-		Label: labels.SelectorFromSet(labels.Set{compile.ManagedByLabel: compile.ManagedByValue}),
+		Label: labels.SelectorFromSet(labels.Set{ownership.Label: ownership.IntentsOperator}),
 	}
 }
 

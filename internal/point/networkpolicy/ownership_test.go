@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
@@ -22,7 +23,7 @@ func TestPolicyOwnershipIsExact(t *testing.T) {
 		}
 		return p
 	}
-	managed := map[string]string{compile.ManagedByLabel: compile.ManagedByValue}
+	managed := map[string]string{ownership.Label: ownership.IntentsOperator}
 	records := func(key string) map[string]string { return map[string]string{compile.ServerAnnotation: key} }
 	for _, tt := range []struct {
 		name string

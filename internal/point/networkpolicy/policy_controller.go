@@ -17,6 +17,7 @@ import (
 	"github.com/intentguard/intentguard/internal/facts"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
@@ -264,7 +265,7 @@ func (e nameTakenError) Error() string {
 // managedByUs reports whether the operator wrote the object: its label, or its field
 // manager in the object's managed fields.
 func managedByUs(obj client.Object) bool {
-	if obj.GetLabels()[compile.ManagedByLabel] == compile.ManagedByValue {
+	if obj.GetLabels()[ownership.Label] == ownership.IntentsOperator {
 		return true
 	}
 	return slices.ContainsFunc(obj.GetManagedFields(), func(m metav1.ManagedFieldsEntry) bool { return m.Manager == FieldManager })

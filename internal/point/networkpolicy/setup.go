@@ -30,6 +30,7 @@ import (
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
@@ -234,7 +235,7 @@ func enqueueServersOf[T any](p *Progress, f func(context.Context, T) []reconcile
 // ServerOfPolicy returns the server request recorded on a policy of the operator.
 func ServerOfPolicy(_ context.Context, o client.Object) []reconcile.Request {
 	key, ok := o.GetAnnotations()[compile.ServerAnnotation]
-	if !ok || o.GetLabels()[compile.ManagedByLabel] != compile.ManagedByValue {
+	if !ok || o.GetLabels()[ownership.Label] != ownership.IntentsOperator {
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: key}}}

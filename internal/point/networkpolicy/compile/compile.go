@@ -18,13 +18,10 @@ import (
 
 	"github.com/intentguard/intentguard/internal/facts"
 	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/ownership"
 )
 
 const (
-	// ManagedByLabel marks the objects this project owns; nothing without it is touched.
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	// ManagedByValue is ManagedByLabel's value on owned objects.
-	ManagedByValue = "intentguard"
 	// ServerLabel holds a digest of the server a policy protects, to find it again.
 	ServerLabel = "intentguard.dev/server"
 	// ServerAnnotation holds the server key in readable form.
@@ -73,7 +70,7 @@ func Compile(in Input) *networkingv1.NetworkPolicy {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        PolicyName(in.Server),
 			Namespace:   in.Server.Namespace,
-			Labels:      map[string]string{ManagedByLabel: ManagedByValue, ServerLabel: in.Server.Hash()},
+			Labels:      map[string]string{ownership.Label: ownership.IntentsOperator, ServerLabel: in.Server.Hash()},
 			Annotations: map[string]string{ServerAnnotation: in.Server.Key()},
 		},
 		Spec: networkingv1.NetworkPolicySpec{

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/ownership"
 )
 
 // matchLabels is a selector on the given key, value pairs.
@@ -343,8 +344,8 @@ func TestCompileLabelsThePolicyAsOwnedAndFindable(t *testing.T) {
 			if p.Namespace != s.Namespace || p.Name != PolicyName(s) {
 				t.Errorf("policy %s/%s, want %s/%s", p.Namespace, p.Name, s.Namespace, PolicyName(s))
 			}
-			if got := p.Labels[ManagedByLabel]; got != ManagedByValue {
-				t.Errorf("label %s = %q, want %q", ManagedByLabel, got, ManagedByValue)
+			if got := p.Labels[ownership.Label]; got != ownership.IntentsOperator {
+				t.Errorf("label %s = %q, want %q", ownership.Label, got, ownership.IntentsOperator)
 			}
 			if got := p.Labels[ServerLabel]; got != s.Hash() {
 				t.Errorf("label %s = %q, want the server hash %q", ServerLabel, got, s.Hash())
@@ -588,7 +589,7 @@ func TestUpToDate(t *testing.T) {
 			e.Labels[ServerLabel] = "0000"
 		}, want: false},
 		{name: "managed-by label missing", change: func(e *networkingv1.NetworkPolicy) {
-			delete(e.Labels, ManagedByLabel)
+			delete(e.Labels, ownership.Label)
 		}, want: false},
 		{name: "no labels at all", change: func(e *networkingv1.NetworkPolicy) {
 			e.Labels = nil

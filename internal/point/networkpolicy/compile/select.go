@@ -158,7 +158,7 @@ func Exists(ctx context.Context, f facts.Facts, ref intent.Ref) (bool, error) {
 		return false, err
 	}
 	for _, w := range workloads {
-		if ref.Kind == "" || ref.Kind == w.Kind {
+		if identity.KindMatches(ref.Kind, w.Kind) {
 			return true, nil
 		}
 	}
