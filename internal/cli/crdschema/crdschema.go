@@ -120,18 +120,19 @@ func (v *Version) Prune(obj map[string]any) []string {
 	return structuralpruning.PruneWithOptions(obj, v.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
 }
 
-// Validate checks obj, defaulted and pruned, as the API server does on create: OpenAPI
-// schema, embedded metadata, list sets and maps, then the CEL rules, which it skips when
-// the object is already refused for a reason CEL cannot evaluate (like a wrong type).
-func (v *Version) Validate(ctx context.Context, obj map[string]any) field.ErrorList {
-	errs := validation.ValidateCustomResource(nil, obj, v.validator)
-	errs = append(errs, schemaobjectmeta.Validate(ctx, nil, obj, v.structural, false)...)
-	errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, v.structural, obj)...)
-	for _, e := range errs {
+// Validate checks obj, defaulted and pruned, as the API server does on create: the
+// OpenAPI schema, embedded metadata and list sets and maps (schemaErrs), then the CEL
+// rules (celErrs), which it skips when the object is already refused for a reason CEL
+// cannot evaluate (a wrong type, a missing required field).
+func (v *Version) Validate(ctx context.Context, obj map[string]any) (schemaErrs, celErrs field.ErrorList) {
+	schemaErrs = validation.ValidateCustomResource(nil, obj, v.validator)
+	schemaErrs = append(schemaErrs, schemaobjectmeta.Validate(ctx, nil, obj, v.structural, false)...)
+	schemaErrs = append(schemaErrs, structurallisttype.ValidateListSetsAndMaps(nil, v.structural, obj)...)
+	for _, e := range schemaErrs {
 		if e.Type == field.ErrorTypeTypeInvalid || e.Type == field.ErrorTypeRequired {
-			return errs
+			return schemaErrs, nil
 		}
 	}
-	celErrs, _ := v.cel.Validate(ctx, nil, v.structural, obj, nil, celconfig.RuntimeCELCostBudget)
-	return append(errs, celErrs...)
+	celErrs, _ = v.cel.Validate(ctx, nil, v.structural, obj, nil, celconfig.RuntimeCELCostBudget)
+	return schemaErrs, celErrs
 }

@@ -93,7 +93,7 @@ func decodeCustom(u *unstructured.Unstructured, gvk schema.GroupVersionKind, nam
 		return nil, err
 	}
 	if !ok {
-		return nil, unserved(gvk)
+		return nil, Unserved(gvk)
 	}
 	if u.GetNamespace() == "" && s.Namespaced {
 		u.SetNamespace(namespace)
@@ -166,8 +166,8 @@ func gvkOf(o runtime.Object) (schema.GroupVersionKind, error) {
 	return gvks[0], nil
 }
 
-// unserved says which versions intentguard serves for a kind it does not serve in gvk.
-func unserved(gvk schema.GroupVersionKind) error {
+// Unserved says which versions intentguard serves for a kind it does not serve in gvk.
+func Unserved(gvk schema.GroupVersionKind) error {
 	kinds, err := crdschema.Kinds()
 	if err != nil {
 		return err

@@ -31,23 +31,50 @@ type Document struct {
 // extensions are the files a directory is searched for.
 var extensions = []string{".yaml", ".yml", ".json"}
 
+// ParseError is a document that is not a Kubernetes object.
+type ParseError struct {
+	Source Source
+	Err    error
+}
+
+func (e *ParseError) Error() string { return fmt.Sprintf("%s: %v", e.Source, e.Err) }
+
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// ParseErrors returns the documents ReadFiles could not parse, and false if err holds
+// anything else (a file that could not be read).
+func ParseErrors(err error) ([]*ParseError, bool) {
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	var out []*ParseError
+	for _, e := range errs {
+		var pe *ParseError
+		if !errors.As(e, &pe) {
+			return nil, false
+		}
+		out = append(out, pe)
+	}
+	return out, true
+}
+
 // ReadFiles reads every document of the given files and directories (searched
 // recursively for .yaml, .yml and .json files, in lexical order); "-" reads standard
-// input. Lists are expanded into their items; empty documents are skipped. An error
-// names the file and the line of the document that could not be read.
+// input. Lists are expanded into their items; empty documents are skipped. A file that
+// cannot be read stops it; documents that cannot be parsed do not, and come back as
+// ParseErrors (joined), naming the file and the line of the document.
 func ReadFiles(paths []string, stdin io.Reader) ([]Document, error) {
 	var docs []Document
+	var bad []error
 	for _, p := range paths {
 		if p == "-" {
 			b, err := io.ReadAll(stdin)
 			if err != nil {
 				return nil, fmt.Errorf("reading standard input: %w", err)
 			}
-			d, err := parse("-", b)
-			if err != nil {
-				return nil, err
-			}
-			docs = append(docs, d...)
+			d, errs := parse("-", b)
+			docs, bad = append(docs, d...), append(bad, errs...)
 			continue
 		}
 		files, err := expand(p)
@@ -59,14 +86,11 @@ func ReadFiles(paths []string, stdin io.Reader) ([]Document, error) {
 			if err != nil {
 				return nil, fmt.Errorf("reading %s: %w", f, err)
 			}
-			d, err := parse(f, b)
-			if err != nil {
-				return nil, err
-			}
-			docs = append(docs, d...)
+			d, errs := parse(f, b)
+			docs, bad = append(docs, d...), append(bad, errs...)
 		}
 	}
-	return docs, nil
+	return docs, errors.Join(bad...)
 }
 
 // expand returns p if it is a file, else the manifest files under it.
@@ -123,8 +147,8 @@ func split(b []byte) []chunk {
 	return append(chunks, cur)
 }
 
-// parse decodes the documents of one file.
-func parse(file string, b []byte) ([]Document, error) {
+// parse decodes the documents of one file; the errors are ParseErrors.
+func parse(file string, b []byte) ([]Document, []error) {
 	var chunks []chunk
 	if strings.EqualFold(filepath.Ext(file), ".json") {
 		chunks = []chunk{{text: b, line: 1}}
@@ -132,6 +156,7 @@ func parse(file string, b []byte) ([]Document, error) {
 		chunks = split(b)
 	}
 	var docs []Document
+	var errs []error
 	index := 0
 	for _, c := range chunks {
 		if blank(c.text) {
@@ -141,11 +166,13 @@ func parse(file string, b []byte) ([]Document, error) {
 		src := Source{File: file, Line: c.line, Document: index}
 		j, err := yaml.YAMLToJSON(c.text)
 		if err != nil {
-			return nil, fmt.Errorf("%s: not YAML: %w", src, err)
+			errs = append(errs, &ParseError{Source: src, Err: fmt.Errorf("not YAML: %w", err)})
+			continue
 		}
 		var content map[string]any
 		if err := json.Unmarshal(j, &content); err != nil {
-			return nil, fmt.Errorf("%s: not an object: %w", src, err)
+			errs = append(errs, &ParseError{Source: src, Err: fmt.Errorf("not an object: %w", err)})
+			continue
 		}
 		if content == nil {
 			continue
@@ -154,27 +181,31 @@ func parse(file string, b []byte) ([]Document, error) {
 		if u.IsList() {
 			items, err := listItems(u, src)
 			if err != nil {
-				return nil, err
+				errs = append(errs, err)
 			}
 			docs = append(docs, items...)
 			continue
 		}
 		if err := checkType(u, src); err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		docs = append(docs, Document{Source: src, Object: u})
 	}
-	return docs, nil
+	return docs, errs
 }
 
+// listItems returns the items of a List; the error is a ParseError.
 func listItems(u *unstructured.Unstructured, src Source) ([]Document, error) {
 	var docs []Document
+	n := 0
 	err := u.EachListItem(func(o runtime.Object) error {
+		n++
 		item := src
-		item.Item = len(docs) + 1
+		item.Item = n
 		iu, ok := o.(*unstructured.Unstructured)
 		if !ok {
-			return fmt.Errorf("%s: list item of type %T", item, o)
+			return &ParseError{Source: item, Err: fmt.Errorf("a list item of type %T", o)}
 		}
 		if err := checkType(iu, item); err != nil {
 			return err
@@ -182,12 +213,14 @@ func listItems(u *unstructured.Unstructured, src Source) ([]Document, error) {
 		docs = append(docs, Document{Source: item, Object: iu})
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: reading the list: %w", src, err)
+	var pe *ParseError
+	if err != nil && !errors.As(err, &pe) {
+		err = &ParseError{Source: src, Err: fmt.Errorf("reading the list: %w", err)}
 	}
-	return docs, nil
+	return docs, err
 }
 
+// checkType refuses an object without apiVersion or kind; the error is a ParseError.
 func checkType(u *unstructured.Unstructured, src Source) error {
 	var missing []string
 	if u.GetAPIVersion() == "" {
@@ -197,12 +230,10 @@ func checkType(u *unstructured.Unstructured, src Source) error {
 		missing = append(missing, "kind")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%s: %w: %s", src, errNoType, strings.Join(missing, " and "))
+		return &ParseError{Source: src, Err: fmt.Errorf("not a Kubernetes object, it has no %s", strings.Join(missing, " and "))}
 	}
 	return nil
 }
-
-var errNoType = errors.New("not a Kubernetes object, it has no")
 
 // blank reports whether a document holds only comments and white space.
 func blank(b []byte) bool {

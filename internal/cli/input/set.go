@@ -20,15 +20,15 @@ import (
 // Source says where an object was read.
 type Source struct {
 	// File is the path of the file, "-" for standard input, empty for a live object.
-	File string
+	File string `json:"file,omitempty"`
 	// Line is the line of the file its document starts on.
-	Line int
+	Line int `json:"line,omitempty"`
 	// Document is the index of its document in the file, from 1.
-	Document int
+	Document int `json:"document,omitempty"`
 	// Item is its index in a List document, from 1; 0 when the document is the object.
-	Item int
+	Item int `json:"item,omitempty"`
 	// Cluster names the kubeconfig context of a live object.
-	Cluster string
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // String names the source as an editor or a reviewer finds it: file:line (document
