@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -44,23 +43,20 @@ with --snapshot (or as any other file or directory), under the files of a change
   intentguard snapshot -o shop.yaml --context prod -n shop -n payments`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var w io.Writer = s.Out
-			if file != "-" {
-				f, err := os.Create(file)
-				if err != nil {
-					return fmt.Errorf("creating the snapshot file: %w", err)
-				}
-				defer f.Close()
-				w = f
-			}
-			n, err := snapshot.Write(cmd.Context(), w, cluster.Live(namespaces), time.Now())
-			if err != nil {
+			if file == "-" {
+				_, err := snapshot.Write(cmd.Context(), s.Out, cluster.Live(namespaces), time.Now())
 				return err
 			}
-			if f, ok := w.(*os.File); ok && f != os.Stdout {
-				if err := f.Close(); err != nil {
-					return fmt.Errorf("writing the snapshot file: %w", err)
-				}
+			f, err := os.Create(file)
+			if err != nil {
+				return fmt.Errorf("creating the snapshot file: %w", err)
+			}
+			n, err := snapshot.Write(cmd.Context(), f, cluster.Live(namespaces), time.Now())
+			if closeErr := f.Close(); err == nil && closeErr != nil {
+				err = fmt.Errorf("writing the snapshot file: %w", closeErr)
+			}
+			if err != nil {
+				return err
 			}
 			logr.FromContextOrDiscard(cmd.Context()).Info("snapshot written", "objects", n, "file", file)
 			return nil

@@ -118,6 +118,11 @@ func Validate(ctx context.Context, docs []input.Document, unreadable []*input.Pa
 	for i, f := range checkWebhook(passed) {
 		r.Objects[i].Findings = append(r.Objects[i].Findings, f...)
 	}
+	for i := range r.Objects {
+		if r.Objects[i].Findings == nil {
+			r.Objects[i].Findings = []Finding{}
+		}
+	}
 	slices.SortStableFunc(r.Objects, func(a, b Object) int {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Document, b.Document), cmp.Compare(a.Item, b.Item))
 	})
@@ -171,28 +176,27 @@ func metadataErrors(u *unstructured.Unstructured, namespaced bool) field.ErrorLi
 	return apivalidation.ValidateObjectMetaAccessor(u, namespaced, apivalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
 }
 
-// checkWebhook applies the webhook's rules to the objects that passed their schema, each
-// compared with the others of its kind and namespace, and returns the findings by the
-// index of the object in the report.
+// checkWebhook applies the webhook's rules to the objects that passed their schema, in
+// file order, each compared with the objects of its kind and namespace written before it
+// (as kubectl apply -f creates them one by one), and returns the findings by the index
+// of the object in the report.
 func checkWebhook(passed []checked) map[int][]Finding {
 	intents := map[string][]v2beta1.ClientIntents{}
 	protected := map[string][]v2beta1.ProtectedService{}
-	for _, c := range passed {
-		switch o := c.hub.(type) {
-		case *v2beta1.ClientIntents:
-			intents[o.Namespace] = append(intents[o.Namespace], *o)
-		case *v2beta1.ProtectedService:
-			protected[o.Namespace] = append(protected[o.Namespace], *o)
-		}
-	}
 	out := map[int][]Finding{}
 	for _, c := range passed {
 		var errs field.ErrorList
 		switch o := c.hub.(type) {
 		case *v2beta1.ClientIntents:
 			errs = webhook.CheckClientIntents(o, nil, intents[o.Namespace], webhook.PathsFor(c.version))
+			if len(errs) == 0 {
+				intents[o.Namespace] = append(intents[o.Namespace], *o)
+			}
 		case *v2beta1.ProtectedService:
 			errs = webhook.ValidateProtectedService(o, protected[o.Namespace])
+			if len(errs) == 0 {
+				protected[o.Namespace] = append(protected[o.Namespace], *o)
+			}
 		}
 		if len(errs) > 0 {
 			out[c.index] = fieldFindings(CheckWebhook, errs)
