@@ -30,15 +30,7 @@ import (
 // with the facts the operator reads, and nothing it must not keep.
 func TestSnapshotReadsBackAsTheLiveObjects(t *testing.T) {
 	ctx := context.Background()
-	lc, err := localcluster.Start(ctx, localcluster.Options{WithoutControllerManager: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lc.Stop() })
-	kube, err := client.New(lc.Config, client.Options{Scheme: input.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lc, kube := localcluster.ForTest(t, localcluster.Options{WithoutControllerManager: true})
 	seed(t, kube)
 
 	var out bytes.Buffer
