@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -269,4 +270,33 @@ func yamlOf(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		live     bool
+		snapshot []string
+		ns       string
+	}{
+		{nil, false, nil, "default"},
+		{[]string{"--live"}, true, nil, "default"},
+		{[]string{"--context", "prod"}, true, nil, "default"},
+		{[]string{"--kubeconfig", "k"}, true, nil, "default"},
+		{[]string{"--snapshot", "a.yaml", "--snapshot", "b", "--default-namespace", "shop"}, false, []string{"a.yaml", "b"}, "shop"},
+	} {
+		var f input.Flags
+		fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+		f.AddTo(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		opts := f.Options([]string{"dir"}, nil)
+		if (opts.Live != nil) != tc.live || strings.Join(opts.Snapshots, ",") != strings.Join(tc.snapshot, ",") || opts.Namespace != tc.ns || opts.Paths[0] != "dir" {
+			t.Errorf("%v: options %+v", tc.args, opts)
+		}
+		if opts.Live != nil && (opts.Live.Context != f.Context || opts.Live.Kubeconfig != f.Kubeconfig) {
+			t.Errorf("%v: live %+v", tc.args, opts.Live)
+		}
+	}
 }
