@@ -78,7 +78,9 @@ func decode(u *unstructured.Unstructured, gvk schema.GroupVersionKind, namespace
 	if err != nil {
 		return nil, fmt.Errorf("creating a %s: %w", gvk, err)
 	}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, o, true); err != nil {
+	// Not strict: a field of a newer Kubernetes than this binary knows is dropped, as the
+	// analysis reads none of them.
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, o); err != nil {
 		return nil, fmt.Errorf("decoding: %w", err)
 	}
 	o.GetObjectKind().SetGroupVersionKind(gvk)

@@ -187,6 +187,8 @@ func TestErrorsNameTheFile(t *testing.T) {
 			[]string{"old.yaml:1 (document 1)", "ClientIntents \"a\"", "v1alpha1 is not served", "v2beta1"}},
 		{"twice", map[string]string{"one.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n", "two.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"},
 			[]string{"two.yaml:1 (document 1): Namespace a is also defined at ", "one.yaml:1"}},
+		{"wrong type", map[string]string{"dep.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec: {replicas: many}\n"},
+			[]string{"dep.yaml:1 (document 1): Deployment \"a\": decoding"}},
 		{"missing file", nil, []string{"reading ", "no such file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,6 +252,9 @@ spec:
 	}
 	if len(set.Objects) != 3 {
 		t.Fatalf("%d objects, want 3 (the change replaces the snapshot's ClientIntents)", len(set.Objects))
+	}
+	if all := input.All[*v2beta1.ClientIntents](set); len(all) != 1 || all[0] != set.Objects[1] {
+		t.Errorf("All ClientIntents: %v", all)
 	}
 	ci := set.Objects[1].(*v2beta1.ClientIntents)
 	if len(ci.Spec.Targets) != 1 || ci.Spec.Targets[0].Service == nil {

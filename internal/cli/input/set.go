@@ -161,3 +161,15 @@ func (s *Set) addFiles(paths []string, opts Options) error {
 	}
 	return nil
 }
+
+// All returns the objects of the set of type T (like *v2beta1.ClientIntents or
+// *corev1.Pod), in the set's order.
+func All[T client.Object](s *Set) []T {
+	var out []T
+	for _, o := range s.Objects {
+		if t, ok := o.(T); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
