@@ -122,17 +122,27 @@ func (v *Version) Prune(obj map[string]any) []string {
 
 // Validate checks obj, defaulted and pruned, as the API server does on create: the
 // OpenAPI schema, embedded metadata and list sets and maps (schemaErrs), then the CEL
-// rules (celErrs), which it skips when the object is already refused for a reason CEL
-// cannot evaluate (a wrong type, a missing required field).
+// rules (celErrs). Like the API server, it does not run the rules when the schema
+// already refuses a value of a kind the rules may not survive (a wrong type, a missing
+// field, a value out of an enum, too long or too many), and says so instead.
 func (v *Version) Validate(ctx context.Context, obj map[string]any) (schemaErrs, celErrs field.ErrorList) {
 	schemaErrs = validation.ValidateCustomResource(nil, obj, v.validator)
 	schemaErrs = append(schemaErrs, schemaobjectmeta.Validate(ctx, nil, obj, v.structural, false)...)
 	schemaErrs = append(schemaErrs, structurallisttype.ValidateListSetsAndMaps(nil, v.structural, obj)...)
 	for _, e := range schemaErrs {
-		if e.Type == field.ErrorTypeTypeInvalid || e.Type == field.ErrorTypeRequired {
-			return schemaErrs, nil
+		if blocking[e.Type] {
+			return schemaErrs, field.ErrorList{field.Invalid(nil, nil, "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation")}
 		}
 	}
 	celErrs, _ = v.cel.Validate(ctx, nil, v.structural, obj, nil, celconfig.RuntimeCELCostBudget)
 	return schemaErrs, celErrs
+}
+
+// blocking are the errors after which the API server does not run CEL rules.
+var blocking = map[field.ErrorType]bool{
+	field.ErrorTypeNotSupported: true,
+	field.ErrorTypeRequired:     true,
+	field.ErrorTypeTooLong:      true,
+	field.ErrorTypeTooMany:      true,
+	field.ErrorTypeTypeInvalid:  true,
 }

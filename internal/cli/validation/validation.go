@@ -205,9 +205,15 @@ func checkWebhook(passed []checked) map[int][]Finding {
 	return out
 }
 
+// fieldFindings turns field errors into findings; an error about no field in particular
+// (the API server's note that rules were skipped) keeps only its detail.
 func fieldFindings(check string, errs field.ErrorList) []Finding {
 	out := make([]Finding, 0, len(errs))
 	for _, e := range errs {
+		if e.Field == "<nil>" || e.Field == "" {
+			out = append(out, Finding{Check: check, Message: e.Detail})
+			continue
+		}
 		out = append(out, Finding{Check: check, Field: e.Field, Message: e.ErrorBody()})
 	}
 	return out
