@@ -28,7 +28,8 @@ decisions depend on and manifests do not say, as plain multi-document YAML:
   - Namespaces (labels);
   - Pods (labels, annotations, owners, service account, container ports, phase, IPs);
   - Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs and CronJobs (selector and
-    pod template labels and annotations);
+    pod template labels and annotations), and the owners of pods of other kinds
+    (metadata only);
   - Services (selector, ports) and the DNS Service in kube-system;
   - NetworkPolicies;
   - ClientIntents, ProtectedServices and KafkaServerConfigs (spec, in v2beta1).

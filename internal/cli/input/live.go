@@ -5,14 +5,18 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -74,8 +78,9 @@ func (l *Live) RESTConfig() (*rest.Config, error) {
 }
 
 // Read lists the cluster's objects, in a stable order (kind by kind as liveLists names
-// them, then by namespace and name), each with its apiVersion and kind set. A kind whose
-// CRD the cluster does not have is skipped, and logged.
+// them, then by namespace and name), then the owners of other kinds, as metadata, each
+// with its apiVersion and kind set. A kind whose CRD the cluster does not have is
+// skipped, and logged.
 func (l *Live) Read(ctx context.Context) ([]client.Object, error) {
 	cfg, err := l.RESTConfig()
 	if err != nil {
@@ -98,6 +103,11 @@ func (l *Live) Read(ctx context.Context) ([]client.Object, error) {
 		}
 		out = append(out, objs...)
 	}
+	owners, err := readOwners(ctx, c, out)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, owners...)
 	if len(l.Namespaces) > 0 && !slices.Contains(l.Namespaces, dnsNamespace) {
 		for _, name := range dnsServices {
 			var svc corev1.Service
@@ -146,6 +156,61 @@ func (l *Live) list(ctx context.Context, c client.Client, list client.ObjectList
 			}
 			o.GetObjectKind().SetGroupVersionKind(gvk)
 			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// neverRead are kinds Live does not read even as the owner of a pod: they hold
+// credentials and configuration, and own no workload.
+var neverRead = map[schema.GroupKind]bool{{Kind: "Secret"}: true, {Kind: "ConfigMap"}: true}
+
+// readOwners reads, as metadata only, the owners of objs (and theirs) of kinds liveLists
+// does not list, such as the custom resources of a rollout controller: a pod's identity
+// is the root of its owners of every kind the operator may list. An owner of a kind
+// that cannot be read (not served, forbidden) or that no longer exists ends the walk, as
+// in the operator; that is logged.
+func readOwners(ctx context.Context, c client.Client, objs []client.Object) ([]client.Object, error) {
+	listed := map[schema.GroupKind]bool{}
+	for _, list := range liveLists() {
+		gvk, err := gvkOf(list)
+		if err != nil {
+			return nil, err
+		}
+		listed[schema.GroupKind{Group: gvk.Group, Kind: strings.TrimSuffix(gvk.Kind, "List")}] = true
+	}
+	log := logr.FromContextOrDiscard(ctx)
+	seen := map[Key]bool{}
+	var out []client.Object
+	queue := slices.Clone(objs)
+	for len(queue) > 0 {
+		o := queue[0]
+		queue = queue[1:]
+		for _, ref := range o.GetOwnerReferences() {
+			gv, err := schema.ParseGroupVersion(ref.APIVersion)
+			if err != nil {
+				log.Info("skipping an owner reference with a malformed apiVersion", "object", KeyOf(o).String(), "apiVersion", ref.APIVersion)
+				continue
+			}
+			gvk := gv.WithKind(ref.Kind)
+			key := Key{GroupKind: gvk.GroupKind(), Namespace: o.GetNamespace(), Name: ref.Name}
+			if listed[key.GroupKind] || neverRead[key.GroupKind] || seen[key] {
+				continue
+			}
+			seen[key] = true
+			m := &metav1.PartialObjectMetadata{}
+			m.SetGroupVersionKind(gvk)
+			err = c.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, m)
+			if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) || meta.IsNoMatchError(err) {
+				log.Info("cannot read an owner; the walk from its objects stops there", "owner", key.String(), "error", err.Error())
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("reading the owner %s: %w", key, err)
+			}
+			m.SetGroupVersionKind(gvk)
+			out = append(out, m)
+			queue = append(queue, m)
 		}
 	}
 	return out, nil
