@@ -1,9 +1,10 @@
 // Package snapshot saves, from a live cluster, the facts that manifests alone cannot
 // say and the operator's decisions depend on (namespace labels, the pods of each
-// workload and their owners of every kind and addresses, Service selectors, the DNS Service, the
-// intentguard objects in force), as plain multi-document YAML that input reads back as
-// a layer under a change. It keeps only what those decisions read: no container images,
-// commands or environment, no status beyond pod addresses, and never Secrets.
+// workload with their addresses and owners of every kind, Service selectors, the DNS
+// Service, the intentguard objects in force), as plain multi-document YAML that input
+// reads back as a layer under a change. It keeps only what those decisions read: no
+// container images, commands or environment, no status beyond pod addresses, and never
+// Secrets.
 package snapshot
 
 import (
