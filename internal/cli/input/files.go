@@ -37,8 +37,10 @@ type ParseError struct {
 	Err    error
 }
 
+// Error names the document and says what is wrong with it.
 func (e *ParseError) Error() string { return fmt.Sprintf("%s: %v", e.Source, e.Err) }
 
+// Unwrap returns the parser's error.
 func (e *ParseError) Unwrap() error { return e.Err }
 
 // ParseErrors returns the documents ReadFiles could not parse, and false if err holds

@@ -40,6 +40,7 @@ type ExitError struct {
 	Err  error
 }
 
+// Error returns the message of Err, or the code when there is none.
 func (e *ExitError) Error() string {
 	if e.Err == nil {
 		return fmt.Sprintf("exit code %d", e.Code)
@@ -47,6 +48,7 @@ func (e *ExitError) Error() string {
 	return e.Err.Error()
 }
 
+// Unwrap returns Err.
 func (e *ExitError) Unwrap() error { return e.Err }
 
 // Findings returns the error that makes a command exit with ExitFindings after it has
