@@ -33,7 +33,7 @@ func run(ctx context.Context, name string, args []string, s output.Streams) int 
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	code := output.CodeOf(err)
-	if err != nil && err.Error() != "" && (code != output.ExitFindings || !isBare(err)) {
+	if err != nil && !isBare(err) {
 		fmt.Fprintln(s.Err, "error:", err)
 	}
 	return code

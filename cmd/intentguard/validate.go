@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 
 	"github.com/intentguard/intentguard/internal/cli/input"
@@ -53,6 +54,7 @@ I/O error.`,
 			if err != nil {
 				return err
 			}
+			logr.FromContextOrDiscard(cmd.Context()).V(1).Info("validated", "documents", len(docs)+len(unreadable), "checked", len(report.Objects), "valid", report.Valid)
 			if err := report.Write(s.Out, format.Format()); err != nil {
 				return err
 			}
