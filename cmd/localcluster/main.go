@@ -27,13 +27,13 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/cluster"
-	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/kafka"
-	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/netpol"
 	"github.com/intentguard/intentguard/internal/operator"
-	"github.com/intentguard/intentguard/internal/tutorial"
+	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
 )
 
 func main() {
@@ -63,7 +63,7 @@ func main() {
 
 // session is a running control plane and operator.
 type session struct {
-	cluster *localcluster.Cluster
+	cluster *controlplane.Cluster
 	client  client.Client
 	stopOp  context.CancelFunc
 	opDone  chan error
@@ -75,7 +75,7 @@ func start(ctx context.Context, enforcement controller.Options) (*session, error
 	t0 := time.Now()
 	fmt.Println("starting etcd, kube-apiserver and kube-controller-manager ...")
 	// With the webhooks, files in every ClientIntents version are accepted, as in a cluster.
-	lc, err := localcluster.Start(ctx, localcluster.Options{Webhooks: true})
+	lc, err := controlplane.Start(ctx, controlplane.Options{Webhooks: true})
 	if err != nil {
 		return nil, err
 	}

@@ -33,9 +33,9 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/cluster"
-	"github.com/intentguard/intentguard/internal/connectivity"
-	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/netpol"
+	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 )
 
 // result is one benchmark run, as printed.
@@ -132,7 +132,7 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	log("starting the local control plane")
 	// Workloads are written as Deployment -> ReplicaSet -> Pods by the generator itself;
 	// the controller manager only deletes namespaces.
-	lc, err := localcluster.Start(ctx, localcluster.Options{Controllers: []string{"namespace", "garbagecollector"}})
+	lc, err := controlplane.Start(ctx, controlplane.Options{Controllers: []string{"namespace", "garbagecollector"}})
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	log("starting the operator")
 	pprofAddr := ""
 	if cpuProfile != "" {
-		port, err := localcluster.FreePort()
+		port, err := controlplane.FreePort()
 		if err != nil {
 			return nil, err
 		}

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 )
 
 // operatorProcess is the intents-operator binary running against the local control plane,
@@ -35,11 +35,11 @@ func buildOperator(dir string) (string, error) {
 }
 
 func startOperator(ctx context.Context, bin, kubeconfig string, qps, burst int, pprofAddr string, logTo *os.File) (*operatorProcess, error) {
-	mport, err := localcluster.FreePort()
+	mport, err := controlplane.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	pport, err := localcluster.FreePort()
+	pport, err := controlplane.FreePort()
 	if err != nil {
 		return nil, err
 	}

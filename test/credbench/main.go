@@ -34,9 +34,9 @@ import (
 	"github.com/intentguard/intentguard/internal/cluster"
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/credentials/spire"
-	"github.com/intentguard/intentguard/internal/credentials/spire/spiretest"
-	"github.com/intentguard/intentguard/internal/localcluster"
-	"github.com/intentguard/intentguard/internal/tutorial"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/spiretest"
+	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
 )
 
 // result is one backend's run, as printed.
@@ -71,7 +71,7 @@ func main() {
 func run(workloads, replicas, namespaces int, backends, output string) error {
 	ctx := context.Background()
 	fmt.Fprintln(os.Stderr, "starting the local control plane ...")
-	lc, err := localcluster.Start(ctx, localcluster.Options{})
+	lc, err := controlplane.Start(ctx, controlplane.Options{})
 	if err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func callsString(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-func runBackend(ctx context.Context, kube client.Client, lc *localcluster.Cluster, bin, backend string, workloads, replicas, namespaces int) (result, error) {
+func runBackend(ctx context.Context, kube client.Client, lc *controlplane.Cluster, bin, backend string, workloads, replicas, namespaces int) (result, error) {
 	r := result{Backend: backend, Workloads: workloads, Pods: workloads * replicas}
 	args := []string{"--kubeconfig=" + lc.Kubeconfig, "--namespace=credbench-system", "--ca-secret=credbench-ca-" + backend, "--kube-api-qps=200", "--kube-api-burst=400"}
 	var srv *spiretest.Server
@@ -304,11 +304,11 @@ type operator struct {
 }
 
 func startOperator(ctx context.Context, bin string, args []string) (*operator, error) {
-	mport, err := localcluster.FreePort()
+	mport, err := controlplane.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	pport, err := localcluster.FreePort()
+	pport, err := controlplane.FreePort()
 	if err != nil {
 		return nil, err
 	}

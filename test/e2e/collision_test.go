@@ -12,11 +12,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/controller"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/netpol"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // A tenant that targets another namespace's server under a kind spelled in another
@@ -25,11 +25,11 @@ import (
 // the operator stops writing.
 func TestLookalikeKindLeavesOtherNamespacesPolicyAlone(t *testing.T) {
 	counter := startOperator(t, controller.Options{})
-	victim, tenant := namespace(t, "lookalike-victim"), namespace(t, "lookalike-tenant")
-	deployment(t, victim, "api", 1, nil, nil)
-	deployment(t, victim, "client", 1, nil, nil)
-	deployment(t, tenant, "intruder", 1, nil, nil)
-	own := applyIntents(t, victim, `
+	victim, tenant := env.Namespace(t, "lookalike-victim"), env.Namespace(t, "lookalike-tenant")
+	env.Deployment(t, victim, "api", 1, nil, nil)
+	env.Deployment(t, victim, "client", 1, nil, nil)
+	env.Deployment(t, tenant, "intruder", 1, nil, nil)
+	own := env.ApplyIntents(t, victim, `
 metadata: {name: client}
 spec:
   workload: {name: client}
@@ -42,7 +42,7 @@ spec:
 	key := client.ObjectKey{Namespace: victim, Name: intent.Server{Ref: intent.Ref{Namespace: victim, Name: "api", Kind: "Deployment"}}.PolicyName()}
 	before := policyAt(t, key)
 
-	attack := applyIntents(t, tenant, `
+	attack := env.ApplyIntents(t, tenant, `
 metadata: {name: intruder}
 spec:
   workload: {name: intruder}
@@ -50,7 +50,7 @@ spec:
   - kubernetes: {name: api.lookalike-victim, kind: DeploymenT}
   - kubernetes: {name: api.lookalike-victim, kind: DEPLOYMENT}
 `)
-	waitFor(t, "the tenant's intents to have a status", func() (bool, error) {
+	suite.WaitFor(t, "the tenant's intents to have a status", 30*time.Second, func() (bool, error) {
 		var got v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(attack), &got)
 		return err == nil && got.Status.ObservedGeneration == got.Generation && len(got.Status.Targets) == 2, err
@@ -84,7 +84,7 @@ spec:
 	}
 
 	deleteObj(t, attack)
-	waitFor(t, "the tenant's intents gone", func() (bool, error) {
+	suite.WaitFor(t, "the tenant's intents gone", 30*time.Second, func() (bool, error) {
 		var gone v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(attack), &gone)
 		return err != nil, client.IgnoreNotFound(err)
@@ -102,9 +102,9 @@ spec:
 // over and over.
 func TestPolicyRecordedForAnotherServerLeftAlone(t *testing.T) {
 	counter := startOperator(t, controller.Options{})
-	ns := namespace(t, "recorded-other")
-	deployment(t, ns, "api", 1, nil, nil)
-	deployment(t, ns, "client", 1, nil, nil)
+	ns := env.Namespace(t, "recorded-other")
+	env.Deployment(t, ns, "api", 1, nil, nil)
+	env.Deployment(t, ns, "client", 1, nil, nil)
 	server := intent.Server{Ref: intent.Ref{Namespace: ns, Name: "api", Kind: "Deployment"}}
 	other := intent.Server{Ref: intent.Ref{Namespace: ns, Name: "api"}, Service: true}
 	squatter := &networkingv1.NetworkPolicy{
@@ -116,22 +116,22 @@ func TestPolicyRecordedForAnotherServerLeftAlone(t *testing.T) {
 		},
 		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "nothing"}}},
 	}
-	create(t, squatter)
-	ci := applyIntents(t, ns, `
+	env.Create(t, squatter)
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}
   targets:
   - kubernetes: {name: api, kind: Deployment}
 `)
-	waitFor(t, "Ready=False naming the policy of the other server", func() (bool, error) {
+	suite.WaitFor(t, "Ready=False naming the policy of the other server", 30*time.Second, func() (bool, error) {
 		var got v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got)
 		c := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionReady)
 		return err == nil && c != nil && c.Status == metav1.ConditionFalse && c.Reason == controller.ReasonFailed &&
 			strings.Contains(c.Message, squatter.Name) && strings.Contains(c.Message, other.String()), err
 	})
-	waitFor(t, "a Failed event", func() (bool, error) { return hasEvent(ns, ci.Name, controller.ReasonFailed) })
+	suite.WaitFor(t, "a Failed event", 30*time.Second, func() (bool, error) { return hasEvent(ns, ci.Name, controller.ReasonFailed) })
 	writesSettle(t, counter)
 	after := policyAt(t, client.ObjectKeyFromObject(squatter))
 	if after.Generation != 1 || after.Annotations[netpol.ServerAnnotation] != other.Key() || after.Labels[netpol.ServerLabel] != "" {
@@ -149,10 +149,10 @@ spec:
 // the policy a lookalike server left under the victim's name is replaced by the victim's
 // own, and nothing is written over and over.
 func TestPolicyLeftByLookalikeServerIsReplaced(t *testing.T) {
-	victim, tenant := namespace(t, "leftover-victim"), namespace(t, "leftover-tenant")
-	deployment(t, victim, "api", 1, nil, nil)
-	deployment(t, victim, "client", 1, nil, nil)
-	deployment(t, tenant, "intruder", 1, nil, nil)
+	victim, tenant := env.Namespace(t, "leftover-victim"), env.Namespace(t, "leftover-tenant")
+	env.Deployment(t, victim, "api", 1, nil, nil)
+	env.Deployment(t, victim, "client", 1, nil, nil)
+	env.Deployment(t, tenant, "intruder", 1, nil, nil)
 	genuine := intent.Server{Ref: intent.Ref{Namespace: victim, Name: "api", Kind: "Deployment"}}
 	lookalike := intent.Server{Ref: intent.Ref{Namespace: victim, Name: "api", Kind: "DeploymenT"}}
 	// What the earlier release wrote for the lookalike: the victim's name, its own record,
@@ -169,15 +169,15 @@ func TestPolicyLeftByLookalikeServerIsReplaced(t *testing.T) {
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 		},
 	}
-	create(t, leftover)
-	own := applyIntents(t, victim, `
+	env.Create(t, leftover)
+	own := env.ApplyIntents(t, victim, `
 metadata: {name: client}
 spec:
   workload: {name: client}
   targets:
   - kubernetes: {name: api, kind: Deployment}
 `)
-	applyIntents(t, tenant, `
+	env.ApplyIntents(t, tenant, `
 metadata: {name: intruder}
 spec:
   workload: {name: intruder}
@@ -201,7 +201,7 @@ spec:
 // writesSettle waits until the operator has written nothing for two seconds in a row,
 // then checks that it stays quiet: a write loop never settles. It reports a loop and
 // lets the test go on, to see what else the loop does.
-func writesSettle(t *testing.T, counter *apitest.WriteCounter) {
+func writesSettle(t *testing.T, counter *suite.WriteCounter) {
 	t.Helper()
 	const quiet = 2 * time.Second
 	deadline := time.Now().Add(30 * time.Second)
@@ -268,8 +268,8 @@ func assertEnforced(t *testing.T, ci *v2beta1.ClientIntents) {
 // named without a digest) gets its new policy and loses the old one; a policy of another
 // server beside it is kept.
 func TestPolicyUnderEarlierNameIsPruned(t *testing.T) {
-	ns := namespace(t, "renamed")
-	deployment(t, ns, "client", 1, nil, nil)
+	ns := env.Namespace(t, "renamed")
+	env.Deployment(t, ns, "client", 1, nil, nil)
 	server := intent.Server{Ref: intent.Ref{Namespace: ns, Name: "web", Kind: "Rollout"}}
 	neighbour := intent.Server{Ref: intent.Ref{Namespace: ns, Name: "web", Kind: "RollOut"}}
 	earlier := func(s intent.Server, name string) *networkingv1.NetworkPolicy {
@@ -287,8 +287,8 @@ func TestPolicyUnderEarlierNameIsPruned(t *testing.T) {
 	old, kept := earlier(server, "access-to.rollout.web"), earlier(neighbour, "access-to.rollout.web-neighbour")
 	// The neighbour's policy carries the server's digest label but records another server.
 	kept.Labels[netpol.ServerLabel] = server.Hash()
-	create(t, old, kept)
-	ci := applyIntents(t, ns, `
+	env.Create(t, old, kept)
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}

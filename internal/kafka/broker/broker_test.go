@@ -12,8 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/intentguard/intentguard/internal/kafka/broker"
-	"github.com/intentguard/intentguard/internal/kafka/kafkatest"
 	"github.com/intentguard/intentguard/internal/kafkaacl"
+	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
 )
 
 // counter counts the ACL requests a client writes, by request key.

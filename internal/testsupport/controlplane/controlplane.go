@@ -1,8 +1,8 @@
-// Package localcluster runs a local Kubernetes control plane (etcd, kube-apiserver and
+// Package controlplane runs a local Kubernetes control plane (etcd, kube-apiserver and
 // kube-controller-manager, built from source by hack/k8s-binaries.sh) with this project's
 // CRDs installed. Deployments really create ReplicaSets and Pods there; nothing schedules
 // or runs the pods, which is all NetworkPolicy selection needs.
-package localcluster
+package controlplane
 
 import (
 	"context"
@@ -324,8 +324,7 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// EtcdURL is the client URL of the control plane's etcd, for tests that put there what an
-// earlier version of a CRD stored.
-func (c *Cluster) EtcdURL() string {
+// etcdURL is the client URL of the control plane's etcd.
+func (c *Cluster) etcdURL() string {
 	return c.env.ControlPlane.Etcd.URL.String()
 }

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 )
 
 // BinEnv names a directory holding spire-server, overriding the build script.
@@ -64,7 +64,7 @@ func Start(ctx context.Context, bin, trustDomain string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := localcluster.FreePort()
+	port, err := controlplane.FreePort()
 	if err != nil {
 		return nil, err
 	}
