@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/internal/operator"
-	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/process"
 )
 
 // standbyPods is more pods than any buffer between the identity index and the
@@ -33,7 +33,7 @@ type replica struct {
 
 func startReplica(t *testing.T, leaseNamespace string) *replica {
 	t.Helper()
-	port, err := controlplane.FreePort()
+	port, err := process.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ spec: {workload: {name: other}, targets: [{kubernetes: {name: api}}]}
 }
 
 // waitLong reports whether cond became true within two minutes (leader election and a
-// cache of this size take longer than waitFor allows).
+// cache of this size take longer than the suite's usual 30 s).
 func waitLong(cond func() bool) bool {
 	return wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
 		return cond(), nil

@@ -49,6 +49,7 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/process"
 	"github.com/intentguard/intentguard/internal/testsupport/suite"
 	"github.com/intentguard/intentguard/internal/webhook"
 )
@@ -190,7 +191,7 @@ type replica struct {
 // on 127.0.0.1, which the certificate therefore also names.
 func startReplica(t *testing.T, validity, checkInterval time.Duration) *replica {
 	t.Helper()
-	port, err := controlplane.FreePort()
+	port, err := process.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
