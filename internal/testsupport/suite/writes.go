@@ -8,9 +8,9 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// Counted returns a copy of target whose writes counter counts, with the client's rate
-// limits raised (200 requests a second, bursts of 400) so that the limiter, not the
-// operator, never sets the pace of a test.
+// Counted returns a copy of target whose API writes the returned counter counts, with
+// the client's rate limits raised (200 requests a second, bursts of 400) so that the
+// operator under test, not its client's limiter, sets the pace.
 func Counted(target *rest.Config) (*rest.Config, *WriteCounter) {
 	counter := &WriteCounter{}
 	cfg := rest.CopyConfig(target)
