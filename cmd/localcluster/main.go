@@ -33,7 +33,6 @@ import (
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
-	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/tutorial"
 )
 
@@ -210,7 +209,7 @@ func waitReady(ctx context.Context, c client.Client, key client.ObjectKey) error
 		if err := c.Get(ctx, key, &ci); err != nil {
 			return false, err
 		}
-		cond := apimeta.FindStatusCondition(ci.Status.Conditions, status.ConditionReady)
+		cond := apimeta.FindStatusCondition(ci.Status.Conditions, enforcement.ConditionReady)
 		if cond != nil {
 			last = cond.Message
 		}

@@ -19,10 +19,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
-	"github.com/intentguard/intentguard/internal/status"
 )
 
 // listener accepts TCP connections and counts them: where a tenant points a
@@ -126,7 +126,7 @@ func testKafkaCredentials(t *testing.T, seed int64, replay string) {
 			if err := kube.Get(ctx, client.ObjectKeyFromObject(ksc), &got); err != nil {
 				t.Fatal(err)
 			}
-			if cond = apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionReady); cond != nil && cond.Reason == "ConfigError" {
+			if cond = apimeta.FindStatusCondition(got.Status.Conditions, enforcement.ConditionReady); cond != nil && cond.Reason == "ConfigError" {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)

@@ -59,6 +59,8 @@ type Plan struct {
 	KindMeant string
 	// Protected is true when a ProtectedService covers the server.
 	Protected bool
+	// Protectors are the live ProtectedServices that cover the server.
+	Protectors []v2beta1.ProtectedService
 	// Enforced is true when the roll-out settings enforce the server.
 	Enforced bool
 	// Exists is true when the server's pods can be selected (workload, pods or Service found).
@@ -97,6 +99,7 @@ func (p Planner) Plan(ctx context.Context, server intent.Server) (Plan, error) {
 	for i := range protected {
 		if intent.Covers(&protected[i], server) {
 			plan.Protected = true
+			plan.Protectors = append(plan.Protectors, protected[i])
 		}
 	}
 	if len(intents) == 0 && !p.protects(protected, server) {
