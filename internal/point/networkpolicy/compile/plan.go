@@ -221,26 +221,3 @@ func (p Planner) protects(protected []v2beta1.ProtectedService, server intent.Se
 	}
 	return false
 }
-
-// Unlabelled counts the pods of ref that a policy selects by the operator's labels but
-// that do not carry them yet.
-func (p Planner) Unlabelled(ctx context.Context, ref intent.Ref) (int, error) {
-	sel, pods, err := p.SelectPods(ctx, ref)
-	if err != nil || !sel.ByLabel {
-		return 0, err
-	}
-	want := PodLabels(ref)
-	n := 0
-	for _, pod := range pods {
-		if !ref.Matches(pod.Identity) || !pod.Meta.DeletionTimestamp.IsZero() {
-			continue
-		}
-		for k, v := range want {
-			if pod.Meta.Labels[k] != v {
-				n++
-				break
-			}
-		}
-	}
-	return n, nil
-}
