@@ -36,7 +36,7 @@ import (
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
-	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
+	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 	"github.com/intentguard/intentguard/internal/testsupport/process"
 )
