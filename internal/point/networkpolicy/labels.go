@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/internal/facts"
@@ -19,6 +20,38 @@ import (
 
 // operatorPodLabels are the only pod labels the operator ever writes.
 var operatorPodLabels = []string{compile.WorkloadLabel, compile.WorkloadKindLabel}
+
+// PodLabelReconciler gives a pod the operator labels its identity needs, and takes them
+// away once no intents select its identity by label and no live policy relies on them.
+type PodLabelReconciler struct {
+	// Client reads pods from the cache and patches their labels.
+	Client client.Client
+	// Reader answers identity and intents questions from the informer cache.
+	Reader informer.Reader
+	// Planner decides which workloads the policies select by label.
+	Planner compile.Planner
+}
+
+// Reconcile syncs one pod's operator labels.
+func (r *PodLabelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	pod := informer.PodMeta()
+	if err := r.Client.Get(ctx, req.NamespacedName, pod); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !pod.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	id, err := r.Reader.Identity(ctx, pod)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	lab := labeler{client: r.Client, reader: r.Reader, planner: r.Planner.ForOneReconcile(), release: true}
+	err = lab.sync(ctx, []facts.Pod{{Meta: pod, Identity: id}})
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{Requeue: true}, nil
+	}
+	return ctrl.Result{}, err
+}
 
 // labeler keeps the operator's labels on pods in step with what the policies select.
 // Labels are made before the policies that select by them are written, and broken only
