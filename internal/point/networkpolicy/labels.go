@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,7 +15,6 @@ import (
 	"github.com/intentguard/intentguard/internal/facts"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/identity"
-	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
@@ -125,48 +125,21 @@ func (l labeler) patch(ctx context.Context, pod *metav1.PartialObjectMetadata, i
 	return nil
 }
 
-// labelsWanted returns the operator labels a pod of identity id must carry: the identity
-// labels when some intents or ProtectedService refer to it and its pods are selected by
-// label, none otherwise.
+// labelsWanted returns the operator labels a pod of identity id must carry, by the
+// compiler's rule, over the intents and ProtectedServices that name id.
 func labelsWanted(ctx context.Context, r informer.Reader, p compile.Planner, id identity.Identity) (map[string]string, error) {
 	key := informer.NameKey(id.Namespace, id.Name)
-	var refs []intent.Ref
 	asClient, err := r.IntentsFor(ctx, informer.IndexClient, key)
 	if err != nil {
 		return nil, err
-	}
-	for i := range asClient {
-		refs = append(refs, intent.Client(&asClient[i]))
 	}
 	asServer, err := r.IntentsFor(ctx, informer.IndexServerName, key)
 	if err != nil {
 		return nil, err
 	}
-	for i := range asServer {
-		for _, s := range intent.Servers(&asServer[i]) {
-			if !s.Service {
-				refs = append(refs, s.Ref)
-			}
-		}
-	}
 	protected, err := p.Facts.ProtectedNamed(ctx, id.Namespace, id.Name)
 	if err != nil {
 		return nil, err
 	}
-	for i := range protected {
-		refs = append(refs, intent.Protected(&protected[i]).Ref)
-	}
-	for _, ref := range refs {
-		if !ref.Matches(id) {
-			continue
-		}
-		sel, _, err := p.SelectPods(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		if sel.ByLabel {
-			return compile.IdentityLabels(id), nil
-		}
-	}
-	return nil, nil
+	return p.LabelsWanted(ctx, id, compile.LabelRefs(slices.Concat(asClient, asServer), protected))
 }
