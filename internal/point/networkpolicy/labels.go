@@ -56,7 +56,11 @@ func (r *PodLabelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 // labeler keeps the operator's labels on pods in step with what the policies select.
 // Labels are made before the policies that select by them are written, and broken only
 // after no live policy selects by them any more, so a declared client is never cut off
-// while policies are being rewritten.
+// while policies are being rewritten. The pods of an identity no policy selects by label
+// are labelled by the rule only on events about them, their intents or ProtectedService,
+// not when another pod changes how they would be selected: such labels select nothing,
+// and following every pod change of a namespace for them would cost a label reconcile of
+// every identity there (docs/concepts.md).
 type labeler struct {
 	client  client.Client
 	reader  informer.Reader

@@ -328,18 +328,11 @@ func (m mapper) podsReleasedByPolicy() handler.EventHandler {
 }
 
 func (m mapper) podsOfIntents(ctx context.Context, o client.Object) []reconcile.Request {
-	ci := o.(*v2beta1.ClientIntents)
-	refs := []intent.Ref{intent.Client(ci)}
-	for _, s := range intent.Servers(ci) {
-		if !s.Service {
-			refs = append(refs, s.Ref)
-		}
-	}
-	return m.podsNamed(ctx, refs)
+	return m.podsNamed(ctx, compile.LabelRefs([]v2beta1.ClientIntents{*o.(*v2beta1.ClientIntents)}, nil))
 }
 
 func (m mapper) podsOfProtected(ctx context.Context, o client.Object) []reconcile.Request {
-	return m.podsNamed(ctx, []intent.Ref{intent.Protected(o.(*v2beta1.ProtectedService)).Ref})
+	return m.podsNamed(ctx, compile.LabelRefs(nil, []v2beta1.ProtectedService{*o.(*v2beta1.ProtectedService)}))
 }
 
 // namespaceLifecycle passes namespace events that change whether policies can live in
