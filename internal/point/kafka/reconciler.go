@@ -720,7 +720,7 @@ func (r *Reconciler) removeOwned(ctx context.Context, ksc *v2beta1.KafkaServerCo
 // writeStatus reports what the broker enforces; it writes only when something changed.
 func (r *Reconciler) writeStatus(ctx context.Context, ksc *v2beta1.KafkaServerConfig, st syncState) error {
 	old := ksc.Status.DeepCopy()
-	report(ksc, st)
+	setStatus(ksc, st)
 	if statusEqual(old, &ksc.Status) {
 		return nil
 	}
@@ -733,9 +733,9 @@ func (r *Reconciler) writeStatus(ctx context.Context, ksc *v2beta1.KafkaServerCo
 	return nil
 }
 
-// report sets the status of ksc from the outcome of one sync: the shared Ready,
+// setStatus sets the status of ksc from the outcome of one sync: the shared Ready,
 // Reconciling and Stalled, and Connected and ACLsInSync, which say why.
-func report(ksc *v2beta1.KafkaServerConfig, st syncState) {
+func setStatus(ksc *v2beta1.KafkaServerConfig, st syncState) {
 	old := ksc.Status.DeepCopy()
 	s := &ksc.Status
 	s.ObservedGeneration = st.generation

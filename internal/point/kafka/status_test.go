@@ -65,7 +65,7 @@ func TestStatusSpeaksTheSharedVocabulary(t *testing.T) {
 			// A config that was stalled before must lose Stalled when it recovers, and
 			// the other way round.
 			enforcement.SetReadiness(&ksc.Status.Conditions, enforcement.ReasonFailed, "before", 2)
-			report(ksc, c.st)
+			setStatus(ksc, c.st)
 			conds := ksc.Status.Conditions
 			ready := apimeta.FindStatusCondition(conds, enforcement.ConditionReady)
 			if ready == nil || ready.Reason != c.ready || (ready.Status == metav1.ConditionTrue) != c.readyTrue || ready.ObservedGeneration != 3 {
