@@ -387,36 +387,18 @@ func (b Broker) tuples(snap *snapshot.Snapshot) []Tuple {
 	return out
 }
 
-// podLabels returns the operator labels each pod would carry: its identity's labels
-// when an intent or ProtectedService refers to the identity and policies select its pods
-// by label, as the operator's labeller decides.
+// podLabels returns the operator labels each pod would carry, by the rule the operator's
+// labeller follows.
 func podLabels(ctx context.Context, snap *snapshot.Snapshot, planner compile.Planner) (map[string]map[string]string, error) {
-	var refs []intent.Ref
-	for _, ci := range snap.ClientIntents() {
-		refs = append(refs, intent.Client(&ci))
-		for _, s := range intent.Servers(&ci) {
-			if !s.Service {
-				refs = append(refs, s.Ref)
-			}
-		}
-	}
-	for _, ps := range snap.ProtectedServices() {
-		refs = append(refs, intent.Protected(&ps).Ref)
-	}
+	refs := compile.LabelRefs(snap.ClientIntents(), snap.ProtectedServices())
 	out := map[string]map[string]string{}
 	for _, pod := range snap.AllPods() {
-		for _, ref := range refs {
-			if !ref.Matches(pod.Identity) {
-				continue
-			}
-			sel, _, err := planner.SelectPods(ctx, ref)
-			if err != nil {
-				return nil, fmt.Errorf("selecting the pods of %s: %w", ref, err)
-			}
-			if sel.ByLabel {
-				out[pod.Meta.Namespace+"/"+pod.Meta.Name] = compile.IdentityLabels(pod.Identity)
-				break
-			}
+		labels, err := planner.LabelsWanted(ctx, pod.Identity, refs)
+		if err != nil {
+			return nil, err
+		}
+		if labels != nil {
+			out[pod.Meta.Namespace+"/"+pod.Meta.Name] = labels
 		}
 	}
 	return out, nil
