@@ -14,6 +14,8 @@ const (
 	tutorialIntents = "testdata/tutorial/intents"
 	tutorialChange  = "testdata/tutorial/change"
 	kafkaDir        = "testdata/kafka"
+	namedCluster    = "testdata/namedport/cluster.yaml"
+	namedIntents    = "testdata/namedport/intents"
 )
 
 // TestAnalysisCommandsGolden runs plan, explain and graph in every output format on the
@@ -24,6 +26,7 @@ func TestAnalysisCommandsGolden(t *testing.T) {
 	changed := []string{"--snapshot", tutorialCluster, "--dir", tutorialChange}
 	planArgs := []string{"plan", "--snapshot", tutorialCluster, "--base", tutorialIntents, "--dir", tutorialChange}
 	kafka := []string{"--dir", kafkaDir}
+	named := []string{"--snapshot", namedCluster, "--dir", namedIntents}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -48,6 +51,12 @@ func TestAnalysisCommandsGolden(t *testing.T) {
 		{"explain-wrong-port.txt", append([]string{"explain", "otterize-tutorial-npol/client[Deployment]", "server.otterize-tutorial-npol", "--port", "9090"}, tutorial...), 0},
 		{"explain-default.txt", append([]string{"explain", "server.otterize-tutorial-npol", "client.otterize-tutorial-npol", "--port", "80"}, tutorial...), 0},
 		{"explain-shadow.txt", append([]string{"explain", "client-other.otterize-tutorial-npol", "server.otterize-tutorial-npol", "--shadow-mode"}, tutorial...), 0},
+		{"explain-port-name.txt", append([]string{"explain", "client.otterize-tutorial-npol", "server.otterize-tutorial-npol", "--port", "http"}, tutorial...), 0},
+		{"explain-named-port-number.txt", append([]string{"explain", "client.shop", "web.shop", "--port", "8080"}, named...), 0},
+		{"explain-named-port-name.txt", append([]string{"explain", "client.shop", "web.shop", "--port", "TCP/web"}, named...), 0},
+		{"explain-named-port-other.txt", append([]string{"explain", "client.shop", "web.shop", "--port", "9090"}, named...), 0},
+		{"explain-named-port-udp.txt", append([]string{"explain", "client.shop", "web.shop", "--port", "UDP/8080"}, named...), 0},
+		{"validate-expect-named-port.txt", []string{"validate", "--expect", "testdata/namedport/expect.yaml", "--snapshot", namedCluster, namedIntents}, 0},
 		{"explain-changed.txt", append([]string{"explain", "client.otterize-tutorial-npol", "server.otterize-tutorial-npol", "--port", "9090"}, changed...), 0},
 		{"explain-kafka-allowed.txt", append([]string{"explain", "client.otterize-tutorial-kafka-mtls", "kafka.kafka", "--topic", "mytopic", "--op", "consume"}, kafka...), 0},
 		{"explain-kafka-allowed.json", append([]string{"explain", "client.otterize-tutorial-kafka-mtls", "kafka.kafka", "--topic", "mytopic", "--op", "produce", "-o", "json"}, kafka...), 0},
