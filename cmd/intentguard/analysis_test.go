@@ -27,6 +27,9 @@ func TestAnalysisCommandsGolden(t *testing.T) {
 	planArgs := []string{"plan", "--snapshot", tutorialCluster, "--base", tutorialIntents, "--dir", tutorialChange}
 	kafka := []string{"--dir", kafkaDir}
 	named := []string{"--snapshot", namedCluster, "--dir", namedIntents}
+	// The cluster runs the change; the pull request goes back to the tutorial's files,
+	// deleting client-other's ClientIntents.
+	revert := []string{"plan", "--snapshot", tutorialCluster, "--snapshot", tutorialChange, "--dir", tutorialIntents}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -45,6 +48,13 @@ func TestAnalysisCommandsGolden(t *testing.T) {
 		{"validate-expect-holds.txt", []string{"validate", "--expect", "testdata/tutorial/expect.yaml", "--snapshot", tutorialCluster, tutorialIntents}, 0},
 		{"validate-expect-fails.txt", []string{"validate", "--expect", "testdata/tutorial/expect.yaml", "--snapshot", tutorialCluster, tutorialChange}, output.ExitFindings},
 		{"plan-kafka.txt", []string{"plan", "--dir", kafkaDir}, 0},
+		{"plan-without-prune.txt", revert, 0},
+		{"plan-prune.txt", append(revert, "--prune"), 0},
+		{"plan-prune.json", append(revert, "--prune", "-o", "json"), 0},
+		{"plan-prune.md", append(revert, "--prune", "-o", "markdown"), 0},
+		{"plan-prune-base.txt", append(revert, "--prune", "--base", tutorialChange), 0},
+		{"plan-prune-unmentioned-namespace.txt", []string{"plan", "--snapshot", kafkaDir, "--dir", tutorialIntents, "--prune"}, 0},
+		{"plan-prune-namespace.txt", []string{"plan", "--snapshot", kafkaDir, "--dir", tutorialIntents, "--prune-namespace", "kafka"}, 0},
 		{"explain-allowed.txt", append([]string{"explain", "client.otterize-tutorial-npol", "server.otterize-tutorial-npol"}, tutorial...), 0},
 		{"explain-allowed.json", append([]string{"explain", "client.otterize-tutorial-npol", "server.otterize-tutorial-npol", "-o", "json"}, tutorial...), 0},
 		{"explain-undeclared.txt", append([]string{"explain", "client-other.otterize-tutorial-npol", "otterize-tutorial-npol/server[Service]"}, tutorial...), 0},
