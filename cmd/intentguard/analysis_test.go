@@ -66,6 +66,8 @@ func TestAnalysisCommandsGolden(t *testing.T) {
 		{"explain-named-port-name.txt", append([]string{"explain", "client.shop", "web.shop", "--port", "TCP/web"}, named...), 0},
 		{"explain-named-port-other.txt", append([]string{"explain", "client.shop", "web.shop", "--port", "9090"}, named...), 0},
 		{"explain-named-port-udp.txt", append([]string{"explain", "client.shop", "web.shop", "--port", "UDP/8080"}, named...), 0},
+		{"plan-named-port.txt", []string{"plan", "--snapshot", namedCluster, "--dir", namedIntents}, 0},
+		{"plan-named-port.json", []string{"plan", "--snapshot", namedCluster, "--dir", namedIntents, "-o", "json"}, 0},
 		{"validate-expect-named-port.txt", []string{"validate", "--expect", "testdata/namedport/expect.yaml", "--snapshot", namedCluster, namedIntents}, 0},
 		{"explain-changed.txt", append([]string{"explain", "client.otterize-tutorial-npol", "server.otterize-tutorial-npol", "--port", "9090"}, changed...), 0},
 		{"explain-kafka-allowed.txt", append([]string{"explain", "client.otterize-tutorial-kafka-mtls", "kafka.kafka", "--topic", "mytopic", "--op", "consume"}, kafka...), 0},
