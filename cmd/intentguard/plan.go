@@ -148,7 +148,7 @@ func deleted(old, next *input.Set) []input.PrunedObject {
 	return out
 }
 
-// prunedNames names pruned objects as kubectl does, with where they were read, the
+// prunedNames names pruned objects, kind ns/name, with where they were read, the
 // name between quote.
 func prunedNames(pruned []input.PrunedObject, quote string) []string {
 	var out []string
