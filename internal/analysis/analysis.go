@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -83,6 +84,10 @@ type Tuple struct {
 	To    Endpoint `json:"to"`
 	// Port is "TCP/8080" (protocol/port or port name), or "any" (NetworkPolicy only).
 	Port string `json:"port,omitempty"`
+	// ContainerPort is, for a Port that is a name, "TCP/8080": the number every pod of
+	// To gives that name, which the access is to (empty when the pods disagree or have
+	// none of that name).
+	ContainerPort string `json:"containerPort,omitempty"`
 	// Topic and Operation are the Kafka resource and operation (Kafka only); a Topic
 	// ending in * is a prefix, and Operation is the ACL operation.
 	Topic     string `json:"topic,omitempty"`
@@ -94,9 +99,14 @@ type Tuple struct {
 	Intents []string `json:"intents,omitempty"`
 }
 
-// Key identifies the access, whatever grants it.
+// Key identifies the access, whatever grants it and however the policy writes its port:
+// a named port is keyed by the number it resolves to.
 func (t Tuple) Key() string {
-	return strings.Join([]string{string(t.Point), t.From.String(), t.To.String(), t.Port, t.Topic, t.Operation}, "|")
+	port := t.Port
+	if t.ContainerPort != "" {
+		port = t.ContainerPort
+	}
+	return strings.Join([]string{string(t.Point), t.From.String(), t.To.String(), port, t.Topic, t.Operation}, "|")
 }
 
 // compareTuples orders tuples by point, from, to, then what is accessed.
@@ -109,6 +119,9 @@ func compareTuples(a, b Tuple) int {
 func (t Tuple) What() string {
 	if t.Point == Kafka {
 		return t.Topic + " " + t.Operation
+	}
+	if _, n, ok := strings.Cut(t.ContainerPort, "/"); ok {
+		return t.Port + " (" + n + ")"
 	}
 	return t.Port
 }
@@ -190,7 +203,7 @@ func Analyze(ctx context.Context, snap *snapshot.Snapshot, opts Options) (*Resul
 		r.Plans = append(r.Plans, plan)
 		if plan.Policy != nil {
 			r.Policies = append(r.Policies, plan.Policy)
-			r.Tuples = append(r.Tuples, policyTuples(plan)...)
+			r.Tuples = append(r.Tuples, r.withContainerPorts(policyTuples(plan))...)
 		}
 	}
 	slices.SortFunc(r.Policies, func(a, b *networkingv1.NetworkPolicy) int {
@@ -267,6 +280,35 @@ func policyTuples(plan compile.Plan) []Tuple {
 		}
 	}
 	return out
+}
+
+// withContainerPorts resolves the named ports of tuples on the pods of their
+// destination, as the cluster does.
+func (r *Result) withContainerPorts(tuples []Tuple) []Tuple {
+	for i := range tuples {
+		t := &tuples[i]
+		port := parsePort(t.Port)
+		if port.Name == "" || strings.IndexFunc(port.Name, unicode.IsLetter) < 0 || port.Name == "any" {
+			continue // a number, a range, or every port
+		}
+		pods, err := r.podsOf(t.To)
+		if err != nil {
+			continue
+		}
+		number := 0
+		for _, p := range pods {
+			n := port.ResolveOn(r.endpointPod(p)).Number
+			if n == 0 || number != 0 && n != number {
+				number = 0
+				break
+			}
+			number = n
+		}
+		if number != 0 {
+			t.ContainerPort = fmt.Sprintf("%s/%d", port.Protocol, number)
+		}
+	}
+	return tuples
 }
 
 // portNames renders policy ports; no port is "any".

@@ -44,6 +44,9 @@ type Snapshot struct {
 	// predicted names the pods ("namespace/name") the snapshot does not hold but a
 	// workload's template says the cluster runs.
 	predicted map[string]bool
+	// ports are the container ports of each pod ("namespace/name"), which name the
+	// ports NetworkPolicies may refer to by name.
+	ports map[string][]corev1.ContainerPort
 
 	intents   []v2beta1.ClientIntents
 	protected []v2beta1.ProtectedService
@@ -84,6 +87,7 @@ func New(objects []client.Object) (*Snapshot, error) {
 		pods:       map[string][]facts.Pod{},
 		predicted:  map[string]bool{},
 		running:    map[ownerKey]bool{},
+		ports:      map[string][]corev1.ContainerPort{},
 	}
 	var pods []*corev1.Pod
 	var templates []templated
@@ -102,13 +106,13 @@ func New(objects []client.Object) (*Snapshot, error) {
 			pods = append(pods, o)
 		case *appsv1.Deployment:
 			s.addWorkload(o, deploymentGK, o.Spec.Selector)
-			templates = append(templates, templated{o, deploymentGK, o.Spec.Template.ObjectMeta, o.Spec.Replicas})
+			templates = append(templates, templated{o, deploymentGK, o.Spec.Template, o.Spec.Replicas})
 		case *appsv1.StatefulSet:
 			s.addWorkload(o, statefulSetGK, o.Spec.Selector)
-			templates = append(templates, templated{o, statefulSetGK, o.Spec.Template.ObjectMeta, o.Spec.Replicas})
+			templates = append(templates, templated{o, statefulSetGK, o.Spec.Template, o.Spec.Replicas})
 		case *appsv1.DaemonSet:
 			s.addWorkload(o, daemonSetGK, o.Spec.Selector)
-			templates = append(templates, templated{o, daemonSetGK, o.Spec.Template.ObjectMeta, nil})
+			templates = append(templates, templated{o, daemonSetGK, o.Spec.Template, nil})
 		case *appsv1.ReplicaSet:
 			s.addWorkload(o, replicaSetGK, nil)
 		case *batchv1.Job:
@@ -138,7 +142,7 @@ func New(objects []client.Object) (*Snapshot, error) {
 	}
 	ctx := context.Background()
 	for _, p := range pods {
-		if err := s.addPod(ctx, podMeta(p.ObjectMeta), false); err != nil {
+		if err := s.addPod(ctx, podMeta(p.ObjectMeta), containerPorts(p.Spec), false); err != nil {
 			return nil, err
 		}
 	}
@@ -175,7 +179,7 @@ func withNameLabel(ns *corev1.Namespace) *corev1.Namespace {
 type templated struct {
 	obj client.Object
 	gk  schema.GroupKind
-	pod metav1.ObjectMeta
+	pod corev1.PodTemplateSpec
 	// replicas is the workload's replica count; nil means the default, one.
 	replicas *int32
 }
@@ -202,7 +206,16 @@ func (s *Snapshot) predictPod(ctx context.Context, t templated) error {
 			Kind:       t.gk.Kind, Name: t.obj.GetName(), Controller: &yes,
 		}},
 	}
-	return s.addPod(ctx, podMeta(meta), true)
+	return s.addPod(ctx, podMeta(meta), containerPorts(t.pod.Spec), true)
+}
+
+// containerPorts returns the ports every container of a pod declares.
+func containerPorts(spec corev1.PodSpec) []corev1.ContainerPort {
+	var out []corev1.ContainerPort
+	for _, c := range spec.Containers {
+		out = append(out, c.Ports...)
+	}
+	return out
 }
 
 func podMeta(m metav1.ObjectMeta) *metav1.PartialObjectMetadata {
@@ -218,7 +231,7 @@ func (s *Snapshot) addWorkload(o client.Object, gk schema.GroupKind, selector *m
 	s.workloads[key] = append(s.workloads[key], w)
 }
 
-func (s *Snapshot) addPod(ctx context.Context, meta *metav1.PartialObjectMetadata, predicted bool) error {
+func (s *Snapshot) addPod(ctx context.Context, meta *metav1.PartialObjectMetadata, ports []corev1.ContainerPort, predicted bool) error {
 	if !meta.DeletionTimestamp.IsZero() {
 		return nil
 	}
@@ -236,6 +249,9 @@ func (s *Snapshot) addPod(ctx context.Context, meta *metav1.PartialObjectMetadat
 		}
 	}
 	s.pods[meta.Namespace] = append(s.pods[meta.Namespace], facts.Pod{Meta: meta, Identity: id})
+	if len(ports) > 0 {
+		s.ports[meta.Namespace+"/"+meta.Name] = ports
+	}
 	if predicted {
 		s.predicted[meta.Namespace+"/"+meta.Name] = true
 	}
@@ -288,6 +304,12 @@ func (s *Snapshot) Pods(namespace string) []facts.Pod { return s.pods[namespace]
 // than held by the snapshot.
 func (s *Snapshot) Predicted(pod *metav1.PartialObjectMetadata) bool {
 	return s.predicted[pod.Namespace+"/"+pod.Name]
+}
+
+// ContainerPorts returns the ports a pod's containers declare (a predicted pod's, its
+// workload template's).
+func (s *Snapshot) ContainerPorts(pod *metav1.PartialObjectMetadata) []corev1.ContainerPort {
+	return s.ports[pod.Namespace+"/"+pod.Name]
 }
 
 // AllPods returns every pod, by namespace then name.
