@@ -1,4 +1,6 @@
-package agent
+// Package netns runs code inside a Linux network namespace, so the sockets it opens
+// belong there.
+package netns
 
 import (
 	"fmt"
@@ -8,11 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// InNetNS runs fn on an OS thread that has joined the network namespace at path (for
+// Do runs fn on an OS thread that has joined the network namespace at path (for
 // example /run/netns/x or /proc/<pid>/ns/net). Sockets fn creates stay in that namespace
 // after it returns. If the thread cannot rejoin its original namespace it is left locked,
 // so Go retires it instead of reusing it elsewhere.
-func InNetNS(path string, fn func() error) error {
+func Do(path string, fn func() error) error {
 	target, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("opening network namespace %s: %w", path, err)
