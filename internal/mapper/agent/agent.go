@@ -54,13 +54,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		captureErr <- a.Capture.Run(capCtx, func(pkt []byte, at time.Time) {
 			switch p.Parse(pkt, at, &conn, &answer) {
 			case KindSYN:
-				a.mu.Lock()
-				if a.synced == nil {
-					a.synced = map[connKey]bool{}
+				if a.firstSighting(conn) {
+					a.Batcher.AddConnection(conn)
 				}
-				a.synced[keyOf(conn)] = true
-				a.mu.Unlock()
-				a.Batcher.AddConnection(conn)
 			case KindDNS:
 				a.Batcher.AddDNSAnswer(answer)
 			}
@@ -100,6 +96,22 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// firstSighting records a SYN's connection and says whether it is new: a scan that ran
+// between the handshake and this packet being read may have reported it already.
+func (a *Agent) firstSighting(c observation.Connection) bool {
+	k := keyOf(c)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.known[k] {
+		return false
+	}
+	if a.synced == nil {
+		a.synced = map[connKey]bool{}
+	}
+	a.synced[k] = true
+	return true
 }
 
 // scan reads the socket tables and records the connections neither an earlier scan nor

@@ -48,7 +48,8 @@ func ping(t testing.TB, c net.Conn) {
 // server pod and a DNS server pod on a bridge. A connection opened before the agent
 // starts must come from the socket scan; new IPv4 and IPv6 connections from their SYNs;
 // DNS answers over UDP and TCP, IPv4 and IPv6, with their CNAME chains. Each connection is
-// reported once although its SYN crosses two interfaces of the node.
+// reported once although its SYN crosses two interfaces of the node and the sockets are
+// scanned again and again while it stays open.
 func TestAgentOnRealTraffic(t *testing.T) {
 	node := netnode.New(t, "10.77.0.0/24", "fd77::/64")
 	client, server, dns := node.AddPod(t), node.AddPod(t), node.AddPod(t)
@@ -86,8 +87,9 @@ func TestAgentOnRealTraffic(t *testing.T) {
 		Node:          "node-1",
 		Capture:       capture,
 		Scanner:       Scanner{Proc: "/proc", Node: "node-1"},
+		ScanInterval:  200 * time.Millisecond,
 		Batcher:       NewBatcher("node-1", 10, HTTPSender{URL: srv.URL}),
-		FlushInterval: time.Second,
+		FlushInterval: 500 * time.Millisecond,
 		Log:           testr.New(t),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -131,12 +133,10 @@ func TestAgentOnRealTraffic(t *testing.T) {
 	}
 	clientNetNS, serverNetNS := client.NetNSInode(t), server.NetNSInode(t)
 
-	var conns []observation.Connection
-	answers := map[string]observation.DNSAnswer{}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		conns, answers = conns[:0], map[string]observation.DNSAnswer{}
+	collect := func() (conns []observation.Connection, answers map[string]observation.DNSAnswer) {
+		answers = map[string]observation.DNSAnswer{}
 		agg.mu.Lock()
+		defer agg.mu.Unlock()
 		for _, b := range agg.batches {
 			for _, c := range b.Connections {
 				// The socket scan reads every namespace of this machine; only the test
@@ -149,7 +149,11 @@ func TestAgentOnRealTraffic(t *testing.T) {
 				answers[d.Name] = d
 			}
 		}
-		agg.mu.Unlock()
+		return conns, answers
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		conns, answers := collect()
 		seen := 0
 		for _, c := range conns {
 			if _, ok := wantConns[[2]netip.AddrPort{netip.AddrPortFrom(c.SrcIP, c.SrcPort), netip.AddrPortFrom(c.DstIP, c.DstPort)}]; ok {
@@ -161,6 +165,9 @@ func TestAgentOnRealTraffic(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Later scans and flushes must not report the same connections again.
+	time.Sleep(3*a.ScanInterval + 2*a.FlushInterval)
+	conns, answers := collect()
 
 	// Every connection of the test, once, from the source that could see it; DNS
 	// connections are the test's too (their SYNs), so they are allowed but not required.
