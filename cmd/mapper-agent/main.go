@@ -1,8 +1,8 @@
 // Command mapper-agent is the network mapper's per-node agent: it reports the node's new
 // TCP connections, established connections older than itself and DNS answers to the
 // mapper aggregator. It runs with the node's network (hostNetwork) and processes
-// (hostPID), and needs CAP_NET_RAW to capture and CAP_SYS_PTRACE plus
-// CAP_DAC_READ_SEARCH to read other processes' socket tables.
+// (hostPID), and needs CAP_NET_RAW to capture and CAP_SYS_PTRACE to tell which network
+// namespace a process is in (docs/mapper.md).
 package main
 
 import (
