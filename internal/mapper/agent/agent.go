@@ -115,12 +115,15 @@ func (a *Agent) firstSighting(c observation.Connection) bool {
 }
 
 // scan reads the socket tables and records the connections neither an earlier scan nor
-// a SYN reported; a failed scan is retried at the next interval.
+// a SYN reported; a failed scan is retried at the next interval, and a partial one still
+// counts for the namespaces it read.
 func (a *Agent) scan() {
 	conns, err := a.Scanner.Scan(time.Now())
 	if err != nil {
 		a.Log.Error(err, "scanning established sockets")
-		return
+		if len(conns) == 0 {
+			return
+		}
 	}
 	found := make(map[connKey]bool, len(conns))
 	a.mu.Lock()

@@ -139,13 +139,16 @@ type Scanner struct {
 }
 
 // Scan reads the socket tables now. A process that exits during the scan is not an
-// error: its namespace is read through another process or on the next scan.
+// error: its namespace is read through another process or on the next scan. Processes
+// the agent may not inspect are skipped and reported in the error, which then comes with
+// the connections of the namespaces it could read.
 func (s Scanner) Scan(now time.Time) ([]observation.Connection, error) {
 	entries, err := os.ReadDir(s.Proc)
 	if err != nil {
 		return nil, fmt.Errorf("listing processes in %s: %w", s.Proc, err)
 	}
 	done := map[uint64]bool{}
+	denied := 0
 	var out []observation.Connection
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
@@ -154,6 +157,9 @@ func (s Scanner) Scan(now time.Time) ([]observation.Connection, error) {
 		dir := filepath.Join(s.Proc, e.Name())
 		fi, err := os.Stat(filepath.Join(dir, "ns", "net"))
 		if err != nil {
+			if errors.Is(err, fs.ErrPermission) {
+				denied++
+			}
 			continue
 		}
 		st, ok := fi.Sys().(*syscall.Stat_t)
@@ -181,6 +187,10 @@ func (s Scanner) Scan(now time.Time) ([]observation.Connection, error) {
 			c.Time, c.Node, c.NetNS = now, s.Node, st.Ino
 			out = append(out, c)
 		}
+	}
+	if denied > 0 {
+		// Without ptrace read access the kernel hides which namespace a process is in.
+		return out, fmt.Errorf("%d processes' network namespaces were unreadable (the agent needs CAP_SYS_PTRACE): %w", denied, fs.ErrPermission)
 	}
 	return out, nil
 }

@@ -23,24 +23,29 @@ import (
 // nodes numbers the nodes of one test process, so names never collide.
 var nodes atomic.Int64
 
-// Node is a network namespace that bridges its pods' traffic, as a node's host namespace
-// does for pods on a bridge CNI.
-type Node struct {
+// Namespace is a named network namespace the test created.
+type Namespace struct {
 	// Name is the namespace's name under /run/netns.
 	Name string
 	// Path is the namespace's file, for netns.Do.
 	Path string
+}
+
+// Node is a network namespace that bridges its pods' traffic, as a node's host namespace
+// does for pods on a bridge CNI.
+type Node struct {
+	Namespace
 	// Subnet4 and Subnet6 hold every pod address; a pod gets host number 1, 2, ...
 	Subnet4, Subnet6 netip.Prefix
-	pods             int
+	// IPv4 is the node's own address on the bridge, host number 254 of Subnet4, for
+	// servers the node runs (as hostNetwork pods do).
+	IPv4 netip.Addr
+	pods int
 }
 
 // Pod is a network namespace with one interface, eth0, on the node's bridge.
 type Pod struct {
-	// Name is the namespace's name under /run/netns.
-	Name string
-	// Path is the namespace's file, for netns.Do.
-	Path string
+	Namespace
 	// IPv4 and IPv6 are the pod's addresses.
 	IPv4, IPv6 netip.Addr
 	// PID is the pod's long-running process.
@@ -79,14 +84,17 @@ func New(t testing.TB, subnet4, subnet6 string) *Node {
 	t.Helper()
 	Require(t)
 	n := &Node{
-		Name:    fmt.Sprintf("ig-%d-%d", os.Getpid(), nodes.Add(1)),
-		Subnet4: netip.MustParsePrefix(subnet4),
-		Subnet6: netip.MustParsePrefix(subnet6),
+		Namespace: newNamespace(t, fmt.Sprintf("ig-%d-%d", os.Getpid(), nodes.Add(1))),
+		Subnet4:   netip.MustParsePrefix(subnet4),
+		Subnet6:   netip.MustParsePrefix(subnet6),
 	}
-	n.Path = filepath.Join("/run/netns", n.Name)
-	addNetNS(t, n.Name)
+	if n.Subnet4.Bits() > 24 {
+		t.Fatalf("subnet %s: the node needs a /24 or larger", subnet4)
+	}
+	n.IPv4 = nth(n.Subnet4, 254)
 	run(t, "ip", "-n", n.Name, "link", "set", "lo", "up")
 	run(t, "ip", "-n", n.Name, "link", "add", "br0", "type", "bridge")
+	run(t, "ip", "-n", n.Name, "addr", "add", fmt.Sprintf("%s/%d", n.IPv4, n.Subnet4.Bits()), "dev", "br0")
 	run(t, "ip", "-n", n.Name, "link", "set", "br0", "up")
 	return n
 }
@@ -96,9 +104,11 @@ func New(t testing.TB, subnet4, subnet6 string) *Node {
 func (n *Node) AddPod(t testing.TB) *Pod {
 	t.Helper()
 	n.pods++
-	p := &Pod{Name: fmt.Sprintf("%s-p%d", n.Name, n.pods), IPv4: nth(n.Subnet4, n.pods), IPv6: nth(n.Subnet6, n.pods)}
-	p.Path = filepath.Join("/run/netns", p.Name)
-	addNetNS(t, p.Name)
+	p := &Pod{
+		Namespace: newNamespace(t, fmt.Sprintf("%s-p%d", n.Name, n.pods)),
+		IPv4:      nth(n.Subnet4, n.pods),
+		IPv6:      nth(n.Subnet6, n.pods),
+	}
 	host := fmt.Sprintf("veth%d", n.pods)
 	// Created inside the node namespace, the veth's names cannot collide with the host's.
 	run(t, "ip", "-n", n.Name, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", p.Name)
@@ -138,54 +148,54 @@ func (p *Pod) NetNSInode(t testing.TB) uint64 {
 	return netNSIno(t, p.Path)
 }
 
-// Listen opens a listener inside the pod.
-func (p *Pod) Listen(t testing.TB, network, addr string) net.Listener {
+// Listen opens a listener inside the namespace.
+func (ns *Namespace) Listen(t testing.TB, network, addr string) net.Listener {
 	t.Helper()
 	var ln net.Listener
-	if err := netns.Do(p.Path, func() error {
+	if err := netns.Do(ns.Path, func() error {
 		var err error
 		ln, err = net.Listen(network, addr)
 		return err
 	}); err != nil {
-		t.Fatalf("listening on %s %s in pod %s: %v", network, addr, p.Name, err)
+		t.Fatalf("listening on %s %s in %s: %v", network, addr, ns.Name, err)
 	}
 	t.Cleanup(func() { _ = ln.Close() })
 	return ln
 }
 
-// ListenPacket opens a packet listener inside the pod.
-func (p *Pod) ListenPacket(t testing.TB, network, addr string) net.PacketConn {
+// ListenPacket opens a packet listener inside the namespace.
+func (ns *Namespace) ListenPacket(t testing.TB, network, addr string) net.PacketConn {
 	t.Helper()
 	var pc net.PacketConn
-	if err := netns.Do(p.Path, func() error {
+	if err := netns.Do(ns.Path, func() error {
 		var err error
 		pc, err = net.ListenPacket(network, addr)
 		return err
 	}); err != nil {
-		t.Fatalf("listening on %s %s in pod %s: %v", network, addr, p.Name, err)
+		t.Fatalf("listening on %s %s in %s: %v", network, addr, ns.Name, err)
 	}
 	t.Cleanup(func() { _ = pc.Close() })
 	return pc
 }
 
-// Dial connects from inside the pod.
-func (p *Pod) Dial(t testing.TB, network, addr string) net.Conn {
+// Dial connects from inside the namespace.
+func (ns *Namespace) Dial(t testing.TB, network, addr string) net.Conn {
 	t.Helper()
 	var c net.Conn
-	if err := netns.Do(p.Path, func() error {
+	if err := netns.Do(ns.Path, func() error {
 		var err error
 		c, err = net.DialTimeout(network, addr, 5*time.Second)
 		return err
 	}); err != nil {
-		t.Fatalf("dialling %s %s from pod %s: %v", network, addr, p.Name, err)
+		t.Fatalf("dialling %s %s from %s: %v", network, addr, ns.Name, err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
-// addNetNS creates a named namespace and removes it (with the interfaces in it) when the
-// test ends.
-func addNetNS(t testing.TB, name string) {
+// newNamespace creates a named namespace and removes it (with the interfaces in it) when
+// the test ends.
+func newNamespace(t testing.TB, name string) Namespace {
 	t.Helper()
 	run(t, "ip", "netns", "add", name)
 	t.Cleanup(func() {
@@ -193,6 +203,7 @@ func addNetNS(t testing.TB, name string) {
 			t.Errorf("removing network namespace %s: %v: %s", name, err, out)
 		}
 	})
+	return Namespace{Name: name, Path: filepath.Join("/run/netns", name)}
 }
 
 func run(t testing.TB, name string, args ...string) {
