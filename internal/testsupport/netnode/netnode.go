@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -83,6 +84,7 @@ func Require(t testing.TB) {
 func New(t testing.TB, subnet4, subnet6 string) *Node {
 	t.Helper()
 	Require(t)
+	removeStale(t)
 	n := &Node{
 		Namespace: newNamespace(t, fmt.Sprintf("ig-%d-%d", os.Getpid(), nodes.Add(1))),
 		Subnet4:   netip.MustParsePrefix(subnet4),
@@ -191,6 +193,32 @@ func (ns *Namespace) Dial(t testing.TB, network, addr string) net.Conn {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// removeStale deletes the namespaces of test processes that were killed before their
+// cleanup ran (a timeout, a signal): names carry the creating process's id.
+func removeStale(t testing.TB) {
+	t.Helper()
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return // no namespace was ever named here
+	}
+	for _, e := range entries {
+		fields := strings.SplitN(e.Name(), "-", 3)
+		if len(fields) < 3 || fields[0] != "ig" {
+			continue
+		}
+		pid, err := strconv.Atoi(fields[1])
+		if err != nil {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue
+		}
+		if out, err := exec.Command("ip", "netns", "del", e.Name()).CombinedOutput(); err != nil {
+			t.Logf("removing stale network namespace %s: %v: %s", e.Name(), err, out)
+		}
+	}
 }
 
 // newNamespace creates a named namespace and removes it (with the interfaces in it) when
