@@ -46,7 +46,8 @@ func ping(t testing.TB, c net.Conn) {
 
 // TestAgentOnRealTraffic runs the agent on a node of network namespaces: a client pod, a
 // server pod and a DNS server pod on a bridge. A connection opened before the agent
-// starts must come from the socket scan; new IPv4 and IPv6 connections from their SYNs;
+// starts must come from the socket scan; new IPv4 and IPv6 connections, from pods and
+// from the node itself, from their SYNs;
 // DNS answers over UDP and TCP, IPv4 and IPv6, with their CNAME chains. Each connection is
 // reported once although its SYN crosses two interfaces of the node and the sockets are
 // scanned again and again while it stays open.
@@ -104,8 +105,11 @@ func TestAgentOnRealTraffic(t *testing.T) {
 
 	conn4 := client.Dial(t, "tcp", netip.AddrPortFrom(server.IPv4, 7001).String())
 	conn6 := client.Dial(t, "tcp", netip.AddrPortFrom(server.IPv6, 7001).String())
+	// From the node itself, as a hostNetwork pod calls: its SYN leaves by the bridge.
+	fromNode := node.Dial(t, "tcp", netip.AddrPortFrom(server.IPv4, 7001).String())
 	ping(t, conn4)
 	ping(t, conn6)
+	ping(t, fromNode)
 	queries := map[string]string{} // name -> DNS server address and transport
 	for _, transport := range []string{"udp", "tcp"} {
 		for _, ip := range []netip.Addr{dns.IPv4, dns.IPv6} {
@@ -127,9 +131,10 @@ func TestAgentOnRealTraffic(t *testing.T) {
 		return netip.MustParseAddrPort(a.String())
 	}
 	wantConns := map[[2]netip.AddrPort]observation.Source{
-		{addrPort(old, true), addrPort(old, false)}:     observation.SourceSocketScan,
-		{addrPort(conn4, true), addrPort(conn4, false)}: observation.SourceSYN,
-		{addrPort(conn6, true), addrPort(conn6, false)}: observation.SourceSYN,
+		{addrPort(old, true), addrPort(old, false)}:           observation.SourceSocketScan,
+		{addrPort(conn4, true), addrPort(conn4, false)}:       observation.SourceSYN,
+		{addrPort(conn6, true), addrPort(conn6, false)}:       observation.SourceSYN,
+		{addrPort(fromNode, true), addrPort(fromNode, false)}: observation.SourceSYN,
 	}
 	clientNetNS, serverNetNS := client.NetNSInode(t), server.NetNSInode(t)
 
