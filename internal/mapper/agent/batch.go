@@ -98,7 +98,8 @@ func (b *Batcher) Dropped() uint64 {
 }
 
 // Flush closes the current batch (if it has anything) and sends every pending batch in
-// order, stopping at the first failure, which it returns.
+// order, stopping at the first failure, which it returns. Observations may be added
+// while it sends; Flush itself is called from one goroutine at a time.
 func (b *Batcher) Flush(ctx context.Context) error {
 	b.mu.Lock()
 	if len(b.current.Connections)+len(b.current.DNSAnswers) > 0 {
