@@ -16,11 +16,22 @@ var (
 	agentsBucket = []byte("agents")
 )
 
-// Mark is the last batch taken from an agent process: Boot tells the process apart, Seq
-// the batch within it.
+// Mark names a batch: the agent, its process (by start time) and the batch's number
+// within the process.
 type Mark struct {
-	Boot time.Time `json:"boot"`
-	Seq  uint64    `json:"seq"`
+	Agent string
+	Boot  time.Time
+	Seq   uint64
+}
+
+// key is the database key of the mark's process.
+func (m Mark) key() string { return m.Agent + "@" + m.Boot.UTC().Format(time.RFC3339Nano) }
+
+// progress is how far a process's batches have been taken.
+type progress struct {
+	Seq uint64 `json:"seq"`
+	// At is when its last batch was taken, by the aggregator's clock.
+	At time.Time `json:"at"`
 }
 
 // Verdict says what the store made of a batch's mark.
@@ -32,8 +43,6 @@ const (
 	// Repeat is a batch already recorded (the agent sent it again, not having seen the
 	// acknowledgement): it is acknowledged and not counted twice.
 	Repeat
-	// Stale is a batch from an agent process older than one already heard from.
-	Stale
 )
 
 // Store is the edges in memory, kept in a bbolt database. Record changes memory; Commit
@@ -42,12 +51,15 @@ const (
 type Store struct {
 	db *bolt.DB
 
-	mu      sync.Mutex
-	edges   map[Key]*Edge
-	marks   map[string]Mark
-	dirty   map[Key]struct{}
-	marked  map[string]struct{}
-	strings map[string]string
+	mu    sync.Mutex
+	edges map[Key]*Edge
+	// marks holds each agent process's progress, by Mark.key.
+	marks map[string]progress
+	// forgotten holds the marks pruned since the last commit.
+	forgotten map[string]struct{}
+	dirty     map[Key]struct{}
+	marked    map[string]struct{}
+	strings   map[string]string
 	// gen counts Record calls that changed something; committed is the gen last written.
 	gen, committed uint64
 
@@ -61,7 +73,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("opening the edge database %s: %w", path, err)
 	}
 	s := &Store{
-		db: db, edges: map[Key]*Edge{}, marks: map[string]Mark{},
+		db: db, edges: map[Key]*Edge{}, marks: map[string]progress{}, forgotten: map[string]struct{}{},
 		dirty: map[Key]struct{}{}, marked: map[string]struct{}{}, strings: map[string]string{},
 	}
 	if err := s.load(); err != nil {
@@ -93,7 +105,7 @@ func (s *Store) load() error {
 			return err
 		}
 		return ab.ForEach(func(k, v []byte) error {
-			var m Mark
+			var m progress
 			if err := json.Unmarshal(v, &m); err != nil {
 				return fmt.Errorf("decoding the mark of agent %q: %w", k, err)
 			}
@@ -132,21 +144,18 @@ func (s *Store) str(v string) string {
 	return v
 }
 
-// Record takes a batch from agent: its sightings are added unless the mark says the batch
-// was recorded before. The change is in memory until Commit.
-func (s *Store) Record(agent string, mark Mark, sightings []Sighting) Verdict {
+// Record takes a batch: its sightings are added unless the mark says the batch was
+// recorded before. now is when it is taken. The change is in memory until Commit.
+func (s *Store) Record(mark Mark, now time.Time, sightings []Sighting) Verdict {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if last, ok := s.marks[agent]; ok {
-		switch {
-		case mark.Boot.Before(last.Boot):
-			return Stale
-		case mark.Boot.Equal(last.Boot) && mark.Seq <= last.Seq:
-			return Repeat
-		}
+	k := mark.key()
+	if last, ok := s.marks[k]; ok && mark.Seq <= last.Seq {
+		return Repeat
 	}
-	s.marks[agent] = mark
-	s.marked[agent] = struct{}{}
+	s.marks[k] = progress{Seq: mark.Seq, At: now}
+	s.marked[k] = struct{}{}
+	delete(s.forgotten, k)
 	for _, sg := range sightings {
 		e := s.edges[sg.Key]
 		if e == nil {
@@ -160,6 +169,23 @@ func (s *Store) Record(agent string, mark Mark, sightings []Sighting) Verdict {
 	}
 	s.gen++
 	return Fresh
+}
+
+// ForgetMarks forgets the progress of agent processes not heard from since cutoff, so
+// that marks do not pile up with agent restarts. Call it with a cutoff older than the
+// oldest observation the aggregator still attributes: a batch sent again after that
+// holds nothing that could be counted twice.
+func (s *Store) ForgetMarks(cutoff time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, p := range s.marks {
+		if p.At.Before(cutoff) {
+			delete(s.marks, k)
+			delete(s.marked, k)
+			s.forgotten[k] = struct{}{}
+			s.gen++
+		}
+	}
 }
 
 // Commit writes every change recorded before the call. It returns once a transaction
@@ -184,8 +210,8 @@ func (s *Store) Commit() error {
 	for a := range s.marked {
 		marks[a] = mustJSON(s.marks[a])
 	}
-	dirty, marked := s.dirty, s.marked
-	s.dirty, s.marked = map[Key]struct{}{}, map[string]struct{}{}
+	dirty, marked, forgotten := s.dirty, s.marked, s.forgotten
+	s.dirty, s.marked, s.forgotten = map[Key]struct{}{}, map[string]struct{}{}, map[string]struct{}{}
 	s.mu.Unlock()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		eb, ab := tx.Bucket(edgesBucket), tx.Bucket(agentsBucket)
@@ -201,6 +227,11 @@ func (s *Store) Commit() error {
 				return err
 			}
 		}
+		for a := range forgotten {
+			if err := ab.Delete([]byte(a)); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	s.mu.Lock()
@@ -211,7 +242,14 @@ func (s *Store) Commit() error {
 			s.dirty[k] = struct{}{}
 		}
 		for a := range marked {
-			s.marked[a] = struct{}{}
+			if _, ok := s.marks[a]; ok {
+				s.marked[a] = struct{}{}
+			}
+		}
+		for a := range forgotten {
+			if _, ok := s.marks[a]; !ok {
+				s.forgotten[a] = struct{}{}
+			}
 		}
 		return fmt.Errorf("writing %d edges to the edge database: %w", len(edges), err)
 	}

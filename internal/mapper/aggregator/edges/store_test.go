@@ -39,7 +39,7 @@ func TestEdgeFoldsSightings(t *testing.T) {
 	b := sighting("web", "api", 8080, 5*time.Second, "node-b")
 	b.ClientPod, b.DNSName = "shop/web-2", "api.shop.svc.cluster.local"
 	c := sighting("web", "api", 9090, 0, "node-a")
-	if v := s.Record("node-a", Mark{Boot: t0, Seq: 1}, []Sighting{a, b, c}); v != Fresh {
+	if v := s.Record(Mark{"node-a", t0, 1}, t0, []Sighting{a, b, c}); v != Fresh {
 		t.Fatalf("verdict %v", v)
 	}
 	got := s.Edges()
@@ -74,24 +74,26 @@ func TestBatchMarks(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "map.db"))
 	defer s.Close()
 	one := []Sighting{sighting("web", "api", 80, 0, "node-a")}
+	later := t0.Add(time.Hour)
 	steps := []struct {
 		name  string
-		agent string
 		mark  Mark
 		want  Verdict
 		count uint64
 	}{
-		{"first", "node-a", Mark{t0, 1}, Fresh, 1},
-		{"repeat", "node-a", Mark{t0, 1}, Repeat, 1},
-		{"next", "node-a", Mark{t0, 2}, Fresh, 2},
-		{"gap", "node-a", Mark{t0, 5}, Fresh, 3},
-		{"older in the same process", "node-a", Mark{t0, 4}, Repeat, 3},
-		{"restarted agent starts again at 1", "node-a", Mark{t0.Add(time.Hour), 1}, Fresh, 4},
-		{"previous process", "node-a", Mark{t0, 6}, Stale, 4},
-		{"another agent", "node-b", Mark{t0, 1}, Fresh, 5},
+		{"first", Mark{"node-a", t0, 1}, Fresh, 1},
+		{"repeat", Mark{"node-a", t0, 1}, Repeat, 1},
+		{"next", Mark{"node-a", t0, 2}, Fresh, 2},
+		{"gap", Mark{"node-a", t0, 5}, Fresh, 3},
+		{"older in the same process", Mark{"node-a", t0, 4}, Repeat, 3},
+		{"restarted agent starts again at 1", Mark{"node-a", later, 1}, Fresh, 4},
+		{"previous process, still sending", Mark{"node-a", t0, 6}, Fresh, 5},
+		{"previous process, repeat", Mark{"node-a", t0, 6}, Repeat, 5},
+		{"restarted process, repeat", Mark{"node-a", later, 1}, Repeat, 5},
+		{"another agent", Mark{"node-b", t0, 1}, Fresh, 6},
 	}
 	for _, st := range steps {
-		if v := s.Record(st.agent, st.mark, one); v != st.want {
+		if v := s.Record(st.mark, t0, one); v != st.want {
 			t.Errorf("%s: verdict %v, want %v", st.name, v, st.want)
 		}
 		if got := s.Edges()[0].Count; got != st.count {
@@ -105,11 +107,11 @@ func TestBatchMarks(t *testing.T) {
 func TestRestartKeepsCommittedEdgesAndMarks(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "map.db")
 	s := open(t, path)
-	s.Record("node-a", Mark{t0, 1}, []Sighting{sighting("web", "api", 80, 0, "node-a"), sighting("api", "db", 5432, time.Second, "node-a")})
+	s.Record(Mark{"node-a", t0, 1}, t0, []Sighting{sighting("web", "api", 80, 0, "node-a"), sighting("api", "db", 5432, time.Second, "node-a")})
 	if err := s.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	s.Record("node-a", Mark{t0, 2}, []Sighting{sighting("web", "api", 80, 2*time.Second, "node-a")})
+	s.Record(Mark{"node-a", t0, 2}, t0, []Sighting{sighting("web", "api", 80, 2*time.Second, "node-a")})
 	before := s.Edges()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -119,7 +121,7 @@ func TestRestartKeepsCommittedEdgesAndMarks(t *testing.T) {
 	if got := s.Edges(); !reflect.DeepEqual(got, before) {
 		t.Errorf("after reopening\n got %+v\nwant %+v", got, before)
 	}
-	if v := s.Record("node-a", Mark{t0, 2}, nil); v != Repeat {
+	if v := s.Record(Mark{"node-a", t0, 2}, t0, nil); v != Repeat {
 		t.Errorf("batch recorded before the restart: verdict %v, want Repeat", v)
 	}
 }
@@ -134,7 +136,7 @@ func TestConcurrentCommitsAreDurable(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			agent := fmt.Sprintf("node-%d", i)
-			s.Record(agent, Mark{t0, 1}, []Sighting{sighting(fmt.Sprintf("c%d", i), "api", 80, 0, agent)})
+			s.Record(Mark{agent, t0, 1}, t0, []Sighting{sighting(fmt.Sprintf("c%d", i), "api", 80, 0, agent)})
 			if err := s.Commit(); err != nil {
 				t.Error(err)
 			}
@@ -149,6 +151,29 @@ func TestConcurrentCommitsAreDurable(t *testing.T) {
 	defer r.Close()
 	if r.Len() != 20 {
 		t.Errorf("%d edges on disk, want 20", r.Len())
+	}
+}
+
+// Marks of processes not heard from are forgotten, in memory and on disk.
+func TestForgetMarks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "map.db")
+	s := open(t, path)
+	s.Record(Mark{"node-a", t0, 1}, t0, nil)
+	s.Record(Mark{"node-b", t0, 1}, t0.Add(time.Hour), nil)
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	s.ForgetMarks(t0.Add(time.Minute))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	if v := s.Record(Mark{"node-a", t0, 1}, t0, nil); v != Fresh {
+		t.Errorf("forgotten mark still known after restart")
+	}
+	if v := s.Record(Mark{"node-b", t0, 1}, t0, nil); v != Repeat {
+		t.Errorf("recent mark forgotten")
 	}
 }
 
@@ -171,7 +196,7 @@ func BenchmarkMemory100kEdges(b *testing.B) {
 		sg.DNSName = fmt.Sprintf("w%d.shop.svc.cluster.local", sv)
 		batch = append(batch, sg)
 		if len(batch) == cap(batch) {
-			s.Record("loader", Mark{t0, uint64(i)}, batch)
+			s.Record(Mark{"loader", t0, uint64(i)}, t0, batch)
 			batch = batch[:0]
 		}
 	}

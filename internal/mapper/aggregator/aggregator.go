@@ -1,0 +1,196 @@
+// Package aggregator turns the connections and DNS answers the nodes' agents report into
+// the network map: each address is resolved to the pod, host-network pod or Service that
+// held it when the connection was seen, each pod to its workload identity with the same
+// rule as the operators, and each connection is counted on an edge in the store.
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/intentguard/intentguard/internal/mapper/aggregator/dnsnames"
+	"github.com/intentguard/intentguard/internal/mapper/aggregator/edges"
+	"github.com/intentguard/intentguard/internal/mapper/observation"
+)
+
+const (
+	// Settle is how long after a connection an unknown address is still expected to show
+	// up in the informers: a pod's address reaches the aggregator through the API server,
+	// its first connection through an agent, in either order. Young pods are attributed,
+	// not dropped.
+	Settle = 5 * time.Second
+	// Retention is how long the addresses given back are remembered, and so the oldest
+	// observation that can be attributed; older ones are dropped.
+	Retention = 15 * time.Minute
+	// MaxSkew is how far in the future (by the aggregator's clock) an observation may be
+	// stamped before it is dropped as coming from a broken clock.
+	MaxSkew = time.Minute
+)
+
+// Aggregator resolves agents' batches into edges.
+type Aggregator struct {
+	cluster *Cluster
+	names   *dnsnames.Names
+	store   *edges.Store
+	log     logr.Logger
+	now     func() time.Time
+	sleep   func(context.Context, time.Duration) error
+}
+
+// New returns an aggregator resolving against cluster and recording into store.
+func New(cluster *Cluster, store *edges.Store, log logr.Logger) *Aggregator {
+	return &Aggregator{cluster: cluster, names: dnsnames.New(), store: store, log: log, now: time.Now, sleep: sleep}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// ErrUnnamed is returned for a batch without an agent name or sequence number, which
+// could not be told apart from a repeat.
+var ErrUnnamed = errors.New("batch without an agent name or sequence number")
+
+// Result says what became of a batch.
+type Result struct {
+	// Repeat is true when the batch had been recorded before.
+	Repeat bool `json:"repeat,omitempty"`
+	// Recorded is the number of connections counted on edges.
+	Recorded int `json:"recorded"`
+	// Dropped is the number of connections too old, too far in the future or malformed.
+	Dropped int `json:"dropped"`
+}
+
+// Ingest records a batch and returns once it is on disk, so that an agent may forget a
+// batch once it is acknowledged. A batch sent again is acknowledged without being counted
+// twice.
+func (a *Aggregator) Ingest(ctx context.Context, b observation.Batch) (Result, error) {
+	if b.Agent == "" || b.Seq == 0 {
+		return Result{}, ErrUnnamed
+	}
+	mark := edges.Mark{Agent: b.Agent, Boot: b.Boot, Seq: b.Seq}
+	now := a.now()
+	for _, d := range b.DNSAnswers {
+		if a.usable(d.Time, now) {
+			a.names.Add(d)
+		}
+	}
+	var res Result
+	conns := make([]observation.Connection, 0, len(b.Connections))
+	for _, c := range b.Connections {
+		if !a.usable(c.Time, now) || !c.SrcIP.IsValid() || !c.DstIP.IsValid() {
+			res.Dropped++
+			continue
+		}
+		conns = append(conns, c)
+	}
+	sightings, err := a.resolveSettled(ctx, b.Agent, conns)
+	if err != nil {
+		return Result{}, err
+	}
+	if a.store.Record(mark, now, sightings) == edges.Repeat {
+		res.Repeat = true
+	} else {
+		res.Recorded = len(sightings)
+	}
+	if err := a.store.Commit(); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// usable reports whether an observation time can be attributed: within Retention before
+// now and at most MaxSkew after it.
+func (a *Aggregator) usable(t, now time.Time) bool {
+	return !t.Before(now.Add(-Retention)) && !t.After(now.Add(MaxSkew))
+}
+
+// resolveSettled resolves connections; those with an end nobody held are resolved again
+// once Settle has passed since they were seen, and are external only then.
+func (a *Aggregator) resolveSettled(ctx context.Context, agent string, conns []observation.Connection) ([]edges.Sighting, error) {
+	out := make([]edges.Sighting, 0, len(conns))
+	var later []observation.Connection
+	var wait time.Duration
+	for _, c := range conns {
+		s, complete, err := a.resolve(ctx, agent, c)
+		if err != nil {
+			return nil, err
+		}
+		if !complete {
+			if left := Settle - a.now().Sub(c.Time); left > 0 {
+				later = append(later, c)
+				wait = max(wait, left)
+				continue
+			}
+		}
+		out = append(out, s)
+	}
+	if len(later) == 0 {
+		return out, nil
+	}
+	if err := a.sleep(ctx, wait); err != nil {
+		return nil, fmt.Errorf("waiting for the addresses of %d connections to be known: %w", len(later), err)
+	}
+	for _, c := range later {
+		s, _, err := a.resolve(ctx, agent, c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// resolve turns a connection into a sighting; complete is false when an end is an
+// address nobody in the cluster held at the time (external, or not known yet).
+func (a *Aggregator) resolve(ctx context.Context, agent string, c observation.Connection) (edges.Sighting, bool, error) {
+	name, _ := a.names.Name(c.SrcIP, c.DstIP, c.Time)
+	client, clientPod, clientKnown, err := a.cluster.peer(ctx, c.SrcIP, 0, c.Time, "")
+	if err != nil {
+		return edges.Sighting{}, false, err
+	}
+	server, serverPod, serverKnown, err := a.cluster.peer(ctx, c.DstIP, c.DstPort, c.Time, name)
+	if err != nil {
+		return edges.Sighting{}, false, err
+	}
+	proto := string(c.Protocol)
+	if proto == "" {
+		proto = string(observation.ProtocolTCP)
+	}
+	return edges.Sighting{
+		Key:     edges.Key{Client: client, Server: server, Port: c.DstPort, Protocol: proto},
+		Time:    c.Time,
+		DNSName: name, ClientPod: clientPod, ServerPod: serverPod, Agent: agent,
+	}, clientKnown && serverKnown, nil
+}
+
+// Run prunes what can no longer be used until ctx ends: addresses given back more than
+// Retention ago and DNS answers past their TTL.
+func (a *Aggregator) Run(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := a.now()
+			a.cluster.Prune(now.Add(-Retention))
+			a.names.Prune(now)
+			a.store.ForgetMarks(now.Add(-2 * Retention))
+		}
+	}
+}
+
+// Edges returns the map.
+func (a *Aggregator) Edges() []edges.Edge { return a.store.Edges() }
