@@ -355,7 +355,9 @@ func TestAggregatorOnAnAPIServer(t *testing.T) {
 		}
 		w.create(p)
 		done := make(chan Result)
-		go func() { done <- w.send(observation.Batch{Connections: []observation.Connection{conn(time.Now(), "10.244.0.30", "10.244.0.11", 8080)}}) }()
+		go func() {
+			done <- w.send(observation.Batch{Connections: []observation.Connection{conn(time.Now(), "10.244.0.30", "10.244.0.11", 8080)}})
+		}()
 		time.Sleep(time.Second)
 		w.setIPs(p, "10.244.0.30")
 		<-done
