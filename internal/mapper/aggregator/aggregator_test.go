@@ -49,7 +49,8 @@ func newWorld(t *testing.T) *world {
 	c, kube := controlplane.ForTest(t, controlplane.Options{WithoutControllerManager: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	informers, err := cache.New(c.Config, cache.Options{Scheme: kube.Scheme()})
+	informers, err := cache.New(c.Config, cache.Options{Scheme: kube.Scheme(),
+		ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: TrimPod}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -270,3 +270,28 @@ func (cl *Cluster) workload(ctx context.Context, p *podInfo) (edges.Peer, string
 	return edges.Peer{Kind: edges.PeerWorkload, Namespace: id.Namespace, Name: id.Name, WorkloadKind: id.Kind},
 		p.meta.Namespace + "/" + p.meta.Name, true, nil
 }
+
+// TrimPod is the pod informer's transform: it keeps only what the aggregator reads, so
+// that the cache of a large cluster's pods costs a small fraction of the full objects.
+func TrimPod(o any) (any, error) {
+	p, ok := o.(*corev1.Pod)
+	if !ok {
+		return o, nil
+	}
+	t := &corev1.Pod{
+		TypeMeta: p.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion,
+			CreationTimestamp: p.CreationTimestamp, DeletionTimestamp: p.DeletionTimestamp,
+			Annotations: identityAnnotations(p.Annotations), OwnerReferences: p.OwnerReferences,
+		},
+		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork},
+		Status: corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: p.Status.PodIPs},
+	}
+	for _, c := range p.Spec.Containers {
+		if len(c.Ports) > 0 {
+			t.Spec.Containers = append(t.Spec.Containers, corev1.Container{Name: c.Name, Ports: c.Ports})
+		}
+	}
+	return t, nil
+}
