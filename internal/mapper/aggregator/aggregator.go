@@ -35,6 +35,7 @@ const (
 type Aggregator struct {
 	cluster *Cluster
 	names   *dnsnames.Names
+	recent  *recent
 	store   *edges.Store
 	log     logr.Logger
 	now     func() time.Time
@@ -43,7 +44,7 @@ type Aggregator struct {
 
 // New returns an aggregator resolving against cluster and recording into store.
 func New(cluster *Cluster, store *edges.Store, log logr.Logger) *Aggregator {
-	return &Aggregator{cluster: cluster, names: dnsnames.New(), store: store, log: log, now: time.Now, sleep: sleep}
+	return &Aggregator{cluster: cluster, names: dnsnames.New(), recent: newRecent(), store: store, log: log, now: time.Now, sleep: sleep}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -133,6 +134,7 @@ func (a *Aggregator) resolveSettled(ctx context.Context, agent string, conns []o
 				continue
 			}
 		}
+		s.Again = a.recent.again(agent, c)
 		out = append(out, s)
 	}
 	if len(later) == 0 {
@@ -146,6 +148,7 @@ func (a *Aggregator) resolveSettled(ctx context.Context, agent string, conns []o
 		if err != nil {
 			return nil, err
 		}
+		s.Again = a.recent.again(agent, c)
 		out = append(out, s)
 	}
 	return out, nil
@@ -188,6 +191,7 @@ func (a *Aggregator) Run(ctx context.Context) {
 			a.cluster.Prune(now.Add(-Retention))
 			a.names.Prune(now)
 			a.store.ForgetMarks(now.Add(-2 * Retention))
+			a.recent.prune(now.Add(-SameConnection))
 		}
 	}
 }

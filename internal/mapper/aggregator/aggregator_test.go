@@ -398,6 +398,26 @@ func TestAggregatorOnAnAPIServer(t *testing.T) {
 		}
 	})
 
+	t.Run("a connection between nodes counts once", func(t *testing.T) {
+		c := conn(time.Now(), "10.244.0.10", "10.244.0.11", 7000)
+		c.SrcPort = 41234
+		w.send(observation.Batch{Connections: []observation.Connection{c}})
+		c.Node = "node-3"
+		w.send(observation.Batch{Agent: "node-3", Boot: time.Now(), Seq: 1, Connections: []observation.Connection{c}})
+		found := 0
+		for _, e := range w.edges() {
+			if e.Port == 7000 {
+				found++
+				if e.Count != 1 || fmt.Sprint(e.Agents) != "[node-1 node-3]" {
+					t.Errorf("edge %s reported by %v", summary([]edges.Edge{e}), e.Agents)
+				}
+			}
+		}
+		if found != 1 {
+			t.Errorf("%d edges on port 7000, want 1", found)
+		}
+	})
+
 	t.Run("observations outside the attributable window are dropped", func(t *testing.T) {
 		res := w.send(observation.Batch{Connections: []observation.Connection{
 			conn(time.Now().Add(-2*Retention), "10.244.0.10", "10.244.0.11", 8080),

@@ -93,10 +93,17 @@ type Sighting struct {
 	// ClientPod and ServerPod are the pods ("namespace/name") at either end, if any.
 	ClientPod, ServerPod string
 	Agent                string
+	// Again is true when another agent reported the same connection: the agent is
+	// recorded, the connection is not counted twice.
+	Again bool
 }
 
 // add folds a sighting into the edge.
 func (e *Edge) add(s Sighting) {
+	e.Agents = remember(e.Agents, s.Agent, MaxAgents)
+	if s.Again && e.Count > 0 {
+		return
+	}
 	if e.Count == 0 || s.Time.Before(e.FirstSeen) {
 		e.FirstSeen = s.Time
 	}
@@ -107,7 +114,6 @@ func (e *Edge) add(s Sighting) {
 	e.DNSNames = remember(e.DNSNames, s.DNSName, MaxDNSNames)
 	e.ClientPods = remember(e.ClientPods, s.ClientPod, MaxSamples)
 	e.ServerPods = remember(e.ServerPods, s.ServerPod, MaxSamples)
-	e.Agents = remember(e.Agents, s.Agent, MaxAgents)
 }
 
 // remember adds v to a bounded list of the latest distinct values.

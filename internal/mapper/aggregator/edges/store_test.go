@@ -56,6 +56,21 @@ func TestEdgeFoldsSightings(t *testing.T) {
 	}
 }
 
+// A connection reported by both ends' agents counts once and names both agents.
+func TestConnectionReportedByTwoAgentsCountsOnce(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "map.db"))
+	defer s.Close()
+	a := sighting("web", "api", 80, 0, "node-a")
+	b := sighting("web", "api", 80, time.Second, "node-b")
+	b.Again = true
+	s.Record(Mark{"node-a", t0, 1}, t0, []Sighting{a})
+	s.Record(Mark{"node-b", t0, 1}, t0, []Sighting{b})
+	e := s.Edges()[0]
+	if e.Count != 1 || !e.LastSeen.Equal(a.Time) || fmt.Sprint(e.Agents) != "[node-a node-b]" {
+		t.Errorf("edge %+v", e)
+	}
+}
+
 func TestListsKeepTheLatestWithinTheirBound(t *testing.T) {
 	var l []string
 	for i := range 10 {
