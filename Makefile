@@ -10,7 +10,7 @@ HELM = $(shell bash hack/helm.sh)
 # keytool (a JDK) for the Java keystore tests; hack/keytool.sh installs one if it can.
 KEYTOOL = $(shell bash hack/keytool.sh)
 
-.PHONY: all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka cli-demo
+.PHONY: all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka cli-demo bench-mapper-agent
 
 all: build test
 
@@ -85,6 +85,7 @@ FUZZTIME ?= 30s
 fuzz:
 	go test ./api -run '^$$' -fuzz '^FuzzHubRoundTrip$$' -fuzztime $(FUZZTIME)
 	go test ./api -run '^$$' -fuzz '^FuzzOldFileToHub$$' -fuzztime $(FUZZTIME)
+	go test ./internal/mapper/agent -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 ## bench: the benchmark harness at its default size (see docs/performance.md for flags)
 bench:
@@ -105,6 +106,10 @@ bench-credentials-smoke:
 ## bench-kafka: the Kafka ACL benchmark at the issue's size (1,000 clients, 5,000 ACLs)
 bench-kafka:
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/kafkabench -clients 1000
+
+## bench-mapper-agent: the mapper agent's packet path at 1,000 new connections per second
+bench-mapper-agent:
+	go test ./internal/mapper/agent -run '^$$' -bench . -benchtime 3s
 
 build:
 	go build -o bin/ ./cmd/...
