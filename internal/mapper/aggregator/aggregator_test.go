@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/mapper/agent"
 	"github.com/intentguard/intentguard/internal/mapper/aggregator/edges"
 	"github.com/intentguard/intentguard/internal/mapper/observation"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
@@ -265,11 +266,11 @@ func wantEdges(t *testing.T, got []edges.Edge, want ...string) {
 
 func TestAggregatorOnAnAPIServer(t *testing.T) {
 	w := newWorld(t)
-	web, api, db, exporter, agent := w.deployment("web"), w.deployment("api"), w.deployment("db"), w.deployment("node-exporter"), w.deployment("log-agent")
+	web, api, db, exporter, logAgent := w.deployment("web"), w.deployment("api"), w.deployment("db"), w.deployment("node-exporter"), w.deployment("log-agent")
 	w.pod(web, "web-1", false, 0, "10.244.0.10", "fd00:244::10")
 	w.pod(api, "api-1", false, 8080, "10.244.0.11")
 	w.pod(exporter, "node-exporter-1", true, 9100, "192.168.50.1")
-	w.pod(agent, "log-agent-1", true, 0, "192.168.50.1")
+	w.pod(logAgent, "log-agent-1", true, 0, "192.168.50.1")
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api"},
 		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "api"},
@@ -415,6 +416,21 @@ func TestAggregatorOnAnAPIServer(t *testing.T) {
 		}
 		if found != 1 {
 			t.Errorf("%d edges on port 7000, want 1", found)
+		}
+	})
+
+	t.Run("batches as the agent sends them", func(t *testing.T) {
+		b := observation.Batch{Agent: "node-4", Boot: time.Now(), Seq: 1,
+			Connections: []observation.Connection{conn(time.Now(), "10.244.0.10", "10.244.0.11", 7001)}}
+		if err := (agent.HTTPSender{URL: w.srv.URL}).Send(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, e := range w.edges() {
+			found = found || e.Port == 7001 && e.Client == deploy("web") && e.Server == deploy("api")
+		}
+		if !found {
+			t.Errorf("no edge from the agent's batch: %q", summary(w.edges()))
 		}
 	})
 
