@@ -18,10 +18,10 @@ import (
 )
 
 const (
-	// Settle is how long after a connection an unknown address is still expected to show
-	// up in the informers: a pod's address reaches the aggregator through the API server,
-	// its first connection through an agent, in either order. Young pods are attributed,
-	// not dropped.
+	// Settle is how long after a connection the aggregator waits before resolving it: a
+	// pod's address (or its deletion) reaches the aggregator through the API server, the
+	// connection through an agent, in either order. Young pods are attributed, not
+	// dropped, and a reused address goes to its new pod.
 	Settle = 5 * time.Second
 	// Retention is how long the addresses given back are remembered, and so the oldest
 	// observation that can be attributed; older ones are dropped.
@@ -116,35 +116,26 @@ func (a *Aggregator) usable(t, now time.Time) bool {
 	return !t.Before(now.Add(-Retention)) && !t.After(now.Add(MaxSkew))
 }
 
-// resolveSettled resolves connections; those with an end nobody held are resolved again
-// once Settle has passed since they were seen, and are external only then.
+// resolveSettled resolves connections once Settle has passed since the latest of them
+// was seen, so that the informers have caught up with the pods that started or stopped
+// around it: a pod's first connection is not taken for an external one, and a connection
+// to a reused address is not given to the address's previous pod because its deletion
+// was not seen yet.
 func (a *Aggregator) resolveSettled(ctx context.Context, agent string, conns []observation.Connection) ([]edges.Sighting, error) {
-	out := make([]edges.Sighting, 0, len(conns))
-	var later []observation.Connection
-	var wait time.Duration
+	var latest time.Time
 	for _, c := range conns {
-		s, complete, err := a.resolve(ctx, agent, c)
-		if err != nil {
-			return nil, err
+		if c.Time.After(latest) {
+			latest = c.Time
 		}
-		if !complete {
-			if left := Settle - a.now().Sub(c.Time); left > 0 {
-				later = append(later, c)
-				wait = max(wait, left)
-				continue
-			}
+	}
+	if wait := Settle - a.now().Sub(latest); len(conns) > 0 && wait > 0 {
+		if err := a.sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("waiting for the cluster view to catch up with %d connections: %w", len(conns), err)
 		}
-		s.Again = a.recent.again(agent, c)
-		out = append(out, s)
 	}
-	if len(later) == 0 {
-		return out, nil
-	}
-	if err := a.sleep(ctx, wait); err != nil {
-		return nil, fmt.Errorf("waiting for the addresses of %d connections to be known: %w", len(later), err)
-	}
-	for _, c := range later {
-		s, _, err := a.resolve(ctx, agent, c)
+	out := make([]edges.Sighting, 0, len(conns))
+	for _, c := range conns {
+		s, err := a.resolve(ctx, agent, c)
 		if err != nil {
 			return nil, err
 		}
@@ -154,17 +145,16 @@ func (a *Aggregator) resolveSettled(ctx context.Context, agent string, conns []o
 	return out, nil
 }
 
-// resolve turns a connection into a sighting; complete is false when an end is an
-// address nobody in the cluster held at the time (external, or not known yet).
-func (a *Aggregator) resolve(ctx context.Context, agent string, c observation.Connection) (edges.Sighting, bool, error) {
+// resolve turns a connection into a sighting.
+func (a *Aggregator) resolve(ctx context.Context, agent string, c observation.Connection) (edges.Sighting, error) {
 	name, _ := a.names.Name(c.SrcIP, c.DstIP, c.Time)
-	client, clientPod, clientKnown, err := a.cluster.peer(ctx, c.SrcIP, 0, c.Time, "")
+	client, clientPod, err := a.cluster.peer(ctx, c.SrcIP, 0, c.Time, "")
 	if err != nil {
-		return edges.Sighting{}, false, err
+		return edges.Sighting{}, err
 	}
-	server, serverPod, serverKnown, err := a.cluster.peer(ctx, c.DstIP, c.DstPort, c.Time, name)
+	server, serverPod, err := a.cluster.peer(ctx, c.DstIP, c.DstPort, c.Time, name)
 	if err != nil {
-		return edges.Sighting{}, false, err
+		return edges.Sighting{}, err
 	}
 	proto := string(c.Protocol)
 	if proto == "" {
@@ -174,7 +164,7 @@ func (a *Aggregator) resolve(ctx context.Context, agent string, c observation.Co
 		Key:     edges.Key{Client: client, Server: server, Port: c.DstPort, Protocol: proto},
 		Time:    c.Time,
 		DNSName: name, ClientPod: clientPod, ServerPod: serverPod, Agent: agent,
-	}, clientKnown && serverKnown, nil
+	}, nil
 }
 
 // Run prunes what can no longer be used until ctx ends: addresses given back more than

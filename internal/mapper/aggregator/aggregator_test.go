@@ -419,6 +419,26 @@ func TestAggregatorOnAnAPIServer(t *testing.T) {
 		}
 	})
 
+	// The annotation that names a pod's identity is read as the operators read it, also
+	// through the trimmed pod the informer keeps.
+	t.Run("identity from the workload-name annotation", func(t *testing.T) {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "runner-x7", Annotations: map[string]string{identity.WorkloadNameAnnotation: "batch-runner"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx"}}},
+		}
+		w.create(p)
+		w.setIPs(p, "10.244.0.40")
+		w.send(observation.Batch{Connections: []observation.Connection{conn(time.Now(), "10.244.0.40", "10.244.0.11", 7002)}})
+		want := edges.Peer{Kind: edges.PeerWorkload, Namespace: ns, Name: "batch-runner"}
+		found := false
+		for _, e := range w.edges() {
+			found = found || e.Port == 7002 && e.Client == want && fmt.Sprint(e.ClientPods) == "[shop/runner-x7]"
+		}
+		if !found {
+			t.Errorf("no edge from the annotated identity: %q", summary(w.edges()))
+		}
+	})
+
 	t.Run("batches as the agent sends them", func(t *testing.T) {
 		b := observation.Batch{Agent: "node-4", Boot: time.Now(), Seq: 1,
 			Connections: []observation.Connection{conn(time.Now(), "10.244.0.10", "10.244.0.11", 7001)}}

@@ -233,15 +233,14 @@ func (cl *Cluster) identity(ctx context.Context, p *podInfo) (identity.Identity,
 
 // peer returns what held addr at t, and the pod ("namespace/name") behind it if any.
 // port, when not 0, tells apart the pods on a node's host network by the ports they
-// declare. dnsName names an address nobody in the cluster held. known is false for such
-// an address.
-func (cl *Cluster) peer(ctx context.Context, addr netip.Addr, port uint16, t time.Time, dnsName string) (p edges.Peer, pod string, known bool, err error) {
+// declare. dnsName names an address nobody in the cluster held.
+func (cl *Cluster) peer(ctx context.Context, addr netip.Addr, port uint16, t time.Time, dnsName string) (edges.Peer, string, error) {
 	if ivs := cl.pods.At(addr, t); len(ivs) > 0 {
 		return cl.workload(ctx, ivs[0].Value)
 	}
 	if ivs := cl.services.At(addr, t); len(ivs) > 0 {
 		s := ivs[0].Value
-		return edges.Peer{Kind: edges.PeerService, Namespace: s.namespace, Name: s.name}, "", true, nil
+		return edges.Peer{Kind: edges.PeerService, Namespace: s.namespace, Name: s.name}, "", nil
 	}
 	if ivs := cl.hosts.At(addr, t); len(ivs) > 0 {
 		var match []*podInfo
@@ -253,22 +252,22 @@ func (cl *Cluster) peer(ctx context.Context, addr netip.Addr, port uint16, t tim
 		if len(match) == 1 {
 			return cl.workload(ctx, match[0])
 		}
-		return edges.Peer{Kind: edges.PeerNode, Name: ivs[0].Value.node}, "", true, nil
+		return edges.Peer{Kind: edges.PeerNode, Name: ivs[0].Value.node}, "", nil
 	}
 	name := dnsName
 	if name == "" {
 		name = addr.Unmap().String()
 	}
-	return edges.Peer{Kind: edges.PeerExternal, Name: name}, "", false, nil
+	return edges.Peer{Kind: edges.PeerExternal, Name: name}, "", nil
 }
 
-func (cl *Cluster) workload(ctx context.Context, p *podInfo) (edges.Peer, string, bool, error) {
+func (cl *Cluster) workload(ctx context.Context, p *podInfo) (edges.Peer, string, error) {
 	id, err := cl.identity(ctx, p)
 	if err != nil {
-		return edges.Peer{}, "", false, err
+		return edges.Peer{}, "", err
 	}
 	return edges.Peer{Kind: edges.PeerWorkload, Namespace: id.Namespace, Name: id.Name, WorkloadKind: id.Kind},
-		p.meta.Namespace + "/" + p.meta.Name, true, nil
+		p.meta.Namespace + "/" + p.meta.Name, nil
 }
 
 // TrimPod is the pod informer's transform: it keeps only what the aggregator reads, so
