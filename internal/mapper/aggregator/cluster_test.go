@@ -29,7 +29,7 @@ func testPod(i int, phase corev1.PodPhase) *corev1.Pod {
 			OwnerReferences:   []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: fmt.Sprintf("w%d-5d8f", i%10_000), Controller: &yes}},
 			Annotations:       map[string]string{"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"},
 		},
-		Spec: corev1.PodSpec{NodeName: fmt.Sprintf("node-%d", i%500), Containers: []corev1.Container{{Name: "app", Image: "registry/app:1", Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}}},
+		Spec:   corev1.PodSpec{NodeName: fmt.Sprintf("node-%d", i%500), Containers: []corev1.Container{{Name: "app", Image: "registry/app:1", Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}}},
 		Status: corev1.PodStatus{Phase: phase, PodIP: ip.String(), PodIPs: []corev1.PodIP{{IP: ip.String()}}},
 	}
 }
