@@ -53,7 +53,10 @@ func run(ctx context.Context, listen, dbPath string) error {
 	informers, err := cache.New(cfg, cache.Options{
 		Scheme:           scheme,
 		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject:         map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: aggregator.TrimPod}},
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}:  {Transform: aggregator.TrimPod},
+			&corev1.Node{}: {Transform: aggregator.TrimNode},
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the informer cache: %w", err)
@@ -85,7 +88,7 @@ func run(ctx context.Context, listen, dbPath string) error {
 	mux.Handle("/", agg.Handler())
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !allSynced(synced) {
-			http.Error(w, "pods and Services not listed yet", http.StatusServiceUnavailable)
+			http.Error(w, "pods, Services and Nodes not listed yet", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok"))
@@ -109,12 +112,13 @@ func run(ctx context.Context, listen, dbPath string) error {
 	return err
 }
 
-// gateUntilSynced refuses batches until the informers have listed every pod and Service:
+// gateUntilSynced refuses batches until the informers have listed every pod, Service and
+// Node:
 // resolved against an empty view, every connection would be recorded as external.
 func gateUntilSynced(next http.Handler, synced []toolscache.InformerSynced) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == aggregator.BatchPath && !allSynced(synced) {
-			http.Error(w, "pods and Services not listed yet; send the batch again", http.StatusServiceUnavailable)
+			http.Error(w, "pods, Services and Nodes not listed yet; send the batch again", http.StatusServiceUnavailable)
 			return
 		}
 		next.ServeHTTP(w, r)

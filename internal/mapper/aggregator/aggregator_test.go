@@ -51,7 +51,7 @@ func newWorld(t *testing.T) *world {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	informers, err := cache.New(c.Config, cache.Options{Scheme: kube.Scheme(),
-		ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: TrimPod}}})
+		ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: TrimPod}, &corev1.Node{}: {Transform: TrimNode}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,6 +436,27 @@ func TestAggregatorOnAnAPIServer(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("no edge from the annotated identity: %q", summary(w.edges()))
+		}
+	})
+
+	// Host traffic of a node where no host-network pod runs is the node's.
+	t.Run("node addresses", func(t *testing.T) {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-9"}}
+		w.create(n)
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.168.60.9"}, {Type: corev1.NodeHostName, Address: "node-9"}}
+		if err := w.kube.Status().Update(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+		suite.WaitFor(t, "the aggregator to see the node's address", 10*time.Second, func() (bool, error) {
+			return len(w.cl.nodes.At(netip.MustParseAddr("192.168.60.9"), time.Now())) == 1, nil
+		})
+		w.send(observation.Batch{Connections: []observation.Connection{conn(time.Now(), "192.168.60.9", "10.244.0.11", 7003)}})
+		found := false
+		for _, e := range w.edges() {
+			found = found || e.Port == 7003 && e.Client == edges.Peer{Kind: edges.PeerNode, Name: "node-9"}
+		}
+		if !found {
+			t.Errorf("no edge from node-9: %q", summary(w.edges()))
 		}
 	})
 

@@ -43,8 +43,11 @@ type Cluster struct {
 	pods     *timeline.Timeline[*podInfo]
 	hosts    *timeline.Timeline[*podInfo]
 	services *timeline.Timeline[*serviceInfo]
-	owners   identity.OwnerLookup
-	now      func() time.Time
+	// nodes maps node addresses to node names, for host traffic of nodes where no
+	// host-network pod runs.
+	nodes  *timeline.Timeline[string]
+	owners identity.OwnerLookup
+	now    func() time.Time
 }
 
 // NewCluster returns an empty view; owners follows pods' owners for their identities.
@@ -53,12 +56,13 @@ func NewCluster(owners identity.OwnerLookup) *Cluster {
 		pods:     timeline.NewExclusive[*podInfo](),
 		hosts:    timeline.NewShared[*podInfo](),
 		services: timeline.NewExclusive[*serviceInfo](),
+		nodes:    timeline.NewExclusive[string](),
 		owners:   owners,
 		now:      time.Now,
 	}
 }
 
-// Watch feeds the view from c's pod and Service informers and returns the functions that
+// Watch feeds the view from c's pod, Service and Node informers and returns the functions that
 // report whether their initial lists are in.
 func (cl *Cluster) Watch(ctx context.Context, c cache.Cache) ([]toolscache.InformerSynced, error) {
 	var synced []toolscache.InformerSynced
@@ -87,7 +91,52 @@ func (cl *Cluster) Watch(ctx context.Context, c cache.Cache) ([]toolscache.Infor
 	if err != nil {
 		return nil, fmt.Errorf("watching Services: %w", err)
 	}
+	synced = append(synced, reg.HasSynced)
+	nodeInf, err := c.GetInformer(ctx, &corev1.Node{}, cache.BlockUntilSynced(false))
+	if err != nil {
+		return nil, fmt.Errorf("getting the Node informer: %w", err)
+	}
+	reg, err = nodeInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { cl.SetNode(asNode(o)) },
+		UpdateFunc: func(_, o any) { cl.SetNode(asNode(o)) },
+		DeleteFunc: func(o any) { cl.DropNode(asNode(o)) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watching Nodes: %w", err)
+	}
 	return append(synced, reg.HasSynced), nil
+}
+
+func asNode(o any) *corev1.Node {
+	if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+		o = d.Obj
+	}
+	n, _ := o.(*corev1.Node)
+	return n
+}
+
+// SetNode records a node's internal and external addresses as of now.
+func (cl *Cluster) SetNode(n *corev1.Node) {
+	if n == nil {
+		return
+	}
+	var addrs []netip.Addr
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Address); err == nil {
+			addrs = append(addrs, ip)
+		}
+	}
+	cl.nodes.Set(string(n.UID), n.Name, addrs, n.CreationTimestamp.Time, cl.now())
+}
+
+// DropNode records that a node is gone.
+func (cl *Cluster) DropNode(n *corev1.Node) {
+	if n != nil {
+		cl.nodes.Release(string(n.UID), cl.now())
+	}
 }
 
 func asPod(o any) *corev1.Pod {
@@ -181,6 +230,7 @@ func (cl *Cluster) Prune(cutoff time.Time) {
 	cl.pods.Prune(cutoff)
 	cl.hosts.Prune(cutoff)
 	cl.services.Prune(cutoff)
+	cl.nodes.Prune(cutoff)
 }
 
 func podAddrs(p *corev1.Pod) []netip.Addr {
@@ -254,6 +304,9 @@ func (cl *Cluster) peer(ctx context.Context, addr netip.Addr, port uint16, t tim
 		}
 		return edges.Peer{Kind: edges.PeerNode, Name: ivs[0].Value.node}, "", nil
 	}
+	if ivs := cl.nodes.At(addr, t); len(ivs) > 0 {
+		return edges.Peer{Kind: edges.PeerNode, Name: ivs[0].Value}, "", nil
+	}
 	name := dnsName
 	if name == "" {
 		name = addr.Unmap().String()
@@ -293,4 +346,20 @@ func TrimPod(o any) (any, error) {
 		}
 	}
 	return t, nil
+}
+
+// TrimNode is the Node informer's transform: a node's status lists its images and more,
+// of which only the addresses are read.
+func TrimNode(o any) (any, error) {
+	n, ok := o.(*corev1.Node)
+	if !ok {
+		return o, nil
+	}
+	return &corev1.Node{
+		TypeMeta: n.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion, CreationTimestamp: n.CreationTimestamp,
+		},
+		Status: corev1.NodeStatus{Addresses: n.Status.Addresses},
+	}, nil
 }
