@@ -113,8 +113,7 @@ func run(ctx context.Context, listen, dbPath string) error {
 }
 
 // gateUntilSynced refuses batches until the informers have listed every pod, Service and
-// Node:
-// resolved against an empty view, every connection would be recorded as external.
+// Node: resolved against an empty view, every connection would be recorded as external.
 func gateUntilSynced(next http.Handler, synced []toolscache.InformerSynced) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == aggregator.BatchPath && !allSynced(synced) {
