@@ -22,7 +22,7 @@ const (
 	// pod's address (or its deletion) reaches the aggregator through the API server, the
 	// connection through an agent, in either order. Young pods are attributed, not
 	// dropped, and a reused address goes to its new pod.
-	Settle = 5 * time.Second
+	Settle = 3 * time.Second
 	// Retention is how long the addresses given back are remembered, and so the oldest
 	// observation that can be attributed; older ones are dropped.
 	Retention = 15 * time.Minute
