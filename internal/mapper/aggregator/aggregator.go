@@ -39,12 +39,11 @@ type Aggregator struct {
 	store   *edges.Store
 	log     logr.Logger
 	now     func() time.Time
-	sleep   func(context.Context, time.Duration) error
 }
 
 // New returns an aggregator resolving against cluster and recording into store.
 func New(cluster *Cluster, store *edges.Store, log logr.Logger) *Aggregator {
-	return &Aggregator{cluster: cluster, names: dnsnames.New(), recent: newRecent(), store: store, log: log, now: time.Now, sleep: sleep}
+	return &Aggregator{cluster: cluster, names: dnsnames.New(), recent: newRecent(), store: store, log: log, now: time.Now}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -80,6 +79,13 @@ func (a *Aggregator) Ingest(ctx context.Context, b observation.Batch) (Result, e
 		return Result{}, ErrUnnamed
 	}
 	mark := edges.Mark{Agent: b.Agent, Boot: b.Boot, Seq: b.Seq}
+	if a.store.Seen(mark) {
+		// Recorded before, perhaps not committed yet if that commit failed.
+		if err := a.store.Commit(); err != nil {
+			return Result{}, err
+		}
+		return Result{Repeat: true}, nil
+	}
 	now := a.now()
 	for _, d := range b.DNSAnswers {
 		if a.usable(d.Time, now) {
@@ -129,7 +135,7 @@ func (a *Aggregator) resolveSettled(ctx context.Context, agent string, conns []o
 		}
 	}
 	if wait := Settle - a.now().Sub(latest); len(conns) > 0 && wait > 0 {
-		if err := a.sleep(ctx, wait); err != nil {
+		if err := sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("waiting for the cluster view to catch up with %d connections: %w", len(conns), err)
 		}
 	}

@@ -151,6 +151,7 @@ func (s *Store) Record(mark Mark, now time.Time, sightings []Sighting) Verdict {
 	defer s.mu.Unlock()
 	k := mark.key()
 	if last, ok := s.marks[k]; ok && mark.Seq <= last.Seq {
+		// Two deliveries of one batch raced past Seen.
 		return Repeat
 	}
 	s.marks[k] = progress{Seq: mark.Seq, At: now}
@@ -169,6 +170,14 @@ func (s *Store) Record(mark Mark, now time.Time, sightings []Sighting) Verdict {
 	}
 	s.gen++
 	return Fresh
+}
+
+// Seen reports whether the batch of mark was recorded.
+func (s *Store) Seen(mark Mark) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last, ok := s.marks[mark.key()]
+	return ok && mark.Seq <= last.Seq
 }
 
 // ForgetMarks forgets the progress of agent processes not heard from since cutoff, so

@@ -108,6 +108,9 @@ func TestBatchMarks(t *testing.T) {
 		{"another agent", Mark{"node-b", t0, 1}, Fresh, 6},
 	}
 	for _, st := range steps {
+		if seen := s.Seen(st.mark); seen != (st.want == Repeat) {
+			t.Errorf("%s: seen %v before recording", st.name, seen)
+		}
 		if v := s.Record(st.mark, t0, one); v != st.want {
 			t.Errorf("%s: verdict %v, want %v", st.name, v, st.want)
 		}
