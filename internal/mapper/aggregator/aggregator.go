@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -67,8 +68,12 @@ type Result struct {
 	Repeat bool `json:"repeat,omitempty"`
 	// Recorded is the number of connections counted on edges.
 	Recorded int `json:"recorded"`
-	// Dropped is the number of connections too old, too far in the future or malformed.
+	// Dropped is the number of connections too old or too far in the future.
 	Dropped int `json:"dropped"`
+	// Ignored is the number of connections that no two workloads can make to each
+	// other: over loopback (a socket scan of a node's host namespace finds them), or
+	// without valid addresses.
+	Ignored int `json:"ignored,omitempty"`
 }
 
 // Ingest records a batch and returns once it is on disk, so that an agent may forget a
@@ -95,8 +100,12 @@ func (a *Aggregator) Ingest(ctx context.Context, b observation.Batch) (Result, e
 	var res Result
 	conns := make([]observation.Connection, 0, len(b.Connections))
 	for _, c := range b.Connections {
-		if !a.usable(c.Time, now) || !c.SrcIP.IsValid() || !c.DstIP.IsValid() {
+		if !a.usable(c.Time, now) {
 			res.Dropped++
+			continue
+		}
+		if !routable(c.SrcIP) || !routable(c.DstIP) {
+			res.Ignored++
 			continue
 		}
 		conns = append(conns, c)
@@ -114,6 +123,11 @@ func (a *Aggregator) Ingest(ctx context.Context, b observation.Batch) (Result, e
 		return Result{}, err
 	}
 	return res, nil
+}
+
+// routable reports whether an address can be a workload's or a host's on the network.
+func routable(a netip.Addr) bool {
+	return a.IsValid() && !a.IsLoopback() && !a.IsUnspecified() && !a.IsMulticast() && !a.Unmap().IsLoopback()
 }
 
 // usable reports whether an observation time can be attributed: within Retention before

@@ -475,12 +475,15 @@ func TestAggregatorOnAnAPIServer(t *testing.T) {
 		}
 	})
 
-	t.Run("observations outside the attributable window are dropped", func(t *testing.T) {
+	t.Run("observations outside the attributable window are dropped, loopback ones ignored", func(t *testing.T) {
 		res := w.send(observation.Batch{Connections: []observation.Connection{
 			conn(time.Now().Add(-2*Retention), "10.244.0.10", "10.244.0.11", 8080),
 			conn(time.Now().Add(2*MaxSkew), "10.244.0.10", "10.244.0.11", 8080),
+			conn(time.Now(), "127.0.0.1", "127.0.0.1", 8080),
+			conn(time.Now(), "::1", "::1", 8080),
+			conn(time.Now(), "::ffff:127.0.0.1", "10.244.0.11", 8080),
 		}})
-		if res.Dropped != 2 || res.Recorded != 0 {
+		if res.Dropped != 2 || res.Ignored != 3 || res.Recorded != 0 {
 			t.Errorf("result %+v", res)
 		}
 	})
