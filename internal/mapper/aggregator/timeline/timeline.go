@@ -15,8 +15,10 @@ type Interval[V any] struct {
 	Holder string
 	// Value is what the holder is (the pod or Service).
 	Value V
+	// Start is the earliest the holder can have had the address.
 	Start time.Time
-	End   time.Time
+	// End is when the holder was seen to give it up.
+	End time.Time
 }
 
 func (iv *Interval[V]) covers(t time.Time) bool {
