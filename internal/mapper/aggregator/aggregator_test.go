@@ -360,7 +360,7 @@ func TestAggregatorOnAnAPIServer(t *testing.T) {
 		go func() {
 			done <- w.send(observation.Batch{Connections: []observation.Connection{conn(time.Now(), "10.244.0.30", "10.244.0.11", 8080)}})
 		}()
-		time.Sleep(time.Second)
+		time.Sleep(300 * time.Millisecond) // the batch is in; the address is published after it
 		w.setIPs(p, "10.244.0.30")
 		<-done
 		found := false
