@@ -10,7 +10,7 @@ HELM = $(shell bash hack/helm.sh)
 # keytool (a JDK) for the Java keystore tests; hack/keytool.sh installs one if it can.
 KEYTOOL = $(shell bash hack/keytool.sh)
 
-.PHONY: all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka cli-demo bench-mapper-agent
+.PHONY: all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka cli-demo bench-mapper-agent bench-mapper-aggregator
 
 all: build test
 
@@ -110,6 +110,10 @@ bench-kafka:
 ## bench-mapper-agent: the mapper agent's packet path at 1,000 new connections per second
 bench-mapper-agent:
 	go test ./internal/mapper/agent -run '^$$' -bench . -benchtime 3s
+
+## bench-mapper-aggregator: the mapper aggregator's memory at 100,000 edges and 50,000 pods
+bench-mapper-aggregator:
+	go test ./internal/mapper/aggregator/... -run '^$$' -bench Memory -benchtime 1x
 
 build:
 	go build -o bin/ ./cmd/...

@@ -1,0 +1,134 @@
+// Command mapper-aggregator receives the connections and DNS answers the nodes' mapper
+// agents see, resolves them to workloads as the cluster was at that moment, and keeps the
+// resulting network map on its volume (in-cluster config, or --kubeconfig).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/mapper/aggregator"
+	"github.com/intentguard/intentguard/internal/mapper/aggregator/edges"
+)
+
+func main() {
+	listen := flag.String("listen", ":8080", "address serving agents' batches ("+aggregator.BatchPath+"), the map ("+aggregator.EdgesPath+") and /readyz")
+	db := flag.String("db", "/var/lib/intentguard-mapper/map.db", "the map's database file, on a volume that outlives the pod")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("mapper-aggregator")
+	if err := run(ctrl.SetupSignalHandler(), *listen, *db); err != nil {
+		log.Error(err, "mapper aggregator stopped")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, listen, dbPath string) error {
+	log := ctrl.Log.WithName("mapper-aggregator")
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("building the scheme: %w", err)
+	}
+	informers, err := cache.New(cfg, cache.Options{
+		Scheme:           scheme,
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}:  {Transform: aggregator.TrimPod},
+			&corev1.Node{}: {Transform: aggregator.TrimNode},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the informer cache: %w", err)
+	}
+	api, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("creating the API client: %w", err)
+	}
+	cluster := aggregator.NewCluster(identity.NewOwners(informers, api, log.WithName("owners")).Lookup)
+	synced, err := cluster.Watch(ctx, informers)
+	if err != nil {
+		return err
+	}
+	store, err := edges.Open(dbPath)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error(err, "closing the map's database")
+		}
+	}()
+	agg := aggregator.New(cluster, store, log)
+	go agg.Run(ctx)
+	cacheErr := make(chan error, 1)
+	go func() { cacheErr <- informers.Start(ctx) }()
+
+	mux := http.NewServeMux()
+	mux.Handle("/", agg.Handler())
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !allSynced(synced) {
+			http.Error(w, "pods, Services and Nodes not listed yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	srv := &http.Server{Addr: listen, Handler: gateUntilSynced(mux, synced), ReadHeaderTimeout: 10 * time.Second}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.ListenAndServe() }()
+	log.Info("serving", "listen", listen, "db", dbPath, "edges", store.Len())
+	select {
+	case <-ctx.Done():
+	case err = <-cacheErr:
+		err = fmt.Errorf("running the informers: %w", err)
+	case err = <-srvErr:
+		err = fmt.Errorf("serving: %w", err)
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(shutdown); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		log.Error(serr, "stopping the server")
+	}
+	return err
+}
+
+// gateUntilSynced refuses batches until the informers have listed every pod, Service and
+// Node: resolved against an empty view, every connection would be recorded as external.
+func gateUntilSynced(next http.Handler, synced []toolscache.InformerSynced) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == aggregator.BatchPath && !allSynced(synced) {
+			http.Error(w, "pods, Services and Nodes not listed yet; send the batch again", http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func allSynced(synced []toolscache.InformerSynced) bool {
+	for _, s := range synced {
+		if !s() {
+			return false
+		}
+	}
+	return true
+}
