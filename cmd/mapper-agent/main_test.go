@@ -161,11 +161,15 @@ func TestAgentRunsWithTheDocumentedCapabilitiesOnly(t *testing.T) {
 	t.Run("NET_RAW and SYS_PTRACE", func(t *testing.T) {
 		log, out, _ := run(t, "+net_raw,+sys_ptrace")
 		// The capture is open once the startup scan has reported the old connection.
-		if !waitFor(func() bool { return log.has(addrPort(old.LocalAddr()), addrPort(old.RemoteAddr()), observation.SourceSocketScan) }) {
+		if !waitFor(func() bool {
+			return log.has(addrPort(old.LocalAddr()), addrPort(old.RemoteAddr()), observation.SourceSocketScan)
+		}) {
 			t.Fatalf("the connection opened before the agent was not reported by the socket scan; agent output:\n%s", out)
 		}
 		fresh := client.Dial(t, "tcp", netip.AddrPortFrom(server.IPv4, 7001).String())
-		if !waitFor(func() bool { return log.has(addrPort(fresh.LocalAddr()), addrPort(fresh.RemoteAddr()), observation.SourceSYN) }) {
+		if !waitFor(func() bool {
+			return log.has(addrPort(fresh.LocalAddr()), addrPort(fresh.RemoteAddr()), observation.SourceSYN)
+		}) {
 			t.Fatalf("the new connection's SYN was not reported; agent output:\n%s", out)
 		}
 	})
