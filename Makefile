@@ -10,7 +10,7 @@ HELM = $(shell bash hack/helm.sh)
 # keytool (a JDK) for the Java keystore tests; hack/keytool.sh installs one if it can.
 KEYTOOL = $(shell bash hack/keytool.sh)
 
-.PHONY: all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka
+.PHONY: test-istio-validation all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka
 
 all: build test
 
@@ -33,6 +33,12 @@ cluster:
 ## test: unit, property and end-to-end tests (the e2e suite runs on a real kube-apiserver)
 test: verify-generated helm-lint
 	KUBEBUILDER_ASSETS="$(ASSETS)" SPIRE_BIN_DIR="$(SPIRE)" HELM="$(HELM)" KEYTOOL="$(KEYTOOL)" KUBECTL="$(ASSETS)/kubectl" go test ./... -count=1 -timeout 20m
+	$(MAKE) test-istio-validation
+
+## test-istio-validation: every Istio policy the operator writes passes Istio's own
+## validation (a module of its own: istio.io/istio stays out of the operator's go.mod)
+test-istio-validation:
+	cd test/istiovalidation && go test ./... -count=1
 
 ## helm-lint: lint the chart with the helm that hack/helm.sh builds and caches
 helm-lint:

@@ -14,42 +14,15 @@ import (
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/point/istio/authz"
+	"github.com/intentguard/intentguard/internal/point/istio/authz/authztest"
 )
 
 const trustDomain = "example.org"
 
-// pod returns a pod of the given mesh mode ("sidecar", "native", "annotated",
-// "ambient", "none", "optout") running under sa.
-func pod(name, namespace, sa, mode string, labels map[string]string) corev1.Pod {
-	p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{}, Annotations: map[string]string{}}}
-	for k, v := range labels {
-		p.Labels[k] = v
-	}
-	p.Spec.ServiceAccountName = sa
-	p.Spec.Containers = []corev1.Container{{Name: "app"}}
-	always := corev1.ContainerRestartPolicyAlways
-	switch mode {
-	case "sidecar":
-		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: authz.ProxyContainer})
-	case "native":
-		p.Spec.InitContainers = []corev1.Container{{Name: authz.ProxyContainer, RestartPolicy: &always}}
-	case "annotated":
-		p.Annotations[authz.SidecarStatusAnnotation] = `{"containers":["istio-proxy"]}`
-	case "ambient":
-		p.Labels[authz.DataplaneModeLabel] = authz.DataplaneAmbient
-	case "optout":
-		p.Labels[authz.DataplaneModeLabel] = authz.DataplaneNone
-	}
-	return p
-}
-
-func service(name, namespace, waypoint string) corev1.Service {
-	s := corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}}
-	if waypoint != "" {
-		s.Labels = map[string]string{authz.UseWaypointLabel: waypoint}
-	}
-	return s
-}
+var (
+	pod     = authztest.Pod
+	service = authztest.Service
+)
 
 // tutorialInput is Istio's tutorial: client may GET /client-path on nginx.
 func tutorialInput(serverMode string) authz.Input {
