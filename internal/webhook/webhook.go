@@ -26,6 +26,7 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/point/istio/authz"
 )
 
 // The API server calls these webhooks for every served version (matchPolicy Equivalent),
@@ -193,6 +194,66 @@ func ValidateKeptTargets(ci, old *v2beta1.ClientIntents, paths Paths) field.Erro
 	return errs
 }
 
+// ValidateHTTPPaths refuses the http paths and methods of ci that Istio would refuse or
+// read otherwise than written (see authz.ValidatePath), unless old, the object as
+// stored, already has the same path: objects written before the check stay editable.
+// old is nil on create.
+func ValidateHTTPPaths(ci, old *v2beta1.ClientIntents, paths Paths) field.ErrorList {
+	had := map[string]bool{}
+	if old != nil {
+		for _, t := range old.Spec.Targets {
+			for _, h := range httpOf(t) {
+				had[h.Path] = true
+			}
+		}
+	}
+	var errs field.ErrorList
+	for i, t := range ci.Spec.Targets {
+		p := paths.target(i)
+		if !paths.V1 {
+			if t.Kubernetes != nil {
+				p = p.Child("kubernetes")
+			} else {
+				p = p.Child("service")
+			}
+			p = p.Child("http")
+		}
+		for j, h := range httpOf(t) {
+			at := p
+			if !paths.V1 {
+				at = p.Index(j)
+			}
+			if err := authz.ValidatePath(h.Path); err != nil && !had[h.Path] {
+				errs = append(errs, field.Invalid(at.Child("path"), h.Path, err.Error()))
+			}
+			for k, m := range h.Methods {
+				if err := authz.ValidateMethod(m); err != nil {
+					errs = append(errs, field.NotSupported(at.Child("methods").Index(k), m, methodNames()))
+				}
+			}
+		}
+	}
+	return errs
+}
+
+func httpOf(t v2beta1.Target) []v2beta1.HTTPTarget {
+	switch {
+	case t.Kubernetes != nil:
+		return t.Kubernetes.HTTP
+	case t.Service != nil:
+		return t.Service.HTTP
+	}
+	return nil
+}
+
+func methodNames() []string {
+	out := make([]string, len(authz.Methods))
+	for i, m := range authz.Methods {
+		out[i] = string(m)
+	}
+	return out
+}
+
 // unsupportedReason says why a target is refused, in the words of the version the kept
 // call was written in.
 func unsupportedReason(t v2beta1.Target) string {
@@ -270,6 +331,7 @@ func (v *intentsValidator) validate(ctx context.Context, ci, old *v2beta1.Client
 	}
 	paths := requestPaths(ctx)
 	errs := append(ValidateClientIntents(ci, others.Items, paths), ValidateKeptTargets(ci, old, paths)...)
+	errs = append(errs, ValidateHTTPPaths(ci, old, paths)...)
 	if paths.V1alpha2 {
 		// Only a v1alpha2 file reaches here with fields no schema checked: the v2beta1
 		// spec kept in its annotation.
