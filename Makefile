@@ -50,13 +50,14 @@ test-unit:
 test-e2e:
 	KUBEBUILDER_ASSETS="$(ASSETS)" go test ./test/... -count=1 -v -timeout 20m
 
-## generate: deepcopy, CRDs and RBAC from the kubebuilder markers
+## generate: deepcopy, CRDs and RBAC from the kubebuilder markers; Istio's CRD from istio.io/api
 generate:
 	go tool controller-gen object paths=./api/...
 	go tool controller-gen crd paths=./api/... output:crd:dir=config/crd
 	go tool controller-gen rbac:roleName=intents-operator paths=./internal/... output:rbac:dir=config/rbac
 	go tool controller-gen rbac:roleName=credentials-operator paths=./cmd/credentials-operator/... output:rbac:dir=config/rbac-credentials
 	go tool controller-gen webhook paths=./internal/webhook/... output:webhook:dir=config/webhook
+	go generate ./internal/point/istio/istiocrd
 	mkdir -p config/default/crds deploy/helm/intentguard/files/crds
 	cp config/crd/*.yaml config/default/crds/
 	cp config/crd/*.yaml deploy/helm/intentguard/files/crds/
