@@ -311,13 +311,33 @@ func ValidateProtectedService(ps *v2beta1.ProtectedService, others []v2beta1.Pro
 	return errs
 }
 
+// PathsFor returns the field names of a file written in version.
+func PathsFor(version string) Paths {
+	return Paths{V1: strings.HasPrefix(version, "v1"), V1alpha2: version == "v1alpha2"}
+}
+
 // requestPaths returns the field names of the version the user's request was written in.
 func requestPaths(ctx context.Context) Paths {
 	req, err := admission.RequestFromContext(ctx)
 	if err != nil || req.RequestKind == nil {
 		return Paths{}
 	}
-	return Paths{V1: strings.HasPrefix(req.RequestKind.Version, "v1"), V1alpha2: req.RequestKind.Version == "v1alpha2"}
+	return PathsFor(req.RequestKind.Version)
+}
+
+// CheckClientIntents applies every rule the webhook holds a ClientIntents to, without
+// I/O: ci as converted to v2beta1, old as stored (nil on create), others the ClientIntents
+// of its namespace to compare with (none on an update that keeps the workload), paths
+// those of the version the user wrote.
+func CheckClientIntents(ci, old *v2beta1.ClientIntents, others []v2beta1.ClientIntents, paths Paths) field.ErrorList {
+	errs := append(ValidateClientIntents(ci, others, paths), ValidateKeptTargets(ci, old, paths)...)
+	errs = append(errs, ValidateHTTPPaths(ci, old, paths)...)
+	if paths.V1alpha2 {
+		// Only a v1alpha2 file reaches here with fields no schema checked: the v2beta1
+		// spec kept in its annotation.
+		errs = append(errs, ValidateGrammar(ci.Spec, hubSpecPath)...)
+	}
+	return errs
 }
 
 type intentsValidator struct{ reader client.Reader }
@@ -329,15 +349,7 @@ func (v *intentsValidator) validate(ctx context.Context, ci, old *v2beta1.Client
 			return nil, fmt.Errorf("listing the ClientIntents of namespace %s: %w", ci.Namespace, err)
 		}
 	}
-	paths := requestPaths(ctx)
-	errs := append(ValidateClientIntents(ci, others.Items, paths), ValidateKeptTargets(ci, old, paths)...)
-	errs = append(errs, ValidateHTTPPaths(ci, old, paths)...)
-	if paths.V1alpha2 {
-		// Only a v1alpha2 file reaches here with fields no schema checked: the v2beta1
-		// spec kept in its annotation.
-		errs = append(errs, ValidateGrammar(ci.Spec, hubSpecPath)...)
-	}
-	if len(errs) > 0 {
+	if errs := CheckClientIntents(ci, old, others.Items, requestPaths(ctx)); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(intentsGK, ci.Name, errs)
 	}
 	return nil, nil
