@@ -234,4 +234,3 @@ func stringMatch(t *testing.T, m *matcherpb.StringMatcher, v string) bool {
 	t.Fatalf("string matcher %v not modelled", m)
 	return false
 }
-
