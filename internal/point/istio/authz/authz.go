@@ -77,15 +77,19 @@ type Input struct {
 	// TrustDomain is the mesh's trust domain, as the mesh configuration (or the
 	// operator's configuration) states it: principals are "<trust domain>/ns/<ns>/sa/<sa>".
 	TrustDomain string
-	Server      Server
-	Clients     []Client
+	// Server is the server whose policies are compiled.
+	Server Server
+	// Clients are the workloads whose live intents call it.
+	Clients []Client
 	// NamespaceLabels are the labels of the server's and the clients' namespaces, by name.
 	NamespaceLabels map[string]map[string]string
 }
 
 // Outcome is what the policies do for one client's calls to the server.
 type Outcome struct {
-	State   enforcement.State
+	// State is Enforced, Waiting or NotEnforced; shadow mode is the caller's to apply.
+	State enforcement.State
+	// Message says what is missing and how to fix it, or what the policy over-permits.
 	Message string
 }
 

@@ -84,6 +84,7 @@ func HasSidecar(pod *corev1.Pod) bool {
 
 // Waypoint is a waypoint proxy, by the Gateway that deploys it.
 type Waypoint struct {
+	// Namespace and Name are the Gateway's; its pods run under the ServiceAccount Name.
 	Namespace string
 	Name      string
 }
