@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -110,6 +111,49 @@ func TestPropertyVerdictIsDeclared(t *testing.T) {
 			if (out.State == enforcement.Enforced) != enforced || (!enforced && out.Message == "") {
 				t.Fatalf("seed %d (%s): client %+v: outcome %+v", seed, scenario, c, out)
 			}
+		}
+	}
+}
+
+// TestPropertyOrderDoesNotMatter: the same facts in any order compile to the same
+// policies, so a resync that lists objects in another order writes nothing.
+func TestPropertyOrderDoesNotMatter(t *testing.T) {
+	for seed := uint64(0); seed < 200; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 42))
+		in, _ := authztest.RandomInput(rng, trustDomain)
+		want, err := authz.Compile(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shuffled := in
+		shuffled.Clients = slices.Clone(in.Clients)
+		rng.Shuffle(len(shuffled.Clients), func(i, j int) { shuffled.Clients[i], shuffled.Clients[j] = shuffled.Clients[j], shuffled.Clients[i] })
+		for i := range shuffled.Clients {
+			c := &shuffled.Clients[i]
+			c.HTTP = slices.Clone(c.HTTP)
+			rng.Shuffle(len(c.HTTP), func(a, b int) { c.HTTP[a], c.HTTP[b] = c.HTTP[b], c.HTTP[a] })
+			for j := range c.HTTP {
+				c.HTTP[j].Methods = slices.Clone(c.HTTP[j].Methods)
+				slices.Reverse(c.HTTP[j].Methods)
+			}
+			// A repeated declaration changes nothing either.
+			c.HTTP = append(c.HTTP, c.HTTP...)
+		}
+		shuffled.Server.Ports = append(slices.Clone(in.Server.Ports), in.Server.Ports...)
+		got, err := authz.Compile(shuffled)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Policies) != len(want.Policies) {
+			t.Fatalf("seed %d: %d policies, want %d", seed, len(got.Policies), len(want.Policies))
+		}
+		for i := range want.Policies {
+			if want.Policies[i].Name != got.Policies[i].Name || !authz.UpToDate(want.Policies[i], got.Policies[i]) {
+				t.Fatalf("seed %d: order changes the policy:\n%v\n%v", seed, want.Policies[i].Spec.String(), got.Policies[i].Spec.String())
+			}
+		}
+		if !maps.Equal(want.Outcomes, got.Outcomes) {
+			t.Fatalf("seed %d: order changes the outcomes", seed)
 		}
 	}
 }
