@@ -12,14 +12,14 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/cli/output"
-	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 )
 
 // TestSnapshotThenValidate runs the commands as a user would: a snapshot of a cluster
 // to a file (logging on standard error only), to standard output, and the file
 // validated.
 func TestSnapshotThenValidate(t *testing.T) {
-	lc, kube := localcluster.ForTest(t, localcluster.Options{WithoutControllerManager: true})
+	lc, kube := controlplane.ForTest(t, controlplane.Options{WithoutControllerManager: true})
 	ctx := context.Background()
 	if err := kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}); err != nil {
 		t.Fatal(err)

@@ -22,8 +22,8 @@ import (
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/point/kafka/broker"
-	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
 	"github.com/intentguard/intentguard/internal/principal"
+	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
 )
 
 // The public Kafka tutorial's objects.

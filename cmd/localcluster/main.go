@@ -26,15 +26,15 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/facts/informer"
-	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/status"
-	"github.com/intentguard/intentguard/internal/tutorial"
+	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
 )
 
 func main() {
@@ -64,7 +64,7 @@ func main() {
 
 // session is a running control plane and operator.
 type session struct {
-	cluster *localcluster.Cluster
+	cluster *controlplane.Cluster
 	client  client.Client
 	stopOp  context.CancelFunc
 	opDone  chan error
@@ -76,7 +76,7 @@ func start(ctx context.Context, enforcement enforcement.Options) (*session, erro
 	t0 := time.Now()
 	fmt.Println("starting etcd, kube-apiserver and kube-controller-manager ...")
 	// With the webhooks, files in every ClientIntents version are accepted, as in a cluster.
-	lc, err := localcluster.Start(ctx, localcluster.Options{Webhooks: true})
+	lc, err := controlplane.Start(ctx, controlplane.Options{Webhooks: true})
 	if err != nil {
 		return nil, err
 	}

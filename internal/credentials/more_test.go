@@ -16,14 +16,15 @@ import (
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/credentials/ca"
 	"github.com/intentguard/intentguard/internal/pki"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // A changed dns-names annotation rolls out new pods, and the Secret follows them.
 func TestChangedRequestIsReissued(t *testing.T) {
-	ns := namespace(t, "creds-change")
+	ns := env.Namespace(t, "creds-change")
 	startOperator(t, testConfig(ns))
 	a := map[string]string{ann + "tls-secret-name": "web-tls"}
-	d := deployment(t, ns, "web", 1, a)
+	d := env.Deployment(t, ns, "web", 1, a, nil)
 	first := parsed(t, secret(t, ns, "web-tls"), a, nil).Chain[0]
 
 	patch := client.MergeFrom(d.DeepCopy())
@@ -31,7 +32,7 @@ func TestChangedRequestIsReissued(t *testing.T) {
 	if err := kube.Patch(context.Background(), d, patch); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "web-tls with the new DNS name", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "web-tls with the new DNS name", 30*time.Second, func() (bool, error) {
 		var s corev1.Secret
 		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "web-tls"}, &s); err != nil {
 			return false, err
@@ -46,14 +47,14 @@ func TestChangedRequestIsReissued(t *testing.T) {
 
 // The identity override names the certificate; the bare pod owns the Secret.
 func TestBarePodWithIdentityOverride(t *testing.T) {
-	ns := namespace(t, "creds-bare")
+	ns := env.Namespace(t, "creds-bare")
 	startOperator(t, testConfig(ns))
 	a := map[string]string{ann + "tls-secret-name": "job-tls", "intents.otterize.com/workload-name": "billing"}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "runner-1", Annotations: a},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 	}
-	create(t, pod)
+	env.Create(t, pod)
 	s := secret(t, ns, "job-tls")
 	leaf := parsed(t, s, a, nil).Chain[0]
 	if leaf.Subject.CommonName != "billing."+ns || !strings.HasSuffix(leaf.URIs[0].Path, "/service/billing") {
@@ -66,11 +67,11 @@ func TestBarePodWithIdentityOverride(t *testing.T) {
 
 // Two workloads asking for one Secret name get none, and an Event says why.
 func TestTwoWorkloadsOneSecretName(t *testing.T) {
-	ns := namespace(t, "creds-two")
+	ns := env.Namespace(t, "creds-two")
 	startOperator(t, testConfig(ns))
 	a := map[string]string{ann + "tls-secret-name": "shared-tls"}
-	deployment(t, ns, "first", 1, a)
-	deployment(t, ns, "second", 1, a)
+	env.Deployment(t, ns, "first", 1, a, nil)
+	env.Deployment(t, ns, "second", 1, a, nil)
 	// The first may have been served before the second arrived; once both ask, the
 	// conflict is reported and the Secret is not reissued for either.
 	note := podEvent(t, ns, credentials.ReasonConflict)
@@ -84,7 +85,7 @@ func TestTwoWorkloadsOneSecretName(t *testing.T) {
 // hours into a life of two and a half, past the point where the operator rotates its
 // own) and certificates are renewed under it all the while.
 func TestUsersCASecretIsUsedAndNeverRewritten(t *testing.T) {
-	ns := namespace(t, "creds-byoca")
+	ns := env.Namespace(t, "creds-byoca")
 	cfg := testConfig(ns)
 	cfg.BundleCheck = 100 * time.Millisecond
 	users, err := pki.NewCA(pkix.Name{CommonName: "my own CA"}, 150*time.Minute, time.Now().Add(-2*time.Hour))
@@ -100,15 +101,15 @@ func TestUsersCASecretIsUsedAndNeverRewritten(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: cfg.CASecretName},
 		Data:       map[string][]byte{ca.CertKey: pki.EncodeCerts(root), ca.KeyKey: keyPEM},
 	}
-	create(t, mine)
+	env.Create(t, mine)
 	startOperator(t, cfg)
 	a := map[string]string{ann + "tls-secret-name": "app-tls", ann + "cert-ttl": "3"}
-	deployment(t, ns, "app", 1, a)
+	env.Deployment(t, ns, "app", 1, a, nil)
 	first := parsed(t, secret(t, ns, "app-tls"), a, nil)
 	verify(t, first.Chain, []*x509.Certificate{root})
 	// Renewed twice under the user's CA while its rotation is due.
 	serials := map[string]bool{first.Chain[0].SerialNumber.String(): true}
-	waitFor(t, "two renewals of app-tls", 20*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "two renewals of app-tls", 20*time.Second, func() (bool, error) {
 		var s corev1.Secret
 		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "app-tls"}, &s); err != nil {
 			return false, err

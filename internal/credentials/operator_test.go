@@ -23,6 +23,7 @@ import (
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/pki"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 const ann = credentials.Prefix
@@ -42,10 +43,10 @@ func parsed(t *testing.T, s *corev1.Secret, annotations map[string]string, passw
 }
 
 func TestDeploymentGetsOneSecretWithItsIdentity(t *testing.T) {
-	ns := namespace(t, "creds-pem")
+	ns := env.Namespace(t, "creds-pem")
 	startOperator(t, testConfig(ns))
 	annotations := map[string]string{ann + "tls-secret-name": "client-tls", ann + "dns-names": "client." + ns + ".svc.cluster.local, *.client." + ns + ".svc"}
-	d := deployment(t, ns, "client", 3, annotations)
+	d := env.Deployment(t, ns, "client", 3, annotations, nil)
 
 	s := secret(t, ns, "client-tls")
 	p := parsed(t, s, annotations, nil)
@@ -89,17 +90,17 @@ func TestDeploymentGetsOneSecretWithItsIdentity(t *testing.T) {
 }
 
 func TestKeystoresOpenWithTheirPasswords(t *testing.T) {
-	ns := namespace(t, "creds-keystores")
+	ns := env.Namespace(t, "creds-keystores")
 	startOperator(t, testConfig(ns))
-	create(t, &corev1.Secret{
+	env.Create(t, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "my-password"},
 		Data:       map[string][]byte{credentials.PasswordKey: []byte("correct horse battery")},
 	})
 	jks := map[string]string{ann + "tls-secret-name": "java-tls", ann + "cert-type": "jks", credentials.PasswordSecretAnnotation: "my-password"}
 	p12 := map[string]string{"spire-integration.otterize.com/tls-secret-name": "p12-tls", "spire-integration.otterize.com/cert-type": "pkcs12",
 		"spire-integration.otterize.com/keystore-file-name": "client.p12"}
-	deployment(t, ns, "java", 1, jks)
-	deployment(t, ns, "p12", 1, p12)
+	env.Deployment(t, ns, "java", 1, jks, nil)
+	env.Deployment(t, ns, "p12", 1, p12, nil)
 
 	js := secret(t, ns, "java-tls")
 	if _, err := credentials.Parse(mustSpec(t, jks), js.Data, []byte("wrong password")); err == nil {
@@ -127,7 +128,7 @@ func TestKeystoresOpenWithTheirPasswords(t *testing.T) {
 	if err := kube.Delete(context.Background(), pw); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a new password and a keystore that opens with it", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "a new password and a keystore that opens with it", 30*time.Second, func() (bool, error) {
 		var npw, nks corev1.Secret
 		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "p12-tls-password"}, &npw); err != nil {
 			return false, nil
@@ -162,13 +163,13 @@ func keys(m map[string][]byte) []string {
 }
 
 func TestUsersSecretIsLeftAloneAndBadInputReported(t *testing.T) {
-	ns := namespace(t, "creds-conflict")
+	ns := env.Namespace(t, "creds-conflict")
 	startOperator(t, testConfig(ns))
 	mine := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken"}, Data: map[string][]byte{"cert.pem": []byte("user data")}}
-	create(t, mine)
-	deployment(t, ns, "squatter", 1, map[string]string{ann + "tls-secret-name": "taken"})
-	deployment(t, ns, "bad", 1, map[string]string{ann + "tls-secret-name": "bad-tls", ann + "cert-type": "der"})
-	deployment(t, ns, "plain", 1, map[string]string{ann + "tls-secret-name": "plain-tls", ann + "cert-type": "jks", ann + "jks-password": "hunter22"})
+	env.Create(t, mine)
+	env.Deployment(t, ns, "squatter", 1, map[string]string{ann + "tls-secret-name": "taken"}, nil)
+	env.Deployment(t, ns, "bad", 1, map[string]string{ann + "tls-secret-name": "bad-tls", ann + "cert-type": "der"}, nil)
+	env.Deployment(t, ns, "plain", 1, map[string]string{ann + "tls-secret-name": "plain-tls", ann + "cert-type": "jks", ann + "jks-password": "hunter22"}, nil)
 
 	if note := podEvent(t, ns, credentials.ReasonConflict); !strings.Contains(note, "taken") {
 		t.Errorf("conflict event: %q", note)
@@ -176,7 +177,7 @@ func TestUsersSecretIsLeftAloneAndBadInputReported(t *testing.T) {
 	podEvent(t, ns, credentials.ReasonInvalid)
 	// A good request in the same namespace is still served, so the failures above are
 	// known to have been looked at.
-	deployment(t, ns, "good", 1, map[string]string{ann + "tls-secret-name": "good-tls"})
+	env.Deployment(t, ns, "good", 1, map[string]string{ann + "tls-secret-name": "good-tls"}, nil)
 	secret(t, ns, "good-tls")
 
 	var got corev1.Secret
@@ -204,12 +205,12 @@ func TestUsersSecretIsLeftAloneAndBadInputReported(t *testing.T) {
 }
 
 func TestRenewalAndRestartAndQuietRestart(t *testing.T) {
-	ns := namespace(t, "creds-renew")
+	ns := env.Namespace(t, "creds-renew")
 	cfg := testConfig(ns)
 	_, stop := startOperator(t, cfg)
 	short := map[string]string{ann + "tls-secret-name": "short-tls", ann + "cert-ttl": "6", ann + "restart-pod-on-certificate-renewal": "true"}
-	d := deployment(t, ns, "short", 1, short)
-	deployment(t, ns, "long", 2, map[string]string{ann + "tls-secret-name": "long-tls"})
+	d := env.Deployment(t, ns, "short", 1, short, nil)
+	env.Deployment(t, ns, "long", 2, map[string]string{ann + "tls-secret-name": "long-tls"}, nil)
 	first := parsed(t, secret(t, ns, "short-tls"), short, nil).Chain[0]
 	secret(t, ns, "long-tls")
 	if life := first.NotAfter.Sub(first.NotBefore); life > 2*time.Minute {
@@ -218,7 +219,7 @@ func TestRenewalAndRestartAndQuietRestart(t *testing.T) {
 
 	// Renewed at 2/3 of its life (less jitter), well before it expires.
 	var renewed *x509.Certificate
-	waitFor(t, "renewal of short-tls", 15*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "renewal of short-tls", 15*time.Second, func() (bool, error) {
 		var s corev1.Secret
 		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "short-tls"}, &s); err != nil {
 			return false, err
@@ -234,7 +235,7 @@ func TestRenewalAndRestartAndQuietRestart(t *testing.T) {
 		t.Errorf("renewed only after the old certificate expired (%s)", first.NotAfter)
 	}
 	// The workload asked to be restarted on renewal: its template carries the mark.
-	waitFor(t, "restart of Deployment short", 10*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "restart of Deployment short", 10*time.Second, func() (bool, error) {
 		var got appsv1.Deployment
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(d), &got); err != nil {
 			return false, err
@@ -247,7 +248,7 @@ func TestRenewalAndRestartAndQuietRestart(t *testing.T) {
 	if err := kube.Delete(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "pods of short to go", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "pods of short to go", 30*time.Second, func() (bool, error) {
 		var pods corev1.PodList
 		err := kube.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{"app": "short"})
 		return len(pods.Items) == 0, err
@@ -261,7 +262,7 @@ func TestRenewalAndRestartAndQuietRestart(t *testing.T) {
 	}
 	counter, stop := startOperator(t, cfg)
 	time.Sleep(2 * time.Second)
-	deployment(t, ns, "late", 1, map[string]string{ann + "tls-secret-name": "late-tls"})
+	env.Deployment(t, ns, "late", 1, map[string]string{ann + "tls-secret-name": "late-tls"}, nil)
 	secret(t, ns, "late-tls")
 	time.Sleep(time.Second)
 	var after corev1.Secret
@@ -285,7 +286,7 @@ func TestRenewalAndRestartAndQuietRestart(t *testing.T) {
 }
 
 func TestTLSBetweenWorkloadsAndUntrustedPeerRefused(t *testing.T) {
-	ns := namespace(t, "creds-tls")
+	ns := env.Namespace(t, "creds-tls")
 	startOperator(t, testConfig(ns))
 	checkMutualTLS(t, ns)
 }
@@ -297,8 +298,8 @@ func checkMutualTLS(t *testing.T, ns string) {
 	t.Helper()
 	sa := map[string]string{ann + "tls-secret-name": "server-tls"}
 	ca := map[string]string{ann + "tls-secret-name": "client-tls"}
-	deployment(t, ns, "server", 1, sa)
-	deployment(t, ns, "client", 1, ca)
+	env.Deployment(t, ns, "server", 1, sa, nil)
+	env.Deployment(t, ns, "client", 1, ca, nil)
 	server := parsed(t, secret(t, ns, "server-tls"), sa, nil)
 	client := parsed(t, secret(t, ns, "client-tls"), ca, nil)
 
@@ -366,12 +367,12 @@ func checkMutualTLS(t *testing.T, ns string) {
 // current one still signs, so a workload renewing in between trusts the next CA before
 // any peer presents a certificate it signed.
 func TestCARotationPublishesTheNextCABeforeItSigns(t *testing.T) {
-	ns := namespace(t, "creds-carotate")
+	ns := env.Namespace(t, "creds-carotate")
 	cfg := testConfig(ns)
 	cfg.CALifetime = 9 * time.Second // next CA published at 3 s, signing from 6 s
 	startOperator(t, cfg)
 	a := map[string]string{ann + "tls-secret-name": "app-tls", ann + "cert-ttl": "2"}
-	deployment(t, ns, "app", 1, a)
+	env.Deployment(t, ns, "app", 1, a, nil)
 	secret(t, ns, "app-tls")
 
 	type version struct {
@@ -380,7 +381,7 @@ func TestCARotationPublishesTheNextCABeforeItSigns(t *testing.T) {
 	}
 	var versions []version
 	seen := map[string]bool{}
-	waitFor(t, "a certificate signed by the next CA", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "a certificate signed by the next CA", 30*time.Second, func() (bool, error) {
 		var s corev1.Secret
 		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "app-tls"}, &s); err != nil {
 			return false, err

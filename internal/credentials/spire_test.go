@@ -14,7 +14,9 @@ import (
 
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/credentials/spire"
-	"github.com/intentguard/intentguard/internal/credentials/spire/spiretest"
+	"github.com/intentguard/intentguard/internal/testsupport/spiretest"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
+	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
 )
 
 // TestSPIREBackend runs the operator against a real spire-server: the Secret holds an
@@ -36,7 +38,7 @@ func TestSPIREBackend(t *testing.T) {
 	}
 	defer srv.Stop()
 
-	ns := namespace(t, "creds-spire")
+	ns := env.Namespace(t, "creds-spire")
 	cfg := testConfig(ns)
 	cfg.Backend = credentials.BackendSPIRE
 	cfg.SPIRESocket = srv.Socket
@@ -45,7 +47,7 @@ func TestSPIREBackend(t *testing.T) {
 	cfg.ClusterName = "test-cluster"
 	_, stop := startOperator(t, cfg)
 
-	create(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders-sa"}})
+	env.Create(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders-sa"}})
 	// A workload asking for another namespace's name gets neither an SVID nor an entry.
 	squat := map[string]string{ann + "tls-secret-name": "squat-tls", ann + "dns-names": "kafka.kafka.svc.cluster.local,*.com"}
 	deploymentWithSA(t, ns, "squat", "orders-sa", squat)
@@ -71,7 +73,7 @@ func TestSPIREBackend(t *testing.T) {
 	}
 	defer reader.Close()
 	var entries []spire.Entry
-	waitFor(t, "the SPIRE entry of orders", 20*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "the SPIRE entry of orders", 20*time.Second, func() (bool, error) {
 		entries, err = reader.ListOwned(ctx)
 		return len(entries) == 1, err
 	})
@@ -91,7 +93,7 @@ func TestSPIREBackend(t *testing.T) {
 	short := map[string]string{ann + "tls-secret-name": "short-tls", ann + "cert-ttl": "3"}
 	deploymentWithSA(t, ns, "short", "orders-sa", short)
 	first := parsed(t, secret(t, ns, "short-tls"), short, nil).Chain[0]
-	waitFor(t, "renewal of short-tls", 15*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "renewal of short-tls", 15*time.Second, func() (bool, error) {
 		var s corev1.Secret
 		if err := kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: "short-tls"}, &s); err != nil {
 			return false, err
@@ -115,29 +117,30 @@ func TestSPIREBackend(t *testing.T) {
 	if err := kube.Delete(ctx, d, client.PropagationPolicy(metav1.DeletePropagationForeground)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "pods of orders to go", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "pods of orders to go", 30*time.Second, func() (bool, error) {
 		var pods corev1.PodList
 		err := kube.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{"app": "orders"})
 		return len(pods.Items) == 0, err
 	})
 	startOperator(t, cfg)
-	waitFor(t, "the orphaned entry to be removed", 20*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "the orphaned entry to be removed", 20*time.Second, func() (bool, error) {
 		entries, err = reader.ListOwned(ctx)
 		for _, e := range entries {
 			if e.SPIFFEID == spiffeID {
 				return false, err
 			}
 		}
-		return len(entries) == 3, err // short, server and client stay
+		return len(entries) == 3, err
 	})
 }
 
 func deploymentWithSA(t *testing.T, ns, name, sa string, annotations map[string]string) client.Object {
 	t.Helper()
-	d := deploymentObject(ns, name, annotations)
+	d := tutorial.Deployment(ns, name, 8080)
+	d.Spec.Template.Annotations = annotations
 	d.Spec.Template.Spec.ServiceAccountName = sa
-	create(t, d)
-	waitFor(t, "pods of "+name, 30*time.Second, func() (bool, error) {
+	env.Create(t, d)
+	suite.WaitFor(t, "pods of "+name, 30*time.Second, func() (bool, error) {
 		var pods corev1.PodList
 		err := kube.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{"app": name})
 		return len(pods.Items) > 0, err

@@ -17,6 +17,7 @@ import (
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/credentials/ca"
 	"github.com/intentguard/intentguard/internal/pki"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // absent fails the test if a Secret of that name exists.
@@ -41,18 +42,18 @@ func absent(t *testing.T, ns, name, why string) {
 // namespace. A refused request gets a Warning Event and no Secret; a Secret already
 // issued is not reissued with the refused names.
 func TestDNSNamesLimitedToThePodsNamespace(t *testing.T) {
-	ns := namespace(t, "creds-tenant")
+	ns := env.Namespace(t, "creds-tenant")
 	startOperator(t, testConfig(ns))
 
 	foreign := map[string]string{ann + "tls-secret-name": "squat-tls", ann + "dns-names": "kafka.kafka.svc.cluster.local,*.com"}
-	deployment(t, ns, "squat", 1, foreign)
+	env.Deployment(t, ns, "squat", 1, foreign, nil)
 	note := podEvent(t, ns, credentials.ReasonDNSNameRefused)
 	if !strings.Contains(note, "kafka.kafka.svc.cluster.local") || !strings.Contains(note, "namespace kafka") {
 		t.Errorf("refusal Event %q does not say which name belongs to which namespace", note)
 	}
 
 	own := map[string]string{ann + "tls-secret-name": "legit-tls", ann + "dns-names": "svc." + ns + ".svc.cluster.local, *.legit." + ns + ".svc"}
-	d := deployment(t, ns, "legit", 1, own)
+	d := env.Deployment(t, ns, "legit", 1, own, nil)
 	s := secret(t, ns, "legit-tls")
 	leaf := parsed(t, s, own, nil).Chain[0]
 	if want := []string{"legit." + ns, "svc." + ns + ".svc.cluster.local", "*.legit." + ns + ".svc"}; !slices.Equal(leaf.DNSNames, want) {
@@ -69,7 +70,7 @@ func TestDNSNamesLimitedToThePodsNamespace(t *testing.T) {
 	if err := kube.Patch(context.Background(), d, patch); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a refusal for the patched legit pods", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "a refusal for the patched legit pods", 30*time.Second, func() (bool, error) {
 		return countEvents(ns, credentials.ReasonDNSNameRefused) >= 2, nil
 	})
 	var after corev1.Secret
@@ -84,14 +85,14 @@ func TestDNSNamesLimitedToThePodsNamespace(t *testing.T) {
 // The cluster admin's --allowed-dns-names widens what every namespace may ask for, with
 // {namespace} standing for the pod's own.
 func TestAllowedDNSNamesFlag(t *testing.T) {
-	ns := namespace(t, "creds-allowed")
+	ns := env.Namespace(t, "creds-allowed")
 	cfg := testConfig(ns)
 	cfg.DNS.Allowed = []string{"{namespace}.apps.example.com"}
 	startOperator(t, cfg)
 	mine := map[string]string{ann + "tls-secret-name": "web-tls", ann + "dns-names": "web." + ns + ".apps.example.com"}
 	other := map[string]string{ann + "tls-secret-name": "other-tls", ann + "dns-names": "web.victim.apps.example.com"}
-	deployment(t, ns, "other", 1, other)
-	deployment(t, ns, "web", 1, mine)
+	env.Deployment(t, ns, "other", 1, other, nil)
+	env.Deployment(t, ns, "web", 1, mine, nil)
 	leaf := parsed(t, secret(t, ns, "web-tls"), mine, nil).Chain[0]
 	if !slices.Contains(leaf.DNSNames, "web."+ns+".apps.example.com") {
 		t.Errorf("DNS SANs %v lack the allowed name", leaf.DNSNames)
@@ -103,16 +104,16 @@ func TestAllowedDNSNamesFlag(t *testing.T) {
 // cert-ttl is bounded by the operator's --max-cert-ttl: a longer request is refused with
 // an Event, and no certificate outlives the CA that signs it.
 func TestCertTTLBoundedByMaximumAndCA(t *testing.T) {
-	ns := namespace(t, "creds-maxttl")
+	ns := env.Namespace(t, "creds-maxttl")
 	cfg := testConfig(ns)
 	cfg.MaxTTL = time.Hour
 	cfg.DefaultTTL = 30 * time.Minute
 	cfg.CALifetime = 20 * time.Minute
 	startOperator(t, cfg)
 	long := map[string]string{ann + "tls-secret-name": "long-tls", ann + "cert-ttl": "7200"}
-	deployment(t, ns, "long", 1, long)
+	env.Deployment(t, ns, "long", 1, long, nil)
 	within := map[string]string{ann + "tls-secret-name": "within-tls", ann + "cert-ttl": "3600"}
-	deployment(t, ns, "within", 1, within)
+	env.Deployment(t, ns, "within", 1, within, nil)
 	p := parsed(t, secret(t, ns, "within-tls"), within, nil)
 	note := podEvent(t, ns, credentials.ReasonTTLRefused)
 	if !strings.Contains(note, "2h0m0s") || !strings.Contains(note, "1h0m0s") {
@@ -146,7 +147,7 @@ func countEvents(ns, reason string) int {
 // the new CA, long before the old one expires and leaves the bundle. At no moment does a
 // workload hold a certificate its peer's bundle cannot verify.
 func TestTrustBundleFollowsCARotationWithoutGap(t *testing.T) {
-	ns := namespace(t, "creds-bundle")
+	ns := env.Namespace(t, "creds-bundle")
 	cfg := testConfig(ns)
 	cfg.CALifetime = 24 * time.Second // next CA published at 8 s, signing from 16 s
 	cfg.BundleCheck = 200 * time.Millisecond
@@ -155,8 +156,8 @@ func TestTrustBundleFollowsCARotationWithoutGap(t *testing.T) {
 		"server-tls": {ann + "tls-secret-name": "server-tls"},
 		"client-tls": {ann + "tls-secret-name": "client-tls"},
 	}
-	deployment(t, ns, "server", 1, specs["server-tls"])
-	deployment(t, ns, "client", 1, specs["client-tls"])
+	env.Deployment(t, ns, "server", 1, specs["server-tls"], nil)
+	env.Deployment(t, ns, "client", 1, specs["client-tls"], nil)
 	first := parsed(t, secret(t, ns, "server-tls"), specs["server-tls"], nil)
 	secret(t, ns, "client-tls")
 	oldCA := first.Roots[0]

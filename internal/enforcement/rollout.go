@@ -5,7 +5,7 @@ package enforcement
 
 import "slices"
 
-// Options are the roll-out settings. They have the fields of controller.Options, so the
+// Options are the roll-out settings. They have the fields of enforcement.Options, so the
 // NetworkPolicy point's settings convert to them as they are.
 type Options struct {
 	// Shadow turns enforcement off except for ProtectedServices and EnforcedNamespaces.

@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 	"github.com/intentguard/intentguard/internal/webhook"
 )
 
@@ -17,7 +17,7 @@ import (
 // property names where "[]" steps into list items.
 func schemaAt(t *testing.T, crdName, version string, path ...string) apiextensionsv1.JSONSchemaProps {
 	t.Helper()
-	crds, err := localcluster.CRDs()
+	crds, err := controlplane.CRDs()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/intentguard/intentguard/internal/testsupport/process"
 )
 
 // apiWrites counts the write requests the API server has served, by resource and verb
@@ -33,16 +34,17 @@ func scrapeAPIWrites(ctx context.Context, cfg *rest.Config) (apiWrites, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scraping API server metrics: %w", err)
 	}
+	metrics, err := process.ParseMetrics(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("reading API server metrics: %w", err)
+	}
 	out := apiWrites{}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		name, labels, value, ok := parseMetric(sc.Text())
-		if !ok || name != "apiserver_request_total" {
+	for _, metric := range metrics {
+		if metric.Name != "apiserver_request_total" {
 			continue
 		}
 		l := map[string]string{}
-		for _, m := range labelRE.FindAllStringSubmatch(labels, -1) {
+		for _, m := range labelRE.FindAllStringSubmatch(metric.Labels, -1) {
 			l[m[1]] = m[2]
 		}
 		switch l["verb"] {
@@ -53,9 +55,9 @@ func scrapeAPIWrites(ctx context.Context, cfg *rest.Config) (apiWrites, error) {
 		if l["subresource"] != "" {
 			key += "/" + l["subresource"]
 		}
-		out[key+" "+l["verb"]] += value
+		out[key+" "+l["verb"]] += metric.Value
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // minus returns the writes made since base, leaving out kinds with none.

@@ -19,7 +19,7 @@ import (
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
-	"github.com/intentguard/intentguard/internal/tutorial"
+	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
 )
 
 // templateHash stands for the pod-template-hash the Deployment controller would compute.

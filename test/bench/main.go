@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"text/tabwriter"
@@ -32,11 +33,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/facts/informer"
-	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
+	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/process"
 )
 
 // result is one benchmark run, as printed.
@@ -117,8 +119,8 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	bin, err := buildOperator(tmp)
-	if err != nil {
+	bin := filepath.Join(tmp, "intents-operator")
+	if err := process.Build("./cmd/intents-operator", bin); err != nil {
 		return nil, err
 	}
 	opLog, err := os.Create(os.DevNull)
@@ -133,7 +135,7 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	log("starting the local control plane")
 	// Workloads are written as Deployment -> ReplicaSet -> Pods by the generator itself;
 	// the controller manager only deletes namespaces.
-	lc, err := localcluster.Start(ctx, localcluster.Options{Controllers: []string{"namespace", "garbagecollector"}})
+	lc, err := controlplane.Start(ctx, controlplane.Options{Controllers: []string{"namespace", "garbagecollector"}})
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +178,7 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	log("starting the operator")
 	pprofAddr := ""
 	if cpuProfile != "" {
-		port, err := localcluster.FreePort()
+		port, err := process.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -186,7 +188,7 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	if err != nil {
 		return nil, err
 	}
-	base, err := op.quiesce(ctx, time.Second)
+	base, err := op.Quiesce(ctx, time.Second, false)
 	if err != nil {
 		return nil, err
 	}
@@ -216,11 +218,11 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 		return nil, err
 	}
 	res.BulkRatio = res.BulkSeconds / res.FloorSeconds
-	after, err := op.quiesce(ctx, time.Second)
+	after, err := op.Quiesce(ctx, time.Second, false)
 	if err != nil {
 		return nil, err
 	}
-	res.BulkWrites = after.writes - base.writes
+	res.BulkWrites = after.Writes - base.Writes
 	if cpuProfile != "" {
 		// The heap once the bulk is carried out, beside the CPU profile.
 		if err := fetchProfile("http://"+pprofAddr+"/debug/pprof/heap", cpuProfile+".heap"); err != nil {
@@ -266,28 +268,28 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 		res.Changes = append(res.Changes, ch)
 	}
 
-	if res.PeakRSSBytes, err = op.peakRSS(); err != nil {
+	if res.PeakRSSBytes, err = op.PeakRSS(); err != nil {
 		return nil, err
 	}
-	last, err := op.sample()
+	last, err := op.Sample()
 	if err != nil {
 		return nil, err
 	}
-	res.HeapInuseBytes = last.heapBytes
+	res.HeapInuseBytes = last.HeapBytes
 
 	log("idle: restarting the operator over the unchanged cluster")
-	op.stop()
+	op.Stop(process.StopGrace)
 	op, err = startOperator(ctx, bin, lc.Kubeconfig, qps, qps*2, "", opLog)
 	if err != nil {
 		return nil, err
 	}
-	defer op.stop()
-	idle, err := op.quiesce(ctx, 2*time.Second)
+	defer op.Stop(process.StopGrace)
+	idle, err := op.Quiesce(ctx, 2*time.Second, false)
 	if err != nil {
 		return nil, err
 	}
-	res.IdleResyncWrites = idle.writes
-	if rss, err := op.peakRSS(); err == nil && rss > res.PeakRSSBytes {
+	res.IdleResyncWrites = idle.Writes
+	if rss, err := op.PeakRSS(); err == nil && rss > res.PeakRSSBytes {
 		res.PeakRSSBytes = rss
 	}
 	return res, nil
@@ -531,13 +533,13 @@ func scenarios(syn *synthetic, r *rand.Rand) []scenario {
 
 // measure runs one change and returns the operator writes it caused and the time from
 // the change to the last NetworkPolicy event it caused (0 when it caused none).
-func measure(ctx context.Context, c client.WithWatch, op *operatorProcess, sc scenario) (float64, float64, error) {
+func measure(ctx context.Context, c client.WithWatch, op *process.Operator, sc scenario) (float64, float64, error) {
 	if sc.prepare != nil {
 		if err := sc.prepare(ctx, c); err != nil {
 			return 0, 0, err
 		}
 	}
-	before, err := op.quiesce(ctx, 500*time.Millisecond)
+	before, err := op.Quiesce(ctx, 500*time.Millisecond, false)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -572,13 +574,14 @@ func measure(ctx context.Context, c client.WithWatch, op *operatorProcess, sc sc
 			return 0, 0, fmt.Errorf("waiting for the change to take effect: %w", err)
 		}
 	}
-	after, err := op.quiesce(ctx, time.Second)
+	after, err := op.Quiesce(ctx, time.Second, false)
 	if err != nil {
 		return 0, 0, err
 	}
 	if os.Getenv("BENCH_DEBUG") != "" {
-		for k, v := range after.requests {
-			if d := v - before.requests[k]; d > 0 {
+		prev := requests(before)
+		for k, v := range requests(after) {
+			if d := v - prev[k]; d > 0 {
 				fmt.Fprintf(os.Stderr, "bench: %s: operator requests %s: %.0f\n", sc.name, k, d)
 			}
 		}
@@ -589,7 +592,7 @@ func measure(ctx context.Context, c client.WithWatch, op *operatorProcess, sc sc
 	if !last.IsZero() {
 		lat = float64(last.Sub(t0).Microseconds()) / 1000
 	}
-	return after.writes - before.writes, lat, nil
+	return after.Writes - before.Writes, lat, nil
 }
 
 func median(v []float64) float64 {

@@ -10,19 +10,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -33,11 +29,12 @@ import (
 
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/credentials/spire"
-	"github.com/intentguard/intentguard/internal/credentials/spire/spiretest"
 	"github.com/intentguard/intentguard/internal/facts/informer"
-	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/ownership"
-	"github.com/intentguard/intentguard/internal/tutorial"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/process"
+	"github.com/intentguard/intentguard/internal/testsupport/spiretest"
+	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
 )
 
 // result is one backend's run, as printed.
@@ -72,7 +69,7 @@ func main() {
 func run(workloads, replicas, namespaces int, backends, output string) error {
 	ctx := context.Background()
 	fmt.Fprintln(os.Stderr, "starting the local control plane ...")
-	lc, err := localcluster.Start(ctx, localcluster.Options{})
+	lc, err := controlplane.Start(ctx, controlplane.Options{})
 	if err != nil {
 		return err
 	}
@@ -87,10 +84,8 @@ func run(workloads, replicas, namespaces int, backends, output string) error {
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "credentials-operator")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/credentials-operator")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building the credentials operator: %w", err)
+	if err := process.Build("./cmd/credentials-operator", bin); err != nil {
+		return err
 	}
 	if err := kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "credbench-system"}}); err != nil {
 		return err
@@ -154,7 +149,7 @@ func callsString(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-func runBackend(ctx context.Context, kube client.Client, lc *localcluster.Cluster, bin, backend string, workloads, replicas, namespaces int) (result, error) {
+func runBackend(ctx context.Context, kube client.Client, lc *controlplane.Cluster, bin, backend string, workloads, replicas, namespaces int) (result, error) {
 	r := result{Backend: backend, Workloads: workloads, Pods: workloads * replicas}
 	args := []string{"--kubeconfig=" + lc.Kubeconfig, "--namespace=credbench-system", "--ca-secret=credbench-ca-" + backend, "--kube-api-qps=200", "--kube-api-burst=400"}
 	var srv *spiretest.Server
@@ -217,7 +212,7 @@ func runBackend(ctx context.Context, kube client.Client, lc *localcluster.Cluste
 		r.Secrets = got
 		return got >= workloads, err
 	}); err != nil {
-		op.stop()
+		op.Stop(process.StopGrace)
 		return r, fmt.Errorf("waiting for %d Secrets: %w", workloads, err)
 	}
 	r.IssueSeconds = time.Since(t0).Seconds()
@@ -226,7 +221,7 @@ func runBackend(ctx context.Context, kube client.Client, lc *localcluster.Cluste
 		// The operator runs without --cluster-name: its entries carry the default prefix.
 		reader, err := spire.Dial(spire.Config{SocketPath: srv.Socket, ParentID: parent, EntryIDPrefix: "intentguard"})
 		if err != nil {
-			op.stop()
+			op.Stop(process.StopGrace)
 			return r, err
 		}
 		defer reader.Close()
@@ -235,35 +230,36 @@ func runBackend(ctx context.Context, kube client.Client, lc *localcluster.Cluste
 			r.Entries = len(entries)
 			return len(entries) >= workloads, err
 		}); err != nil {
-			op.stop()
+			op.Stop(process.StopGrace)
 			return r, fmt.Errorf("waiting for %d SPIRE entries: %w", workloads, err)
 		}
 	}
-	s, err := op.quiesce(ctx)
+	s, err := quiesce(ctx, op)
 	if err != nil {
-		op.stop()
+		op.Stop(process.StopGrace)
 		return r, err
 	}
-	r.Writes, r.HeapInuseBytes = s.writes, s.heap
-	if len(s.spire) > 0 {
-		r.SPIRECalls = s.spire
+	r.Writes, r.HeapInuseBytes = s.Writes, s.HeapBytes
+	if calls := spireCalls(s); len(calls) > 0 {
+		r.SPIRECalls = calls
 	}
-	r.PeakRSSBytes, _ = op.peakRSS()
-	op.stop()
+	r.PeakRSSBytes, _ = op.PeakRSS()
+	op.Stop(process.StopGrace)
 
 	fmt.Fprintf(os.Stderr, "[%s] restarting the operator with nothing due ...\n", backend)
 	op, err = startOperator(ctx, bin, args)
 	if err != nil {
 		return r, err
 	}
-	defer op.stop()
-	s, err = op.quiesce(ctx)
+	defer op.Stop(process.StopGrace)
+	s, err = quiesce(ctx, op)
 	if err != nil {
 		return r, err
 	}
-	r.RestartWrites = s.writes
+	r.RestartWrites = s.Writes
+	calls := spireCalls(s)
 	for _, m := range []string{"BatchCreateEntry", "BatchUpdateEntry", "BatchDeleteEntry", "MintX509SVID"} {
-		r.RestartSPIREWrites += s.spire[m]
+		r.RestartSPIREWrites += calls[m]
 	}
 	return r, nil
 }
@@ -297,150 +293,34 @@ func countSecrets(ctx context.Context, kube client.Client, namespaces []string) 
 	return n, nil
 }
 
-// operator is the credentials-operator binary, observed through its metrics and /proc.
-type operator struct {
-	cmd     *exec.Cmd
-	metrics string
-	done    chan error
-}
-
-func startOperator(ctx context.Context, bin string, args []string) (*operator, error) {
-	mport, err := localcluster.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	pport, err := localcluster.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	args = append(args, fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", mport), fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", pport))
+// startOperator runs the credentials-operator binary with args.
+func startOperator(ctx context.Context, bin string, args []string) (*process.Operator, error) {
 	cmd := exec.Command(bin, args...)
 	if os.Getenv("CREDBENCH_VERBOSE") != "" {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the operator: %w", err)
-	}
-	op := &operator{cmd: cmd, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), done: make(chan error, 1)}
-	go func() { op.done <- cmd.Wait() }()
-	ready := fmt.Sprintf("http://127.0.0.1:%d/readyz", pport)
-	err = poll(ctx, time.Minute, func() (bool, error) {
-		select {
-		case err := <-op.done:
-			return false, fmt.Errorf("operator exited during start-up: %v", err)
-		default:
-		}
-		resp, err := http.Get(ready)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
-		op.stop()
-		return nil, err
-	}
-	return op, nil
+	return process.StartOperator(ctx, cmd)
 }
 
-func (o *operator) stop() {
-	_ = o.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-o.done:
-	case <-time.After(15 * time.Second):
-		_ = o.cmd.Process.Kill()
-		<-o.done
-	}
+// quiesce waits (up to ten minutes) until the operator has reconciled something, its
+// queues are empty and nothing changed for three seconds, and returns the last sample.
+func quiesce(ctx context.Context, op *process.Operator) (process.Sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	return op.Quiesce(ctx, 3*time.Second, true)
 }
 
-type sample struct {
-	writes, reconciles, depth, heap float64
-	spire                           map[string]int
-}
-
-func (o *operator) sample() (sample, error) {
-	resp, err := http.Get(o.metrics)
-	if err != nil {
-		return sample{}, fmt.Errorf("scraping operator metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	s := sample{spire: map[string]int{}}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
+// spireCalls counts the operator's calls to the SPIRE server so far, by method.
+func spireCalls(s process.Sample) map[string]int {
+	out := map[string]int{}
+	for _, m := range s.Metrics {
+		if m.Name != "intentguard_spire_calls_total" {
 			continue
 		}
-		sp := strings.LastIndexByte(line, ' ')
-		if sp < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[sp+1:], 64)
-		if err != nil {
-			continue
-		}
-		head := line[:sp]
-		name, labels := head, ""
-		if i := strings.IndexByte(head, '{'); i >= 0 {
-			name, labels = head[:i], head[i:]
-		}
-		switch name {
-		case "rest_client_requests_total":
-			if !strings.Contains(labels, `method="GET"`) {
-				s.writes += v
-			}
-		case "controller_runtime_reconcile_total":
-			s.reconciles += v
-		case "workqueue_depth":
-			s.depth += v
-		case "go_memstats_heap_inuse_bytes":
-			s.heap = v
-		case "intentguard_spire_calls_total":
-			if i := strings.Index(labels, `method="`); i >= 0 {
-				m := labels[i+len(`method="`):]
-				s.spire[m[:strings.IndexByte(m, '"')]] += int(v)
-			}
+		if i := strings.Index(m.Labels, `method="`); i >= 0 {
+			method := m.Labels[i+len(`method="`):]
+			out[method[:strings.IndexByte(method, '"')]] += int(m.Value)
 		}
 	}
-	return s, sc.Err()
-}
-
-// quiesce waits until the operator has reconciled something, its queues are empty and
-// nothing changed for three seconds, and returns the last sample.
-func (o *operator) quiesce(ctx context.Context) (sample, error) {
-	last, err := o.sample()
-	if err != nil {
-		return last, err
-	}
-	since := time.Now()
-	err = poll(ctx, 10*time.Minute, func() (bool, error) {
-		s, err := o.sample()
-		if err != nil {
-			return false, err
-		}
-		if s.writes != last.writes || s.reconciles != last.reconciles || s.depth > 0 || s.reconciles == 0 {
-			since = time.Now()
-		}
-		last = s
-		return time.Since(since) > 3*time.Second, nil
-	})
-	return last, err
-}
-
-// peakRSS is the process's peak resident set size (VmHWM).
-func (o *operator) peakRSS() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", o.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM for pid %d", o.cmd.Process.Pid)
+	return out
 }

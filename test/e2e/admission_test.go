@@ -68,7 +68,7 @@ func yamlJSON(t *testing.T, doc string) string {
 // every served version, writes each read form back unchanged, and checks that the stored
 // v2beta1 object means the same throughout.
 func TestEveryVersionIsAccepted(t *testing.T) {
-	ns := namespace(t, "versions")
+	ns := env.Namespace(t, "versions")
 	for _, tc := range []struct{ name, doc, hub string }{
 		{"v1alpha2", `
 apiVersion: k8s.otterize.com/v1alpha2
@@ -174,8 +174,8 @@ spec:
 // TestStatusSurvivesOldVersionWrites sets a status, then edits the spec in v1alpha3: the
 // conditions, which v1 files never had, are still there.
 func TestStatusSurvivesOldVersionWrites(t *testing.T) {
-	ns := namespace(t, "versions-status")
-	ci := applyIntents(t, ns, "metadata: {name: c}\nspec: {workload: {name: client}, targets: [{service: {name: web}}]}\n")
+	ns := env.Namespace(t, "versions-status")
+	ci := env.ApplyIntents(t, ns, "metadata: {name: c}\nspec: {workload: {name: client}, targets: [{service: {name: web}}]}\n")
 	ci.Status.ObservedGeneration = ci.Generation
 	ci.Status.TargetCount = 1
 	apimeta.SetStatusCondition(&ci.Status.Conditions, metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Enforced", Message: "ok"})
@@ -224,7 +224,7 @@ func expectRefused(t *testing.T, ns, doc, msg string) {
 // TestInvalidFilesAreRejected applies malformed files and checks each is refused with a
 // message that names the problem, and that nothing was created.
 func TestInvalidFilesAreRejected(t *testing.T) {
-	ns := namespace(t, "invalid-files")
+	ns := env.Namespace(t, "invalid-files")
 	if _, err := applyDoc(ns, `{apiVersion: k8s.otterize.com/v2beta1, kind: ClientIntents, metadata: {name: first}, spec: {workload: {name: client, kind: Deployment}}}`); err != nil {
 		t.Fatal(err)
 	}

@@ -16,21 +16,21 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/pki"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // startCredentialsOperator runs the credentials operator (built-in CA, its Secret in ns)
 // until the test ends, and returns a counter of its API writes.
-func startCredentialsOperator(t *testing.T, ns string) *apitest.WriteCounter {
+func startCredentialsOperator(t *testing.T, ns string) *suite.WriteCounter {
 	t.Helper()
 	c := credentials.Defaults()
 	c.Namespace = ns
 	c.MetricsAddr, c.ProbeAddr = "0", "0"
 	c.InProcess = true
-	return runManager(t, local.Config, "credentials operator", func(ctx context.Context, cfg *rest.Config) (ctrl.Manager, error) {
+	return runCounted(t, local.Config, "credentials operator", func(ctx context.Context, cfg *rest.Config) (ctrl.Manager, error) {
 		return credentials.New(ctx, cfg, c)
 	})
 }
@@ -63,10 +63,10 @@ func inNamespaceScope(name, ns string) bool {
 func testCertificates(t *testing.T, seed int64, steps int, replay string) {
 	rnd := rand.New(rand.NewSource(seed))
 	ctx := context.Background()
-	opNS := namespace(t, "advc-system")
+	opNS := env.Namespace(t, "advc-system")
 	startCredentialsOperator(t, opNS)
-	victims := []string{namespace(t, "advc-v0"), namespace(t, "advc-v1")}
-	tenant := namespace(t, "advc-t0")
+	victims := []string{env.Namespace(t, "advc-v0"), env.Namespace(t, "advc-v1")}
+	tenant := env.Namespace(t, "advc-t0")
 	var log []string
 	fail := func(step int, format string, args ...any) {
 		t.Helper()
@@ -81,7 +81,7 @@ func testCertificates(t *testing.T, seed int64, steps int, replay string) {
 		own := []string{"svc-" + name + "." + ns + ".svc.cluster.local", "svc-" + name + "." + ns}
 		victimNames = append(victimNames, own...)
 		victimNames = append(victimNames, name+"."+ns, "*."+ns+".svc.cluster.local")
-		deployment(t, ns, name, 1, map[string]string{
+		env.Deployment(t, ns, name, 1, map[string]string{
 			credentials.Prefix + credentials.AnnSecretName: name + "-tls",
 			credentials.Prefix + credentials.AnnDNSNames:   strings.Join(own, ","),
 		}, nil)
@@ -202,7 +202,7 @@ func testCertificates(t *testing.T, seed int64, steps int, replay string) {
 func waitSecret(t *testing.T, ns, name string) *corev1.Secret {
 	t.Helper()
 	var s corev1.Secret
-	waitFor(t, "Secret "+ns+"/"+name, func() (bool, error) {
+	suite.WaitFor(t, "Secret "+ns+"/"+name, 30*time.Second, func() (bool, error) {
 		err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &s)
 		if apierrors.IsNotFound(err) {
 			return false, nil

@@ -9,7 +9,6 @@ import (
 	"math/rand"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
@@ -28,7 +28,8 @@ import (
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/point/kafka/acl"
 	"github.com/intentguard/intentguard/internal/point/kafka/broker"
-	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // kafkaUser is the principal a client workload has on the brokers of this test: the DN
@@ -137,9 +138,9 @@ func testKafkaACLs(t *testing.T, seed int64, steps int, replay string) {
 
 func (k *kafkaAdversary) setup() {
 	t := k.t
-	recordNS := namespace(t, "advka-system")
-	k.victim = namespace(t, "advka-v0")
-	k.tenants = []string{namespace(t, "advka-t0"), namespace(t, "advka-t1")}
+	recordNS := env.Namespace(t, "advka-system")
+	k.victim = env.Namespace(t, "advka-v0")
+	k.tenants = []string{env.Namespace(t, "advka-t0"), env.Namespace(t, "advka-t1")}
 	var users []string
 	for _, ns := range k.tenants {
 		users = append(users, "tenant-"+ns)
@@ -186,8 +187,7 @@ func (k *kafkaAdversary) setup() {
 
 	k.opConfig = operator.Config{KafkaACLs: true, MetricsAddr: "0", ProbeAddr: "0", InProcess: true, Kafka: kafka.Options{
 		ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: 5 * time.Second, RecordNamespace: recordNS}}
-	operatorMu.Lock()
-	t.Cleanup(operatorMu.Unlock)
+	env.Exclusive(t)
 	k.startOperator()
 	t.Cleanup(func() { k.stopOperator() })
 
@@ -195,18 +195,18 @@ func (k *kafkaAdversary) setup() {
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: k.victim, Name: "kafka-admin",
 		Labels: map[string]string{kafka.CredentialsLabel: "true"}, Annotations: map[string]string{kafka.CredentialsAddrsAnnotation: b.Addr}},
 		StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword}}
-	create(t, secret)
+	env.Create(t, secret)
 	k.victimSecretRV = secret.ResourceVersion
 	k.serverRules = []v2beta1.KafkaServerTopic{{Topic: "*", Pattern: v2beta1.KafkaTopicLiteral, ClientIdentityRequired: true}}
 	k.victimKSC = &v2beta1.KafkaServerConfig{ObjectMeta: metav1.ObjectMeta{Namespace: k.victim, Name: "kafka"}, Spec: v2beta1.KafkaServerConfigSpec{
 		Workload: v2beta1.Workload{Name: "kafka", Kind: "StatefulSet"}, Addr: b.Addr,
 		SASL:   &v2beta1.KafkaSASL{Mechanism: kafkatest.Mechanism, SecretName: secret.Name},
 		Topics: k.serverRules}}
-	create(t, k.victimKSC, &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: k.victim, Name: "kafka"}, Spec: v2beta1.ProtectedServiceSpec{Name: "kafka"}})
+	env.Create(t, k.victimKSC, &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: k.victim, Name: "kafka"}, Spec: v2beta1.ProtectedServiceSpec{Name: "kafka"}})
 
 	// Every tenant has credentials of its own on the broker, opted in.
 	for _, ns := range k.tenants {
-		create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kafka-creds", Labels: map[string]string{kafka.CredentialsLabel: "true"}},
+		env.Create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kafka-creds", Labels: map[string]string{kafka.CredentialsLabel: "true"}},
 			StringData: map[string]string{"username": "tenant-" + ns, "password": kafkatest.ClientPassword}})
 	}
 
@@ -227,25 +227,11 @@ func (k *kafkaAdversary) setup() {
 // startOperator runs the operator until stopOperator; the test restarts it so that it
 // reads its records again, where a forged one would be believed if it were read at all.
 func (k *kafkaAdversary) startOperator() {
-	ctx, cancel := context.WithCancel(context.Background())
 	cfg := rest.CopyConfig(local.Config)
 	cfg.QPS, cfg.Burst = 200, 400
-	mgr, err := operator.New(ctx, cfg, k.opConfig)
-	if err != nil {
-		cancel()
-		k.t.Fatalf("building the operator: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	k.stopOperator = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				k.t.Errorf("operator: %v", err)
-			}
-		})
-	}
+	k.stopOperator = suite.RunManager(k.t, "operator", func(ctx context.Context) (ctrl.Manager, error) {
+		return operator.New(ctx, cfg, k.opConfig)
+	}).Stop
 }
 
 func (k *kafkaAdversary) randomTopics() []v2beta1.KafkaTopic {

@@ -21,8 +21,8 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/point/kafka"
-	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
 	"github.com/intentguard/intentguard/internal/status"
+	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
 )
 
 // listener accepts TCP connections and counts them: where a tenant points a
@@ -64,9 +64,9 @@ func testKafkaCredentials(t *testing.T, seed int64, replay string) {
 	ctx := context.Background()
 	// The records of owned ACLs live in a namespace of the operator's, which the tenant
 	// cannot write.
-	records := namespace(t, "advk-operator")
+	records := env.Namespace(t, "advk-operator")
 	startOperatorConfig(t, local.Config, operator.Config{KafkaACLs: true, Kafka: kafka.Options{RecordNamespace: records}})
-	ns := namespace(t, "advk-t0")
+	ns := env.Namespace(t, "advk-t0")
 	pki, err := kafkatest.NewPKI()
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func testKafkaCredentials(t *testing.T, seed int64, replay string) {
 		{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "team-tls"}, Data: files},
 	}
 	for _, s := range secrets {
-		create(t, s)
+		env.Create(t, s)
 	}
 	rv := map[string]string{}
 	for _, s := range secrets {
@@ -118,7 +118,7 @@ func testKafkaCredentials(t *testing.T, seed int64, replay string) {
 		spec := at.spec(l.Addr().String())
 		spec.Workload = v2beta1.Workload{Name: fmt.Sprintf("broker%d", i)}
 		ksc := &v2beta1.KafkaServerConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("ksc%d", i)}, Spec: spec}
-		create(t, ksc)
+		env.Create(t, ksc)
 		var got v2beta1.KafkaServerConfig
 		var cond *metav1.Condition
 		deadline := time.Now().Add(20 * time.Second)

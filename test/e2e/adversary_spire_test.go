@@ -22,8 +22,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/internal/credentials"
-	"github.com/intentguard/intentguard/internal/credentials/spire/spiretest"
 	"github.com/intentguard/intentguard/internal/identity"
+	"github.com/intentguard/intentguard/internal/testsupport/spiretest"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 const (
@@ -104,9 +105,9 @@ func testSPIREEntries(t *testing.T, seed int64, steps int, replay string) {
 	raw := entryv1.NewEntryClient(conn)
 	rnd := rand.New(rand.NewSource(seed))
 
-	opNS := namespace(t, "advs-system")
-	victims := []string{namespace(t, "advs-v0"), namespace(t, "advs-v1")}
-	tenant := namespace(t, "advs-t0")
+	opNS := env.Namespace(t, "advs-system")
+	victims := []string{env.Namespace(t, "advs-v0"), env.Namespace(t, "advs-v1")}
+	tenant := env.Namespace(t, "advs-t0")
 	var log []string
 	fail := func(step int, format string, args ...any) {
 		t.Helper()
@@ -140,7 +141,7 @@ func testSPIREEntries(t *testing.T, seed int64, steps int, replay string) {
 	cfg.TrustDomain = spireTD
 	cfg.SPIREParentID = "spiffe://" + spireTD + spireParent
 	cfg.ClusterName = "adv"
-	runManager(t, local.Config, "credentials operator", func(ctx context.Context, rc *rest.Config) (ctrl.Manager, error) {
+	runCounted(t, local.Config, "credentials operator", func(ctx context.Context, rc *rest.Config) (ctrl.Manager, error) {
 		return credentials.New(ctx, rc, cfg)
 	})
 
@@ -171,7 +172,7 @@ func testSPIREEntries(t *testing.T, seed int64, steps int, replay string) {
 			own := []string{"svc-" + name + "." + ns + ".svc.cluster.local", "svc-" + name + "." + ns}
 			victimNames = append(victimNames, own...)
 			victimNames = append(victimNames, name+"."+ns)
-			deployment(t, ns, name, 1, map[string]string{
+			env.Deployment(t, ns, name, 1, map[string]string{
 				credentials.Prefix + credentials.AnnSecretName: name + "-tls",
 				credentials.Prefix + credentials.AnnDNSNames:   strings.Join(own, ","),
 			}, nil)
@@ -354,7 +355,7 @@ func testSPIREEntries(t *testing.T, seed int64, steps int, replay string) {
 		if len(pods) > 0 && rnd.Intn(4) == 0 {
 			i := rnd.Intn(len(pods))
 			deleteObj(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: pods[i].name}})
-			waitFor(t, "pod "+pods[i].name+" to go", func() (bool, error) {
+			suite.WaitFor(t, "pod "+pods[i].name+" to go", 30*time.Second, func() (bool, error) {
 				err := kube.Get(ctx, client.ObjectKey{Namespace: tenant, Name: pods[i].name}, &corev1.Pod{})
 				return client.IgnoreNotFound(err) == nil && err != nil, nil
 			})

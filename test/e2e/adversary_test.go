@@ -134,7 +134,7 @@ func (a *adversary) setup() {
 		if a.protected[key] {
 			continue
 		}
-		create(a.t, &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: srv.ns, Name: "ps-" + srv.identity}, Spec: v2beta1.ProtectedServiceSpec{Name: srv.identity}})
+		env.Create(a.t, &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: srv.ns, Name: "ps-" + srv.identity}, Spec: v2beta1.ProtectedServiceSpec{Name: srv.identity}})
 		a.protected[key] = true
 		a.victimTargets = append(a.victimTargets, rtarget{ns: srv.ns, name: srv.identity})
 		a.logf("victim protects %s", key)
@@ -589,7 +589,7 @@ func (a *adversary) impostor() {
 		delete(lbls, compile.WorkloadKindLabel)
 	}
 	owner := widget(a.t, ns, name)
-	create(a.t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-0", Labels: lbls, Annotations: ann,
+	env.Create(a.t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-0", Labels: lbls, Annotations: ann,
 		OwnerReferences: controllerRef(owner, "test.intentguard.dev/v1", "Widget")}, Spec: podSpec(corev1.RestartPolicyAlways)})
 	k := ns + "/" + name + "-0"
 	a.bare[k] = id

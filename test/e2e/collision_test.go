@@ -12,12 +12,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 	"github.com/intentguard/intentguard/internal/status"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // A tenant that targets another namespace's server under a kind spelled in another
@@ -26,11 +26,11 @@ import (
 // the operator stops writing.
 func TestLookalikeKindLeavesOtherNamespacesPolicyAlone(t *testing.T) {
 	counter := startOperator(t, enforcement.Options{})
-	victim, tenant := namespace(t, "lookalike-victim"), namespace(t, "lookalike-tenant")
-	deployment(t, victim, "api", 1, nil, nil)
-	deployment(t, victim, "client", 1, nil, nil)
-	deployment(t, tenant, "intruder", 1, nil, nil)
-	own := applyIntents(t, victim, `
+	victim, tenant := env.Namespace(t, "lookalike-victim"), env.Namespace(t, "lookalike-tenant")
+	env.Deployment(t, victim, "api", 1, nil, nil)
+	env.Deployment(t, victim, "client", 1, nil, nil)
+	env.Deployment(t, tenant, "intruder", 1, nil, nil)
+	own := env.ApplyIntents(t, victim, `
 metadata: {name: client}
 spec:
   workload: {name: client}
@@ -43,7 +43,7 @@ spec:
 	key := client.ObjectKey{Namespace: victim, Name: compile.PolicyName(intent.Server{Ref: intent.Ref{Namespace: victim, Name: "api", Kind: "Deployment"}})}
 	before := policyAt(t, key)
 
-	attack := applyIntents(t, tenant, `
+	attack := env.ApplyIntents(t, tenant, `
 metadata: {name: intruder}
 spec:
   workload: {name: intruder}
@@ -51,7 +51,7 @@ spec:
   - kubernetes: {name: api.lookalike-victim, kind: DeploymenT}
   - kubernetes: {name: api.lookalike-victim, kind: DEPLOYMENT}
 `)
-	waitFor(t, "the tenant's intents to have a status", func() (bool, error) {
+	suite.WaitFor(t, "the tenant's intents to have a status", 30*time.Second, func() (bool, error) {
 		var got v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(attack), &got)
 		return err == nil && got.Status.ObservedGeneration == got.Generation && len(got.Status.Targets) == 2, err
@@ -85,7 +85,7 @@ spec:
 	}
 
 	deleteObj(t, attack)
-	waitFor(t, "the tenant's intents gone", func() (bool, error) {
+	suite.WaitFor(t, "the tenant's intents gone", 30*time.Second, func() (bool, error) {
 		var gone v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(attack), &gone)
 		return err != nil, client.IgnoreNotFound(err)
@@ -103,9 +103,9 @@ spec:
 // over and over.
 func TestPolicyRecordedForAnotherServerLeftAlone(t *testing.T) {
 	counter := startOperator(t, enforcement.Options{})
-	ns := namespace(t, "recorded-other")
-	deployment(t, ns, "api", 1, nil, nil)
-	deployment(t, ns, "client", 1, nil, nil)
+	ns := env.Namespace(t, "recorded-other")
+	env.Deployment(t, ns, "api", 1, nil, nil)
+	env.Deployment(t, ns, "client", 1, nil, nil)
 	server := intent.Server{Ref: intent.Ref{Namespace: ns, Name: "api", Kind: "Deployment"}}
 	other := intent.Server{Ref: intent.Ref{Namespace: ns, Name: "api"}, Service: true}
 	squatter := &networkingv1.NetworkPolicy{
@@ -117,22 +117,22 @@ func TestPolicyRecordedForAnotherServerLeftAlone(t *testing.T) {
 		},
 		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "nothing"}}},
 	}
-	create(t, squatter)
-	ci := applyIntents(t, ns, `
+	env.Create(t, squatter)
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}
   targets:
   - kubernetes: {name: api, kind: Deployment}
 `)
-	waitFor(t, "Ready=False naming the policy of the other server", func() (bool, error) {
+	suite.WaitFor(t, "Ready=False naming the policy of the other server", 30*time.Second, func() (bool, error) {
 		var got v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got)
 		c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionReady)
 		return err == nil && c != nil && c.Status == metav1.ConditionFalse && c.Reason == status.ReasonFailed &&
 			strings.Contains(c.Message, squatter.Name) && strings.Contains(c.Message, other.String()), err
 	})
-	waitFor(t, "a Failed event", func() (bool, error) { return hasEvent(ns, ci.Name, status.ReasonFailed) })
+	suite.WaitFor(t, "a Failed event", 30*time.Second, func() (bool, error) { return hasEvent(ns, ci.Name, status.ReasonFailed) })
 	writesSettle(t, counter)
 	after := policyAt(t, client.ObjectKeyFromObject(squatter))
 	if after.Generation != 1 || after.Annotations[compile.ServerAnnotation] != other.Key() || after.Labels[compile.ServerLabel] != "" {
@@ -150,10 +150,10 @@ spec:
 // the policy a lookalike server left under the victim's name is replaced by the victim's
 // own, and nothing is written over and over.
 func TestPolicyLeftByLookalikeServerIsReplaced(t *testing.T) {
-	victim, tenant := namespace(t, "leftover-victim"), namespace(t, "leftover-tenant")
-	deployment(t, victim, "api", 1, nil, nil)
-	deployment(t, victim, "client", 1, nil, nil)
-	deployment(t, tenant, "intruder", 1, nil, nil)
+	victim, tenant := env.Namespace(t, "leftover-victim"), env.Namespace(t, "leftover-tenant")
+	env.Deployment(t, victim, "api", 1, nil, nil)
+	env.Deployment(t, victim, "client", 1, nil, nil)
+	env.Deployment(t, tenant, "intruder", 1, nil, nil)
 	genuine := intent.Server{Ref: intent.Ref{Namespace: victim, Name: "api", Kind: "Deployment"}}
 	lookalike := intent.Server{Ref: intent.Ref{Namespace: victim, Name: "api", Kind: "DeploymenT"}}
 	// What the earlier release wrote for the lookalike: the victim's name, its own record,
@@ -170,15 +170,15 @@ func TestPolicyLeftByLookalikeServerIsReplaced(t *testing.T) {
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 		},
 	}
-	create(t, leftover)
-	own := applyIntents(t, victim, `
+	env.Create(t, leftover)
+	own := env.ApplyIntents(t, victim, `
 metadata: {name: client}
 spec:
   workload: {name: client}
   targets:
   - kubernetes: {name: api, kind: Deployment}
 `)
-	applyIntents(t, tenant, `
+	env.ApplyIntents(t, tenant, `
 metadata: {name: intruder}
 spec:
   workload: {name: intruder}
@@ -202,7 +202,7 @@ spec:
 // writesSettle waits until the operator has written nothing for two seconds in a row,
 // then checks that it stays quiet: a write loop never settles. It reports a loop and
 // lets the test go on, to see what else the loop does.
-func writesSettle(t *testing.T, counter *apitest.WriteCounter) {
+func writesSettle(t *testing.T, counter *suite.WriteCounter) {
 	t.Helper()
 	const quiet = 2 * time.Second
 	deadline := time.Now().Add(30 * time.Second)
@@ -269,8 +269,8 @@ func assertEnforced(t *testing.T, ci *v2beta1.ClientIntents) {
 // named without a digest) gets its new policy and loses the old one; a policy of another
 // server beside it is kept.
 func TestPolicyUnderEarlierNameIsPruned(t *testing.T) {
-	ns := namespace(t, "renamed")
-	deployment(t, ns, "client", 1, nil, nil)
+	ns := env.Namespace(t, "renamed")
+	env.Deployment(t, ns, "client", 1, nil, nil)
 	server := intent.Server{Ref: intent.Ref{Namespace: ns, Name: "web", Kind: "Rollout"}}
 	neighbour := intent.Server{Ref: intent.Ref{Namespace: ns, Name: "web", Kind: "RollOut"}}
 	earlier := func(s intent.Server, name string) *networkingv1.NetworkPolicy {
@@ -288,8 +288,8 @@ func TestPolicyUnderEarlierNameIsPruned(t *testing.T) {
 	old, kept := earlier(server, "access-to.rollout.web"), earlier(neighbour, "access-to.rollout.web-neighbour")
 	// The neighbour's policy carries the server's digest label but records another server.
 	kept.Labels[compile.ServerLabel] = server.Hash()
-	create(t, old, kept)
-	ci := applyIntents(t, ns, `
+	env.Create(t, old, kept)
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}

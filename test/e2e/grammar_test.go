@@ -16,7 +16,7 @@ import (
 // with a message naming the field as the file's version spells it, and accepts the edge
 // cases that are valid.
 func TestNamesFollowTheirSystemsGrammar(t *testing.T) {
-	ns := namespace(t, "grammar")
+	ns := env.Namespace(t, "grammar")
 	v2 := func(name, target string) string {
 		return `{apiVersion: k8s.otterize.com/v2beta1, kind: ClientIntents, metadata: {name: ` + name + `}, spec: {workload: {name: ` + name + `}, targets: [` + target + `]}}`
 	}
@@ -59,7 +59,7 @@ func TestNamesFollowTheirSystemsGrammar(t *testing.T) {
 // operator can still write their status and users can still edit their other fields,
 // while a new bad value is refused.
 func TestStoredObjectsKeepTheirStatusPath(t *testing.T) {
-	ns := namespace(t, "grammar-stored")
+	ns := env.Namespace(t, "grammar-stored")
 	putStored(t, ns, `
 apiVersion: k8s.otterize.com/v2beta1
 kind: ClientIntents

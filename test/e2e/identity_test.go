@@ -19,12 +19,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/facts/informer"
-	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/status"
-	"github.com/intentguard/intentguard/internal/tutorial"
+	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
+	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
 )
 
 // podSpec is a container listening on the http port the probes use.
@@ -47,7 +48,7 @@ func jobOf(t *testing.T, ns, name string, owner []metav1.OwnerReference) {
 			Spec:       podSpec(corev1.RestartPolicyNever),
 		}},
 	}
-	create(t, j)
+	env.Create(t, j)
 	waitPods(t, ns, map[string]string{"run": name}, 1)
 }
 
@@ -56,7 +57,7 @@ func replicaSetOf(t *testing.T, ns, name string, owner []metav1.OwnerReference) 
 	t.Helper()
 	one := int32(1)
 	labels := map[string]string{"rs": name}
-	create(t, &appsv1.ReplicaSet{
+	env.Create(t, &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, OwnerReferences: owner},
 		Spec: appsv1.ReplicaSetSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: podSpec(corev1.RestartPolicyAlways)}},
@@ -66,7 +67,7 @@ func replicaSetOf(t *testing.T, ns, name string, owner []metav1.OwnerReference) 
 
 func waitPods(t *testing.T, ns string, labels map[string]string, n int) {
 	t.Helper()
-	waitFor(t, "pods of "+ns, func() (bool, error) {
+	suite.WaitFor(t, "pods of "+ns, 30*time.Second, func() (bool, error) {
 		var pods corev1.PodList
 		err := kube.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels(labels))
 		return err == nil && len(pods.Items) >= n, err
@@ -90,7 +91,7 @@ func widgetCRD(t *testing.T) {
 	if err := kube.Create(context.Background(), crd); err != nil && !strings.Contains(err.Error(), "already exists") {
 		t.Fatal(err)
 	}
-	waitFor(t, "the Widget CRD", func() (bool, error) {
+	suite.WaitFor(t, "the Widget CRD", 30*time.Second, func() (bool, error) {
 		var got apiextensionsv1.CustomResourceDefinition
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(crd), &got); err != nil {
 			return false, err
@@ -131,29 +132,29 @@ func widget(t *testing.T, ns, name string) *unstructured.Unstructured {
 func TestEveryOwnerKindEnforced(t *testing.T) {
 	startOperator(t, enforcement.Options{})
 	widgetCRD(t)
-	ns := namespace(t, "owners")
-	deployment(t, ns, "api", 1, nil, nil)
-	deployment(t, ns, "other", 1, nil, nil)
+	ns := env.Namespace(t, "owners")
+	env.Deployment(t, ns, "api", 1, nil, nil)
+	env.Deployment(t, ns, "other", 1, nil, nil)
 	cron := &batchv1.CronJob{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "report"},
 		Spec: batchv1.CronJobSpec{Schedule: "0 0 1 1 *", Suspend: ptr(true), JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
 			Template: corev1.PodTemplateSpec{Spec: podSpec(corev1.RestartPolicyNever)}}}},
 	}
-	create(t, cron)
+	env.Create(t, cron)
 	jobOf(t, ns, "report-29000000", controllerRef(cron, "batch/v1", "CronJob"))
 	jobOf(t, ns, "migrate", nil)
 	replicaSetOf(t, ns, "lonely", nil)
 	w := widget(t, ns, "canary")
 	replicaSetOf(t, ns, "canary-5d8f", controllerRef(w, "test.intentguard.dev/v1", "Widget"))
 
-	report := applyIntents(t, ns, `
+	report := env.ApplyIntents(t, ns, `
 metadata: {name: report}
 spec:
   workload: {name: report, kind: CronJob}
   targets:
   - kubernetes: {name: api}
 `)
-	api := applyIntents(t, ns, `
+	api := env.ApplyIntents(t, ns, `
 metadata: {name: api}
 spec:
   workload: {name: api}
@@ -181,10 +182,10 @@ spec:
 // within seconds of the namespace and its workload.
 func TestServerNamespaceCreatedLater(t *testing.T) {
 	startOperator(t, enforcement.Options{})
-	ns := namespace(t, "early")
-	deployment(t, ns, "client", 1, nil, nil)
-	deployment(t, ns, "server", 1, nil, nil)
-	ci := applyIntents(t, ns, `
+	ns := env.Namespace(t, "early")
+	env.Deployment(t, ns, "client", 1, nil, nil)
+	env.Deployment(t, ns, "server", 1, nil, nil)
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}
@@ -194,7 +195,7 @@ spec:
 `)
 	start := time.Now()
 	var got v2beta1.ClientIntents
-	waitFor(t, "a status naming the missing namespace", func() (bool, error) {
+	suite.WaitFor(t, "a status naming the missing namespace", 30*time.Second, func() (bool, error) {
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
 			return false, err
 		}
@@ -206,7 +207,7 @@ spec:
 	}
 	// The other target's policy may still be on its way in the first status; once it is
 	// in place, that target alone is Enforced.
-	waitFor(t, "server enforced while late-ns waits", func() (bool, error) {
+	suite.WaitFor(t, "server enforced while late-ns waits", 30*time.Second, func() (bool, error) {
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
 			return false, err
 		}
@@ -228,8 +229,8 @@ spec:
 		t.Errorf("TargetsResolved = %+v", c)
 	}
 
-	late := namespace(t, "late-ns")
-	deployment(t, late, "api", 1, nil, nil)
+	late := env.Namespace(t, "late-ns")
+	env.Deployment(t, late, "api", 1, nil, nil)
 	start = time.Now()
 	waitReady(t, ci)
 	if d := time.Since(start); d > 8*time.Second {
@@ -242,9 +243,9 @@ spec:
 // everyone, whatever name the intents know it by.
 func TestClusterDNSPortsFromService(t *testing.T) {
 	startOperator(t, enforcement.Options{})
-	ns := namespace(t, "dns-client")
-	deployment(t, ns, "prometheus", 1, nil, nil)
-	d := deployment(t, "kube-system", "resolver", 1, nil, map[string]string{"k8s-app": "kube-dns"})
+	ns := env.Namespace(t, "dns-client")
+	env.Deployment(t, ns, "prometheus", 1, nil, nil)
+	d := env.Deployment(t, "kube-system", "resolver", 1, nil, map[string]string{"k8s-app": "kube-dns"})
 	t.Cleanup(func() { _ = kube.Delete(context.Background(), d) })
 	udp := corev1.ProtocolUDP
 	svc := &corev1.Service{
@@ -254,9 +255,9 @@ func TestClusterDNSPortsFromService(t *testing.T) {
 			{Name: "dns-tcp", Port: 53, TargetPort: intstr.FromInt32(5353)},
 		}},
 	}
-	create(t, svc)
+	env.Create(t, svc)
 	t.Cleanup(func() { _ = kube.Delete(context.Background(), svc) })
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: prometheus}
 spec:
   workload: {name: prometheus}
@@ -286,10 +287,10 @@ spec:
 // claiming enforcement.
 func TestServiceWithoutSelectorNotClaimed(t *testing.T) {
 	startOperator(t, enforcement.Options{})
-	ns := namespace(t, "noselector")
-	deployment(t, ns, "client", 1, nil, nil)
+	ns := env.Namespace(t, "noselector")
+	env.Deployment(t, ns, "client", 1, nil, nil)
 	service(t, ns, "external-db", nil, 5432, intstr.FromInt32(5432))
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}
@@ -297,7 +298,7 @@ spec:
   - service: {name: external-db}
 `)
 	var got v2beta1.ClientIntents
-	waitFor(t, "a Failed status", func() (bool, error) {
+	suite.WaitFor(t, "a Failed status", 30*time.Second, func() (bool, error) {
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
 			return false, err
 		}
@@ -317,14 +318,14 @@ spec:
 // ProtectedService reports the policy that protects it.
 func TestShadowProtectedServiceReachedThroughOtherServiceName(t *testing.T) {
 	startOperator(t, enforcement.Options{Shadow: true})
-	ns := namespace(t, "shadow-svc")
-	deployment(t, ns, "server", 1, nil, nil)
-	deployment(t, ns, "client", 1, nil, nil)
-	deployment(t, ns, "other", 1, nil, nil)
+	ns := env.Namespace(t, "shadow-svc")
+	env.Deployment(t, ns, "server", 1, nil, nil)
+	env.Deployment(t, ns, "client", 1, nil, nil)
+	env.Deployment(t, ns, "other", 1, nil, nil)
 	service(t, ns, "web", map[string]string{"app": "server"}, 80, intstr.FromInt32(8080))
 	ps := &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "server"}, Spec: v2beta1.ProtectedServiceSpec{Name: "server"}}
-	create(t, ps)
-	ci := applyIntents(t, ns, `
+	env.Create(t, ps)
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}
@@ -333,12 +334,12 @@ spec:
 `)
 	// The ProtectedService may reach the operator after the intents: Shadow first is fine,
 	// Enforced is where it must end.
-	waitFor(t, "the Service target enforced", func() (bool, error) {
+	suite.WaitFor(t, "the Service target enforced", 30*time.Second, func() (bool, error) {
 		got := waitReady(t, ci)
 		return got.Status.Enforcement == status.EnforcementEnforced, nil
 	})
 	eventuallyConnectivity(t, http8080, calls{"server.shadow-svc": {"client.shadow-svc"}}, ns)
-	waitFor(t, "ProtectedService Ready with its policy", func() (bool, error) {
+	suite.WaitFor(t, "ProtectedService Ready with its policy", 30*time.Second, func() (bool, error) {
 		var p v2beta1.ProtectedService
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ps), &p); err != nil {
 			return false, err
@@ -351,13 +352,13 @@ spec:
 // says which policy does.
 func TestProtectedServiceAloneDeniesAll(t *testing.T) {
 	startOperator(t, enforcement.Options{})
-	ns := namespace(t, "lonely-ps")
-	deployment(t, ns, "vault", 1, nil, nil)
-	deployment(t, ns, "client", 1, nil, nil)
+	ns := env.Namespace(t, "lonely-ps")
+	env.Deployment(t, ns, "vault", 1, nil, nil)
+	env.Deployment(t, ns, "client", 1, nil, nil)
 	ps := &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "protect-vault"}, Spec: v2beta1.ProtectedServiceSpec{Name: "vault"}}
-	create(t, ps)
+	env.Create(t, ps)
 	eventuallyConnectivity(t, http8080, calls{"vault.lonely-ps": {}}, ns)
-	waitFor(t, "ProtectedService Ready with its policy", func() (bool, error) {
+	suite.WaitFor(t, "ProtectedService Ready with its policy", 30*time.Second, func() (bool, error) {
 		var p v2beta1.ProtectedService
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ps), &p); err != nil {
 			return false, err
@@ -372,7 +373,7 @@ func TestProtectedServiceAloneDeniesAll(t *testing.T) {
 // outrun owner events.
 func TestOwnerArrivingAfterItsPod(t *testing.T) {
 	ctx := context.Background()
-	lc, err := localcluster.Start(ctx, localcluster.Options{WithoutControllerManager: true})
+	lc, err := controlplane.Start(ctx, controlplane.Options{WithoutControllerManager: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,14 +426,14 @@ func TestOwnerArrivingAfterItsPod(t *testing.T) {
 			Spec: appsv1.ReplicaSetSpec{Selector: d.Spec.Selector, Template: d.Spec.Template}}
 	}
 	mustCreate(rs("web-5c7", web), rs("api-9f2", api))
-	waitFor(t, "web's pod admitted by api's policy once the owners arrived", func() (bool, error) {
+	suite.WaitFor(t, "web's pod admitted by api's policy once the owners arrived", 30*time.Second, func() (bool, error) {
 		var np networkingv1.NetworkPolicyList
 		if err := c.List(ctx, &np, client.InNamespace(ns)); err != nil || len(np.Items) != 1 {
 			return false, err
 		}
 		return enforced()
 	})
-	waitFor(t, "the ClientIntents Ready", func() (bool, error) {
+	suite.WaitFor(t, "the ClientIntents Ready", 30*time.Second, func() (bool, error) {
 		var got v2beta1.ClientIntents
 		if err := c.Get(ctx, client.ObjectKeyFromObject(ci), &got); err != nil {
 			return false, err

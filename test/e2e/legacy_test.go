@@ -6,14 +6,15 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/apitest"
 	"github.com/intentguard/intentguard/internal/enforcement"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // putStored writes a ClientIntents into etcd as the API server stores it, in the version
@@ -37,11 +38,11 @@ func putStored(t *testing.T, ns, doc string) {
 		t.Fatal(err)
 	}
 	key := "/registry/k8s.otterize.com/clientintents/" + ns + "/" + name
-	if err := apitest.EtcdPut(local.EtcdURL(), key, b); err != nil {
+	if err := local.EtcdPut(key, b); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := apitest.EtcdDelete(local.EtcdURL(), key); err != nil {
+		if err := local.EtcdDelete(key); err != nil {
 			t.Errorf("removing %s/%s from etcd: %v", ns, name, err)
 		}
 	})
@@ -88,21 +89,21 @@ spec:
 // starts, enforces another namespace's intents, reports the calls it does not enforce in
 // the legacy objects' status, and every object reads back in its own version as written.
 func TestLegacyObjectsDoNotStopTheOperator(t *testing.T) {
-	victim := namespace(t, "legacy-victim")
-	tenant := namespace(t, "legacy-tenant")
-	deployment(t, victim, "server", 1, nil, nil)
-	deployment(t, victim, "client", 1, nil, nil)
-	ci := applyIntents(t, victim, `{metadata: {name: client}, spec: {workload: {name: client}, targets: [{kubernetes: {name: server}}]}}`)
+	victim := env.Namespace(t, "legacy-victim")
+	tenant := env.Namespace(t, "legacy-tenant")
+	env.Deployment(t, victim, "server", 1, nil, nil)
+	env.Deployment(t, victim, "client", 1, nil, nil)
+	ci := env.ApplyIntents(t, victim, `{metadata: {name: client}, spec: {workload: {name: client}, targets: [{kubernetes: {name: server}}]}}`)
 	for _, l := range legacyObjects {
 		putStored(t, tenant, l.doc)
 	}
 	startOperator(t, enforcement.Options{})
 
 	waitReady(t, ci)
-	waitFor(t, "the victim's policy", func() (bool, error) { return len(managedPolicies(t, victim)) > 0, nil })
+	suite.WaitFor(t, "the victim's policy", 30*time.Second, func() (bool, error) { return len(managedPolicies(t, victim)) > 0, nil })
 	for _, l := range legacyObjects {
 		var got v2beta1.ClientIntents
-		waitFor(t, l.name+" reporting "+l.target, func() (bool, error) {
+		suite.WaitFor(t, l.name+" reporting "+l.target, 30*time.Second, func() (bool, error) {
 			if err := kube.Get(context.Background(), client.ObjectKey{Namespace: tenant, Name: l.name}, &got); err != nil {
 				return false, err
 			}

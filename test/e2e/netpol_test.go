@@ -17,13 +17,14 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 	"github.com/intentguard/intentguard/internal/status"
-	"github.com/intentguard/intentguard/internal/tutorial"
+	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
+	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
 )
 
 var http8080 = connectivity.Port{Number: 8080, Name: "http"}
@@ -41,7 +42,7 @@ func TestTutorialClientAllowedClientOtherDenied(t *testing.T) {
 	assertConnectivity(t, port, calls{}, tutorial.Namespace)
 
 	ci := tutorial.Intents()
-	create(t, ci)
+	env.Create(t, ci)
 	got := waitReady(t, ci)
 	if got.Status.Enforcement != status.EnforcementEnforced || !got.Status.UpToDate || got.Status.TargetCount != 1 {
 		t.Errorf("status = %+v", got.Status)
@@ -59,12 +60,12 @@ func TestTutorialClientAllowedClientOtherDenied(t *testing.T) {
 // reaches the server; the same-named workload in a third namespace does not.
 func TestCrossNamespaceIntents(t *testing.T) {
 	startOperator(t, enforcement.Options{})
-	srv, a, b := namespace(t, "xns-server"), namespace(t, "xns-a"), namespace(t, "xns-b")
-	deployment(t, srv, "api", 1, nil, nil)
-	deployment(t, a, "frontend", 1, nil, nil)
-	deployment(t, b, "frontend", 1, nil, nil)
-	deployment(t, srv, "worker", 1, nil, nil)
-	ci := applyIntents(t, a, `
+	srv, a, b := env.Namespace(t, "xns-server"), env.Namespace(t, "xns-a"), env.Namespace(t, "xns-b")
+	env.Deployment(t, srv, "api", 1, nil, nil)
+	env.Deployment(t, a, "frontend", 1, nil, nil)
+	env.Deployment(t, b, "frontend", 1, nil, nil)
+	env.Deployment(t, srv, "worker", 1, nil, nil)
+	ci := env.ApplyIntents(t, a, `
 metadata: {name: frontend}
 spec:
   workload: {name: frontend}
@@ -78,13 +79,13 @@ spec:
 // Service targets allow the Service's target ports, numeric or named, and nothing else.
 func TestServiceTargetPorts(t *testing.T) {
 	startOperator(t, enforcement.Options{})
-	ns := namespace(t, "svc-ports")
-	deployment(t, ns, "web", 1, nil, nil)
-	deployment(t, ns, "db", 1, nil, nil)
-	deployment(t, ns, "client", 1, nil, nil)
+	ns := env.Namespace(t, "svc-ports")
+	env.Deployment(t, ns, "web", 1, nil, nil)
+	env.Deployment(t, ns, "db", 1, nil, nil)
+	env.Deployment(t, ns, "client", 1, nil, nil)
 	service(t, ns, "web", map[string]string{"app": "web"}, 80, intstr.FromString("http"))
 	service(t, ns, "db", map[string]string{"app": "db"}, 5432, intstr.FromInt32(8080))
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}
@@ -110,13 +111,13 @@ spec:
 // A kinded workload target protects only the workload of that kind.
 func TestKindedWorkloadTarget(t *testing.T) {
 	startOperator(t, enforcement.Options{})
-	ns := namespace(t, "kinded")
-	deployment(t, ns, "store", 1, nil, nil)
-	deployment(t, ns, "client", 1, nil, nil)
-	deployment(t, ns, "other", 1, nil, nil)
+	ns := env.Namespace(t, "kinded")
+	env.Deployment(t, ns, "store", 1, nil, nil)
+	env.Deployment(t, ns, "client", 1, nil, nil)
+	env.Deployment(t, ns, "other", 1, nil, nil)
 	// A CronJob-like bare pod named differently but labelled like the Deployment's pods.
 	barePod(t, ns, "store-debug", map[string]string{"app": "store"}, nil)
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client, kind: Deployment}
@@ -138,12 +139,12 @@ spec:
 // A workload sharing the declared client's labels is not let in with it.
 func TestLookalikeClientStaysDenied(t *testing.T) {
 	counter := startOperator(t, enforcement.Options{})
-	ns := namespace(t, "lookalike")
-	deployment(t, ns, "server", 1, nil, nil)
-	deployment(t, ns, "client", 1, nil, nil)
+	ns := env.Namespace(t, "lookalike")
+	env.Deployment(t, ns, "server", 1, nil, nil)
+	env.Deployment(t, ns, "client", 1, nil, nil)
 	// Same app=client label as the declared client's pods, different workload.
 	barePod(t, ns, "impostor", map[string]string{"app": "client"}, nil)
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}
@@ -157,7 +158,7 @@ spec:
 	// switches back to it and removes the labels it added.
 	mark := len(counter.Requests())
 	deleteObj(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "impostor"}})
-	waitFor(t, "operator labels removed from client pods", func() (bool, error) {
+	suite.WaitFor(t, "operator labels removed from client pods", 30*time.Second, func() (bool, error) {
 		return noOperatorLabels(ns)
 	})
 	assertConnectivity(t, http8080, calls{"server.lookalike": {"client.lookalike"}}, ns)
@@ -181,12 +182,12 @@ spec:
 // the operator adds, and those labels go when the intents go.
 func TestAnnotationOverriddenIdentity(t *testing.T) {
 	startOperator(t, enforcement.Options{})
-	ns := namespace(t, "annotated")
-	deployment(t, ns, "server", 1, nil, nil)
-	deployment(t, ns, "checkout-v2", 2, map[string]string{identity.WorkloadNameAnnotation: "checkout"}, nil)
+	ns := env.Namespace(t, "annotated")
+	env.Deployment(t, ns, "server", 1, nil, nil)
+	env.Deployment(t, ns, "checkout-v2", 2, map[string]string{identity.WorkloadNameAnnotation: "checkout"}, nil)
 	barePod(t, ns, "legacy-checkout", map[string]string{"app": "legacy"}, map[string]string{identity.ServiceNameAnnotation: "checkout"})
-	deployment(t, ns, "other", 1, nil, nil)
-	ci := applyIntents(t, ns, `
+	env.Deployment(t, ns, "other", 1, nil, nil)
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: checkout}
 spec:
   workload: {name: checkout}
@@ -197,8 +198,8 @@ spec:
 	assertConnectivity(t, http8080, calls{"server.annotated": {"checkout.annotated"}}, ns)
 
 	deleteObj(t, ci)
-	waitFor(t, "policy removed", func() (bool, error) { return len(managedPolicies(t, ns)) == 0, nil })
-	waitFor(t, "operator labels removed", func() (bool, error) { return noOperatorLabels(ns) })
+	suite.WaitFor(t, "policy removed", 30*time.Second, func() (bool, error) { return len(managedPolicies(t, ns)) == 0, nil })
+	suite.WaitFor(t, "operator labels removed", 30*time.Second, func() (bool, error) { return noOperatorLabels(ns) })
 	assertConnectivity(t, http8080, calls{}, ns)
 }
 
@@ -223,11 +224,11 @@ func noOperatorLabels(ns string) (bool, error) {
 // ProtectedService turns enforcement on for its server only.
 func TestShadowModeAndProtectedService(t *testing.T) {
 	startOperator(t, enforcement.Options{Shadow: true})
-	ns := namespace(t, "shadow")
-	deployment(t, ns, "server", 1, nil, nil)
-	deployment(t, ns, "billing", 1, nil, nil)
-	deployment(t, ns, "client", 1, nil, nil)
-	ci := applyIntents(t, ns, `
+	ns := env.Namespace(t, "shadow")
+	env.Deployment(t, ns, "server", 1, nil, nil)
+	env.Deployment(t, ns, "billing", 1, nil, nil)
+	env.Deployment(t, ns, "client", 1, nil, nil)
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}
@@ -243,35 +244,35 @@ spec:
 	if cond == nil || cond.Reason != status.ReasonShadowMode || !strings.Contains(cond.Message, "server.shadow") {
 		t.Fatalf("Enforced condition = %+v", cond)
 	}
-	waitFor(t, "a ShadowMode event", func() (bool, error) { return hasEvent(ns, ci.Name, status.ReasonShadowMode) })
+	suite.WaitFor(t, "a ShadowMode event", 30*time.Second, func() (bool, error) { return hasEvent(ns, ci.Name, status.ReasonShadowMode) })
 	if n := len(managedPolicies(t, ns)); n != 0 {
 		t.Fatalf("%d policies in shadow mode", n)
 	}
 	assertConnectivity(t, http8080, calls{}, ns)
 
-	create(t, &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "server"}, Spec: v2beta1.ProtectedServiceSpec{Name: "server"}})
+	env.Create(t, &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "server"}, Spec: v2beta1.ProtectedServiceSpec{Name: "server"}})
 	eventuallyConnectivity(t, http8080, calls{"server.shadow": {"client.shadow"}}, ns)
-	waitFor(t, "Partial enforcement", func() (bool, error) {
+	suite.WaitFor(t, "Partial enforcement", 30*time.Second, func() (bool, error) {
 		var ci2 v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &ci2)
 		return err == nil && ci2.Status.Enforcement == status.EnforcementPartial, err
 	})
 
 	// A ProtectedService for a server nobody declared a call to denies all its ingress.
-	deployment(t, ns, "vault", 1, nil, nil)
-	create(t, &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vault"}, Spec: v2beta1.ProtectedServiceSpec{Name: "vault"}})
+	env.Deployment(t, ns, "vault", 1, nil, nil)
+	env.Create(t, &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vault"}, Spec: v2beta1.ProtectedServiceSpec{Name: "vault"}})
 	eventuallyConnectivity(t, http8080, calls{"server.shadow": {"client.shadow"}, "vault.shadow": {}}, ns)
 }
 
 // Namespaces listed as enforced are enforced in shadow mode; others are not.
 func TestPerNamespaceEnforcement(t *testing.T) {
 	startOperator(t, enforcement.Options{Shadow: true, EnforcedNamespaces: []string{"enforced-ns"}})
-	on, off := namespace(t, "enforced-ns"), namespace(t, "shadowed-ns")
+	on, off := env.Namespace(t, "enforced-ns"), env.Namespace(t, "shadowed-ns")
 	for _, ns := range []string{on, off} {
-		deployment(t, ns, "server", 1, nil, nil)
-		deployment(t, ns, "client", 1, nil, nil)
-		deployment(t, ns, "intruder", 1, nil, nil)
-		waitReady(t, applyIntents(t, ns, `
+		env.Deployment(t, ns, "server", 1, nil, nil)
+		env.Deployment(t, ns, "client", 1, nil, nil)
+		env.Deployment(t, ns, "intruder", 1, nil, nil)
+		waitReady(t, env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}
@@ -286,13 +287,13 @@ spec:
 // clients from other namespaces' policies.
 func TestDeletingIntentsAndNamespaces(t *testing.T) {
 	startOperator(t, enforcement.Options{})
-	srv := namespace(t, "del-server")
-	gone := namespace(t, "del-client")
-	deployment(t, srv, "api", 1, nil, nil)
-	deployment(t, srv, "cache", 1, nil, nil)
-	deployment(t, srv, "local", 1, nil, nil)
-	deployment(t, gone, "remote", 1, nil, nil)
-	local := applyIntents(t, srv, `
+	srv := env.Namespace(t, "del-server")
+	gone := env.Namespace(t, "del-client")
+	env.Deployment(t, srv, "api", 1, nil, nil)
+	env.Deployment(t, srv, "cache", 1, nil, nil)
+	env.Deployment(t, srv, "local", 1, nil, nil)
+	env.Deployment(t, gone, "remote", 1, nil, nil)
+	local := env.ApplyIntents(t, srv, `
 metadata: {name: local}
 spec:
   workload: {name: local}
@@ -300,7 +301,7 @@ spec:
   - kubernetes: {name: api}
   - kubernetes: {name: cache}
 `)
-	remote := applyIntents(t, gone, `
+	remote := env.ApplyIntents(t, gone, `
 metadata: {name: remote}
 spec:
   workload: {name: remote}
@@ -312,7 +313,7 @@ spec:
 	assertConnectivity(t, http8080, calls{"api.del-server": {"local.del-server", "remote.del-client"}, "cache.del-server": {"local.del-server"}}, srv, gone)
 
 	deleteObj(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: gone}})
-	waitFor(t, "api policy without the deleted namespace's client", func() (bool, error) {
+	suite.WaitFor(t, "api policy without the deleted namespace's client", 30*time.Second, func() (bool, error) {
 		var p networkingv1.NetworkPolicy
 		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: srv, Name: "access-to.any.api"}, &p); err != nil {
 			return false, err
@@ -322,7 +323,7 @@ spec:
 	assertConnectivity(t, http8080, calls{"api.del-server": {"local.del-server"}, "cache.del-server": {"local.del-server"}}, srv)
 
 	deleteObj(t, local)
-	waitFor(t, "all policies removed", func() (bool, error) { return len(managedPolicies(t, srv)) == 0, nil })
+	suite.WaitFor(t, "all policies removed", 30*time.Second, func() (bool, error) { return len(managedPolicies(t, srv)) == 0, nil })
 	assertConnectivity(t, http8080, calls{}, srv)
 }
 
@@ -330,10 +331,10 @@ spec:
 // create is never touched.
 func TestHandEditedPoliciesRestoredForeignUntouched(t *testing.T) {
 	startOperator(t, enforcement.Options{})
-	ns := namespace(t, "tamper")
-	deployment(t, ns, "server", 1, nil, nil)
-	deployment(t, ns, "client", 1, nil, nil)
-	deployment(t, ns, "other", 1, nil, nil)
+	ns := env.Namespace(t, "tamper")
+	env.Deployment(t, ns, "server", 1, nil, nil)
+	env.Deployment(t, ns, "client", 1, nil, nil)
+	env.Deployment(t, ns, "other", 1, nil, nil)
 	foreign := &networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "team-owned", Labels: map[string]string{"team": "infra"}},
 		Spec: networkingv1.NetworkPolicySpec{
@@ -341,8 +342,8 @@ func TestHandEditedPoliciesRestoredForeignUntouched(t *testing.T) {
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
 		},
 	}
-	create(t, foreign)
-	ci := applyIntents(t, ns, `
+	env.Create(t, foreign)
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}
@@ -359,7 +360,7 @@ spec:
 		t.Fatal(err)
 	}
 	deleteObj(t, &p)
-	waitFor(t, "deleted policy restored", func() (bool, error) {
+	suite.WaitFor(t, "deleted policy restored", 30*time.Second, func() (bool, error) {
 		var again networkingv1.NetworkPolicy
 		err := kube.Get(context.Background(), key, &again)
 		return err == nil && again.UID != p.UID, client.IgnoreNotFound(err)
@@ -375,7 +376,7 @@ spec:
 	if err := kube.Update(context.Background(), &p); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "edited policy restored", func() (bool, error) {
+	suite.WaitFor(t, "edited policy restored", 30*time.Second, func() (bool, error) {
 		var again networkingv1.NetworkPolicy
 		if err := kube.Get(context.Background(), key, &again); err != nil {
 			return false, err
@@ -392,7 +393,7 @@ spec:
 		t.Fatalf("foreign policy was modified: generation %d, labels %v", after.Generation, after.Labels)
 	}
 	deleteObj(t, ci)
-	waitFor(t, "managed policy removed", func() (bool, error) { return len(managedPolicies(t, ns)) == 0, nil })
+	suite.WaitFor(t, "managed policy removed", 30*time.Second, func() (bool, error) { return len(managedPolicies(t, ns)) == 0, nil })
 	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(foreign), &after); err != nil {
 		t.Fatalf("foreign policy gone after intents were deleted: %v", err)
 	}
@@ -402,22 +403,22 @@ spec:
 // alone, and the intents report why they are not in force.
 func TestForeignPolicyWithOperatorNameLeftAlone(t *testing.T) {
 	startOperator(t, enforcement.Options{})
-	ns := namespace(t, "squatter")
-	deployment(t, ns, "server", 1, nil, nil)
-	deployment(t, ns, "client", 1, nil, nil)
+	ns := env.Namespace(t, "squatter")
+	env.Deployment(t, ns, "server", 1, nil, nil)
+	env.Deployment(t, ns, "client", 1, nil, nil)
 	squatter := &networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "access-to.any.server"},
 		Spec:       networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "nothing"}}},
 	}
-	create(t, squatter)
-	ci := applyIntents(t, ns, `
+	env.Create(t, squatter)
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}
   targets:
   - kubernetes: {name: server}
 `)
-	waitFor(t, "Ready=False saying the name is taken", func() (bool, error) {
+	suite.WaitFor(t, "Ready=False saying the name is taken", 30*time.Second, func() (bool, error) {
 		var got v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got)
 		c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionReady)
@@ -435,7 +436,7 @@ spec:
 
 // Invalid intents are rejected by the API server with a message that says what is wrong.
 func TestInvalidIntentsRejected(t *testing.T) {
-	ns := namespace(t, "invalid")
+	ns := env.Namespace(t, "invalid")
 	for _, tt := range []struct{ name, doc, want string }{
 		{"two keys in one target", `
 metadata: {name: two-keys}
@@ -525,20 +526,20 @@ spec:
 
 // Once converged, a full re-reconcile of an unchanged cluster writes nothing.
 func TestResyncOfUnchangedClusterWritesNothing(t *testing.T) {
-	ns := namespace(t, "idle")
-	deployment(t, ns, "server", 1, nil, nil)
-	deployment(t, ns, "client", 2, nil, nil)
-	deployment(t, ns, "annotated", 1, map[string]string{identity.WorkloadNameAnnotation: "batch"}, nil)
+	ns := env.Namespace(t, "idle")
+	env.Deployment(t, ns, "server", 1, nil, nil)
+	env.Deployment(t, ns, "client", 2, nil, nil)
+	env.Deployment(t, ns, "annotated", 1, map[string]string{identity.WorkloadNameAnnotation: "batch"}, nil)
 	service(t, ns, "server", map[string]string{"app": "server"}, 80, intstr.FromInt32(8080))
-	create(t, &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client"}, Spec: v2beta1.ProtectedServiceSpec{Name: "client"}})
-	ci := applyIntents(t, ns, `
+	env.Create(t, &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client"}, Spec: v2beta1.ProtectedServiceSpec{Name: "client"}})
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}
   targets:
   - service: {name: server}
 `)
-	batch := applyIntents(t, ns, `
+	batch := env.ApplyIntents(t, ns, `
 metadata: {name: batch}
 spec:
   workload: {name: batch}
@@ -550,7 +551,7 @@ spec:
 		startOperator(t, enforcement.Options{})
 		waitReady(t, ci)
 		waitReady(t, batch)
-		waitFor(t, "policies", func() (bool, error) { return len(managedPolicies(t, ns)) == 4, nil })
+		suite.WaitFor(t, "policies", 30*time.Second, func() (bool, error) { return len(managedPolicies(t, ns)) == 4, nil })
 		eventuallyConnectivity(t, http8080, calls{"server.idle": {"client.idle", "batch.idle"}, "client.idle": {}}, ns)
 	})
 	// A fresh operator lists and reconciles everything from scratch, exactly like a resync.
@@ -558,7 +559,7 @@ spec:
 	policiesBefore, statusBefore := reconciles(t, "networkpolicy"), reconciles(t, "clientintents-status")
 	counter := startOperator(t, enforcement.Options{})
 	waitReady(t, ci)
-	waitFor(t, "every server and both ClientIntents reconciled by the new operator", func() (bool, error) {
+	suite.WaitFor(t, "every server and both ClientIntents reconciled by the new operator", 30*time.Second, func() (bool, error) {
 		return reconciles(t, "networkpolicy")-policiesBefore >= 4 && reconciles(t, "clientintents-status")-statusBefore >= 2, nil
 	})
 	time.Sleep(time.Second) // writes a reconcile started would have landed by now
@@ -570,18 +571,18 @@ spec:
 // Editing one ClientIntents writes the one policy it changes and its own status, nothing
 // else: no Pending status on the way, no other server's policy, no other intents' status.
 func TestOneEditWritesOnlyWhatChanged(t *testing.T) {
-	ns := namespace(t, "one-edit")
+	ns := env.Namespace(t, "one-edit")
 	for _, name := range []string{"alpha", "beta", "first", "second"} {
-		deployment(t, ns, name, 1, nil, nil)
+		env.Deployment(t, ns, name, 1, nil, nil)
 	}
-	first := applyIntents(t, ns, `
+	first := env.ApplyIntents(t, ns, `
 metadata: {name: first}
 spec:
   workload: {name: first}
   targets:
   - kubernetes: {name: alpha}
 `)
-	second := applyIntents(t, ns, `
+	second := env.ApplyIntents(t, ns, `
 metadata: {name: second}
 spec:
   workload: {name: second}

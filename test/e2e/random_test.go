@@ -20,11 +20,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/apitest"
-	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/status"
+	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 var (
@@ -109,7 +109,7 @@ type world struct {
 	seed    int64
 	rnd     *rand.Rand
 	shadow  bool
-	counter *apitest.WriteCounter
+	counter *suite.WriteCounter
 	prefix  string
 	seq     int
 	// namespaces are the namespaces the test uses, live or planned; live says which exist.
@@ -144,7 +144,7 @@ func (w *world) setup() {
 }
 
 func (w *world) createNamespace(ns string) {
-	create(w.t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	env.Create(w.t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	w.t.Cleanup(func() {
 		_ = kube.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	})
@@ -383,7 +383,7 @@ func (w *world) step() {
 			// The workload the intents named before the namespace existed.
 			late := &rworkload{ns: ns, name: "late", kind: "Deployment", identity: "late", replicas: 1}
 			sel := &metav1.LabelSelector{MatchLabels: map[string]string{"w": "late"}}
-			create(w.t, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "late"}, Spec: appsv1.DeploymentSpec{Replicas: &late.replicas, Selector: sel, Template: w.template(late, corev1.RestartPolicyAlways)}})
+			env.Create(w.t, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "late"}, Spec: appsv1.DeploymentSpec{Replicas: &late.replicas, Selector: sel, Template: w.template(late, corev1.RestartPolicyAlways)}})
 			w.workloads[late.key()] = late
 			w.services()
 		}
@@ -396,7 +396,7 @@ func (w *world) step() {
 				delete(w.protected, key)
 				w.logf("unprotect %s", key)
 			} else {
-				create(w.t, ps)
+				env.Create(w.t, ps)
 				w.protected[key] = true
 				w.logf("protect %s", key)
 			}
@@ -416,7 +416,7 @@ func (w *world) step() {
 			name := fmt.Sprintf("impostor%d", w.seq)
 			owner := widget(w.t, wl.ns, name)
 			tpl := w.template(wl, corev1.RestartPolicyAlways)
-			create(w.t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: wl.ns, Name: name + "-0", Labels: tpl.Labels, OwnerReferences: controllerRef(owner, "test.intentguard.dev/v1", "Widget")}, Spec: tpl.Spec})
+			env.Create(w.t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: wl.ns, Name: name + "-0", Labels: tpl.Labels, OwnerReferences: controllerRef(owner, "test.intentguard.dev/v1", "Widget")}, Spec: tpl.Spec})
 			w.bare[wl.ns+"/"+name+"-0"] = &rworkload{ns: wl.ns, name: name, kind: "Widget", identity: name, replicas: 1}
 			w.logf("impostor %s/%s with the labels of %s", wl.ns, name, wl.key())
 		}

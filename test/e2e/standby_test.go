@@ -16,8 +16,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/testsupport/process"
 )
 
 // standbyPods is more pods than any buffer between the identity index and the
@@ -33,7 +33,7 @@ type replica struct {
 
 func startReplica(t *testing.T, leaseNamespace string) *replica {
 	t.Helper()
-	port, err := localcluster.FreePort()
+	port, err := process.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,12 +89,11 @@ func (r *replica) leading() bool {
 // waits for them), and when the leader goes, the standby takes over and enforces a
 // change made while no replica led.
 func TestStandbyReadyAndTakesOver(t *testing.T) {
-	operatorMu.Lock()
-	defer operatorMu.Unlock()
+	env.Exclusive(t)
 	ctx := context.Background()
-	lease := namespace(t, "standby-lease")
-	bulk := namespace(t, "standby-bulk")
-	ns := namespace(t, "standby")
+	lease := env.Namespace(t, "standby-lease")
+	bulk := env.Namespace(t, "standby-bulk")
+	ns := env.Namespace(t, "standby")
 
 	fast := rest.CopyConfig(local.Config)
 	fast.QPS, fast.Burst = 1000, 1000
@@ -125,9 +124,9 @@ func TestStandbyReadyAndTakesOver(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("creating pods: %v", err)
 	}
-	deployment(t, ns, "api", 1, nil, nil)
-	deployment(t, ns, "client", 1, nil, nil)
-	deployment(t, ns, "other", 1, nil, nil)
+	env.Deployment(t, ns, "api", 1, nil, nil)
+	env.Deployment(t, ns, "client", 1, nil, nil)
+	env.Deployment(t, ns, "other", 1, nil, nil)
 
 	first := startReplica(t, lease)
 	if !waitLong(first.leading) {
@@ -144,7 +143,7 @@ func TestStandbyReadyAndTakesOver(t *testing.T) {
 	if second.leading() {
 		t.Fatal("two replicas lead at once")
 	}
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kubernetes: {name: api}}]}
 `)
@@ -153,7 +152,7 @@ spec: {workload: {name: client}, targets: [{kubernetes: {name: api}}]}
 
 	// The leader goes; while no replica leads, another client declares its call.
 	first.stop()
-	applyIntents(t, ns, `
+	env.ApplyIntents(t, ns, `
 metadata: {name: other}
 spec: {workload: {name: other}, targets: [{kubernetes: {name: api}}]}
 `)
@@ -167,7 +166,7 @@ spec: {workload: {name: other}, targets: [{kubernetes: {name: api}}]}
 }
 
 // waitLong reports whether cond became true within two minutes (leader election and a
-// cache of this size take longer than waitFor allows).
+// cache of this size take longer than the suite's usual 30 s).
 func waitLong(cond func() bool) bool {
 	return wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
 		return cond(), nil

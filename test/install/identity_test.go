@@ -22,6 +22,7 @@ import (
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/principal"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // credentialsAccount is the user the chart's credentials operator runs as.
@@ -91,7 +92,7 @@ func podBelow(t *testing.T, ns, rsName, secret string, owner *unstructured.Unstr
 func issuedCN(t *testing.T, ns, name string) string {
 	t.Helper()
 	var s corev1.Secret
-	waitFor(t, "Secret "+ns+"/"+name, func() (bool, error) {
+	suite.WaitFor(t, "Secret "+ns+"/"+name, time.Minute, func() (bool, error) {
 		err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &s)
 		return err == nil, err
 	})
@@ -100,20 +101,6 @@ func issuedCN(t *testing.T, ns, name string) string {
 		t.Fatalf("Secret %s/%s: %v", ns, name, err)
 	}
 	return cert.Subject.CommonName
-}
-
-// run starts a manager until the test ends.
-func run(t *testing.T, mgr ctrl.Manager) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
 }
 
 // The credentials operator and the intents operator, each with the chart's RBAC, name a
@@ -153,27 +140,25 @@ func TestOneIdentityForBothOperators(t *testing.T) {
 	credRec := &forbiddenRecorder{}
 	cc := credentials.Defaults()
 	cc.Namespace, cc.MetricsAddr, cc.ProbeAddr, cc.InProcess = namespace, "0", "0", true
-	creds, err := credentials.New(ctx, as(credentialsAccount, credRec), cc)
-	if err != nil {
-		t.Fatalf("starting the credentials operator as %s: %v", credentialsAccount, err)
-	}
-	run(t, creds)
+	creds := suite.RunManager(t, "credentials operator", func(ctx context.Context) (ctrl.Manager, error) {
+		return credentials.New(ctx, as(credentialsAccount, credRec), cc)
+	})
 
 	// The intents operator's identity index, built as its controllers build it.
 	intentsRec := &forbiddenRecorder{}
 	skip := true
-	intents, err := ctrl.NewManager(as(serviceAccount, intentsRec), ctrl.Options{
-		Scheme: informer.Scheme(), Cache: informer.CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: &skip},
+	var ids *informer.Identities
+	intents := suite.RunManager(t, "intents operator", func(ctx context.Context) (ctrl.Manager, error) {
+		mgr, err := ctrl.NewManager(as(serviceAccount, intentsRec), ctrl.Options{
+			Scheme: informer.Scheme(), Cache: informer.CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"},
+			HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: &skip},
+		})
+		if err != nil {
+			return nil, err
+		}
+		ids = informer.NewIdentities(mgr.GetCache(), mgr.GetAPIReader(), ctrl.Log.WithName("identities"))
+		return mgr, ids.Start(ctx)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := informer.NewIdentities(intents.GetCache(), intents.GetAPIReader(), ctrl.Log.WithName("identities"))
-	if err := ids.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	run(t, intents)
 
 	for pod, workload := range want {
 		cn := issuedCN(t, ns, secretOf[workload])
@@ -190,7 +175,7 @@ func TestOneIdentityForBothOperators(t *testing.T) {
 			t.Errorf("pod %s (workload %s): certificate CN %q, intents operator's principal CN %q", pod, workload, cn, acl)
 		}
 	}
-	for name, m := range map[string]ctrl.Manager{"credentials": creds, "intents": intents} {
+	for name, m := range map[string]*suite.Manager{"credentials": creds, "intents": intents} {
 		synced, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if !m.GetCache().WaitForCacheSync(synced) {
 			t.Errorf("the %s operator's cache never synced after a pod named an owner kind it may not list", name)

@@ -36,17 +36,17 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
 	"github.com/mattfenwick/cyclonus/pkg/matcher"
 
 	"github.com/intentguard/intentguard/api"
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/apitest"
-	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/pki"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/process"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 	"github.com/intentguard/intentguard/internal/webhook"
 )
 
@@ -59,7 +59,8 @@ const (
 )
 
 var (
-	local *localcluster.Cluster
+	env   *suite.Env
+	local *controlplane.Cluster
 	kube  client.Client
 	// serviceAccount is the user the chart's pods run as.
 	serviceAccount = "system:serviceaccount:" + namespace + ":" + fullname
@@ -67,33 +68,14 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("E2E_VERBOSE") != "" {
-		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
-	} else {
-		ctrl.SetLogger(zap.New(zap.WriteTo(apitest.Discard{})))
-	}
-	var err error
-	local, err = localcluster.Start(context.Background(), localcluster.Options{WithoutControllerManager: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the local control plane:", err)
-		os.Exit(1)
-	}
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, api.AddToScheme} {
-		if err := add(s); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-	}
-	if kube, err = client.New(local.Config, client.Options{Scheme: s}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := local.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the local control plane:", err)
-	}
-	os.Exit(code)
+	env = suite.Start(suite.Options{
+		ControlPlane: controlplane.Options{WithoutControllerManager: true},
+		// Every served version, as a client of the installed chart sees them.
+		Scheme:      runtime.NewScheme(),
+		AddToScheme: []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, api.AddToScheme},
+	})
+	local, kube = env.Cluster, env.Client
+	os.Exit(env.Run(m))
 }
 
 // helm returns $HELM, else builds (once, cached) the helm of hack/helm.sh.
@@ -159,7 +141,7 @@ func apply(t *testing.T, objs []*unstructured.Unstructured) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the chart's RBAC to take effect", func() (bool, error) {
+	suite.WaitFor(t, "the chart's RBAC to take effect", time.Minute, func() (bool, error) {
 		err := sa.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: hookName}, &corev1.Secret{})
 		return err == nil || apierrors.IsNotFound(err), nil
 	})
@@ -205,7 +187,7 @@ type replica struct {
 // on 127.0.0.1, which the certificate therefore also names.
 func startReplica(t *testing.T, validity, checkInterval time.Duration) *replica {
 	t.Helper()
-	port, err := localcluster.FreePort()
+	port, err := process.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,36 +196,21 @@ func startReplica(t *testing.T, validity, checkInterval time.Duration) *replica 
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: serviceAccount}
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { r.rec.rt = rt; return r.rec }
 	svc := hookName + "." + namespace
-	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := operator.New(ctx, cfg, operator.Config{
-		MetricsAddr: "0", ProbeAddr: "0", InProcess: true,
-		LeaderElection: true, LeaderElectionNamespace: namespace, LeaderElectionID: fullname + "-intents-operator",
-		Webhook: &operator.WebhookConfig{Host: "127.0.0.1", Port: port, CertDir: r.certDir, Certs: &webhook.CertConfig{
-			Namespace: namespace, SecretName: hookName,
-			Hosts:                 []string{svc + ".svc", svc + ".svc.cluster.local", svc, "127.0.0.1"},
-			WebhookConfigurations: []string{hookName}, CRDs: crdNames,
-			Validity: validity, CheckInterval: checkInterval, BundleGrace: 500 * time.Millisecond,
-		}},
-	})
-	if err != nil {
-		cancel()
-		t.Fatalf("starting the operator as %s: %v", serviceAccount, err)
-	}
-	r.mgr = mgr
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	r.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("operator: %v", err)
-			}
+	m := suite.RunManager(t, "operator", func(ctx context.Context) (ctrl.Manager, error) {
+		return operator.New(ctx, cfg, operator.Config{
+			MetricsAddr: "0", ProbeAddr: "0", InProcess: true,
+			LeaderElection: true, LeaderElectionNamespace: namespace, LeaderElectionID: fullname + "-intents-operator",
+			Webhook: &operator.WebhookConfig{Host: "127.0.0.1", Port: port, CertDir: r.certDir, Certs: &webhook.CertConfig{
+				Namespace: namespace, SecretName: hookName,
+				Hosts:                 []string{svc + ".svc", svc + ".svc.cluster.local", svc, "127.0.0.1"},
+				WebhookConfigurations: []string{hookName}, CRDs: crdNames,
+				Validity: validity, CheckInterval: checkInterval, BundleGrace: 500 * time.Millisecond,
+			}},
 		})
-	}
-	t.Cleanup(r.stop)
-	waitFor(t, "the webhook server", func() (bool, error) {
-		return mgr.GetWebhookServer().StartedChecker()(nil) == nil, nil
+	})
+	r.mgr, r.stop = m.Manager, m.Stop
+	suite.WaitFor(t, "the webhook server", time.Minute, func() (bool, error) {
+		return m.GetWebhookServer().StartedChecker()(nil) == nil, nil
 	})
 	return r
 }
@@ -285,7 +252,7 @@ func routeWebhooksTo(t *testing.T, r *replica) {
 	}
 	// The API server picks up the new address a moment later. A dry-run create of an
 	// old-version file goes through both the conversion and the validating webhook.
-	waitFor(t, "the webhooks to answer at their new address", func() (bool, error) {
+	suite.WaitFor(t, "the webhooks to answer at their new address", time.Minute, func() (bool, error) {
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal([]byte(`{apiVersion: k8s.otterize.com/v1alpha3, kind: ClientIntents, metadata: {name: probe, namespace: default}, spec: {service: {name: probe}}}`), &u.Object); err != nil {
 			return false, err
@@ -331,19 +298,6 @@ func unroute(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-		ok, err := cond()
-		last = err
-		return err == nil && ok, nil
-	})
-	if err != nil {
-		t.Fatalf("timed out waiting for %s (last error: %v)", what, last)
 	}
 }
 
@@ -455,7 +409,7 @@ func TestChartInstallTwoReplicasAndUpgrade(t *testing.T) {
 	if _, err := createDoc(ns, `{apiVersion: k8s.otterize.com/v2beta1, kind: ClientIntents, metadata: {name: again}, spec: {workload: {name: client}}}`); err == nil || !strings.Contains(err.Error(), "already declares the calls of workload") {
 		t.Errorf("a second ClientIntents for the workload: %v", err)
 	}
-	waitFor(t, "the leader to report the status", func() (bool, error) {
+	suite.WaitFor(t, "the leader to report the status", time.Minute, func() (bool, error) {
 		var ci v2beta1.ClientIntents
 		if err := kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: "client"}, &ci); err != nil {
 			return false, err
@@ -584,7 +538,7 @@ func TestWebhookReachableWhenOperatorNamespaceIsEnforced(t *testing.T) {
 		_ = kube.Delete(context.Background(), &v2beta1.ClientIntents{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "scraper"}})
 	})
 	var policies networkingv1.NetworkPolicyList
-	waitFor(t, "the operator to protect its own pod", func() (bool, error) {
+	suite.WaitFor(t, "the operator to protect its own pod", time.Minute, func() (bool, error) {
 		if err := kube.List(ctx, &policies, client.InNamespace(namespace)); err != nil {
 			return false, err
 		}
@@ -844,7 +798,7 @@ func ownerCRD(t *testing.T, plural, kind string) {
 	if err := kube.Create(context.Background(), crd); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	waitFor(t, "the "+kind+" CRD served", func() (bool, error) {
+	suite.WaitFor(t, "the "+kind+" CRD served", time.Minute, func() (bool, error) {
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(schema.GroupVersionKind{Group: "test.intentguard.dev", Version: "v1", Kind: kind + "List"})
 		return kube.List(context.Background(), list) == nil, nil
@@ -872,7 +826,7 @@ func TestOwnerKindTheChartDoesNotGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startReplica(t, 0, time.Hour)
-	waitFor(t, "the operator to ask for gadgets", func() (bool, error) {
+	suite.WaitFor(t, "the operator to ask for gadgets", time.Minute, func() (bool, error) {
 		r.rec.mu.Lock()
 		defer r.rec.mu.Unlock()
 		return len(r.rec.denied) > 0, nil

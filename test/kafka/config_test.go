@@ -18,13 +18,14 @@ import (
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/point/kafka/acl"
 	"github.com/intentguard/intentguard/internal/point/kafka/broker"
-	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // The API server refuses KafkaServerConfigs that would widen access or cannot work, with
 // a message that says why, and fills the upstream-compatible defaults.
 func TestConfigValidation(t *testing.T) {
-	ns := namespace(t, "kafka-validation")
+	ns := env.Namespace(t, "kafka-validation")
 	bad := map[string]string{
 		"wildcard principal":   `{workload: {name: k}, addr: "k:9092", principal: {template: "User:*"}}`,
 		"shared principal":     `{workload: {name: k}, addr: "k:9092", principal: {template: "User:$(workload)"}}`,
@@ -99,7 +100,7 @@ func TestConfigValidation(t *testing.T) {
 	}
 	ksc := &v2beta1.KafkaServerConfig{}
 	decode(t, fmt.Sprintf(`{metadata: {name: good, namespace: %s}, spec: {workload: {name: kafka}, addr: "kafka.kafka:9092", tls: {secretName: s}, topics: [{topic: "*", clientIdentityRequired: true}]}}`, ns), ksc)
-	create(t, ksc)
+	env.Create(t, ksc)
 	got := getKSC(t, ksc).Spec
 	if got.Principal.Template != "User:$(dn)" || got.Principal.Organization != "intentguard" || got.ConsumerGroup.Name != "$(workload).$(namespace)" ||
 		got.TLS.CertKey != "cert.pem" || got.TLS.KeyKey != "key.pem" || got.TLS.CAKey != "ca.pem" ||
@@ -111,7 +112,7 @@ func TestConfigValidation(t *testing.T) {
 // The operator reaches a broker over mutual TLS with the certificate, key and CA from a
 // Secret in the layout the credentials operator writes, authenticating with SCRAM.
 func TestTLSFromSecret(t *testing.T) {
-	ns := namespace(t, "kafka-tls")
+	ns := env.Namespace(t, "kafka-tls")
 	pki, err := kafkatest.NewPKI()
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +128,7 @@ func TestTLSFromSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	create(t,
+	env.Create(t,
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "operator-tls", Labels: optIn}, Data: map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM, "ca.pem": pki.CAPEM}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin", Labels: optIn}, StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword}},
 	)
@@ -140,8 +141,8 @@ spec:
   addr: %q
   tls: {secretName: operator-tls, serverName: localhost}
   sasl: {mechanism: SCRAM-SHA-512, secretName: admin}`, ns, b.Addr), ksc)
-	create(t, ksc)
-	ci := applyIntents(t, ns, `
+	env.Create(t, ksc)
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
 	waitState(t, op, ci, enforcement.Enforced)
@@ -156,14 +157,14 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 // A Secret that does not hold what the config names is a config error: status says
 // which, and nothing is done to the broker.
 func TestMissingSecretIsReported(t *testing.T) {
-	ns := namespace(t, "kafka-nosecret")
+	ns := env.Namespace(t, "kafka-nosecret")
 	b := startBroker(t, kafkatest.Options{})
 	handMade(t, b, topicACL("User:x", "t"))
 	startOperator(t, enforcement.Options{})
 	ksc := &v2beta1.KafkaServerConfig{}
 	decode(t, fmt.Sprintf(`{metadata: {name: kafka, namespace: %s}, spec: {workload: {name: kafka}, addr: %q, sasl: {mechanism: PLAIN, secretName: nope}}}`, ns, b.Addr), ksc)
-	create(t, ksc)
-	waitFor(t, "a config error in status", 30*time.Second, func() (bool, error) {
+	env.Create(t, ksc)
+	suite.WaitFor(t, "a config error in status", 30*time.Second, func() (bool, error) {
 		cond := apimeta.FindStatusCondition(getKSC(t, ksc).Status.Conditions, kafka.ConditionACLsInSync)
 		return cond != nil && cond.Reason == "ConfigError" && strings.Contains(cond.Message, `Secret kafka-nosecret/nope`), nil
 	})
@@ -175,12 +176,12 @@ func TestMissingSecretIsReported(t *testing.T) {
 // The point tells the status controller which ClientIntents to look at again when a
 // broker's state changes without an event on them.
 func TestPointNotifies(t *testing.T) {
-	ns := namespace(t, "kafka-notify")
+	ns := env.Namespace(t, "kafka-notify")
 	c := user(ns, "client")
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}})
 	op := startOperator(t, enforcement.Options{})
 	changes := op.point.Changes()
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
 	brokerConfig(t, ns, "kafka", b, "")
@@ -228,13 +229,13 @@ func brokerACLsTLS(t *testing.T, b *kafkatest.Broker, pki *kafkatest.PKI) acl.Se
 // Brokers whose clients authenticate with SASL user names get ACLs for those names
 // through the principal template, and a consumer-group prefix works for real consumers.
 func TestSASLUserTemplateAndGroupPrefix(t *testing.T) {
-	ns := namespace(t, "kafka-sasl-names")
+	ns := env.Namespace(t, "kafka-sasl-names")
 	c, o := "client."+ns, "other."+ns
 	b := startBroker(t, kafkatest.Options{Users: []string{c, o}, Topics: []string{"events"}})
 	op := startOperator(t, enforcement.Options{})
 	brokerConfig(t, ns, "kafka", b, `  principal: {template: "User:$(workload).$(namespace)"}
   consumerGroup: {name: "$(workload).$(namespace).", pattern: prefix}`)
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: events, operations: [produce, consume]}]}}]}`)
 	waitState(t, op, ci, enforcement.Enforced)

@@ -19,7 +19,8 @@ import (
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/point/kafka"
-	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // The two operators meet: the credentials operator issues the broker's, the intents
@@ -29,7 +30,7 @@ import (
 // under the principal a broker derives from that certificate, may produce where its
 // intents say, while another client with its own issued certificate may not.
 func TestIssuedCertificatesAgainstTheBroker(t *testing.T) {
-	ns := namespace(t, "creds-kafka")
+	ns := env.Namespace(t, "creds-kafka")
 	cc := credentials.Defaults()
 	cc.Namespace, cc.MetricsAddr, cc.ProbeAddr, cc.InProcess = ns, "0", "0", true
 	ctx, cancel := context.WithCancel(context.Background())
@@ -47,13 +48,13 @@ func TestIssuedCertificatesAgainstTheBroker(t *testing.T) {
 		}
 	})
 	for _, w := range []string{"kafka", "intents-operator", "client", "other"} {
-		create(t, &corev1.Pod{
+		env.Create(t, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: w, Annotations: map[string]string{credentials.Prefix + credentials.AnnSecretName: w + "-tls"}},
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 		})
 	}
 	pemOf := map[string]map[string][]byte{}
-	waitFor(t, "the four Secrets", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "the four Secrets", 30*time.Second, func() (bool, error) {
 		for _, w := range []string{"kafka", "intents-operator", "client", "other"} {
 			var s corev1.Secret
 			if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: w + "-tls"}, &s); err != nil {
@@ -88,7 +89,7 @@ func TestIssuedCertificatesAgainstTheBroker(t *testing.T) {
 		Users:          []string{user(ns, "client"), user(ns, "other")},
 		Topics:         []string{"orders"},
 	})
-	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin", Labels: optIn}, StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword}})
+	env.Create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin", Labels: optIn}, StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword}})
 
 	op := startOperator(t, enforcement.Options{})
 	ksc := &v2beta1.KafkaServerConfig{}
@@ -99,8 +100,8 @@ spec:
   addr: %q
   tls: {secretName: intents-operator-tls, serverName: %s}
   sasl: {mechanism: SCRAM-SHA-512, secretName: admin}`, ns, b.Addr, serverName), ksc)
-	create(t, ksc)
-	ci := applyIntents(t, ns, `
+	env.Create(t, ksc)
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: orders, operations: [produce, describe]}]}}]}`)
 	waitState(t, op, ci, enforcement.Enforced)

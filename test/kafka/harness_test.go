@@ -8,69 +8,47 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
-	"github.com/intentguard/intentguard/internal/apitest"
-
 	"github.com/intentguard/intentguard/internal/enforcement"
-	"github.com/intentguard/intentguard/internal/facts/informer"
-	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/point/kafka/acl"
 	"github.com/intentguard/intentguard/internal/point/kafka/broker"
-	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // recordNS is the operator's own namespace, where it keeps its ownership records.
 const recordNS = "intentguard-system"
 
 var (
-	local      *localcluster.Cluster
-	kube       client.Client
-	operatorMu sync.Mutex
+	env   *suite.Env
+	local *controlplane.Cluster
+	kube  client.Client
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("E2E_VERBOSE") != "" {
-		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
-	} else {
-		ctrl.SetLogger(zap.New(zap.WriteTo(apitest.Discard{})))
-	}
-	var err error
-	// Kafka ACLs need no pods, so no kube-controller-manager.
-	local, err = localcluster.Start(context.Background(), localcluster.Options{WithoutControllerManager: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the local control plane:", err)
-		os.Exit(1)
-	}
-	kube, err = client.New(local.Config, client.Options{Scheme: informer.Scheme()})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := kube.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: recordNS}}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := local.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the local control plane:", err)
-	}
-	os.Exit(code)
+	env = suite.Start(suite.Options{
+		// Kafka ACLs need no pods, so no kube-controller-manager.
+		ControlPlane: controlplane.Options{WithoutControllerManager: true},
+		Setup: func(e *suite.Env) error {
+			return e.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: recordNS}})
+		},
+	})
+	local, kube = env.Cluster, env.Client
+	os.Exit(env.Run(m))
 }
 
 // user is the SASL user name a client workload has on the test brokers: the DN a broker's
@@ -93,56 +71,23 @@ type runningOperator struct {
 // Kafka options (1 s resync and backoff) can be changed by the test.
 func startOperator(t *testing.T, enf enforcement.Options, change ...func(*kafka.Options)) *runningOperator {
 	t.Helper()
-	operatorMu.Lock()
-	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := operator.New(ctx, local.Config, operator.Config{Enforcement: enf, MetricsAddr: "0", ProbeAddr: "0", InProcess: true, KeepKafkaFinalizers: true})
-	if err != nil {
-		cancel()
-		operatorMu.Unlock()
-		t.Fatalf("building operator: %v", err)
-	}
-	ko := kafka.Options{Enforcement: enforcement.Options(enf), ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour, RecordNamespace: recordNS}
-	for _, c := range change {
-		c(&ko)
-	}
-	point, err := kafka.Setup(ctx, mgr, ko)
-	if err != nil {
-		cancel()
-		operatorMu.Unlock()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	op := &runningOperator{point: point}
-	op.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("operator: %v", err)
-			}
-			operatorMu.Unlock()
-		})
-	}
-	t.Cleanup(op.stop)
-	return op
-}
-
-func namespace(t *testing.T, name string) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	create(t, ns)
-	t.Cleanup(func() { _ = kube.Delete(context.Background(), ns) })
-	return name
-}
-
-func create(t *testing.T, objs ...client.Object) {
-	t.Helper()
-	for _, o := range objs {
-		if err := kube.Create(context.Background(), o); err != nil {
-			t.Fatalf("creating %T %s/%s: %v", o, o.GetNamespace(), o.GetName(), err)
+	op := &runningOperator{}
+	mgr := env.RunOperator(t, "operator", func(ctx context.Context) (ctrl.Manager, error) {
+		mgr, err := operator.New(ctx, local.Config, operator.Config{Enforcement: enf, MetricsAddr: "0", ProbeAddr: "0", InProcess: true, KeepKafkaFinalizers: true})
+		if err != nil {
+			return nil, err
 		}
-	}
+		ko := kafka.Options{Enforcement: enforcement.Options(enf), ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour, RecordNamespace: recordNS}
+		for _, c := range change {
+			c(&ko)
+		}
+		if op.point, err = kafka.Setup(ctx, mgr, ko); err != nil {
+			return nil, fmt.Errorf("setting up the Kafka point: %w", err)
+		}
+		return mgr, nil
+	})
+	op.stop = mgr.Stop
+	return op
 }
 
 func decode(t *testing.T, doc string, into client.Object) {
@@ -150,16 +95,6 @@ func decode(t *testing.T, doc string, into client.Object) {
 	if err := yaml.UnmarshalStrict([]byte(doc), into); err != nil {
 		t.Fatalf("decoding %T: %v", into, err)
 	}
-}
-
-// applyIntents creates ClientIntents from YAML, as users write them.
-func applyIntents(t *testing.T, ns, doc string) *v2beta1.ClientIntents {
-	t.Helper()
-	ci := &v2beta1.ClientIntents{}
-	decode(t, doc, ci)
-	ci.Namespace = ns
-	create(t, ci)
-	return ci
 }
 
 // updateIntents replaces the spec of existing ClientIntents (again, if the status
@@ -201,7 +136,7 @@ func storeIntents(t *testing.T, ci *v2beta1.ClientIntents, specDoc string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := apitest.EtcdPut(local.EtcdURL(), "/registry/k8s.otterize.com/clientintents/"+fresh.Namespace+"/"+fresh.Name, b); err != nil {
+	if err := local.EtcdPut("/registry/k8s.otterize.com/clientintents/"+fresh.Namespace+"/"+fresh.Name, b); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -214,7 +149,7 @@ func brokerConfig(t *testing.T, ns, workload string, b *kafkatest.Broker, extra 
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: workload + "-admin", Labels: optIn},
 		StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword},
 	}
-	create(t, secret)
+	env.Create(t, secret)
 	ksc := &v2beta1.KafkaServerConfig{}
 	decode(t, fmt.Sprintf(`
 metadata: {name: %s, namespace: %s}
@@ -223,32 +158,19 @@ spec:
   addr: %q
   sasl: {mechanism: PLAIN, secretName: %s-admin}
 %s`, workload, ns, workload, b.Addr, workload, extra), ksc)
-	create(t, ksc)
+	env.Create(t, ksc)
 	return ksc
 }
 
 // optIn is the label with which a Secret's owner lets the operator use it for a broker.
 var optIn = map[string]string{kafka.CredentialsLabel: "true"}
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, error)) {
-	t.Helper()
-	var lastErr error
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		ok, err := cond()
-		lastErr = err
-		return ok && err == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("timed out waiting for %s (last error: %v)", what, lastErr)
-	}
-}
-
 // waitState waits until the Kafka point reports every kafka target of the ClientIntents,
 // at their current generation, in the state.
 func waitState(t *testing.T, op *runningOperator, ci *v2beta1.ClientIntents, want enforcement.State) []enforcement.TargetState {
 	t.Helper()
 	var got []enforcement.TargetState
-	waitFor(t, fmt.Sprintf("ClientIntents %s/%s %s", ci.Namespace, ci.Name, want), 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, fmt.Sprintf("ClientIntents %s/%s %s", ci.Namespace, ci.Name, want), 30*time.Second, func() (bool, error) {
 		var fresh v2beta1.ClientIntents
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &fresh); err != nil {
 			return false, err

@@ -12,6 +12,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
@@ -20,7 +21,8 @@ import (
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/point/kafka/acl"
-	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // The public Kafka mTLS tutorial: broker kafka in namespace kafka, a KafkaServerConfig, a
@@ -31,12 +33,12 @@ func TestTutorialKafka(t *testing.T) {
 	const appNS = "otterize-tutorial-kafka-mtls"
 	client, other := user(appNS, "client"), user(appNS, "client-other")
 	b := startBroker(t, kafkatest.Options{Users: []string{client, other}, Topics: []string{"mytopic", "transactions"}})
-	namespace(t, "kafka")
-	namespace(t, appNS)
+	env.Namespace(t, "kafka")
+	env.Namespace(t, appNS)
 	op := startOperator(t, enforcement.Options{Shadow: true})
 
 	ksc := brokerConfig(t, "kafka", "kafka", b, "")
-	ci := applyIntents(t, appNS, `
+	ci := env.ApplyIntents(t, appNS, `
 apiVersion: k8s.otterize.com/v2beta1
 kind: ClientIntents
 metadata: {name: client}
@@ -55,7 +57,7 @@ spec:
 
 	ps := &v2beta1.ProtectedService{}
 	decode(t, `{metadata: {name: kafka, namespace: kafka}, spec: {name: kafka}}`, ps)
-	create(t, ps)
+	env.Create(t, ps)
 	waitState(t, op, ci, enforcement.Enforced)
 
 	group := "client." + appNS
@@ -92,7 +94,7 @@ spec:
 // identical to a declared one, survive every reconcile and the KafkaServerConfig's
 // deletion.
 func TestIntentLifecycleKeepsHandMadeACLs(t *testing.T) {
-	ns := namespace(t, "kafka-lifecycle")
+	ns := env.Namespace(t, "kafka-lifecycle")
 	c := user(ns, "client")
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a", "b", "manual"}})
 	op := startOperator(t, enforcement.Options{})
@@ -104,7 +106,7 @@ func TestIntentLifecycleKeepsHandMadeACLs(t *testing.T) {
 	handMade(t, b, handPrincipal, handIdentical, handOther)
 
 	ksc := brokerConfig(t, ns, "kafka", b, "")
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
   workload: {name: client}
@@ -135,13 +137,13 @@ spec:
 	if err := kube.Delete(context.Background(), ci); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the intents' ACLs to go", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "the intents' ACLs to go", 30*time.Second, func() (bool, error) {
 		return getKSC(t, ksc).Status.OwnedACLs == 0 && getKSC(t, ksc).Status.ObservedGeneration > 0, nil
 	})
 	mustNotProduce(t, b, c, "a")
 
 	// Intents again, then the KafkaServerConfig goes: its ACLs go, hand-made ones stay.
-	ci = applyIntents(t, ns, `
+	ci = env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
 	waitState(t, op, ci, enforcement.Enforced)
@@ -149,7 +151,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	if err := kube.Delete(context.Background(), ksc); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "KafkaServerConfig deleted", 30*time.Second, gone(ksc))
+	suite.WaitFor(t, "KafkaServerConfig deleted", 30*time.Second, gone(ksc))
 	if got := brokerACLs(t, b); !got.Equal(acl.NewSet(handPrincipal, handIdentical, handOther)) {
 		t.Fatalf("after deleting the KafkaServerConfig the broker holds\n%v\nwant only the hand-made ACLs", got.Sorted())
 	}
@@ -160,13 +162,13 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 // appears; a broker that lost its ACLs gets them back; a broker restarted from its data
 // directory, and an operator restarted while intents changed, end in the right set.
 func TestLevelTriggered(t *testing.T) {
-	ns := namespace(t, "kafka-level")
+	ns := env.Namespace(t, "kafka-level")
 	c := user(ns, "client")
 	dir := t.TempDir()
 	opts := kafkatest.Options{Users: []string{c}, Topics: []string{"a", "b"}}
 	opts.DataDir = dir
 	b := startBroker(t, opts)
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}, {name: b, operations: [produce]}]}}]}`)
 	op := startOperator(t, enforcement.Options{})
@@ -181,13 +183,13 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 		t.Fatal(err)
 	}
 	admin.Close()
-	waitFor(t, "the lost ACLs to come back", 30*time.Second, func() (bool, error) { return brokerACLs(t, b).Equal(all), nil })
+	suite.WaitFor(t, "the lost ACLs to come back", 30*time.Second, func() (bool, error) { return brokerACLs(t, b).Equal(all), nil })
 	mustProduce(t, b, c, "a", "2")
 
 	// The broker goes down; the operator says so and retries.
 	port := portOf(t, b.Addr)
 	b.Close()
-	waitFor(t, "Connected=False", 60*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "Connected=False", 60*time.Second, func() (bool, error) {
 		return apimeta.IsStatusConditionFalse(getKSC(t, ksc).Status.Conditions, kafka.ConditionConnected), nil
 	})
 	updateIntents(t, ci, `{workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: b, operations: [produce]}]}}]}`)
@@ -227,7 +229,7 @@ func portOf(t *testing.T, addr string) int {
 // Prefix topics, wildcard topics and many clients: each client reaches its own topics
 // and its prefix, and nothing of the others.
 func TestPrefixesAndManyClients(t *testing.T) {
-	ns := namespace(t, "kafka-many")
+	ns := env.Namespace(t, "kafka-many")
 	const n = 25
 	var users []string
 	var topics []string
@@ -241,12 +243,12 @@ func TestPrefixesAndManyClients(t *testing.T) {
 	brokerConfig(t, ns, "kafka", b, "")
 	var cis []*v2beta1.ClientIntents
 	for i := 0; i < n; i++ {
-		cis = append(cis, applyIntents(t, ns, fmt.Sprintf(`
+		cis = append(cis, env.ApplyIntents(t, ns, fmt.Sprintf(`
 metadata: {name: svc-%d}
 spec: {workload: {name: svc-%d}, targets: [{kafka: {name: kafka, topics: [
   {name: own-%d, operations: [produce, consume]}, {name: "events.svc-%d.*", operations: [produce]}]}}]}`, i, i, i, i)))
 	}
-	audit := applyIntents(t, ns, `
+	audit := env.ApplyIntents(t, ns, `
 metadata: {name: auditor}
 spec: {workload: {name: auditor}, targets: [{kafka: {name: kafka, topics: [{name: "*", operations: [describe]}]}}]}`)
 	for _, ci := range append(cis, audit) {
@@ -278,12 +280,12 @@ spec: {workload: {name: auditor}, targets: [{kafka: {name: kafka, topics: [{name
 // reported on it, keeps that client's
 // existing ACLs as they are, and does not hold back any other client.
 func TestBadIntentsTouchNothingElse(t *testing.T) {
-	ns := namespace(t, "kafka-bad")
+	ns := env.Namespace(t, "kafka-bad")
 	c, o := user(ns, "client"), user(ns, "other")
 	b := startBroker(t, kafkatest.Options{Users: []string{c, o}, Topics: []string{"a", "b"}})
 	op := startOperator(t, enforcement.Options{})
 	brokerConfig(t, ns, "kafka", b, "")
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
 	waitState(t, op, ci, enforcement.Enforced)
@@ -293,7 +295,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	if got := states[0].Message; !containsAll(got, `"b/../*"`, "not a Kafka topic name") {
 		t.Fatalf("the message must name the bad topic: %q", got)
 	}
-	oi := applyIntents(t, ns, `
+	oi := env.ApplyIntents(t, ns, `
 metadata: {name: other}
 spec: {workload: {name: other}, targets: [{kafka: {name: kafka, topics: [{name: b, operations: [produce]}]}}]}`)
 	waitState(t, op, oi, enforcement.Enforced)
@@ -314,12 +316,12 @@ func containsAll(s string, subs ...string) bool {
 // Deleting a KafkaServerConfig whose broker is gone waits, says why, and lets go when
 // forced; a later config for the same broker does not claim what the first one left.
 func TestDeleteWithBrokerGone(t *testing.T) {
-	ns := namespace(t, "kafka-gone")
+	ns := env.Namespace(t, "kafka-gone")
 	c := user(ns, "client")
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}})
 	op := startOperator(t, enforcement.Options{})
 	ksc := brokerConfig(t, ns, "kafka", b, "")
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
 	waitState(t, op, ci, enforcement.Enforced)
@@ -327,7 +329,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	if err := kube.Delete(context.Background(), ksc); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "status to say deletion waits for the broker", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "status to say deletion waits for the broker", 30*time.Second, func() (bool, error) {
 		st := getKSC(t, ksc).Status
 		cond := apimeta.FindStatusCondition(st.Conditions, kafka.ConditionACLsInSync)
 		return cond != nil && strings.Contains(cond.Message, kafka.ForceDeleteAnnotation), nil
@@ -338,27 +340,27 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	if err := kube.Patch(context.Background(), cur, patch); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "forced deletion", 30*time.Second, gone(ksc))
+	suite.WaitFor(t, "forced deletion", 30*time.Second, gone(ksc))
 }
 
 // What a change costs the broker: bulk creation in batches, one edited ClientIntents one
 // create and one delete request carrying only the difference, an idle resync and an
 // operator restart only list requests.
 func TestRequestCost(t *testing.T) {
-	ns := namespace(t, "kafka-cost")
+	ns := env.Namespace(t, "kafka-cost")
 	b := startBroker(t, kafkatest.Options{})
 	reqs := b.CountRequests()
 	const n = 300 // 5 ACLs each: 1,500 ACLs, two create batches
 	var cis []*v2beta1.ClientIntents
 	for i := 0; i < n; i++ {
-		cis = append(cis, applyIntents(t, ns, fmt.Sprintf(`
+		cis = append(cis, env.ApplyIntents(t, ns, fmt.Sprintf(`
 metadata: {name: c%d}
 spec: {workload: {name: c%d}, targets: [{kafka: {name: kafka, topics: [
   {name: in-%d, operations: [consume, produce]}, {name: out-%d, operations: [produce, describe]}]}}]}`, i, i, i, i)))
 	}
 	op := startOperator(t, enforcement.Options{})
 	ksc := brokerConfig(t, ns, "kafka", b, "")
-	waitFor(t, "1,500 ACLs", 60*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "1,500 ACLs", 60*time.Second, func() (bool, error) {
 		st := getKSC(t, ksc).Status
 		return st.OwnedACLs == 5*n && apimeta.IsStatusConditionTrue(st.Conditions, kafka.ConditionACLsInSync), nil
 	})
@@ -391,14 +393,14 @@ spec: {workload: {name: c%d}, targets: [{kafka: {name: kafka, topics: [
 // Pointing a KafkaServerConfig at another Kafka cluster does not make the ACLs of the new
 // cluster its own, even identical ones; the old cluster keeps what was created there.
 func TestAddressMovesToAnotherCluster(t *testing.T) {
-	ns := namespace(t, "kafka-move")
+	ns := env.Namespace(t, "kafka-move")
 	c := user(ns, "client")
 	first := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}, ClusterID: "first"})
 	second := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}, ClusterID: "second"})
 	declared := acl.ACL{Principal: "User:" + c, Host: "*", Resource: acl.Topic, Pattern: acl.Literal, Name: "a", Operation: acl.Write, Permission: acl.Allow}
 	op := startOperator(t, enforcement.Options{})
 	ksc := brokerConfig(t, ns, "kafka", first, "")
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
 	waitState(t, op, ci, enforcement.Enforced)
@@ -413,7 +415,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the config to reach the second cluster", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "the config to reach the second cluster", 30*time.Second, func() (bool, error) {
 		st := getKSC(t, ksc).Status
 		return st.ObservedGeneration == cur.Generation && st.ForeignACLs == 1 && st.OwnedACLs == 0, nil
 	})
@@ -432,13 +434,13 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	if err := kube.Delete(context.Background(), ci); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the owned ACL to leave the second cluster", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "the owned ACL to leave the second cluster", 30*time.Second, func() (bool, error) {
 		if got := brokerACLs(t, second); got.Has(onB) {
 			return false, fmt.Errorf("second cluster holds %v", got.Sorted())
 		}
 		return true, nil
 	})
-	waitFor(t, "the config to report the emptied intents", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "the config to report the emptied intents", 30*time.Second, func() (bool, error) {
 		st := getKSC(t, ksc).Status
 		return st.DesiredACLs == 0 && st.OwnedACLs == 0 && apimeta.IsStatusConditionTrue(st.Conditions, kafka.ConditionACLsInSync), nil
 	})
@@ -453,12 +455,12 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 // A deleted KafkaServerConfig whose broker stays away is let go after the delete timeout,
 // without anyone forcing it.
 func TestDeleteTimesOut(t *testing.T) {
-	ns := namespace(t, "kafka-timeout")
+	ns := env.Namespace(t, "kafka-timeout")
 	c := user(ns, "client")
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}})
 	op := startOperator(t, enforcement.Options{}, func(o *kafka.Options) { o.DeleteTimeout = 4 * time.Second })
 	ksc := brokerConfig(t, ns, "kafka", b, "")
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
 	waitState(t, op, ci, enforcement.Enforced)
@@ -473,13 +475,13 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	if cond == nil || !strings.Contains(cond.Message, "before deletion") {
 		t.Fatalf("a second after deletion the config must wait for the broker, status: %+v", cond)
 	}
-	waitFor(t, "the deletion to give up", 30*time.Second, gone(ksc))
+	suite.WaitFor(t, "the deletion to give up", 30*time.Second, gone(ksc))
 }
 
 // A change reaches only the broker it concerns: editing intents for one broker sends
 // nothing at all to another.
 func TestChangeTouchesOnlyItsBroker(t *testing.T) {
-	ns := namespace(t, "kafka-two")
+	ns := env.Namespace(t, "kafka-two")
 	c := user(ns, "client")
 	a := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"left", "right"}, ClusterID: "a"})
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"left"}, ClusterID: "b"})
@@ -487,10 +489,10 @@ func TestChangeTouchesOnlyItsBroker(t *testing.T) {
 	op := startOperator(t, enforcement.Options{}, func(o *kafka.Options) { o.ResyncPeriod = time.Hour })
 	brokerConfig(t, ns, "kafka-a", a, "")
 	brokerConfig(t, ns, "kafka-b", b, "")
-	toA := applyIntents(t, ns, `
+	toA := env.ApplyIntents(t, ns, `
 metadata: {name: client-a}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka-a, topics: [{name: left, operations: [produce]}]}}]}`)
-	toB := applyIntents(t, ns, `
+	toB := env.ApplyIntents(t, ns, `
 metadata: {name: client-b}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka-b, topics: [{name: left, operations: [produce]}]}}]}`)
 	waitState(t, op, toA, enforcement.Enforced)
@@ -519,28 +521,14 @@ func TestClientIntentsStatusReportsKafka(t *testing.T) {
 	const appNS = "status-kafka"
 	clientUser := user(appNS, "client")
 	b := startBroker(t, kafkatest.Options{Users: []string{clientUser}, Topics: []string{"orders"}})
-	namespace(t, "broker-status")
-	namespace(t, appNS)
-	operatorMu.Lock()
-	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := operator.New(ctx, local.Config, operator.Config{MetricsAddr: "0", ProbeAddr: "0", InProcess: true,
-		KafkaACLs: true, Kafka: kafka.Options{ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour, RecordNamespace: recordNS}})
-	if err != nil {
-		cancel()
-		operatorMu.Unlock()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("operator: %v", err)
-		}
-		operatorMu.Unlock()
+	env.Namespace(t, "broker-status")
+	env.Namespace(t, appNS)
+	env.RunOperator(t, "operator", func(ctx context.Context) (ctrl.Manager, error) {
+		return operator.New(ctx, local.Config, operator.Config{MetricsAddr: "0", ProbeAddr: "0", InProcess: true,
+			KafkaACLs: true, Kafka: kafka.Options{ResyncPeriod: time.Second, MaxBackoff: time.Second, DeleteTimeout: time.Hour, RecordNamespace: recordNS}})
 	})
 	brokerConfig(t, "broker-status", "kafka", b, "")
-	ci := applyIntents(t, appNS, `
+	ci := env.ApplyIntents(t, appNS, `
 apiVersion: k8s.otterize.com/v2beta1
 kind: ClientIntents
 metadata: {name: client}
@@ -548,7 +536,7 @@ spec:
   workload: {name: client}
   targets:
   - kafka: {name: kafka.broker-status, topics: [{name: orders, operations: [produce]}]}`)
-	waitFor(t, "the KafkaACL point Enforced in the ClientIntents status", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "the KafkaACL point Enforced in the ClientIntents status", 30*time.Second, func() (bool, error) {
 		var got v2beta1.ClientIntents
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
 			return false, err

@@ -12,7 +12,8 @@ import (
 
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/point/kafka"
-	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // A broker that answers but refuses the rights of the config's credentials (a user who may
@@ -21,16 +22,16 @@ import (
 // Apache Kafka, which answers SASL_AUTHENTICATION_FAILED; the test broker closes the
 // connection instead, so that half is covered by TestBrokerRefusalIsNotUnreachable.)
 func TestBrokerRefusingTheCredentialsIsSaidSo(t *testing.T) {
-	ns := namespace(t, "kafka-refused")
+	ns := env.Namespace(t, "kafka-refused")
 	b := startBroker(t, kafkatest.Options{Users: []string{"app"}, Topics: []string{"a"}})
 	startOperator(t, enforcement.Options{})
 	for name, password := range map[string]string{"not-admin": kafkatest.ClientPassword} {
-		create(t, &corev1.Secret{
+		env.Create(t, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: optIn},
 			StringData: map[string]string{"username": "app", "password": password},
 		})
 		ksc := tenantConfig(t, ns, name, b.Addr, fmt.Sprintf("  sasl: {mechanism: PLAIN, secretName: %s}", name))
-		waitFor(t, name+": Ready=False with reason BrokerRefused", 30*time.Second, func() (bool, error) {
+		suite.WaitFor(t, name+": Ready=False with reason BrokerRefused", 30*time.Second, func() (bool, error) {
 			cond := apimeta.FindStatusCondition(getKSC(t, ksc).Status.Conditions, kafka.ConditionReady)
 			if cond == nil || cond.Reason != "BrokerRefused" || !strings.Contains(cond.Message, "refused the credentials") {
 				return false, fmt.Errorf("condition %+v", cond)

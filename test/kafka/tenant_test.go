@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
@@ -28,7 +29,8 @@ import (
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/point/kafka/acl"
-	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // listener is a TCP listener of a tenant's that records every byte sent to it.
@@ -76,7 +78,7 @@ func tenantListener(t *testing.T) *listener {
 // configError waits until the config's status reports a config error containing want.
 func configError(t *testing.T, ksc *v2beta1.KafkaServerConfig, want string) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("a config error about %q", want), 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, fmt.Sprintf("a config error about %q", want), 30*time.Second, func() (bool, error) {
 		cond := apimeta.FindStatusCondition(getKSC(t, ksc).Status.Conditions, kafka.ConditionACLsInSync)
 		if cond == nil || cond.Reason != "ConfigError" || !strings.Contains(cond.Message, want) {
 			return false, fmt.Errorf("condition %+v", cond)
@@ -94,7 +96,7 @@ spec:
   workload: {name: %s}
   addr: %q
 %s`, name, ns, name, addr, creds), ksc)
-	create(t, ksc)
+	env.Create(t, ksc)
 	return ksc
 }
 
@@ -104,7 +106,7 @@ spec:
 // and files only from the directories the operator's administrator allowed. The tenant's
 // listeners receive nothing (no TLS hello, no SASL exchange), and status says why.
 func TestTenantCannotSendSecretsThroughTheOperator(t *testing.T) {
-	ns := namespace(t, "kafka-tenant-secrets")
+	ns := env.Namespace(t, "kafka-tenant-secrets")
 	pki, err := kafkatest.NewPKI()
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +117,7 @@ func TestTenantCannotSendSecretsThroughTheOperator(t *testing.T) {
 	}
 	// Another application's credentials, not opted in for the operator, and the
 	// operator's own, opted in for the real broker's address only.
-	create(t,
+	env.Create(t,
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kafka-admin", Labels: optIn, Annotations: map[string]string{kafka.CredentialsAddrsAnnotation: "kafka.kafka:9092, kafka.kafka:9093"}},
 			StringData: map[string]string{"username": "payments", "password": "payments-password"}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "payments-sasl"}, StringData: map[string]string{"username": "payments", "password": "payments-password"}},
@@ -145,7 +147,7 @@ func TestTenantCannotSendSecretsThroughTheOperator(t *testing.T) {
 	file := tenantConfig(t, ns, "steal-file", raw.addr, fmt.Sprintf(`  tls: {certFile: %q, keyFile: %q}`, outside, outside))
 	redirected := tenantConfig(t, ns, "steal-admin", tenantBroker.Addr, `  sasl: {mechanism: PLAIN, secretName: kafka-admin}`)
 	for _, k := range []*v2beta1.KafkaServerConfig{sasl, tlsConf, file, redirected} {
-		waitFor(t, "a status on "+k.Name, 30*time.Second, func() (bool, error) {
+		suite.WaitFor(t, "a status on "+k.Name, 30*time.Second, func() (bool, error) {
 			return apimeta.FindStatusCondition(getKSC(t, k).Status.Conditions, kafka.ConditionACLsInSync) != nil, nil
 		})
 	}
@@ -175,7 +177,7 @@ func TestTenantCannotSendSecretsThroughTheOperator(t *testing.T) {
 	if err := kube.Update(context.Background(), opted); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the opted-in Secret to be used", 30*time.Second, func() (bool, error) { return raw.bytes.Load() > 0, nil })
+	suite.WaitFor(t, "the opted-in Secret to be used", 30*time.Second, func() (bool, error) { return raw.bytes.Load() > 0, nil })
 }
 
 // The record of the ACLs the operator created lives where tenants cannot write: a
@@ -183,14 +185,14 @@ func TestTenantCannotSendSecretsThroughTheOperator(t *testing.T) {
 // used and with their annotations, neither makes the operator delete an administrator's
 // ACL nor is overwritten or deleted by it.
 func TestOwnershipRecordCannotBeForged(t *testing.T) {
-	ns := namespace(t, "kafka-forge")
+	ns := env.Namespace(t, "kafka-forge")
 	c := user(ns, "client")
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a", "admin-only"}})
 	adminACL := topicACL("User:ops-admin", "admin-only")
 	handMade(t, b, adminACL)
 	// A user's own ConfigMap that happens to bear the name earlier versions used.
 	userCM := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kafka-acls.kafka"}, Data: map[string]string{"mine": "yes"}}
-	create(t, userCM)
+	env.Create(t, userCM)
 	op := startOperator(t, enforcement.Options{})
 	ksc, ci := producerOfA(t, op, ns, b)
 
@@ -230,7 +232,7 @@ func TestOwnershipRecordCannotBeForged(t *testing.T) {
 	if err := kube.Delete(context.Background(), ksc); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the config to go", 30*time.Second, gone(ksc))
+	suite.WaitFor(t, "the config to go", 30*time.Second, gone(ksc))
 	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(&rec), &rec); !apierrors.IsNotFound(err) {
 		t.Fatalf("the record outlived its config: %v", err)
 	}
@@ -247,7 +249,7 @@ func TestOwnershipRecordCannotBeForged(t *testing.T) {
 func producerOfA(t *testing.T, op *runningOperator, ns string, b *kafkatest.Broker) (*v2beta1.KafkaServerConfig, *v2beta1.ClientIntents) {
 	t.Helper()
 	ksc := brokerConfig(t, ns, "kafka", b, "")
-	ci := applyIntents(t, ns, `
+	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
 	waitState(t, op, ci, enforcement.Enforced)
@@ -281,7 +283,7 @@ func forgedRecord(t *testing.T, ksc *v2beta1.KafkaServerConfig, acls ...acl.ACL)
 // connection) leaves no ACL behind for good: the attempted creation stays in the record
 // until a listing shows the ACL absent, so once the intents go, the ACL goes too.
 func TestAmbiguousCreateLeavesNoPermanentACL(t *testing.T) {
-	ns := namespace(t, "kafka-ambiguous")
+	ns := env.Namespace(t, "kafka-ambiguous")
 	c := user(ns, "client")
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}})
 	// The first CreateACLs is applied (by an administrator client, while the operator's
@@ -330,7 +332,7 @@ func TestAmbiguousCreateLeavesNoPermanentACL(t *testing.T) {
 	if err := kube.Delete(context.Background(), ci); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the ACL to go with the intents", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "the ACL to go with the intents", 30*time.Second, func() (bool, error) {
 		if got := brokerACLs(t, b); len(got) > 0 {
 			return false, fmt.Errorf("broker holds %v", got.Sorted())
 		}
@@ -343,11 +345,11 @@ func TestAmbiguousCreateLeavesNoPermanentACL(t *testing.T) {
 // the point put on KafkaServerConfigs, so that deleting them (or their namespace) does
 // not wait for a controller that no longer runs.
 func TestKafkaACLsOffReleasesFinalizers(t *testing.T) {
-	ns := namespace(t, "kafka-off")
+	ns := env.Namespace(t, "kafka-off")
 	b := startBroker(t, kafkatest.Options{})
 	op := startOperator(t, enforcement.Options{})
 	ksc := brokerConfig(t, ns, "kafka", b, "")
-	waitFor(t, "the finalizer", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "the finalizer", 30*time.Second, func() (bool, error) {
 		return len(getKSC(t, ksc).Finalizers) == 1, nil
 	})
 	op.stop()
@@ -358,39 +360,29 @@ func TestKafkaACLsOffReleasesFinalizers(t *testing.T) {
 	if got := getKSC(t, ksc); got.DeletionTimestamp.IsZero() || len(got.Finalizers) != 1 {
 		t.Fatalf("expected a config held by its finalizer: %+v", got.ObjectMeta)
 	}
-	operatorMu.Lock()
-	defer operatorMu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	mgr, err := operator.New(ctx, local.Config, operator.Config{MetricsAddr: "0", ProbeAddr: "0", InProcess: true, KafkaACLs: false})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	waitFor(t, "the config to be released and gone", 30*time.Second, gone(ksc))
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	off := env.RunOperator(t, "operator", func(ctx context.Context) (ctrl.Manager, error) {
+		return operator.New(ctx, local.Config, operator.Config{MetricsAddr: "0", ProbeAddr: "0", InProcess: true, KafkaACLs: false})
+	})
+	suite.WaitFor(t, "the config to be released and gone", 30*time.Second, gone(ksc))
+	off.Stop()
 }
 
 // An object at the record's name that the operator did not write (here made before the
 // operator first saw the config) is never overwritten or deleted: status reports it and
 // the broker is left as it is, and deleting the config leaves the object too.
 func TestForeignObjectAtTheRecordNameIsLeftAlone(t *testing.T) {
-	ns := namespace(t, "kafka-foreign-record")
+	ns := env.Namespace(t, "kafka-foreign-record")
 	c := user(ns, "client")
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}})
 	ksc := brokerConfig(t, ns, "kafka", b, "")
-	applyIntents(t, ns, `
+	env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
 	squatter := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: recordNS, Name: kafka.OwnedConfigMapName(getKSC(t, ksc).UID)},
 		Data:       map[string]string{"someone": "else"},
 	}
-	create(t, squatter)
+	env.Create(t, squatter)
 	t.Cleanup(func() { _ = kube.Delete(context.Background(), squatter) })
 	startOperator(t, enforcement.Options{})
 	configError(t, ksc, "was not written by the operator")
@@ -400,7 +392,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	if err := kube.Delete(context.Background(), ksc); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the config to go", 30*time.Second, gone(ksc))
+	suite.WaitFor(t, "the config to go", 30*time.Second, gone(ksc))
 	var after corev1.ConfigMap
 	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(squatter), &after); err != nil || after.ResourceVersion != squatter.ResourceVersion {
 		t.Fatalf("the foreign ConfigMap was changed or deleted: %v %+v", err, after.ObjectMeta)
@@ -411,7 +403,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 // the operator starts; a ConfigMap of the operator's namespace that is not a record, or
 // the record of a config that still exists, stays.
 func TestRecordsOfDeletedConfigsAreSwept(t *testing.T) {
-	ns := namespace(t, "kafka-sweep")
+	ns := env.Namespace(t, "kafka-sweep")
 	live := brokerConfig(t, ns, "kafka", startBroker(t, kafkatest.Options{}), "")
 	record := func(name, uid, of string) *corev1.ConfigMap {
 		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
@@ -424,14 +416,14 @@ func TestRecordsOfDeletedConfigsAreSwept(t *testing.T) {
 	recreated := record(kafka.OwnedConfigMapName("old-uid"), "old-uid", ns+"/kafka")
 	kept := record(kafka.OwnedConfigMapName(live.UID), string(live.UID), ns+"/kafka")
 	notRecord := record("settings", "gone-uid", ns+"/deleted")
-	create(t, orphan, recreated, kept, notRecord)
+	env.Create(t, orphan, recreated, kept, notRecord)
 	t.Cleanup(func() {
 		for _, cm := range []*corev1.ConfigMap{orphan, recreated, kept, notRecord} {
 			_ = kube.Delete(context.Background(), cm)
 		}
 	})
 	startOperator(t, enforcement.Options{})
-	waitFor(t, "the orphaned records to go", 30*time.Second, func() (bool, error) {
+	suite.WaitFor(t, "the orphaned records to go", 30*time.Second, func() (bool, error) {
 		return apierrors.IsNotFound(kube.Get(context.Background(), client.ObjectKeyFromObject(orphan), &corev1.ConfigMap{})) &&
 			apierrors.IsNotFound(kube.Get(context.Background(), client.ObjectKeyFromObject(recreated), &corev1.ConfigMap{})), nil
 	})

@@ -31,10 +31,10 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/facts/informer"
-	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/point/kafka"
-	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
 )
 
 // aclsPerClient is what each client's intents compile to: Read and Write on its input
@@ -94,7 +94,7 @@ func main() {
 
 func run(n int, resync time.Duration, format string) error {
 	ctx := context.Background()
-	lc, err := localcluster.Start(ctx, localcluster.Options{WithoutControllerManager: true})
+	lc, err := controlplane.Start(ctx, controlplane.Options{WithoutControllerManager: true})
 	if err != nil {
 		return err
 	}

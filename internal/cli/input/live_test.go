@@ -11,7 +11,7 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/cli/input"
-	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 )
 
 // TestLocalFilesOverlayTheLiveCluster reads a real kube-apiserver under a change: the
@@ -19,7 +19,7 @@ import (
 // version each is written in, and the others stay as the cluster has them.
 func TestLocalFilesOverlayTheLiveCluster(t *testing.T) {
 	ctx := context.Background()
-	lc, kube := localcluster.ForTest(t, localcluster.Options{WithoutControllerManager: true})
+	lc, kube := controlplane.ForTest(t, controlplane.Options{WithoutControllerManager: true})
 	for _, o := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "a"}}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "token"}},

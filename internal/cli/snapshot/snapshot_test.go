@@ -23,7 +23,7 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/cli/input"
 	"github.com/intentguard/intentguard/internal/cli/snapshot"
-	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 )
 
 // TestSnapshotReadsBackAsTheLiveObjects writes a snapshot of a real kube-apiserver and
@@ -31,7 +31,7 @@ import (
 // with the facts the operator reads, and nothing it must not keep.
 func TestSnapshotReadsBackAsTheLiveObjects(t *testing.T) {
 	ctx := context.Background()
-	lc, kube := localcluster.ForTest(t, localcluster.Options{WithoutControllerManager: true})
+	lc, kube := controlplane.ForTest(t, controlplane.Options{WithoutControllerManager: true})
 	seed(t, kube)
 
 	var out bytes.Buffer

@@ -13,7 +13,7 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/cli/input"
 	"github.com/intentguard/intentguard/internal/cli/validation"
-	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 )
 
 // testdata holds the files of validate's golden tests: every served version, valid and
@@ -40,7 +40,7 @@ func TestValidateAgreesWithTheAPIServer(t *testing.T) {
 		outcome[o.Source] = o
 	}
 
-	_, kube := localcluster.ForTest(t, localcluster.Options{WithoutControllerManager: true, Webhooks: true})
+	_, kube := controlplane.ForTest(t, controlplane.Options{WithoutControllerManager: true, Webhooks: true})
 	for _, ns := range []string{"shop", "kafka"} {
 		if err := kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			t.Fatal(err)

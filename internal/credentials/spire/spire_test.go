@@ -21,10 +21,10 @@ import (
 
 	"github.com/intentguard/intentguard/internal/credentials/backend"
 	"github.com/intentguard/intentguard/internal/credentials/spire"
-	"github.com/intentguard/intentguard/internal/credentials/spire/spiretest"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/principal"
+	"github.com/intentguard/intentguard/internal/testsupport/spiretest"
 )
 
 const td = "example.org"

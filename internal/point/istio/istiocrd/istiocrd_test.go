@@ -17,10 +17,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/intentguard/intentguard/internal/localcluster"
 	"github.com/intentguard/intentguard/internal/point/istio/authz"
 	"github.com/intentguard/intentguard/internal/point/istio/authz/authztest"
 	"github.com/intentguard/intentguard/internal/point/istio/istiocrd"
+	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 )
 
 // TestEmbeddedCRDIsIstios: the embedded CRD is the one of the istio.io/api version in
@@ -60,7 +60,7 @@ func TestEmbeddedCRDIsIstios(t *testing.T) {
 // unchanged: equal to the desired ones (so an unchanged server costs no write) and owned.
 func TestPoliciesOnARealAPIServer(t *testing.T) {
 	ctx := context.Background()
-	lc, err := localcluster.Start(ctx, localcluster.Options{WithoutControllerManager: true})
+	lc, err := controlplane.Start(ctx, controlplane.Options{WithoutControllerManager: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/intentguard/intentguard/internal/point/kafka/acl"
 	"github.com/intentguard/intentguard/internal/point/kafka/broker"
-	"github.com/intentguard/intentguard/internal/point/kafka/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
 )
 
 // counter counts the ACL requests a client writes, by request key.

@@ -1,12 +1,23 @@
-// Package apitest holds what the suites that run operators against the local control
-// plane share: a count of an operator's API writes, and a log sink.
-package apitest
+package suite
 
 import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+
+	"k8s.io/client-go/rest"
 )
+
+// Counted returns a copy of target whose API writes the returned counter counts, with
+// the client's rate limits raised (200 requests a second, bursts of 400) so that the
+// operator under test, not its client's limiter, sets the pace.
+func Counted(target *rest.Config) (*rest.Config, *WriteCounter) {
+	counter := &WriteCounter{}
+	cfg := rest.CopyConfig(target)
+	cfg.QPS, cfg.Burst = 200, 400
+	cfg.WrapTransport = counter.Wrap
+	return cfg, counter
+}
 
 // WriteCounter counts the mutating API requests that the API server carried out; a
 // create refused because the name is taken changes nothing and is not counted. Install it
@@ -49,9 +60,3 @@ func (w *WriteCounter) Requests() []string {
 	defer w.mu.Unlock()
 	return append([]string(nil), w.log...)
 }
-
-// Discard is a log sink that drops everything, for operators whose logs a test ignores.
-type Discard struct{}
-
-// Write implements io.Writer.
-func (Discard) Write(p []byte) (int, error) { return len(p), nil }

@@ -11,10 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/intentguard/intentguard/internal/localcluster"
+	"github.com/intentguard/intentguard/internal/testsupport/process"
 )
 
 // BinEnv names a directory holding spire-server, overriding the build script.
@@ -27,8 +26,7 @@ type Server struct {
 	// TrustDomain is the server's trust domain.
 	TrustDomain string
 
-	cmd  *exec.Cmd
-	done chan error
+	proc *process.Process
 	dir  string
 	log  *bytes.Buffer
 }
@@ -36,20 +34,9 @@ type Server struct {
 // Binary returns the path of spire-server, building it with hack/spire-binaries.sh when
 // $SPIRE_BIN_DIR is not set.
 func Binary(ctx context.Context) (string, error) {
-	dir := os.Getenv(BinEnv)
-	if dir == "" {
-		script, err := findUp(filepath.Join("hack", "spire-binaries.sh"))
-		if err != nil {
-			return "", err
-		}
-		cmd := exec.CommandContext(ctx, "bash", script)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return "", fmt.Errorf("building spire-server with %s: %w", script, err)
-		}
-		dir = strings.TrimSpace(string(out))
-		_ = os.Setenv(BinEnv, dir)
+	dir, err := process.BinDir(ctx, BinEnv, filepath.Join("hack", "spire-binaries.sh"))
+	if err != nil {
+		return "", err
 	}
 	bin := filepath.Join(dir, "spire-server")
 	if _, err := os.Stat(bin); err != nil {
@@ -64,11 +51,11 @@ func Start(ctx context.Context, bin, trustDomain string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := localcluster.FreePort()
+	port, err := process.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Socket: filepath.Join(dir, "api.sock"), TrustDomain: trustDomain, dir: dir, log: &bytes.Buffer{}, done: make(chan error, 1)}
+	s := &Server{Socket: filepath.Join(dir, "api.sock"), TrustDomain: trustDomain, dir: dir, log: &bytes.Buffer{}}
 	conf := fmt.Sprintf(`server {
   bind_address = "127.0.0.1"
   bind_port = "%d"
@@ -98,13 +85,12 @@ plugins {
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, "run", "-config", confPath)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
+	cmd := exec.Command(bin, "run", "-config", confPath)
+	cmd.Stdout, cmd.Stderr = s.log, s.log
+	if s.proc, err = process.Start(cmd); err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting spire-server: %w", err)
+		return nil, err
 	}
-	go func() { s.done <- s.cmd.Wait() }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		hc := exec.CommandContext(ctx, bin, "healthcheck", "-socketPath", s.Socket)
@@ -112,9 +98,9 @@ plugins {
 			return s, nil
 		}
 		select {
-		case err := <-s.done:
+		case <-s.proc.Exited():
 			_ = os.RemoveAll(dir)
-			return nil, fmt.Errorf("spire-server exited (%v): %s", err, s.log.String())
+			return nil, fmt.Errorf("spire-server exited (%v): %s", s.proc.Err(), s.log.String())
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -126,32 +112,6 @@ plugins {
 
 // Stop ends the server and removes its files.
 func (s *Server) Stop() error {
-	if s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-	}
+	s.proc.Stop(10 * time.Second)
 	return os.RemoveAll(s.dir)
-}
-
-func findUp(rel string) (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("%s was not found above the working directory", rel)
-		}
-		dir = parent
-	}
 }

@@ -1,4 +1,4 @@
-package apitest
+package controlplane
 
 import (
 	"bytes"
@@ -11,15 +11,15 @@ import (
 // EtcdPut writes value under key through etcd's JSON gateway, bypassing the API server's
 // admission: how a test holds an object that an earlier schema accepted and the current
 // one refuses. The API server's watch picks the write up as any other change.
-func EtcdPut(etcdURL, key string, value []byte) error {
-	return etcdCall(etcdURL, "put", map[string]string{
+func (c *Cluster) EtcdPut(key string, value []byte) error {
+	return etcdCall(c.etcdURL(), "put", map[string]string{
 		"key": base64.StdEncoding.EncodeToString([]byte(key)), "value": base64.StdEncoding.EncodeToString(value),
 	})
 }
 
 // EtcdDelete removes key through etcd's JSON gateway.
-func EtcdDelete(etcdURL, key string) error {
-	return etcdCall(etcdURL, "deleterange", map[string]string{"key": base64.StdEncoding.EncodeToString([]byte(key))})
+func (c *Cluster) EtcdDelete(key string) error {
+	return etcdCall(c.etcdURL(), "deleterange", map[string]string{"key": base64.StdEncoding.EncodeToString([]byte(key))})
 }
 
 func etcdCall(etcdURL, op string, body map[string]string) error {

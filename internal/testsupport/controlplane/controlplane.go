@@ -1,15 +1,14 @@
-// Package localcluster runs a local Kubernetes control plane (etcd, kube-apiserver and
+// Package controlplane runs a local Kubernetes control plane (etcd, kube-apiserver and
 // kube-controller-manager, built from source by hack/k8s-binaries.sh) with this project's
 // CRDs installed. Deployments really create ReplicaSets and Pods there; nothing schedules
 // or runs the pods, which is all NetworkPolicy selection needs.
-package localcluster
+package controlplane
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +31,7 @@ import (
 	configwebhook "github.com/intentguard/intentguard/config/webhook"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/point/istio/istiocrd"
+	"github.com/intentguard/intentguard/internal/testsupport/process"
 	"github.com/intentguard/intentguard/internal/webhook"
 )
 
@@ -48,8 +48,7 @@ type Cluster struct {
 	env          *envtest.Environment
 	stopWebhooks context.CancelFunc
 	webhooksDone chan error
-	kcm          *exec.Cmd
-	kcmDone      chan error
+	kcm          *process.Process
 	dir          string
 }
 
@@ -187,41 +186,7 @@ func (c *Cluster) serveWebhooks(scheme *runtime.Scheme) error {
 
 // Assets returns the directory of the control-plane binaries, building them if needed.
 func Assets(ctx context.Context) (string, error) {
-	if dir := os.Getenv(AssetsEnv); dir != "" {
-		return dir, nil
-	}
-	script, err := findScript()
-	if err != nil {
-		return "", fmt.Errorf("%s is not set and %w", AssetsEnv, err)
-	}
-	cmd := exec.CommandContext(ctx, "bash", script)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("building control-plane binaries with %s: %w", script, err)
-	}
-	dir := strings.TrimSpace(string(out))
-	_ = os.Setenv(AssetsEnv, dir)
-	return dir, nil
-}
-
-// findScript walks up from the working directory to the checkout's hack/k8s-binaries.sh.
-func findScript() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		p := filepath.Join(dir, "hack", "k8s-binaries.sh")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("hack/k8s-binaries.sh was not found above the working directory")
-		}
-		dir = parent
-	}
+	return process.BinDir(ctx, AssetsEnv, filepath.Join("hack", "k8s-binaries.sh"))
 }
 
 // CRDs returns this project's CustomResourceDefinitions.
@@ -267,7 +232,7 @@ func (c *Cluster) writeKubeconfig() error {
 }
 
 func (c *Cluster) startControllerManager(bin string, opts Options) error {
-	port, err := FreePort()
+	port, err := process.FreePort()
 	if err != nil {
 		return err
 	}
@@ -293,26 +258,19 @@ func (c *Cluster) startControllerManager(bin string, opts Options) error {
 	if opts.Log != nil {
 		cmd.Stdout, cmd.Stderr = opts.Log, opts.Log
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting kube-controller-manager: %w", err)
+	kcm, err := process.Start(cmd)
+	if err != nil {
+		return err
 	}
-	c.kcm = cmd
-	c.kcmDone = make(chan error, 1)
-	go func() { c.kcmDone <- cmd.Wait() }()
+	c.kcm = kcm
 	return nil
 }
 
 // Stop stops every process and removes the temporary files.
 func (c *Cluster) Stop() error {
 	var errs []error
-	if c.kcm != nil && c.kcm.Process != nil {
-		_ = c.kcm.Process.Signal(os.Interrupt)
-		select {
-		case <-c.kcmDone:
-		case <-time.After(10 * time.Second):
-			_ = c.kcm.Process.Kill()
-			<-c.kcmDone
-		}
+	if c.kcm != nil {
+		c.kcm.Stop(10 * time.Second)
 	}
 	if c.stopWebhooks != nil {
 		c.stopWebhooks()
@@ -329,18 +287,7 @@ func (c *Cluster) Stop() error {
 	return errors.Join(errs...)
 }
 
-// FreePort returns a TCP port on the loopback interface that nothing listens on.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// EtcdURL is the client URL of the control plane's etcd, for tests that put there what an
-// earlier version of a CRD stored.
-func (c *Cluster) EtcdURL() string {
+// etcdURL is the client URL of the control plane's etcd.
+func (c *Cluster) etcdURL() string {
 	return c.env.ControlPlane.Etcd.URL.String()
 }
