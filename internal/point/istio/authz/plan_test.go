@@ -232,3 +232,54 @@ func TestTrustDomainOf(t *testing.T) {
 		t.Fatal("without a mesh configuration or a configured trust domain, a policy is written with a guessed one")
 	}
 }
+
+// TestGatherAmbient: a sidecar-less namespace whose waypoint is named by a namespace
+// label, and a client in another ambient namespace: the namespaces' labels are gathered,
+// L7 rules land on the waypoint, the pods admit only the waypoint, and a client outside
+// the mesh is reported.
+func TestGatherAmbient(t *testing.T) {
+	c := tutorialCluster()
+	c.namespaces = map[string]map[string]string{
+		"shop": {authz.DataplaneModeLabel: authz.DataplaneAmbient, authz.UseWaypointLabel: "waypoint"},
+		"web":  {authz.DataplaneModeLabel: authz.DataplaneAmbient},
+	}
+	c.pods[0] = pod("nginx-1", "shop", "nginx", "", map[string]string{"app": "nginx"})
+	c.pods[1] = pod("client-1", "web", "client", "", map[string]string{"app": "client"})
+	c.intents[0].Namespace = "web"
+	c.intents[0].Spec.Targets = c.intents[0].Spec.Targets[:1]
+	c.intents[0].Spec.Targets[0].Service.Name = "nginx.shop"
+	bare := v2beta1.ClientIntents{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "shop"}}
+	bare.Spec.Workload.Name = "other-client"
+	bare.Spec.Targets = []v2beta1.Target{{Service: &v2beta1.ServiceTarget{Name: "nginx", HTTP: []v2beta1.HTTPTarget{{Path: "/"}}}}}
+	c.intents = append(c.intents, bare)
+	c.pods[3] = pod("other-1", "shop", "other", "optout", map[string]string{"app": "other-client"})
+
+	server := intent.Server{Ref: intent.Ref{Namespace: "shop", Name: "nginx"}, Service: true}
+	in, err := authz.Planner{Facts: c, Mesh: c}.Gather(context.Background(), server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.NamespaceLabels["web"][authz.DataplaneModeLabel] != authz.DataplaneAmbient {
+		t.Fatalf("the client's namespace labels are not gathered: %v", in.NamespaceLabels)
+	}
+	res, err := authz.Compile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Policies) != 2 {
+		t.Fatalf("policies %d, want the ztunnel one and the waypoint one", len(res.Policies))
+	}
+	wp := checkpoint{kind: "waypoint", namespace: "shop", service: "nginx"}
+	zt := checkpoint{kind: "ztunnel", namespace: "shop", labels: map[string]string{"app": "nginx"}}
+	get := request{principal: "corp.example/ns/web/sa/client", namespace: "web", path: "/client-path", method: "GET", port: 8080}
+	hop := request{principal: "corp.example/ns/shop/sa/waypoint", namespace: "shop", path: get.path, method: get.method, port: 8080}
+	if !allowedAt(res.Policies, wp, get) || !allowedAt(res.Policies, zt, hop) || allowedAt(res.Policies, zt, get) {
+		t.Fatal("the L7 rules are not on the waypoint, or the pods admit more than it")
+	}
+	if out := res.Outcomes[intent.Ref{Namespace: "web", Name: "client"}]; out.State != enforcement.Enforced {
+		t.Fatalf("client outcome %+v", out)
+	}
+	if out := res.Outcomes[intent.Ref{Namespace: "shop", Name: "other-client"}]; out.State != enforcement.Waiting || !strings.Contains(out.Message, "other-1") {
+		t.Fatalf("a client outside the mesh is not reported: %+v", out)
+	}
+}
