@@ -210,19 +210,18 @@ func ValidateHTTPPaths(ci, old *v2beta1.ClientIntents, paths Paths) field.ErrorL
 	var errs field.ErrorList
 	for i, t := range ci.Spec.Targets {
 		p := paths.target(i)
-		if !paths.V1 {
-			if t.Kubernetes != nil {
-				p = p.Child("kubernetes")
-			} else {
-				p = p.Child("service")
-			}
-			p = p.Child("http")
+		switch {
+		case paths.V1alpha2:
+			p = p.Child("resources")
+		case paths.V1:
+			p = p.Child("HTTPResources")
+		case t.Kubernetes != nil:
+			p = p.Child("kubernetes", "http")
+		default:
+			p = p.Child("service", "http")
 		}
 		for j, h := range httpOf(t) {
-			at := p
-			if !paths.V1 {
-				at = p.Index(j)
-			}
+			at := p.Index(j)
 			if err := authz.ValidatePath(h.Path); err != nil && !had[h.Path] {
 				errs = append(errs, field.Invalid(at.Child("path"), h.Path, err.Error()))
 			}

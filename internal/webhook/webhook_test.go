@@ -159,7 +159,8 @@ func TestHTTPPathsByIstioRules(t *testing.T) {
 	}{
 		{"exact, prefix and templates", nil, []v2beta1.Target{svc("/client-path", "/api/*", "/users/{*}/orders", "/files/{**}")}, Paths{}, ""},
 		{"star inside", nil, []v2beta1.Target{svc("/ok", "/a*b")}, Paths{}, `spec.targets[0].service.http[1].path: Invalid value: "/a*b"`},
-		{"template not a whole segment", nil, []v2beta1.Target{svc("/files/x{*}")}, Paths{V1: true}, `spec.calls[0].path: Invalid value: "/files/x{*}"`},
+		{"template not a whole segment", nil, []v2beta1.Target{svc("/files/x{*}")}, Paths{V1: true}, `spec.calls[0].HTTPResources[0].path: Invalid value: "/files/x{*}"`},
+		{"v1alpha2 names them resources", nil, []v2beta1.Target{svc("/ok", "/files/{id}")}, Paths{V1: true, V1alpha2: true}, `spec.calls[0].resources[1].path: Invalid value: "/files/{id}"`},
 		{"{**} before a template", nil, []v2beta1.Target{svc(), k8s}, Paths{}, `spec.targets[1].kubernetes.http[0].path: Invalid value: "/v1/{**}/{*}": {**} must be the last template`},
 		{"bad method", nil, []v2beta1.Target{{Service: &v2beta1.ServiceTarget{Name: "web", HTTP: []v2beta1.HTTPTarget{{Path: "/", Methods: []v2beta1.HTTPMethod{"FETCH"}}}}}}, Paths{}, `spec.targets[0].service.http[0].methods[0]: Unsupported value: "FETCH"`},
 		{"added by an update", []v2beta1.Target{svc("/ok")}, []v2beta1.Target{svc("/ok", "/a*b")}, Paths{}, `"/a*b"`},
