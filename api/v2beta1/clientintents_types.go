@@ -203,7 +203,7 @@ type ClientIntentsStatus struct {
 	// +optional
 	// +listType=atomic
 	Targets []TargetStatus `json:"targets,omitempty"`
-	// Conditions are Ready, TargetsResolved and Enforced.
+	// Conditions are Ready, Reconciling and Stalled (kstatus), TargetsResolved and Enforced.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -26,7 +26,7 @@ type ProtectedServiceStatus struct {
 	// Policy is the NetworkPolicy that protects the server, once it is in place.
 	// +optional
 	Policy string `json:"policy,omitempty"`
-	// Conditions holds Ready.
+	// Conditions holds Ready, and Reconciling or Stalled while they hold (kstatus).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

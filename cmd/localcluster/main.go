@@ -31,7 +31,6 @@ import (
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/kafka"
-	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
@@ -210,7 +209,7 @@ func waitReady(ctx context.Context, c client.Client, key client.ObjectKey) error
 		if err := c.Get(ctx, key, &ci); err != nil {
 			return false, err
 		}
-		cond := apimeta.FindStatusCondition(ci.Status.Conditions, status.ConditionReady)
+		cond := apimeta.FindStatusCondition(ci.Status.Conditions, enforcement.ConditionReady)
 		if cond != nil {
 			last = cond.Message
 		}

@@ -160,8 +160,8 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 	if err != nil {
 		return nil, err
 	}
-	// The ClientIntents status reads every enforcement point's report.
-	if err := status.Setup(mgr, reader, policies, points...); err != nil {
+	// Status reads what every enforcement point recorded.
+	if err := status.Setup(mgr, append([]enforcement.Point{policies}, points...)...); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -19,25 +19,6 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/intent"
-	"github.com/intentguard/intentguard/internal/point/networkpolicy"
-	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
-)
-
-// Condition types and reasons reported on ClientIntents.
-const (
-	ConditionReady           = "Ready"
-	ConditionTargetsResolved = "TargetsResolved"
-	ConditionEnforced        = "Enforced"
-
-	ReasonApplied       = "Applied"
-	ReasonPending       = "Pending"
-	ReasonFailed        = "Failed"
-	ReasonResolved      = "Resolved"
-	ReasonTargetMissing = "TargetMissing"
-	ReasonEnforced      = "Enforced"
-	ReasonShadowMode    = "ShadowMode"
-	ReasonPartial       = "PartiallyEnforced"
-	ReasonNotEnforced   = "NotEnforced"
 )
 
 // Enforcement summaries shown in the Enforcement printer column.
@@ -48,20 +29,17 @@ const (
 	EnforcementNone     = "None"
 )
 
-// ClientIntentsReconciler reports, on each ClientIntents, whether its targets exist, whether they
-// are enforced, and whether their policies are in place; it emits an Event whenever one
-// of those answers changes.
+// ClientIntentsReconciler reports, on each ClientIntents, what the enforcement points
+// recorded for its targets: whether they exist, whether they are enforced, and whether
+// every point reflects its generation; it emits an Event whenever one of those answers
+// changes.
 type ClientIntentsReconciler struct {
-	Client  client.Client
-	Planner compile.Planner
-	// Points are the enforcement points whose reports make up the status; the first is
-	// the NetworkPolicy point.
+	Client client.Client
+	// Points are the enforcement points whose records make up the status.
 	Points   []enforcement.Point
 	Recorder events.EventRecorder
 
-	// progress, when set, tells a policy still being written from one that failed.
-	progress *networkpolicy.Progress
-	mu       sync.Mutex
+	mu sync.Mutex
 	// memory holds what the reconciler remembers of each ClientIntents between reconciles.
 	memory map[client.ObjectKey]*memory
 }
@@ -69,10 +47,8 @@ type ClientIntentsReconciler struct {
 // memory is what the status reconciler remembers of one ClientIntents. The work queue
 // never reconciles one key twice at a time, so only the map needs the lock.
 type memory struct {
-	// pendingSince is when it was first seen waiting for a policy; zero when not waiting.
-	pendingSince time.Time
-	// deferredSince is when its status was first held back for the NetworkPolicy
-	// controller's backlog; zero when not held back.
+	// deferredSince is when its status was first held back for the points' backlog;
+	// zero when not held back.
 	deferredSince time.Time
 	// written is the last status written, and the resourceVersion that write replaced,
 	// so that a reconcile reading the cache before it has caught up with the write does
@@ -102,24 +78,10 @@ func (r *ClientIntentsReconciler) forget(key client.ObjectKey) {
 	delete(r.memory, key)
 }
 
-// since returns *t, set to now first if it is zero.
-func since(t *time.Time) time.Time {
-	if t.IsZero() {
-		*t = time.Now()
-	}
-	return *t
-}
-
 const (
-	// pendingStall is how long a policy the NetworkPolicy controller is still working on
-	// may take to land before Ready reports Pending anyway.
-	pendingStall = 10 * time.Second
-	// pendingRecheck is how often a ClientIntents waiting for its policies looks for a
-	// failed attempt; the policies' own watch events bring it back sooner.
-	pendingRecheck = 5 * time.Second
-	// backlogThreshold is the number of servers with changes in hand above which status
-	// writes wait, so that in a burst (many intents applied at once, an operator start)
-	// the API server spends its capacity on policies first.
+	// backlogThreshold is the number of changes the points have in hand above which
+	// status writes wait, so that in a burst (many intents applied at once, an operator
+	// start) the API server spends its capacity on enforcement first.
 	backlogThreshold = 16
 	// backlogRecheck is how often status held back for the backlog looks again.
 	backlogRecheck = 500 * time.Millisecond
@@ -140,34 +102,30 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		r.forget(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if wait := r.waitForPolicies(&ci); wait > 0 {
-		return ctrl.Result{RequeueAfter: wait}, nil
-	}
 	mem := r.recall(req.NamespacedName)
 	if wait := r.waitForBacklog(mem); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
+	var recorded []enforcement.TargetState
 	var states []v2beta1.TargetStatus
 	reported := map[string]bool{}
 	var missing []string
-	inHand := 0
 	for _, point := range r.Points {
-		var got []enforcement.TargetState
-		var err error
-		if pp, ok := point.(*networkpolicy.PolicyPoint); ok {
-			var rep networkpolicy.Report
-			rep, err = pp.FullReport(ctx, &ci)
-			got, missing, inHand = rep.States, rep.Missing, rep.InHand
-		} else {
-			got, err = point.Report(ctx, &ci)
-		}
+		got, err := point.Outcomes(ctx, &ci)
 		if err != nil {
-			return ctrl.Result{}, fmt.Errorf("%s report: %w", point.Name(), err)
+			return ctrl.Result{}, fmt.Errorf("reading the %s outcomes: %w", point.Name(), err)
 		}
+		recorded = append(recorded, got...)
 		for _, st := range got {
 			reported[st.Target] = true
 			states = append(states, v2beta1.TargetStatus{Target: st.Target, Point: point.Name(), State: string(st.State), Message: st.Message})
+			if st.Missing {
+				missing = append(missing, st.Target)
+			}
 		}
+	}
+	if wait := settling(recorded); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	for _, t := range ci.Spec.Targets {
 		name, msg := intent.TargetName(t), "no enforcement point handles this kind of target yet: calls to it are neither allowed nor blocked by this project"
@@ -194,9 +152,9 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
 	}
 	if len(missing) == 0 {
-		set(ConditionTargetsResolved, true, ReasonResolved, "every target was found in the cluster")
+		set(enforcement.ConditionTargetsResolved, true, enforcement.ReasonResolved, "every target was found in the cluster")
 	} else {
-		set(ConditionTargetsResolved, false, ReasonTargetMissing, "not found: "+strings.Join(missing, ", "))
+		set(enforcement.ConditionTargetsResolved, false, enforcement.ReasonTargetMissing, "not found: "+strings.Join(missing, ", "))
 	}
 	by := map[enforcement.State][]string{}
 	// A target is enforced when every point that handles it enforces it.
@@ -215,17 +173,18 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	switch {
 	case len(states) == 0:
 		status.Enforcement = EnforcementEnforced
-		set(ConditionEnforced, true, ReasonEnforced, "these intents declare no calls, so there is nothing to enforce")
+		set(enforcement.ConditionEnforced, true, enforcement.ReasonEnforced, "these intents declare no calls, so there is nothing to enforce")
 	case nEnforced == len(enforcedTargets):
 		status.Enforcement = EnforcementEnforced
-		set(ConditionEnforced, true, ReasonEnforced, "every target accepts this client and no undeclared one")
+		set(enforcement.ConditionEnforced, true, enforcement.ReasonEnforced, "every target accepts this client and no undeclared one")
 	case nEnforced == 0 && len(by[enforcement.Shadow]) == len(states):
 		status.Enforcement = EnforcementShadow
-		set(ConditionEnforced, false, ReasonShadowMode, "shadow mode: nothing is enforced for these calls; "+strings.Join(by[enforcement.Shadow], "; "))
+		set(enforcement.ConditionEnforced, false, enforcement.ReasonShadow, "shadow mode: nothing is enforced for these calls; "+strings.Join(by[enforcement.Shadow], "; "))
 	default:
 		status.Enforcement = EnforcementPartial
+		reason := enforcement.ReasonPartial
 		if nEnforced == 0 {
-			status.Enforcement = EnforcementNone
+			status.Enforcement, reason = EnforcementNone, enforcement.ReasonNotEnforced
 		}
 		var not []string
 		for _, st := range states {
@@ -233,32 +192,18 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 				not = append(not, describe(st))
 			}
 		}
-		reason := ReasonPartial
-		if nEnforced == 0 {
-			reason = ReasonNotEnforced
-		}
-		set(ConditionEnforced, false, reason, fmt.Sprintf("%d of %d targets enforced; not enforced: %s", nEnforced, len(enforcedTargets), strings.Join(not, "; ")))
+		set(enforcement.ConditionEnforced, false, reason, fmt.Sprintf("%d of %d targets enforced; not enforced: %s", nEnforced, len(enforcedTargets), strings.Join(not, "; ")))
 	}
 	switch {
 	case len(by[enforcement.Failed]) > 0:
 		status.UpToDate = false
-		set(ConditionReady, false, ReasonFailed, strings.Join(append(by[enforcement.Failed], by[enforcement.Waiting]...), "; "))
+		enforcement.SetReadiness(&status.Conditions, enforcement.ReasonFailed, strings.Join(append(by[enforcement.Failed], by[enforcement.Waiting]...), "; "), gen)
 	case len(by[enforcement.Waiting]) > 0:
-		// While the NetworkPolicy controller still has the change in hand, reporting Pending
-		// would cost a status write and an Event per ClientIntents in every burst; the
-		// policy's watch event brings this back when it lands. A first status is written
-		// at once, and a wait that lasts is reported.
-		if inHand == len(by[enforcement.Waiting]) && meta.FindStatusCondition(ci.Status.Conditions, ConditionReady) != nil {
-			if wait := pendingStall - time.Since(since(&mem.pendingSince)); wait > 0 {
-				return ctrl.Result{RequeueAfter: min(wait, pendingRecheck)}, nil
-			}
-		}
 		status.UpToDate = false
-		set(ConditionReady, false, ReasonPending, strings.Join(by[enforcement.Waiting], "; "))
+		enforcement.SetReadiness(&status.Conditions, enforcement.ReasonPending, strings.Join(by[enforcement.Waiting], "; "), gen)
 	default:
-		mem.pendingSince = time.Time{}
 		status.UpToDate = true
-		set(ConditionReady, true, ReasonApplied, "every enforcement point reflects this generation")
+		enforcement.SetReadiness(&status.Conditions, enforcement.ReasonReconciled, "every enforcement point reflects this generation", gen)
 	}
 	if equality.Semantic.DeepEqual(status, &ci.Status) {
 		return ctrl.Result{}, nil
@@ -274,7 +219,7 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	mem.written, mem.writtenOver = status, over
-	ready := meta.FindStatusCondition(status.Conditions, ConditionReady)
+	ready := meta.FindStatusCondition(status.Conditions, enforcement.ConditionReady)
 	log.FromContext(ctx).Info("updated ClientIntents status", "generation", ci.Generation, "ready", ready.Status, "reason", ready.Reason, "message", ready.Message)
 	return ctrl.Result{}, nil
 }
@@ -287,31 +232,21 @@ func describe(st v2beta1.TargetStatus) string {
 	return st.Target + " (" + st.Point + "): " + st.Message
 }
 
-// waitForPolicies returns how long to wait before computing the status, when the
-// NetworkPolicy controller still has changes to one of the servers in hand: the status
-// would only say Pending, and computing it costs a plan per server. The controller tells
-// this one when it is done; the returned wait is the fallback.
-func (r *ClientIntentsReconciler) waitForPolicies(ci *v2beta1.ClientIntents) time.Duration {
-	if r.progress == nil {
-		return 0
-	}
-	for _, server := range intent.Servers(ci) {
-		outstanding, since, blocked := r.progress.State(networkpolicy.ServerRequest(server))
-		if outstanding && blocked == "" && time.Since(since) < pendingStall {
-			return pendingRecheck
-		}
-	}
-	return 0
-}
-
-// waitForBacklog holds status back while the NetworkPolicy controller has a backlog,
-// for at most backlogMaxDefer per ClientIntents.
+// waitForBacklog holds status back while the points have a backlog, for at most
+// backlogMaxDefer per ClientIntents.
 func (r *ClientIntentsReconciler) waitForBacklog(mem *memory) time.Duration {
-	if r.progress == nil || r.progress.Backlog(pendingStall) < backlogThreshold {
+	backlog := 0
+	for _, p := range r.Points {
+		backlog += p.Backlog()
+	}
+	if backlog < backlogThreshold {
 		mem.deferredSince = time.Time{}
 		return 0
 	}
-	if time.Since(since(&mem.deferredSince)) >= backlogMaxDefer {
+	if mem.deferredSince.IsZero() {
+		mem.deferredSince = time.Now()
+	}
+	if time.Since(mem.deferredSince) >= backlogMaxDefer {
 		mem.deferredSince = time.Time{}
 		return 0
 	}
@@ -319,15 +254,16 @@ func (r *ClientIntentsReconciler) waitForBacklog(mem *memory) time.Duration {
 }
 
 // announced are the reasons worth an Event when a condition takes them: what users need
-// to know, not every step of normal operation.
+// to know, not every step of normal operation. Reconciling and Stalled repeat Ready and
+// are not announced again.
 var announced = map[string]string{
-	ReasonApplied:       corev1.EventTypeNormal,
-	ReasonPending:       corev1.EventTypeWarning,
-	ReasonFailed:        corev1.EventTypeWarning,
-	ReasonNotEnforced:   corev1.EventTypeNormal,
-	ReasonTargetMissing: corev1.EventTypeWarning,
-	ReasonShadowMode:    corev1.EventTypeNormal,
-	ReasonPartial:       corev1.EventTypeNormal,
+	enforcement.ReasonReconciled:    corev1.EventTypeNormal,
+	enforcement.ReasonPending:       corev1.EventTypeWarning,
+	enforcement.ReasonFailed:        corev1.EventTypeWarning,
+	enforcement.ReasonNotEnforced:   corev1.EventTypeNormal,
+	enforcement.ReasonTargetMissing: corev1.EventTypeWarning,
+	enforcement.ReasonShadow:        corev1.EventTypeNormal,
+	enforcement.ReasonPartial:       corev1.EventTypeNormal,
 }
 
 // announce emits an Event for each condition that newly took an announced reason.
@@ -337,6 +273,9 @@ func (r *ClientIntentsReconciler) announce(ci *v2beta1.ClientIntents, next *v2be
 	}
 	for _, c := range next.Conditions {
 		kind, ok := announced[c.Reason]
+		if c.Type == enforcement.ConditionReconciling || c.Type == enforcement.ConditionStalled {
+			continue
+		}
 		prev := meta.FindStatusCondition(ci.Status.Conditions, c.Type)
 		if !ok || (prev != nil && prev.Status == c.Status && prev.Reason == c.Reason) {
 			continue

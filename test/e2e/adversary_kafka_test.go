@@ -19,9 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/point/kafka"
-	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
 )
 
@@ -126,7 +126,7 @@ func testKafkaCredentials(t *testing.T, seed int64, replay string) {
 			if err := kube.Get(ctx, client.ObjectKeyFromObject(ksc), &got); err != nil {
 				t.Fatal(err)
 			}
-			if cond = apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionReady); cond != nil && cond.Reason == "ConfigError" {
+			if cond = apimeta.FindStatusCondition(got.Status.Conditions, enforcement.ConditionReady); cond != nil && cond.Reason == "ConfigError" {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)

@@ -27,7 +27,6 @@ import (
 	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
-	"github.com/intentguard/intentguard/internal/status"
 )
 
 var (
@@ -167,7 +166,7 @@ func (a *adversary) victimStatuses() (map[string]map[string]string, string) {
 	out := map[string]map[string]string{}
 	for _, ri := range a.victimIntentsList() {
 		ci := a.getIntents(ri)
-		if ci.Status.ObservedGeneration != ci.Generation || !apimeta.IsStatusConditionTrue(ci.Status.Conditions, status.ConditionReady) {
+		if ci.Status.ObservedGeneration != ci.Generation || !apimeta.IsStatusConditionTrue(ci.Status.Conditions, enforcement.ConditionReady) {
 			return nil, fmt.Sprintf("intents %s/%s not Ready: %+v", ci.Namespace, ci.Name, ci.Status.Conditions)
 		}
 		states := map[string]string{}
@@ -680,7 +679,7 @@ func (a *adversary) victimStatusProblem() string {
 	for _, ri := range a.victimIntentsList() {
 		ci := a.getIntents(ri)
 		key := ci.Namespace + "/" + ci.Name
-		if !apimeta.IsStatusConditionTrue(ci.Status.Conditions, status.ConditionReady) {
+		if !apimeta.IsStatusConditionTrue(ci.Status.Conditions, enforcement.ConditionReady) {
 			return fmt.Sprintf("victim intents %s no longer Ready: %+v", key, ci.Status.Conditions)
 		}
 		seen := 0

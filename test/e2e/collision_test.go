@@ -75,7 +75,7 @@ spec:
 			t.Errorf("tenant's target %s: %s %q, want Failed naming the kind Deployment", st.Target, st.State, st.Message)
 		}
 	}
-	if ok, err := hasEvent(tenant, attack.Name, status.ReasonFailed); err != nil || !ok {
+	if ok, err := hasEvent(tenant, attack.Name, enforcement.ReasonFailed); err != nil || !ok {
 		t.Errorf("no Failed Event on the tenant's intents (%v)", err)
 	}
 	for _, p := range managedPolicies(t, victim) {
@@ -128,11 +128,12 @@ spec:
 	suite.WaitFor(t, "Ready=False naming the policy of the other server", 30*time.Second, func() (bool, error) {
 		var got v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got)
-		c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionReady)
-		return err == nil && c != nil && c.Status == metav1.ConditionFalse && c.Reason == status.ReasonFailed &&
+		c := apimeta.FindStatusCondition(got.Status.Conditions, enforcement.ConditionReady)
+		return err == nil && c != nil && c.Status == metav1.ConditionFalse && c.Reason == enforcement.ReasonFailed &&
 			strings.Contains(c.Message, squatter.Name) && strings.Contains(c.Message, other.String()), err
 	})
-	suite.WaitFor(t, "a Failed event", 30*time.Second, func() (bool, error) { return hasEvent(ns, ci.Name, status.ReasonFailed) })
+	assertReadiness(t, ci, enforcement.ConditionStalled)
+	suite.WaitFor(t, "a Failed event", 30*time.Second, func() (bool, error) { return hasEvent(ns, ci.Name, enforcement.ReasonFailed) })
 	writesSettle(t, counter)
 	after := policyAt(t, client.ObjectKeyFromObject(squatter))
 	if after.Generation != 1 || after.Annotations[compile.ServerAnnotation] != other.Key() || after.Labels[compile.ServerLabel] != "" {
@@ -254,9 +255,9 @@ func assertEnforced(t *testing.T, ci *v2beta1.ClientIntents) {
 	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
 		t.Fatal(err)
 	}
-	if !apimeta.IsStatusConditionTrue(got.Status.Conditions, status.ConditionReady) || got.Status.Enforcement != status.EnforcementEnforced {
+	if !apimeta.IsStatusConditionTrue(got.Status.Conditions, enforcement.ConditionReady) || got.Status.Enforcement != status.EnforcementEnforced {
 		t.Errorf("%s/%s: Ready %v, enforcement %q, want Ready and Enforced: %+v", got.Namespace, got.Name,
-			apimeta.IsStatusConditionTrue(got.Status.Conditions, status.ConditionReady), got.Status.Enforcement, got.Status.Conditions)
+			apimeta.IsStatusConditionTrue(got.Status.Conditions, enforcement.ConditionReady), got.Status.Enforcement, got.Status.Conditions)
 	}
 	for _, st := range got.Status.Targets {
 		if st.State != string(enforcement.Enforced) {

@@ -27,7 +27,6 @@ import (
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/ownership"
-	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 	"github.com/intentguard/intentguard/internal/testsupport/suite"
@@ -108,7 +107,7 @@ func waitReady(t *testing.T, ci *v2beta1.ClientIntents) *v2beta1.ClientIntents {
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
 			return false, err
 		}
-		return got.Status.ObservedGeneration == got.Generation && apimeta.IsStatusConditionTrue(got.Status.Conditions, status.ConditionReady), nil
+		return got.Status.ObservedGeneration == got.Generation && apimeta.IsStatusConditionTrue(got.Status.Conditions, enforcement.ConditionReady), nil
 	})
 	return &got
 }
@@ -189,6 +188,29 @@ func deleteObj(t *testing.T, o client.Object) {
 func yamlStrict(doc string, into any) error { return yaml.UnmarshalStrict([]byte(doc), into) }
 
 // hasEvent reports whether an Event with the reason was recorded for the named ClientIntents.
+// assertReadiness checks that the ClientIntents' Ready is False beside the kstatus
+// condition that says why (Reconciling or Stalled), True with the same reason, and that
+// the other one is absent.
+func assertReadiness(t *testing.T, ci *v2beta1.ClientIntents, holds string) {
+	t.Helper()
+	var got v2beta1.ClientIntents
+	if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
+		t.Fatal(err)
+	}
+	ready := apimeta.FindStatusCondition(got.Status.Conditions, enforcement.ConditionReady)
+	c := apimeta.FindStatusCondition(got.Status.Conditions, holds)
+	if ready == nil || ready.Status != metav1.ConditionFalse || c == nil || c.Status != metav1.ConditionTrue || c.Reason != ready.Reason || c.Message != ready.Message {
+		t.Fatalf("Ready %+v with %s %+v", ready, holds, c)
+	}
+	other := enforcement.ConditionStalled
+	if holds == other {
+		other = enforcement.ConditionReconciling
+	}
+	if o := apimeta.FindStatusCondition(got.Status.Conditions, other); o != nil {
+		t.Fatalf("%s present beside %s: %+v", other, holds, o)
+	}
+}
+
 func hasEvent(ns, name, reason string) (bool, error) {
 	var events eventsv1.EventList
 	if err := kube.List(context.Background(), &events, client.InNamespace(ns)); err != nil {

@@ -199,7 +199,7 @@ spec:
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
 			return false, err
 		}
-		c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionReady)
+		c := apimeta.FindStatusCondition(got.Status.Conditions, enforcement.ConditionReady)
 		return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "waiting for namespace late-ns"), nil
 	})
 	if d := time.Since(start); d > 5*time.Second {
@@ -222,12 +222,13 @@ spec:
 		}
 		return len(got.Status.Targets) == 2, nil
 	})
-	if c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionEnforced); c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "late-ns") {
+	if c := apimeta.FindStatusCondition(got.Status.Conditions, enforcement.ConditionEnforced); c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "late-ns") {
 		t.Errorf("Enforced = %+v", c)
 	}
-	if c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionTargetsResolved); c == nil || c.Status != metav1.ConditionFalse {
+	if c := apimeta.FindStatusCondition(got.Status.Conditions, enforcement.ConditionTargetsResolved); c == nil || c.Status != metav1.ConditionFalse {
 		t.Errorf("TargetsResolved = %+v", c)
 	}
+	assertReadiness(t, ci, enforcement.ConditionReconciling)
 
 	late := env.Namespace(t, "late-ns")
 	env.Deployment(t, late, "api", 1, nil, nil)
@@ -302,10 +303,10 @@ spec:
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got); err != nil {
 			return false, err
 		}
-		c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionReady)
-		return c != nil && c.Reason == status.ReasonFailed && strings.Contains(c.Message, "no pod selector"), nil
+		c := apimeta.FindStatusCondition(got.Status.Conditions, enforcement.ConditionReady)
+		return c != nil && c.Reason == enforcement.ReasonFailed && strings.Contains(c.Message, "no pod selector"), nil
 	})
-	if got.Status.Enforcement == status.EnforcementEnforced || apimeta.IsStatusConditionTrue(got.Status.Conditions, status.ConditionEnforced) {
+	if got.Status.Enforcement == status.EnforcementEnforced || apimeta.IsStatusConditionTrue(got.Status.Conditions, enforcement.ConditionEnforced) {
 		t.Fatalf("status claims enforcement: %+v", got.Status)
 	}
 	if n := len(managedPolicies(t, ns)); n != 0 {
@@ -344,7 +345,7 @@ spec:
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ps), &p); err != nil {
 			return false, err
 		}
-		return apimeta.IsStatusConditionTrue(p.Status.Conditions, status.ConditionReady) && p.Status.Policy == "access-to.any.server", nil
+		return apimeta.IsStatusConditionTrue(p.Status.Conditions, enforcement.ConditionReady) && p.Status.Policy == "access-to.any.server", nil
 	})
 }
 
@@ -363,7 +364,7 @@ func TestProtectedServiceAloneDeniesAll(t *testing.T) {
 		if err := kube.Get(context.Background(), client.ObjectKeyFromObject(ps), &p); err != nil {
 			return false, err
 		}
-		return apimeta.IsStatusConditionTrue(p.Status.Conditions, status.ConditionReady) && p.Status.Policy == "access-to.any.vault", nil
+		return apimeta.IsStatusConditionTrue(p.Status.Conditions, enforcement.ConditionReady) && p.Status.Policy == "access-to.any.vault", nil
 	})
 }
 
@@ -438,6 +439,6 @@ func TestOwnerArrivingAfterItsPod(t *testing.T) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(ci), &got); err != nil {
 			return false, err
 		}
-		return apimeta.IsStatusConditionTrue(got.Status.Conditions, status.ConditionReady) && got.Status.Enforcement == status.EnforcementEnforced, nil
+		return apimeta.IsStatusConditionTrue(got.Status.Conditions, enforcement.ConditionReady) && got.Status.Enforcement == status.EnforcementEnforced, nil
 	})
 }

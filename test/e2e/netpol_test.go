@@ -240,11 +240,11 @@ spec:
 	if got.Status.Enforcement != status.EnforcementShadow {
 		t.Fatalf("enforcement = %q, want Shadow", got.Status.Enforcement)
 	}
-	cond := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionEnforced)
-	if cond == nil || cond.Reason != status.ReasonShadowMode || !strings.Contains(cond.Message, "server.shadow") {
+	cond := apimeta.FindStatusCondition(got.Status.Conditions, enforcement.ConditionEnforced)
+	if cond == nil || cond.Reason != enforcement.ReasonShadow || !strings.Contains(cond.Message, "server.shadow") {
 		t.Fatalf("Enforced condition = %+v", cond)
 	}
-	suite.WaitFor(t, "a ShadowMode event", 30*time.Second, func() (bool, error) { return hasEvent(ns, ci.Name, status.ReasonShadowMode) })
+	suite.WaitFor(t, "a ShadowMode event", 30*time.Second, func() (bool, error) { return hasEvent(ns, ci.Name, enforcement.ReasonShadow) })
 	if n := len(managedPolicies(t, ns)); n != 0 {
 		t.Fatalf("%d policies in shadow mode", n)
 	}
@@ -421,8 +421,8 @@ spec:
 	suite.WaitFor(t, "Ready=False saying the name is taken", 30*time.Second, func() (bool, error) {
 		var got v2beta1.ClientIntents
 		err := kube.Get(context.Background(), client.ObjectKeyFromObject(ci), &got)
-		c := apimeta.FindStatusCondition(got.Status.Conditions, status.ConditionReady)
-		return err == nil && c != nil && c.Status == metav1.ConditionFalse && c.Reason == status.ReasonFailed &&
+		c := apimeta.FindStatusCondition(got.Status.Conditions, enforcement.ConditionReady)
+		return err == nil && c != nil && c.Status == metav1.ConditionFalse && c.Reason == enforcement.ReasonFailed &&
 			strings.Contains(c.Message, "exists and is not managed by"), err
 	})
 	var after networkingv1.NetworkPolicy

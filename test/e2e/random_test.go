@@ -22,7 +22,6 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
-	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
 	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
@@ -662,7 +661,7 @@ func (w *world) checkStatus(step int) {
 		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: ri.client.ns, Name: "ci-" + ri.client.identity}, &ci); err != nil {
 			w.t.Fatal(err)
 		}
-		if ci.Status.ObservedGeneration != ci.Generation || !apimeta.IsStatusConditionTrue(ci.Status.Conditions, status.ConditionReady) {
+		if ci.Status.ObservedGeneration != ci.Generation || !apimeta.IsStatusConditionTrue(ci.Status.Conditions, enforcement.ConditionReady) {
 			continue
 		}
 		for i, tg := range ri.targets {

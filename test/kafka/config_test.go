@@ -180,7 +180,7 @@ func TestPointNotifies(t *testing.T) {
 	c := user(ns, "client")
 	b := startBroker(t, kafkatest.Options{Users: []string{c}, Topics: []string{"a"}})
 	op := startOperator(t, enforcement.Options{})
-	changes := op.point.Changes()
+	changes := op.point.Subscribe()
 	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name: a, operations: [produce]}]}}]}`)
@@ -189,7 +189,7 @@ spec: {workload: {name: client}, targets: [{kafka: {name: kafka, topics: [{name:
 	for {
 		select {
 		case e := <-changes:
-			if e.Object.Namespace == ns && e.Object.Name == ci.Name {
+			if e.Object.GetNamespace() == ns && e.Object.GetName() == ci.Name {
 				return
 			}
 		case <-deadline:

@@ -176,7 +176,7 @@ func waitState(t *testing.T, op *runningOperator, ci *v2beta1.ClientIntents, wan
 			return false, err
 		}
 		var err error
-		got, err = op.point.Report(context.Background(), &fresh)
+		got, err = op.point.Outcomes(context.Background(), &fresh)
 		if err != nil || len(got) == 0 {
 			return false, fmt.Errorf("report %v: %w", got, err)
 		}

@@ -26,37 +26,34 @@ type Point struct {
 	mu     sync.Mutex
 	states map[types.NamespacedName]syncState
 
-	changesOnce sync.Once
-	changes     chan event.TypedGenericEvent[*v2beta1.ClientIntents]
-	listening   bool
+	notices enforcement.Notices
 }
 
-var (
-	_ enforcement.Point    = (*Point)(nil)
-	_ enforcement.Notifier = (*Point)(nil)
-)
+var _ enforcement.Point = (*Point)(nil)
 
 // Name implements enforcement.Point.
 func (p *Point) Name() string { return PointName }
 
-// Changes implements enforcement.Notifier: after each broker sync, the ClientIntents of
-// that broker are sent here. Nothing is sent until Changes is first called.
-func (p *Point) Changes() <-chan event.TypedGenericEvent[*v2beta1.ClientIntents] {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.listening = true
-	return p.changes
+// Subscribe implements enforcement.Point: after each broker sync, the ClientIntents of
+// that broker whose outcome changed are sent.
+func (p *Point) Subscribe() <-chan event.TypedGenericEvent[client.Object] {
+	return p.notices.Subscribe()
 }
+
+// Protection implements enforcement.Point: a ProtectedService decides whether a broker
+// is enforced, which its KafkaServerConfig status says, and is not reported here.
+func (p *Point) Protection(context.Context, *v2beta1.ProtectedService) ([]enforcement.TargetState, error) {
+	return nil, nil
+}
+
+// Backlog implements enforcement.Point: broker syncs are not held back for.
+func (p *Point) Backlog() int { return 0 }
 
 func (p *Point) record(key types.NamespacedName, st syncState) {
 	p.mu.Lock()
 	prev := p.states[key]
 	p.states[key] = st
-	listening := p.listening
 	p.mu.Unlock()
-	if !listening {
-		return
-	}
 	notify := map[types.NamespacedName]bool{}
 	for k, s := range st.intents {
 		if old, ok := prev.intents[k]; !ok || old.generation != s.generation || fmt.Sprint(old.err) != fmt.Sprint(s.err) ||
@@ -73,12 +70,7 @@ func (p *Point) record(key types.NamespacedName, st syncState) {
 	for k := range notify {
 		ci := &v2beta1.ClientIntents{}
 		ci.Namespace, ci.Name = k.Namespace, k.Name
-		// The channel is buffered; a full buffer means the status controller is behind,
-		// and it reads the latest state when it gets to this event anyway.
-		select {
-		case p.changes <- event.TypedGenericEvent[*v2beta1.ClientIntents]{Object: ci}:
-		default:
-		}
+		p.notices.Send(ci)
 	}
 }
 
@@ -88,8 +80,8 @@ func (p *Point) forget(key types.NamespacedName) {
 	delete(p.states, key)
 }
 
-// Report implements enforcement.Point.
-func (p *Point) Report(ctx context.Context, ci *v2beta1.ClientIntents) ([]enforcement.TargetState, error) {
+// Outcomes implements enforcement.Point.
+func (p *Point) Outcomes(ctx context.Context, ci *v2beta1.ClientIntents) ([]enforcement.TargetState, error) {
 	var out []enforcement.TargetState
 	seen := map[string]bool{}
 	for _, t := range ci.Spec.Targets {

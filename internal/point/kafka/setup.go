@@ -46,9 +46,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Point, error) 
 		return nil, fmt.Errorf("indexing ClientIntents by kafka target: %w", err)
 	}
 	point := &Point{
-		reader:  mgr.GetClient(),
-		states:  map[types.NamespacedName]syncState{},
-		changes: make(chan event.TypedGenericEvent[*v2beta1.ClientIntents], 1024),
+		reader: mgr.GetClient(),
+		states: map[types.NamespacedName]syncState{},
 	}
 	r := &Reconciler{
 		Client:    mgr.GetClient(),

@@ -16,12 +16,12 @@ import (
 
 // Index names this point registers on the cache.
 const (
-	// IndexPolicyLabelRef maps the operator's NetworkPolicies to the operator pod labels
-	// they select by, as "namespace/label value" (see PolicyLabelRefs).
-	IndexPolicyLabelRef = "intentguard.policyLabelRef"
-	// IndexPolicyServer maps the operator's NetworkPolicies to the server digest they are
+	// indexPolicyLabelRef maps the operator's NetworkPolicies to the operator pod labels
+	// they select by, as "namespace/label value" (see policyLabelRefs).
+	indexPolicyLabelRef = "intentguard.policyLabelRef"
+	// indexPolicyServer maps the operator's NetworkPolicies to the server digest they are
 	// labelled with (the label compile.ServerLabel).
-	IndexPolicyServer = "intentguard.policyServer"
+	indexPolicyServer = "intentguard.policyServer"
 )
 
 // LimitCache keeps only the operator's own NetworkPolicies in the cache: nothing else
@@ -37,10 +37,10 @@ func LimitCache(opts *cache.Options) {
 
 // registerIndexes adds the NetworkPolicy indexes the point queries to the cache.
 func registerIndexes(ctx context.Context, idx client.FieldIndexer) error {
-	if err := idx.IndexField(ctx, &networkingv1.NetworkPolicy{}, IndexPolicyLabelRef, PolicyLabelRefs); err != nil {
+	if err := idx.IndexField(ctx, &networkingv1.NetworkPolicy{}, indexPolicyLabelRef, policyLabelRefs); err != nil {
 		return fmt.Errorf("indexing NetworkPolicies by the pod labels they select: %w", err)
 	}
-	if err := idx.IndexField(ctx, &networkingv1.NetworkPolicy{}, IndexPolicyServer, func(o client.Object) []string {
+	if err := idx.IndexField(ctx, &networkingv1.NetworkPolicy{}, indexPolicyServer, func(o client.Object) []string {
 		if v := o.GetLabels()[compile.ServerLabel]; v != "" {
 			return []string{v}
 		}
@@ -51,9 +51,9 @@ func registerIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	return nil
 }
 
-// PolicyLabelRefs returns the operator pod labels a NetworkPolicy selects pods by, in its
+// policyLabelRefs returns the operator pod labels a NetworkPolicy selects pods by, in its
 // pod selector and in its ingress peers, as "namespace/label value".
-func PolicyLabelRefs(o client.Object) []string {
+func policyLabelRefs(o client.Object) []string {
 	np, ok := o.(*networkingv1.NetworkPolicy)
 	if !ok {
 		return nil
@@ -86,7 +86,7 @@ func PolicyLabelRefs(o client.Object) []string {
 // operator label value in namespace.
 func policiesSelecting(ctx context.Context, r client.Reader, namespace, value string) (bool, error) {
 	var list networkingv1.NetworkPolicyList
-	if err := r.List(ctx, &list, client.MatchingFields{IndexPolicyLabelRef: namespace + "/" + value}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{indexPolicyLabelRef: namespace + "/" + value}, client.UnsafeDisableDeepCopy); err != nil {
 		return false, fmt.Errorf("listing NetworkPolicies selecting %s in %s: %w", value, namespace, err)
 	}
 	return len(list.Items) > 0, nil

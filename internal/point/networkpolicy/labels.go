@@ -17,8 +17,8 @@ import (
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
-// OperatorPodLabels are the only pod labels the operator ever writes.
-var OperatorPodLabels = []string{compile.WorkloadLabel, compile.WorkloadKindLabel}
+// operatorPodLabels are the only pod labels the operator ever writes.
+var operatorPodLabels = []string{compile.WorkloadLabel, compile.WorkloadKindLabel}
 
 // labeler keeps the operator's labels on pods in step with what the policies select.
 // Labels are made before the policies that select by them are written, and broken only
@@ -61,7 +61,7 @@ func (l labeler) patch(ctx context.Context, pod *metav1.PartialObjectMetadata, i
 		keep = relied
 	}
 	changes := map[string]any{}
-	for _, k := range OperatorPodLabels {
+	for _, k := range operatorPodLabels {
 		have, has := pod.Labels[k]
 		w, wanted := want[k]
 		switch {

@@ -34,7 +34,7 @@ type PolicyReconciler struct {
 	Planner   compile.Planner
 
 	// progress, when set, learns which servers are carried out and which failed.
-	progress *Progress
+	point *PolicyPoint
 }
 
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
@@ -45,26 +45,30 @@ type PolicyReconciler struct {
 // +kubebuilder:rbac:groups=k8s.otterize.com,resources=clientintents;protectedservices,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
-// Reconcile applies or removes one server's policy.
-func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
-	if r.progress != nil {
-		token := r.progress.begin()
-		defer func() { r.progress.finish(req, token, err) }()
+// Reconcile applies or removes one server's policy, and records how that ended.
+func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	token := r.point.progress.begin()
+	server, plan, err := r.reconcile(ctx, req)
+	if plan != nil {
+		r.point.record(server, *plan, err)
 	}
-	return r.reconcile(ctx, req)
+	r.point.progress.finish(req, token, err)
+	return ctrl.Result{}, err
 }
 
-func (r *PolicyReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// reconcile converges one server's policy. It returns the plan it carried out, nil when
+// there is none (a malformed request, or planning failed), and how that ended.
+func (r *PolicyReconciler) reconcile(ctx context.Context, req ctrl.Request) (intent.Server, *compile.Plan, error) {
 	logger := log.FromContext(ctx)
 	server, err := intent.ParseKey(req.Namespace, req.Name)
 	if err != nil {
 		logger.Error(err, "dropping malformed request")
-		return ctrl.Result{}, nil
+		return server, nil, nil
 	}
 	planner := r.Planner.ForOneReconcile()
 	plan, err := planner.Plan(ctx, server)
 	if err != nil {
-		return ctrl.Result{}, err
+		return server, nil, err
 	}
 	// Pods are labelled before a policy relies on the labels, so no declared client is
 	// cut off in between; labels are removed by the pod label controller, once no live
@@ -73,7 +77,7 @@ func (r *PolicyReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctr
 	for _, ref := range plan.Involved {
 		_, pods, err := planner.SelectPods(ctx, ref)
 		if err != nil {
-			return ctrl.Result{}, err
+			return server, &plan, err
 		}
 		var mine []facts.Pod
 		for _, p := range pods {
@@ -82,13 +86,13 @@ func (r *PolicyReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctr
 			}
 		}
 		if err := lab.sync(ctx, mine); err != nil {
-			return ctrl.Result{}, err
+			return server, &plan, err
 		}
 	}
 	// A server whose last attempt failed is usually blocked by a policy of its name that is
 	// not ours; looking first keeps its retries from being write attempts.
-	lookFirst := r.progress != nil && r.progress.failed(req)
-	return ctrl.Result{}, r.converge(ctx, server, plan.Policy, lookFirst)
+	lookFirst := r.point.progress.failed(req)
+	return server, &plan, r.converge(ctx, server, plan.Policy, lookFirst)
 }
 
 // converge makes the cluster hold exactly the desired policy for the server, then removes
@@ -144,7 +148,7 @@ func (r *PolicyReconciler) delete(ctx context.Context, p *networkingv1.NetworkPo
 // and only those that record the server exactly are deleted.
 func (r *PolicyReconciler) pruneRenamed(ctx context.Context, server intent.Server) error {
 	var list networkingv1.NetworkPolicyList
-	err := r.Client.List(ctx, &list, client.InNamespace(server.Namespace), client.MatchingFields{IndexPolicyServer: server.Hash()})
+	err := r.Client.List(ctx, &list, client.InNamespace(server.Namespace), client.MatchingFields{indexPolicyServer: server.Hash()})
 	if err != nil {
 		return fmt.Errorf("listing the NetworkPolicies of %s: %w", server, err)
 	}

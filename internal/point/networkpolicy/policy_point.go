@@ -2,11 +2,14 @@ package networkpolicy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
+	"time"
 
-	networkingv1 "k8s.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/enforcement"
@@ -17,136 +20,235 @@ import (
 // PointName is the NetworkPolicy enforcement point's name in status.
 const PointName = "NetworkPolicy"
 
-// PolicyPoint reports, per target, what the NetworkPolicies in the cache enforce: a target
-// is Enforced only when its server's policy is written as planned and every pod the policy
-// selects by the operator's labels carries them, on both ends of the call.
+// PolicyPoint holds what the policy reconciler recorded for each server at its last
+// reconcile, and answers status from those records alone. A server is Enforced once its
+// policy is written as planned and every pod it selects by the operator's labels (server
+// and clients) was given them.
 type PolicyPoint struct {
-	Client  client.Client
-	Planner compile.Planner
+	progress *progress
+	notices  enforcement.Notices
 
-	progress *Progress
+	mu      sync.Mutex
+	records map[intent.Server]*record
+}
+
+var _ enforcement.Point = (*PolicyPoint)(nil)
+
+// record is what one reconcile of a server ended with.
+type record struct {
+	// intents are the ClientIntents the reconcile planned for, with their generations: a
+	// ClientIntents of another generation is not reflected yet.
+	intents map[types.NamespacedName]int64
+	// protectors are the ProtectedServices covering the server, with their generations.
+	protectors map[types.NamespacedName]int64
+	// forIntents is the state of the server's targets in its ClientIntents.
+	forIntents enforcement.TargetState
+	// forProtected is the state of the server as its ProtectedServices see it.
+	forProtected enforcement.TargetState
+}
+
+func newPolicyPoint() *PolicyPoint {
+	return &PolicyPoint{progress: newProgress(), records: map[intent.Server]*record{}}
 }
 
 // Name implements enforcement.Point.
 func (p *PolicyPoint) Name() string { return PointName }
 
-// Report implements enforcement.Point.
-func (p *PolicyPoint) Report(ctx context.Context, ci *v2beta1.ClientIntents) ([]enforcement.TargetState, error) {
-	rep, err := p.FullReport(ctx, ci)
-	return rep.States, err
+// Subscribe implements enforcement.Point.
+func (p *PolicyPoint) Subscribe() <-chan event.TypedGenericEvent[client.Object] {
+	return p.notices.Subscribe()
 }
 
-// Report is the point's report with what the status controller needs beside it.
-type Report struct {
-	States []enforcement.TargetState
-	// Missing are the targets whose server was not found.
-	Missing []string
-	// InHand counts the targets that wait only for a policy the NetworkPolicy controller
-	// is writing (or for the labels it is putting on pods).
-	InHand int
-}
+// Backlog implements enforcement.Point: the servers with changes in hand that are neither
+// failing nor waiting longer than enforcement.PendingAfter.
+func (p *PolicyPoint) Backlog() int { return p.progress.backlog(enforcement.PendingAfter) }
 
-// verdict is the state of one server, shared by the targets that reach it.
-type verdict struct {
-	state   enforcement.State
-	message string
-	missing bool
-	inHand  bool
-}
-
-// FullReport is Report with the targets not found and the targets in hand.
-func (p *PolicyPoint) FullReport(ctx context.Context, ci *v2beta1.ClientIntents) (Report, error) {
-	var rep Report
-	planner := p.Planner.ForOneReconcile()
-	clientRef := intent.Client(ci)
-	clientGap, err := planner.Unlabelled(ctx, clientRef)
-	if err != nil {
-		return rep, err
-	}
-	verdicts := map[intent.Server]verdict{}
+// Outcomes implements enforcement.Point.
+func (p *PolicyPoint) Outcomes(_ context.Context, ci *v2beta1.ClientIntents) ([]enforcement.TargetState, error) {
+	key := client.ObjectKeyFromObject(ci)
+	var out []enforcement.TargetState
 	for _, t := range ci.Spec.Targets {
 		server, ok := intent.ServerOf(ci, t)
 		if !ok {
 			continue
 		}
-		v, done := verdicts[server]
-		if !done {
-			if v, err = p.verdict(ctx, planner, server, clientRef, clientGap); err != nil {
-				return rep, err
-			}
-			verdicts[server] = v
-		}
-		name := intent.TargetName(t)
-		rep.States = append(rep.States, enforcement.TargetState{Target: name, State: v.state, Message: v.message})
-		if v.missing {
-			rep.Missing = append(rep.Missing, name)
-		}
-		if v.inHand {
-			rep.InHand++
-		}
+		st := p.recorded(server, func(r *record) (enforcement.TargetState, bool) {
+			gen, ok := r.intents[key]
+			return r.forIntents, ok && gen == ci.Generation
+		})
+		st.Target = intent.TargetName(t)
+		out = append(out, st)
 	}
-	return rep, nil
+	return out, nil
 }
 
-func (p *PolicyPoint) verdict(ctx context.Context, planner compile.Planner, server intent.Server, clientRef intent.Ref, clientGap int) (verdict, error) {
-	plan, err := planner.Plan(ctx, server)
-	if err != nil {
-		return verdict{}, err
+// Protection implements enforcement.Point: the state of the workload ps names.
+func (p *PolicyPoint) Protection(_ context.Context, ps *v2beta1.ProtectedService) ([]enforcement.TargetState, error) {
+	server := intent.Protected(ps)
+	key := client.ObjectKeyFromObject(ps)
+	st := p.recorded(server, func(r *record) (enforcement.TargetState, bool) {
+		gen, ok := r.protectors[key]
+		return r.forProtected, ok && gen == ps.Generation
+	})
+	st.Target = server.String()
+	return []enforcement.TargetState{st}, nil
+}
+
+// recorded returns what pick reads in the record of server when the record reflects what
+// status sees (pick says so), else that the server is in hand. Records are replaced,
+// never changed, so one can be read outside the lock.
+func (p *PolicyPoint) recorded(server intent.Server, pick func(*record) (enforcement.TargetState, bool)) enforcement.TargetState {
+	p.mu.Lock()
+	r := p.records[server]
+	p.mu.Unlock()
+	if r != nil {
+		if st, fresh := pick(r); fresh {
+			return st
+		}
 	}
+	return p.inHand(server)
+}
+
+// inHand is the state of a server whose record does not reflect what status sees yet.
+func (p *PolicyPoint) inHand(server intent.Server) enforcement.TargetState {
+	return enforcement.TargetState{
+		State:   enforcement.Waiting,
+		Message: fmt.Sprintf("waiting for NetworkPolicy %s/%s to be written", server.Namespace, compile.PolicyName(server)),
+		InHand:  true,
+		Since:   p.progress.inHandSince(serverRequest(server)),
+	}
+}
+
+// record stores what a reconcile of server that carried out plan ended with, and
+// notifies the ClientIntents and ProtectedServices whose outcome it changes.
+func (p *PolicyPoint) record(server intent.Server, plan compile.Plan, err error) {
+	next := outcome(server, plan, err)
+	if next != nil && next.forIntents.InHand {
+		next.forIntents.Since = p.progress.inHandSince(serverRequest(server))
+		next.forProtected.Since = next.forIntents.Since
+	}
+	p.mu.Lock()
+	prev := p.records[server]
+	if next == nil {
+		delete(p.records, server)
+	} else {
+		p.records[server] = next
+	}
+	p.mu.Unlock()
+	for _, obj := range changed(prev, next) {
+		p.notices.Send(obj)
+	}
+}
+
+// changed returns the ClientIntents and ProtectedServices whose outcome differs between
+// two records of a server.
+func changed(prev, next *record) []client.Object {
+	if prev == nil {
+		prev = &record{}
+	}
+	if next == nil {
+		next = &record{}
+	}
+	var out []client.Object
+	differ := func(a, b map[types.NamespacedName]int64, same bool, obj func(types.NamespacedName) client.Object) {
+		for k, gen := range a {
+			if g, ok := b[k]; !same || !ok || g != gen {
+				out = append(out, obj(k))
+			}
+		}
+		for k := range b {
+			if _, ok := a[k]; !ok {
+				out = append(out, obj(k))
+			}
+		}
+	}
+	differ(next.intents, prev.intents, sameState(prev.forIntents, next.forIntents), func(k types.NamespacedName) client.Object {
+		ci := &v2beta1.ClientIntents{}
+		ci.Namespace, ci.Name = k.Namespace, k.Name
+		return ci
+	})
+	differ(next.protectors, prev.protectors, sameState(prev.forProtected, next.forProtected), func(k types.NamespacedName) client.Object {
+		ps := &v2beta1.ProtectedService{}
+		ps.Namespace, ps.Name = k.Namespace, k.Name
+		return ps
+	})
+	return out
+}
+
+func sameState(a, b enforcement.TargetState) bool {
+	a.Since, b.Since = time.Time{}, time.Time{}
+	return a == b
+}
+
+// outcome is the record of a reconcile of server that planned plan and ended with err;
+// nil when nothing refers to the server any more.
+func outcome(server intent.Server, plan compile.Plan, err error) *record {
+	if len(plan.Intents) == 0 && len(plan.Protectors) == 0 {
+		return nil
+	}
+	r := &record{intents: map[types.NamespacedName]int64{}, protectors: map[types.NamespacedName]int64{}}
+	for i := range plan.Intents {
+		r.intents[client.ObjectKeyFromObject(&plan.Intents[i])] = plan.Intents[i].Generation
+	}
+	for i := range plan.Protectors {
+		r.protectors[client.ObjectKeyFromObject(&plan.Protectors[i])] = plan.Protectors[i].Generation
+	}
+	ci := &r.forIntents
+	ps := &r.forProtected
+	notPlanned := enforcement.TargetState{State: enforcement.Waiting, Message: fmt.Sprintf("no NetworkPolicy is planned for %s", server)}
 	switch {
 	case plan.KindMeant != "":
-		return verdict{state: enforcement.Failed, message: compile.KindMisspelled(server, plan.KindMeant)}, nil
+		*ci = enforcement.TargetState{State: enforcement.Failed, Message: compile.KindMisspelled(server, plan.KindMeant)}
+		*ps = *ci
+		return r
 	case plan.NamespaceMissing:
-		return verdict{state: enforcement.Waiting, missing: true,
-			message: fmt.Sprintf("waiting for namespace %s: it does not exist yet; the NetworkPolicy is written as soon as it does", server.Namespace)}, nil
+		*ci = enforcement.TargetState{State: enforcement.Waiting, Missing: true,
+			Message: fmt.Sprintf("waiting for namespace %s: it does not exist yet; the NetworkPolicy is written as soon as it does", server.Namespace)}
+		*ps = notPlanned
+		return r
 	case server.Service && plan.NoSelector:
-		return verdict{state: enforcement.Failed,
-			message: fmt.Sprintf("Service %s/%s has no pod selector, so no NetworkPolicy can select the pods behind it; target their workload instead (kubernetes: {name: ...})", server.Namespace, server.Name)}, nil
+		*ci = enforcement.TargetState{State: enforcement.Failed,
+			Message: fmt.Sprintf("Service %s/%s has no pod selector, so no NetworkPolicy can select the pods behind it; target their workload instead (kubernetes: {name: ...})", server.Namespace, server.Name)}
+		*ps = notPlanned
+		return r
 	case server.Service && !plan.Exists:
-		return verdict{state: enforcement.Waiting, missing: true,
-			message: fmt.Sprintf("waiting for Service %s/%s: not found; its NetworkPolicy is written once it exists", server.Namespace, server.Name)}, nil
+		*ci = enforcement.TargetState{State: enforcement.Waiting, Missing: true,
+			Message: fmt.Sprintf("waiting for Service %s/%s: not found; its NetworkPolicy is written once it exists", server.Namespace, server.Name)}
+		*ps = notPlanned
+		return r
 	case !plan.Enforced:
-		return verdict{state: enforcement.Shadow,
-			message: fmt.Sprintf("shadow mode: not enforced; a ProtectedService for %s, or enforcing namespace %s, would enforce it", server, server.Namespace)}, nil
+		*ci = enforcement.TargetState{State: enforcement.Shadow,
+			Message: fmt.Sprintf("shadow mode: not enforced; a ProtectedService for %s, or enforcing namespace %s, would enforce it", server, server.Namespace)}
+		*ps = notPlanned
+		return r
 	case plan.Policy == nil:
-		return verdict{state: enforcement.Failed, message: "no NetworkPolicy can select the server's pods"}, nil
+		*ci = enforcement.TargetState{State: enforcement.Failed, Message: "no NetworkPolicy can select the server's pods"}
+		*ps = notPlanned
+		return r
 	}
 	key := client.ObjectKeyFromObject(plan.Policy)
-	var live networkingv1.NetworkPolicy
-	err = p.Client.Get(ctx, key, &live)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return verdict{}, fmt.Errorf("reading NetworkPolicy %s: %w", key, err)
+	var taken nameTakenError
+	switch {
+	case errors.As(err, &taken):
+		*ci = enforcement.TargetState{State: enforcement.Failed, Message: taken.Error()}
+		*ps = *ci
+		return r
+	case err != nil:
+		*ci = enforcement.TargetState{State: enforcement.Waiting, InHand: true, Message: fmt.Sprintf("waiting for NetworkPolicy %s to be written", key)}
+		*ps = *ci
+		return r
 	}
-	if err != nil || !compile.UpToDate(plan.Policy, &live) {
-		if p.progress != nil {
-			if _, _, blocked := p.progress.State(ServerRequest(server)); blocked != "" {
-				return verdict{state: enforcement.Failed, message: blocked}, nil
-			}
-		}
-		return verdict{state: enforcement.Waiting, inHand: true, message: fmt.Sprintf("waiting for NetworkPolicy %s to be written", key)}, nil
-	}
-	if !server.Service {
-		gap, err := planner.Unlabelled(ctx, server.Ref)
-		if err != nil {
-			return verdict{}, err
-		}
-		if gap > 0 {
-			return verdict{state: enforcement.Waiting, inHand: true, message: fmt.Sprintf("waiting for %d pod(s) of %s to be labelled for NetworkPolicy %s", gap, server.Ref, key)}, nil
-		}
-	}
-	if clientGap > 0 {
-		return verdict{state: enforcement.Waiting, inHand: true, message: fmt.Sprintf("waiting for %d pod(s) of client %s to be labelled for NetworkPolicy %s", clientGap, clientRef, key)}, nil
-	}
-	v := verdict{state: enforcement.Enforced, message: fmt.Sprintf("NetworkPolicy %s admits this client and no undeclared one", key)}
+	*ci = enforcement.TargetState{State: enforcement.Enforced, Object: key.Name, Message: fmt.Sprintf("NetworkPolicy %s admits this client and no undeclared one", key)}
+	*ps = enforcement.TargetState{State: enforcement.Enforced, Object: key.Name,
+		Message: fmt.Sprintf("NetworkPolicy %s admits only the clients that declared calls to %s (%d ClientIntents)", key, server.Ref, len(plan.Intents))}
 	if plan.ProtectedVia != "" {
-		v.message += fmt.Sprintf(" (enforced in shadow mode: the Service fronts the protected %s)", plan.ProtectedVia)
+		ci.Message += fmt.Sprintf(" (enforced in shadow mode: the Service fronts the protected %s)", plan.ProtectedVia)
 	}
 	if !plan.Exists {
-		v.missing = true
-		v.message += fmt.Sprintf("; no pods of %s exist yet, the policy selects them when they do", server.Ref)
+		ci.Missing = true
+		noPods := fmt.Sprintf("; no pods of %s exist yet, the policy selects them when they do", server.Ref)
+		ci.Message += noPods
+		ps.Message += noPods
 	}
-	return v, nil
+	return r
 }
-
-// Progress is what the policy reconciler has in hand and how its last attempts ended.
-func (p *PolicyPoint) Progress() *Progress { return p.progress }

@@ -2,28 +2,23 @@ package networkpolicy
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
-// Progress knows which servers have changes the NetworkPolicy reconciler has not carried
-// out yet, and how its last attempt at each ended. Status uses it to tell "not written
-// yet" (say nothing, the policy's watch event will come) from "tried and failed" (report
-// Pending with the reason), so a burst of changes costs one status write per ClientIntents
-// instead of a Pending and a Ready.
-type Progress struct {
+// progress knows which servers have changes the NetworkPolicy reconciler has not carried
+// out yet, since when, and how its last attempt at each ended. It is the point's one
+// memory of waits: a target whose change is in hand is reported as such with the time it
+// was taken in hand, so status says nothing of a wait until it lasts, and a burst of
+// changes costs one status write per ClientIntents instead of a Pending and a Ready.
+type progress struct {
 	mu      sync.Mutex
 	seq     uint64
 	servers map[reconcile.Request]*serverProgress
-	// Settled receives each server whose outstanding changes were just carried out or
-	// failed, so status waiting on it can look again.
-	Settled chan event.TypedGenericEvent[reconcile.Request]
 }
 
 type serverProgress struct {
@@ -33,24 +28,15 @@ type serverProgress struct {
 	since time.Time
 	// failed is true when the last attempt failed.
 	failed bool
-	// blocked says what keeps the last attempt from succeeding until someone acts (a
-	// policy of the same name that is not the server's own); transient errors leave it empty.
-	blocked string
-	// blockedBy is that policy.
-	blockedBy client.ObjectKey
 }
 
-// settledBuffer bounds the notifications not yet taken by the status controller; beyond
-// it they are dropped and status finds out at its next periodic look.
-const settledBuffer = 4096
-
-func newProgress() *Progress {
-	return &Progress{servers: map[reconcile.Request]*serverProgress{}, Settled: make(chan event.TypedGenericEvent[reconcile.Request], settledBuffer)}
+func newProgress() *progress {
+	return &progress{servers: map[reconcile.Request]*serverProgress{}}
 }
 
 // enqueueServers is the NetworkPolicy controller's event handler: it enqueues the servers
 // an event maps to and marks them outstanding, so no watch can enqueue without marking.
-func (p *Progress) enqueueServers(f handler.MapFunc) handler.EventHandler {
+func (p *progress) enqueueServers(f handler.MapFunc) handler.EventHandler {
 	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		reqs := f(ctx, o)
 		p.mark(reqs...)
@@ -58,7 +44,7 @@ func (p *Progress) enqueueServers(f handler.MapFunc) handler.EventHandler {
 	})
 }
 
-func (p *Progress) mark(reqs ...reconcile.Request) {
+func (p *progress) mark(reqs ...reconcile.Request) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, r := range reqs {
@@ -76,7 +62,7 @@ func (p *Progress) mark(reqs ...reconcile.Request) {
 }
 
 // begin returns the token a reconcile of the server passes to finish.
-func (p *Progress) begin() uint64 {
+func (p *progress) begin() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.seq
@@ -84,17 +70,7 @@ func (p *Progress) begin() uint64 {
 
 // finish records how a reconcile that started at token ended. Changes marked after it
 // started stay outstanding: the queue holds another reconcile for them.
-func (p *Progress) finish(r reconcile.Request, token uint64, err error) {
-	if p.record(r, token, err) {
-		select {
-		case p.Settled <- event.TypedGenericEvent[reconcile.Request]{Object: r}:
-		default:
-		}
-	}
-}
-
-// record notes the outcome and reports whether the server had been outstanding.
-func (p *Progress) record(r reconcile.Request, token uint64, err error) bool {
+func (p *progress) finish(r reconcile.Request, token uint64, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.servers[r]
@@ -103,66 +79,47 @@ func (p *Progress) record(r reconcile.Request, token uint64, err error) bool {
 			s = &serverProgress{marked: token, since: time.Now()}
 			p.servers[r] = s
 		}
-		s.failed, s.blocked, s.blockedBy = true, "", client.ObjectKey{}
-		var taken nameTakenError
-		if errors.As(err, &taken) {
-			s.blocked, s.blockedBy = taken.Error(), taken.key
-		}
-		return true
+		s.failed = true
+		return
 	}
 	if s == nil {
-		return false
+		return
 	}
-	s.failed, s.blocked, s.blockedBy = false, "", client.ObjectKey{}
+	s.failed = false
 	if s.marked <= token {
 		delete(p.servers, r)
 	}
-	return true
 }
 
-// State says whether the server has outstanding changes (and since when) and what blocks
-// it, if something does.
-func (p *Progress) State(r reconcile.Request) (outstanding bool, since time.Time, blocked string) {
+// inHandSince returns when the server's outstanding changes were taken in hand. A server
+// with none is marked now: the caller saw a change the reconciler has not carried out
+// (its event may not have reached the reconciler's queue yet), and the wait starts now.
+func (p *progress) inHandSince(r reconcile.Request) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.servers[r]
-	if s == nil {
-		return false, time.Time{}, ""
-	}
-	return s.marked != 0, s.since, s.blocked
-}
-
-// blockedOn returns the servers whose last attempt failed because the policy held their
-// name: a change to it (its deletion, say) may unblock them.
-func (p *Progress) blockedOn(policy client.ObjectKey) []reconcile.Request {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []reconcile.Request
-	for r, s := range p.servers {
-		if s.blocked != "" && s.blockedBy == policy {
-			out = append(out, r)
+	if s == nil || s.marked == 0 {
+		p.seq++
+		if s == nil {
+			s = &serverProgress{}
+			p.servers[r] = s
 		}
+		s.marked, s.since = p.seq, time.Now()
 	}
-	return out
-}
-
-// serversOfPolicy maps a policy's events to the server it records and to the servers it
-// blocks.
-func (p *Progress) serversOfPolicy(ctx context.Context, o client.Object) []reconcile.Request {
-	return append(ServerOfPolicy(ctx, o), p.blockedOn(client.ObjectKeyFromObject(o))...)
+	return s.since
 }
 
 // failed reports whether the last attempt at the server failed.
-func (p *Progress) failed(r reconcile.Request) bool {
+func (p *progress) failed(r reconcile.Request) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.servers[r]
 	return s != nil && s.failed
 }
 
-// Backlog counts the servers with changes in hand that are neither failing nor older than
+// backlog counts the servers with changes in hand that are neither failing nor older than
 // stale: the NetworkPolicy controller's work still to do.
-func (p *Progress) Backlog(stale time.Duration) int {
+func (p *progress) backlog(stale time.Duration) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0

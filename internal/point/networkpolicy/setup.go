@@ -35,8 +35,8 @@ import (
 )
 
 // Setup registers the NetworkPolicy point on the manager: its cache indexes, the policy
-// reconciler and the pod label reconciler. The point it returns reports what the
-// policies enforce.
+// reconciler and the pod label reconciler. The point it returns holds what the policy
+// reconciler recorded.
 func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts enforcement.Options) (*PolicyPoint, error) {
 	if err := registerIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, err
@@ -44,19 +44,20 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts e
 	ids := reader.Identities
 	planner := compile.Planner{Facts: reader, Options: opts}
 	m := mapper{reader: reader, opts: opts}
-	prog := newProgress()
+	point := newPolicyPoint()
+	prog := point.progress
 
-	policies := &PolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Reader: reader, Planner: planner, progress: prog}
+	policies := &PolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Reader: reader, Planner: planner, point: point}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
 		Watches(&v2beta1.ClientIntents{}, prog.enqueueServers(m.serversOfIntents)).
 		Watches(&v2beta1.ProtectedService{}, prog.enqueueServers(m.serversOfProtected)).
-		Watches(&networkingv1.NetworkPolicy{}, prog.enqueueServers(ServerOfPolicy)).
+		Watches(&networkingv1.NetworkPolicy{}, prog.enqueueServers(serverOfPolicy)).
 		Watches(&corev1.Service{}, prog.enqueueServers(m.serversOfService)).
-		Watches(&appsv1.Deployment{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(SelectorOrOwnersChanged)).
-		Watches(&appsv1.StatefulSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(SelectorOrOwnersChanged)).
-		Watches(&appsv1.DaemonSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(SelectorOrOwnersChanged)).
-		WatchesMetadata(Namespaces(), prog.enqueueServers(m.serversInNamespace), builder.WithPredicates(NamespaceLifecycle)).
+		Watches(&appsv1.Deployment{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
+		Watches(&appsv1.StatefulSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
+		Watches(&appsv1.DaemonSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
+		WatchesMetadata(namespaces(), prog.enqueueServers(m.serversInNamespace), builder.WithPredicates(namespaceLifecycle)).
 		WatchesRawSource(ids.Source(enqueueServersOf(prog, m.serversOfPodChange))).
 		Complete(policies)
 	if err != nil {
@@ -74,11 +75,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts e
 	if err != nil {
 		return nil, fmt.Errorf("setting up the pod label controller: %w", err)
 	}
-	return &PolicyPoint{Client: mgr.GetClient(), Planner: planner, progress: prog}, nil
+	return point, nil
 }
 
-// Namespaces is the metadata-only object namespace watches are made of.
-func Namespaces() *metav1.PartialObjectMetadata {
+// namespaces is the metadata-only object namespace watches are made of.
+func namespaces() *metav1.PartialObjectMetadata {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	return ns
@@ -91,15 +92,15 @@ type mapper struct {
 	opts   enforcement.Options
 }
 
-// ServerRequest is the NetworkPolicy reconciler's request for a server.
-func ServerRequest(s intent.Server) reconcile.Request {
+// serverRequest is the NetworkPolicy reconciler's request for a server.
+func serverRequest(s intent.Server) reconcile.Request {
 	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Key()}}
 }
 
 func (m mapper) serversOfIntents(_ context.Context, o client.Object) []reconcile.Request {
 	var out []reconcile.Request
 	for _, s := range intent.Servers(o.(*v2beta1.ClientIntents)) {
-		out = append(out, ServerRequest(s))
+		out = append(out, serverRequest(s))
 	}
 	return out
 }
@@ -111,7 +112,7 @@ func (m mapper) serversOfIdentity(ctx context.Context, namespace, name string) [
 	seen := map[reconcile.Request]bool{}
 	var out []reconcile.Request
 	add := func(s intent.Server) {
-		r := ServerRequest(s)
+		r := serverRequest(s)
 		if !seen[r] {
 			seen[r] = true
 			out = append(out, r)
@@ -150,7 +151,7 @@ func (m mapper) serversOfIdentity(ctx context.Context, namespace, name string) [
 func (m mapper) serversOfProtected(ctx context.Context, o client.Object) []reconcile.Request {
 	ps := o.(*v2beta1.ProtectedService)
 	out := m.serversOfIdentity(ctx, ps.Namespace, ps.Spec.Name)
-	out = append(out, ServerRequest(intent.Protected(ps)), ServerRequest(intent.Server{Ref: intent.Ref{Namespace: ps.Namespace, Name: ps.Spec.Name}, Service: true}))
+	out = append(out, serverRequest(intent.Protected(ps)), serverRequest(intent.Server{Ref: intent.Ref{Namespace: ps.Namespace, Name: ps.Spec.Name}, Service: true}))
 	if m.opts.Shadow {
 		// A Service of another name may front the protected pods; its policy is enforced
 		// with them.
@@ -170,7 +171,7 @@ func (m mapper) serversIn(ctx context.Context, namespace string, keep func(inten
 	var out []reconcile.Request
 	for i := range list {
 		for _, s := range intent.Servers(&list[i]) {
-			if r := ServerRequest(s); s.Namespace == namespace && keep(s) && !seen[r] {
+			if r := serverRequest(s); s.Namespace == namespace && keep(s) && !seen[r] {
 				seen[r] = true
 				out = append(out, r)
 			}
@@ -224,7 +225,7 @@ func (m mapper) serversOfPodChange(ctx context.Context, c informer.PodChange) []
 }
 
 // enqueueServersOf is enqueueServers for changes that come from a channel.
-func enqueueServersOf[T any](p *Progress, f func(context.Context, T) []reconcile.Request) handler.TypedEventHandler[T, reconcile.Request] {
+func enqueueServersOf[T any](p *progress, f func(context.Context, T) []reconcile.Request) handler.TypedEventHandler[T, reconcile.Request] {
 	return handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, o T) []reconcile.Request {
 		reqs := f(ctx, o)
 		p.mark(reqs...)
@@ -232,8 +233,8 @@ func enqueueServersOf[T any](p *Progress, f func(context.Context, T) []reconcile
 	})
 }
 
-// ServerOfPolicy returns the server request recorded on a policy of the operator.
-func ServerOfPolicy(_ context.Context, o client.Object) []reconcile.Request {
+// serverOfPolicy returns the server request recorded on a policy of the operator.
+func serverOfPolicy(_ context.Context, o client.Object) []reconcile.Request {
 	key, ok := o.GetAnnotations()[compile.ServerAnnotation]
 	if !ok || o.GetLabels()[ownership.Label] != ownership.IntentsOperator {
 		return nil
@@ -242,7 +243,7 @@ func ServerOfPolicy(_ context.Context, o client.Object) []reconcile.Request {
 }
 
 func (m mapper) serversOfService(ctx context.Context, o client.Object) []reconcile.Request {
-	out := []reconcile.Request{ServerRequest(intent.Server{Ref: intent.Ref{Namespace: o.GetNamespace(), Name: o.GetName()}, Service: true})}
+	out := []reconcile.Request{serverRequest(intent.Server{Ref: intent.Ref{Namespace: o.GetNamespace(), Name: o.GetName()}, Service: true})}
 	if compile.IsDNSService(o.GetNamespace(), o.GetName()) {
 		// Its ports are the exception every policy of a DNS server carries.
 		out = append(out, m.serversIn(ctx, o.GetNamespace(), func(intent.Server) bool { return true })...)
@@ -297,11 +298,11 @@ func (m mapper) podsReleasedByPolicy() handler.EventHandler {
 	released := func(ctx context.Context, old, cur client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		still := map[string]bool{}
 		if cur != nil {
-			for _, r := range PolicyLabelRefs(cur) {
+			for _, r := range policyLabelRefs(cur) {
 				still[r] = true
 			}
 		}
-		for _, r := range PolicyLabelRefs(old) {
+		for _, r := range policyLabelRefs(old) {
 			if still[r] {
 				continue
 			}
@@ -341,17 +342,17 @@ func (m mapper) podsOfProtected(ctx context.Context, o client.Object) []reconcil
 	return m.podsNamed(ctx, []intent.Ref{intent.Protected(o.(*v2beta1.ProtectedService)).Ref})
 }
 
-// NamespaceLifecycle passes namespace events that change whether policies can live in
+// namespaceLifecycle passes namespace events that change whether policies can live in
 // it: creation, deletion, and the start of deletion.
-var NamespaceLifecycle = predicate.Funcs{
+var namespaceLifecycle = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
 	},
 }
 
-// SelectorOrOwnersChanged passes workload events that can change pod selection: creation,
+// selectorOrOwnersChanged passes workload events that can change pod selection: creation,
 // deletion, selector or owner changes. Rollouts and scaling are dropped.
-var SelectorOrOwnersChanged = predicate.Funcs{
+var selectorOrOwnersChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		if !equality.Semantic.DeepEqual(e.ObjectOld.GetOwnerReferences(), e.ObjectNew.GetOwnerReferences()) {
 			return true

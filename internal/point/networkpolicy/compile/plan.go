@@ -59,6 +59,8 @@ type Plan struct {
 	KindMeant string
 	// Protected is true when a ProtectedService covers the server.
 	Protected bool
+	// Protectors are the live ProtectedServices that cover the server.
+	Protectors []v2beta1.ProtectedService
 	// Enforced is true when the roll-out settings enforce the server.
 	Enforced bool
 	// Exists is true when the server's pods can be selected (workload, pods or Service found).
@@ -97,6 +99,7 @@ func (p Planner) Plan(ctx context.Context, server intent.Server) (Plan, error) {
 	for i := range protected {
 		if intent.Covers(&protected[i], server) {
 			plan.Protected = true
+			plan.Protectors = append(plan.Protectors, protected[i])
 		}
 	}
 	if len(intents) == 0 && !p.protects(protected, server) {
@@ -217,27 +220,4 @@ func (p Planner) protects(protected []v2beta1.ProtectedService, server intent.Se
 		}
 	}
 	return false
-}
-
-// Unlabelled counts the pods of ref that a policy selects by the operator's labels but
-// that do not carry them yet.
-func (p Planner) Unlabelled(ctx context.Context, ref intent.Ref) (int, error) {
-	sel, pods, err := p.SelectPods(ctx, ref)
-	if err != nil || !sel.ByLabel {
-		return 0, err
-	}
-	want := PodLabels(ref)
-	n := 0
-	for _, pod := range pods {
-		if !ref.Matches(pod.Identity) || !pod.Meta.DeletionTimestamp.IsZero() {
-			continue
-		}
-		for k, v := range want {
-			if pod.Meta.Labels[k] != v {
-				n++
-				break
-			}
-		}
-	}
-	return n, nil
 }
