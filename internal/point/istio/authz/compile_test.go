@@ -58,10 +58,10 @@ func compile(t *testing.T, in authz.Input) authz.Result {
 
 var (
 	clientRef = intent.Ref{Namespace: "shop", Name: "client"}
-	clientGET = func(path string) request {
-		return request{principal: trustDomain + "/ns/shop/sa/client", namespace: "shop", path: path, method: "GET", port: 80}
+	clientGET = func(path string) authztest.Request {
+		return authztest.Request{Principal: trustDomain + "/ns/shop/sa/client", Namespace: "shop", Path: path, Method: "GET", Port: 80}
 	}
-	nginxSidecar = checkpoint{kind: "sidecar", namespace: "shop", labels: map[string]string{"app": "nginx"}}
+	nginxSidecar = authztest.Checkpoint{Kind: "sidecar", Namespace: "shop", Labels: map[string]string{"app": "nginx"}}
 )
 
 func TestTutorialSidecar(t *testing.T) {
@@ -79,14 +79,14 @@ func TestTutorialSidecar(t *testing.T) {
 				t.Fatalf("outcome %+v", got)
 			}
 			other := clientGET("/client-path")
-			other.principal = trustDomain + "/ns/shop/sa/other-client"
+			other.Principal = trustDomain + "/ns/shop/sa/other-client"
 			head := clientGET("/client-path")
-			head.method = "HEAD"
+			head.Method = "HEAD"
 			for _, c := range []struct {
-				req  request
+				req  authztest.Request
 				want bool
 			}{{clientGET("/client-path"), true}, {clientGET("/other"), false}, {other, false}, {head, false}} {
-				if got := allowedAt(res.Policies, nginxSidecar, c.req); got != c.want {
+				if got := authztest.AllowedAt(res.Policies, nginxSidecar, c.req); got != c.want {
 					t.Errorf("%+v: allowed %v, want %v", c.req, got, c.want)
 				}
 			}
@@ -119,12 +119,12 @@ func TestAnyRequestAndPorts(t *testing.T) {
 		t.Fatalf("operation %v", got)
 	}
 	del := clientGET("/anything")
-	del.method = "DELETE"
-	if !allowedAt(res.Policies, nginxSidecar, del) {
+	del.Method = "DELETE"
+	if !authztest.AllowedAt(res.Policies, nginxSidecar, del) {
 		t.Fatal("a client without http resources may make any request")
 	}
-	del.port = 9090
-	if allowedAt(res.Policies, nginxSidecar, del) {
+	del.Port = 9090
+	if authztest.AllowedAt(res.Policies, nginxSidecar, del) {
 		t.Fatal("a port the server does not serve is admitted")
 	}
 }
@@ -155,7 +155,7 @@ func TestOutcomes(t *testing.T) {
 		state     enforcement.State
 		mentions  string
 		admitted  bool
-		checkWith checkpoint
+		checkWith authztest.Checkpoint
 	}{
 		{"client outside the mesh", func(in *authz.Input) {
 			in.Clients[0].Pods = []corev1.Pod{pod("client-1", "shop", "client", "none", nil)}
@@ -192,7 +192,7 @@ func TestOutcomes(t *testing.T) {
 			if tc.state == enforcement.Enforced && strings.Contains(tc.mentions, "over-permission") && !strings.Contains(got.Message, "ServiceAccount of its own") {
 				t.Fatalf("the message does not say how to fix it: %s", got.Message)
 			}
-			if a := allowedAt(res.Policies, tc.checkWith, clientGET("/client-path")); a != tc.admitted {
+			if a := authztest.AllowedAt(res.Policies, tc.checkWith, clientGET("/client-path")); a != tc.admitted {
 				t.Fatalf("declared call admitted = %v, want %v", a, tc.admitted)
 			}
 		})
@@ -234,26 +234,26 @@ func TestAmbientWithWaypoint(t *testing.T) {
 		t.Fatalf("waypoint policy targets %v", refs)
 	}
 	for _, r := range onPods.Spec.GetRules() {
-		if hasL7(r) {
+		if authztest.HasL7(r) {
 			t.Fatalf("an L7 field in the policy ztunnel enforces: %v", r)
 		}
 	}
-	wp := checkpoint{kind: "waypoint", namespace: "shop", service: "nginx"}
-	zt := checkpoint{kind: "ztunnel", namespace: "shop", labels: map[string]string{"app": "nginx"}}
-	viaWaypoint := func(r request) bool {
+	wp := authztest.Checkpoint{Kind: "waypoint", Namespace: "shop", Service: "nginx"}
+	zt := authztest.Checkpoint{Kind: "ztunnel", Namespace: "shop", Labels: map[string]string{"app": "nginx"}}
+	viaWaypoint := func(r authztest.Request) bool {
 		hop := r
-		hop.principal, hop.namespace = trustDomain+"/ns/shop/sa/waypoint", "shop"
-		return allowedAt(res.Policies, wp, r) && allowedAt(res.Policies, zt, hop)
+		hop.Principal, hop.Namespace = trustDomain+"/ns/shop/sa/waypoint", "shop"
+		return authztest.AllowedAt(res.Policies, wp, r) && authztest.AllowedAt(res.Policies, zt, hop)
 	}
 	probe := clientGET("/anything")
-	probe.principal = trustDomain + "/ns/shop/sa/probe"
+	probe.Principal = trustDomain + "/ns/shop/sa/probe"
 	if !viaWaypoint(clientGET("/client-path")) || viaWaypoint(clientGET("/other")) || !viaWaypoint(probe) {
 		t.Fatal("through the waypoint, calls are not what was declared")
 	}
-	if allowedAt(res.Policies, zt, clientGET("/client-path")) {
+	if authztest.AllowedAt(res.Policies, zt, clientGET("/client-path")) {
 		t.Fatal("the L7 client reaches the pods directly, past its path rules")
 	}
-	if !allowedAt(res.Policies, zt, probe) {
+	if !authztest.AllowedAt(res.Policies, zt, probe) {
 		t.Fatal("the L4 client cannot reach the pods directly")
 	}
 	if got := res.Outcomes[clientRef]; got.State != enforcement.Enforced {
@@ -270,8 +270,8 @@ func TestAmbientWithoutWaypoint(t *testing.T) {
 	if got.State != enforcement.Waiting || !strings.Contains(got.Message, authz.UseWaypointLabel) {
 		t.Fatalf("outcome %+v", got)
 	}
-	zt := checkpoint{kind: "ztunnel", namespace: "shop", labels: map[string]string{"app": "nginx"}}
-	if allowedAt(res.Policies, zt, clientGET("/client-path")) {
+	zt := authztest.Checkpoint{Kind: "ztunnel", Namespace: "shop", Labels: map[string]string{"app": "nginx"}}
+	if authztest.AllowedAt(res.Policies, zt, clientGET("/client-path")) {
 		t.Fatal("ztunnel admits every path of a client that declared paths")
 	}
 	if got := res.Outcomes[intent.Ref{Namespace: "shop", Name: "probe"}]; got.State != enforcement.Enforced {

@@ -17,6 +17,7 @@ import (
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/point/istio/authz"
+	"github.com/intentguard/intentguard/internal/point/istio/authz/authztest"
 )
 
 // cluster answers facts.Facts and authz.MeshFacts from objects in memory, as the CLI
@@ -177,11 +178,11 @@ func TestGatherServiceTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sidecar := checkpoint{kind: "sidecar", namespace: "shop", labels: map[string]string{"app": "nginx"}}
-	get := request{principal: "corp.example/ns/shop/sa/client", namespace: "shop", path: "/client-path", method: "GET", port: 8080}
+	sidecar := authztest.Checkpoint{Kind: "sidecar", Namespace: "shop", Labels: map[string]string{"app": "nginx"}}
+	get := authztest.Request{Principal: "corp.example/ns/shop/sa/client", Namespace: "shop", Path: "/client-path", Method: "GET", Port: 8080}
 	other := get
-	other.principal = "corp.example/ns/shop/sa/other"
-	if !allowedAt(res.Policies, sidecar, get) || allowedAt(res.Policies, sidecar, other) {
+	other.Principal = "corp.example/ns/shop/sa/other"
+	if !authztest.AllowedAt(res.Policies, sidecar, get) || authztest.AllowedAt(res.Policies, sidecar, other) {
 		t.Fatal("the tutorial's client and other-client are not told apart")
 	}
 	if out := res.Outcomes[cl.Ref]; out.State != enforcement.Enforced || !strings.Contains(out.Message, "Deployment:batch") {
@@ -269,11 +270,11 @@ func TestGatherAmbient(t *testing.T) {
 	if len(res.Policies) != 2 {
 		t.Fatalf("policies %d, want the ztunnel one and the waypoint one", len(res.Policies))
 	}
-	wp := checkpoint{kind: "waypoint", namespace: "shop", service: "nginx"}
-	zt := checkpoint{kind: "ztunnel", namespace: "shop", labels: map[string]string{"app": "nginx"}}
-	get := request{principal: "corp.example/ns/web/sa/client", namespace: "web", path: "/client-path", method: "GET", port: 8080}
-	hop := request{principal: "corp.example/ns/shop/sa/waypoint", namespace: "shop", path: get.path, method: get.method, port: 8080}
-	if !allowedAt(res.Policies, wp, get) || !allowedAt(res.Policies, zt, hop) || allowedAt(res.Policies, zt, get) {
+	wp := authztest.Checkpoint{Kind: "waypoint", Namespace: "shop", Service: "nginx"}
+	zt := authztest.Checkpoint{Kind: "ztunnel", Namespace: "shop", Labels: map[string]string{"app": "nginx"}}
+	get := authztest.Request{Principal: "corp.example/ns/web/sa/client", Namespace: "web", Path: "/client-path", Method: "GET", Port: 8080}
+	hop := authztest.Request{Principal: "corp.example/ns/shop/sa/waypoint", Namespace: "shop", Path: get.Path, Method: get.Method, Port: 8080}
+	if !authztest.AllowedAt(res.Policies, wp, get) || !authztest.AllowedAt(res.Policies, zt, hop) || authztest.AllowedAt(res.Policies, zt, get) {
 		t.Fatal("the L7 rules are not on the waypoint, or the pods admit more than it")
 	}
 	if out := res.Outcomes[intent.Ref{Namespace: "web", Name: "client"}]; out.State != enforcement.Enforced {

@@ -29,19 +29,19 @@ func inMesh(in authz.Input, c authz.Client) bool {
 
 // declares reports whether the intents allow the call: a client with pods in the mesh,
 // on a port the server serves, and a request its http resources name (any, without).
-func declares(in authz.Input, r request) bool {
-	if len(in.Server.Ports) > 0 && !slices.Contains(in.Server.Ports, r.port) {
+func declares(in authz.Input, r authztest.Request) bool {
+	if len(in.Server.Ports) > 0 && !slices.Contains(in.Server.Ports, r.Port) {
 		return false
 	}
 	for _, c := range in.Clients {
-		if !inMesh(in, c) || r.principal != trustDomain+"/ns/"+c.Ref.Namespace+"/sa/"+c.Pods[0].Spec.ServiceAccountName {
+		if !inMesh(in, c) || r.Principal != trustDomain+"/ns/"+c.Ref.Namespace+"/sa/"+c.Pods[0].Spec.ServiceAccountName {
 			continue
 		}
 		if c.AnyRequest {
 			return true
 		}
 		for _, h := range c.HTTP {
-			if declaredPath(h.Path, r.path) && (len(h.Methods) == 0 || slices.Contains(h.Methods, v2beta1.HTTPMethod(r.method))) {
+			if declaredPath(h.Path, r.Path) && (len(h.Methods) == 0 || slices.Contains(h.Methods, v2beta1.HTTPMethod(r.Method))) {
 				return true
 			}
 		}
@@ -63,38 +63,38 @@ func TestPropertyVerdictIsDeclared(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sidecar := checkpoint{kind: "sidecar", namespace: "shop", labels: map[string]string{"app": "nginx"}}
-		zt := checkpoint{kind: "ztunnel", namespace: "shop", labels: map[string]string{"app": "nginx"}}
-		wp := checkpoint{kind: "waypoint", namespace: "shop", service: "nginx"}
+		sidecar := authztest.Checkpoint{Kind: "sidecar", Namespace: "shop", Labels: map[string]string{"app": "nginx"}}
+		zt := authztest.Checkpoint{Kind: "ztunnel", Namespace: "shop", Labels: map[string]string{"app": "nginx"}}
+		wp := authztest.Checkpoint{Kind: "waypoint", Namespace: "shop", Service: "nginx"}
 		for range 60 {
-			r := request{path: paths[rng.IntN(len(paths))], method: string(authz.Methods[rng.IntN(len(authz.Methods))]), port: []int32{80, 81}[rng.IntN(2)]}
+			r := authztest.Request{Path: paths[rng.IntN(len(paths))], Method: string(authz.Methods[rng.IntN(len(authz.Methods))]), Port: []int32{80, 81}[rng.IntN(2)]}
 			var anyRequest bool
 			switch k := rng.IntN(len(clients) + 2); {
 			case k < len(clients):
 				c := clients[k]
-				r.namespace = c.Ref.Namespace
+				r.Namespace = c.Ref.Namespace
 				if inMesh(in, c) {
-					r.principal = trustDomain + "/ns/" + c.Ref.Namespace + "/sa/" + c.Pods[0].Spec.ServiceAccountName
+					r.Principal = trustDomain + "/ns/" + c.Ref.Namespace + "/sa/" + c.Pods[0].Spec.ServiceAccountName
 				}
 				anyRequest = c.AnyRequest
 			case k == len(clients):
-				r.namespace, r.principal = "shop", trustDomain+"/ns/shop/sa/stranger"
+				r.Namespace, r.Principal = "shop", trustDomain+"/ns/shop/sa/stranger"
 			default:
-				r.namespace = "shop"
+				r.Namespace = "shop"
 			}
 			want := declares(in, r)
 			var got, direct bool
 			switch scenario {
 			case authztest.SidecarServer:
-				got = allowedAt(res.Policies, sidecar, r)
+				got = authztest.AllowedAt(res.Policies, sidecar, r)
 				direct = got
 			case authztest.WaypointServer:
 				hop := r
-				hop.principal, hop.namespace = trustDomain+"/ns/shop/sa/waypoint", "shop"
-				got = allowedAt(res.Policies, wp, r) && allowedAt(res.Policies, zt, hop)
-				direct = allowedAt(res.Policies, zt, r)
+				hop.Principal, hop.Namespace = trustDomain+"/ns/shop/sa/waypoint", "shop"
+				got = authztest.AllowedAt(res.Policies, wp, r) && authztest.AllowedAt(res.Policies, zt, hop)
+				direct = authztest.AllowedAt(res.Policies, zt, r)
 			case authztest.AmbientServer:
-				got = allowedAt(res.Policies, zt, r)
+				got = authztest.AllowedAt(res.Policies, zt, r)
 				direct = got
 				want = want && anyRequest
 			}

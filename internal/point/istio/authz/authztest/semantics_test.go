@@ -1,4 +1,4 @@
-package authz_test
+package authztest
 
 import (
 	"testing"
@@ -32,12 +32,12 @@ func TestEvaluatorSemantics(t *testing.T) {
 	}
 	allow, deny := securityv1beta1.AuthorizationPolicy_ALLOW, securityv1beta1.AuthorizationPolicy_DENY
 	app := map[string]string{"app": "httpbin"}
-	sidecar := checkpoint{kind: "sidecar", namespace: "foo", labels: app}
-	ztunnel := checkpoint{kind: "ztunnel", namespace: "foo", labels: app}
-	waypoint := checkpoint{kind: "waypoint", namespace: "foo", service: "httpbin"}
+	sidecar := Checkpoint{Kind: "sidecar", Namespace: "foo", Labels: app}
+	ztunnel := Checkpoint{Kind: "ztunnel", Namespace: "foo", Labels: app}
+	waypoint := Checkpoint{Kind: "waypoint", Namespace: "foo", Service: "httpbin"}
 	sleep := "cluster.local/ns/default/sa/sleep"
-	get := func(path string) request {
-		return request{principal: sleep, namespace: "default", path: path, method: "GET", port: 8080}
+	get := func(path string) Request {
+		return Request{Principal: sleep, Namespace: "default", Path: path, Method: "GET", Port: 8080}
 	}
 	docExample := pol("httpbin", allow, app, "", &securityv1beta1.Rule{
 		From: []*securityv1beta1.Rule_From{
@@ -49,16 +49,16 @@ func TestEvaluatorSemantics(t *testing.T) {
 	cases := []struct {
 		name     string
 		policies []*securityv1.AuthorizationPolicy
-		at       checkpoint
-		req      request
+		at       Checkpoint
+		req      Request
 		want     bool
 	}{
 		{"no policy allows", nil, sidecar, get("/x"), true},
 		{"doc example: GET prefix", []*securityv1.AuthorizationPolicy{docExample}, sidecar, get("/info/a"), true},
 		{"doc example: GET elsewhere", []*securityv1.AuthorizationPolicy{docExample}, sidecar, get("/data"), false},
-		{"doc example: POST /data", []*securityv1.AuthorizationPolicy{docExample}, sidecar, request{principal: sleep, namespace: "default", path: "/data", method: "POST"}, true},
-		{"doc example: namespace test", []*securityv1.AuthorizationPolicy{docExample}, sidecar, request{principal: "cluster.local/ns/test/sa/x", namespace: "test", path: "/info", method: "GET"}, true},
-		{"doc example: plaintext caller", []*securityv1.AuthorizationPolicy{docExample}, sidecar, request{namespace: "test", path: "/info", method: "GET"}, false},
+		{"doc example: POST /data", []*securityv1.AuthorizationPolicy{docExample}, sidecar, Request{Principal: sleep, Namespace: "default", Path: "/data", Method: "POST"}, true},
+		{"doc example: namespace test", []*securityv1.AuthorizationPolicy{docExample}, sidecar, Request{Principal: "cluster.local/ns/test/sa/x", Namespace: "test", Path: "/info", Method: "GET"}, true},
+		{"doc example: plaintext caller", []*securityv1.AuthorizationPolicy{docExample}, sidecar, Request{Namespace: "test", Path: "/info", Method: "GET"}, false},
 		{"allow without rules denies all", []*securityv1.AuthorizationPolicy{pol("x", allow, app, "")}, sidecar, get("/"), false},
 		{"allow with an empty rule allows all", []*securityv1.AuthorizationPolicy{pol("x", allow, app, "", &securityv1beta1.Rule{})}, sidecar, get("/"), true},
 		{"deny wins over allow", []*securityv1.AuthorizationPolicy{
@@ -89,7 +89,7 @@ func TestEvaluatorSemantics(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := allowedAt(tc.policies, tc.at, tc.req); got != tc.want {
+			if got := AllowedAt(tc.policies, tc.at, tc.req); got != tc.want {
 				t.Fatalf("allowed = %v, want %v", got, tc.want)
 			}
 		})

@@ -1,4 +1,4 @@
-package authz_test
+package authztest
 
 import (
 	"regexp"
@@ -14,44 +14,45 @@ import (
 // "waypoint" pages), independent of the compiler: the tests judge what the compiler
 // writes by what Istio would do with it.
 
-// request is one call as a proxy sees it.
-type request struct {
-	// principal is the caller's mesh identity; empty when it has none (plaintext).
-	principal string
-	// namespace is the caller's namespace, from its identity.
-	namespace string
-	path      string
-	method    string
-	port      int32
+// Request is one call as a proxy sees it.
+type Request struct {
+	// Principal is the caller's mesh identity; empty when it has none (plaintext).
+	Principal string
+	// Namespace is the caller's namespace, from its identity.
+	Namespace string
+	// Path, Method and Port are what it asks for.
+	Path   string
+	Method string
+	Port   int32
 }
 
-// checkpoint is where a request is checked.
-type checkpoint struct {
-	// kind is sidecar, ztunnel or waypoint.
-	kind string
-	// namespace is the workload's (sidecar, ztunnel) or the Service's (waypoint).
-	namespace string
-	// labels are the workload's labels (sidecar, ztunnel).
-	labels map[string]string
-	// service is the Service the request is addressed to (waypoint).
-	service string
+// Checkpoint is where a Request is checked.
+type Checkpoint struct {
+	// Kind is sidecar, ztunnel or waypoint.
+	Kind string
+	// Namespace is the workload's (sidecar, ztunnel) or the Service's (waypoint).
+	Namespace string
+	// Labels are the workload's labels (sidecar, ztunnel).
+	Labels map[string]string
+	// Service is the Service the Request is addressed to (waypoint).
+	Service string
 }
 
-// applies reports whether a policy applies at the checkpoint: selector policies (or
+// applies reports whether a policy applies at the Checkpoint: selector policies (or
 // namespace-wide ones) on sidecars and ztunnel, targetRefs policies on the waypoint of
 // the Services they name. A selector never reaches a waypoint of another workload, and
 // targetRefs never reach sidecars or ztunnel.
-func applies(p *securityv1.AuthorizationPolicy, at checkpoint) bool {
-	if p.Namespace != at.namespace {
+func applies(p *securityv1.AuthorizationPolicy, at Checkpoint) bool {
+	if p.Namespace != at.Namespace {
 		return false
 	}
 	refs := p.Spec.GetTargetRefs()
 	if ref := p.Spec.GetTargetRef(); ref != nil {
 		refs = append(refs, ref)
 	}
-	if at.kind == "waypoint" {
+	if at.Kind == "waypoint" {
 		for _, r := range refs {
-			if r.GetKind() == "Service" && r.GetGroup() == "" && r.GetName() == at.service {
+			if r.GetKind() == "Service" && r.GetGroup() == "" && r.GetName() == at.Service {
 				return true
 			}
 		}
@@ -61,17 +62,17 @@ func applies(p *securityv1.AuthorizationPolicy, at checkpoint) bool {
 		return false
 	}
 	for k, v := range p.Spec.GetSelector().GetMatchLabels() {
-		if at.labels[k] != v {
+		if at.Labels[k] != v {
 			return false
 		}
 	}
 	return true
 }
 
-// allowedAt applies Istio's order: a matching DENY denies; with no ALLOW policy the
-// request passes; else a matching ALLOW policy is needed. An ALLOW policy without rules
+// AllowedAt applies Istio's order: a matching DENY denies; with no ALLOW policy the
+// Request passes; else a matching ALLOW policy is needed. An ALLOW policy without rules
 // matches nothing.
-func allowedAt(policies []*securityv1.AuthorizationPolicy, at checkpoint, r request) bool {
+func AllowedAt(policies []*securityv1.AuthorizationPolicy, at Checkpoint, r Request) bool {
 	haveAllow := false
 	allowed := false
 	for _, p := range policies {
@@ -100,8 +101,8 @@ func allowedAt(policies []*securityv1.AuthorizationPolicy, at checkpoint, r requ
 // ruleMatches: every set part of the rule must match; from and to match when any of
 // their entries does. ztunnel sees no HTTP: an ALLOW rule with an L7 field never matches
 // there (fail closed), and a DENY rule's L7 fields are ignored (it matches more).
-func ruleMatches(rule *securityv1beta1.Rule, at checkpoint, r request, deny bool) bool {
-	if at.kind == "ztunnel" && hasL7(rule) && !deny {
+func ruleMatches(rule *securityv1beta1.Rule, at Checkpoint, r Request, deny bool) bool {
+	if at.Kind == "ztunnel" && HasL7(rule) && !deny {
 		return false
 	}
 	if len(rule.GetFrom()) > 0 {
@@ -118,7 +119,7 @@ func ruleMatches(rule *securityv1beta1.Rule, at checkpoint, r request, deny bool
 	if len(rule.GetTo()) > 0 {
 		any := false
 		for _, t := range rule.GetTo() {
-			if operationMatches(t.GetOperation(), r, at.kind == "ztunnel") {
+			if operationMatches(t.GetOperation(), r, at.Kind == "ztunnel") {
 				any = true
 			}
 		}
@@ -129,7 +130,9 @@ func ruleMatches(rule *securityv1beta1.Rule, at checkpoint, r request, deny bool
 	return len(rule.GetWhen()) == 0
 }
 
-func hasL7(rule *securityv1beta1.Rule) bool {
+// HasL7 reports whether a rule holds a field only an L7 proxy can check, which ztunnel
+// turns into a rule that never matches.
+func HasL7(rule *securityv1beta1.Rule) bool {
 	for _, t := range rule.GetTo() {
 		op := t.GetOperation()
 		if len(op.GetPaths())+len(op.GetNotPaths())+len(op.GetMethods())+len(op.GetNotMethods())+len(op.GetHosts())+len(op.GetNotHosts()) > 0 {
@@ -146,24 +149,24 @@ func hasL7(rule *securityv1beta1.Rule) bool {
 
 // sourceMatches: each set field must match; principals and namespaces need an mTLS
 // identity, so a plaintext caller never matches them.
-func sourceMatches(s *securityv1beta1.Source, r request) bool {
-	if len(s.GetPrincipals()) > 0 && (r.principal == "" || !matchAny(s.GetPrincipals(), r.principal)) {
+func sourceMatches(s *securityv1beta1.Source, r Request) bool {
+	if len(s.GetPrincipals()) > 0 && (r.Principal == "" || !matchAny(s.GetPrincipals(), r.Principal)) {
 		return false
 	}
-	if len(s.GetNotPrincipals()) > 0 && r.principal != "" && matchAny(s.GetNotPrincipals(), r.principal) {
+	if len(s.GetNotPrincipals()) > 0 && r.Principal != "" && matchAny(s.GetNotPrincipals(), r.Principal) {
 		return false
 	}
-	if len(s.GetNamespaces()) > 0 && (r.principal == "" || !matchAny(s.GetNamespaces(), r.namespace)) {
+	if len(s.GetNamespaces()) > 0 && (r.Principal == "" || !matchAny(s.GetNamespaces(), r.Namespace)) {
 		return false
 	}
-	if len(s.GetNotNamespaces()) > 0 && r.principal != "" && matchAny(s.GetNotNamespaces(), r.namespace) {
+	if len(s.GetNotNamespaces()) > 0 && r.Principal != "" && matchAny(s.GetNotNamespaces(), r.Namespace) {
 		return false
 	}
 	return true
 }
 
-func operationMatches(op *securityv1beta1.Operation, r request, l4Only bool) bool {
-	port := strconv.Itoa(int(r.port))
+func operationMatches(op *securityv1beta1.Operation, r Request, l4Only bool) bool {
+	port := strconv.Itoa(int(r.Port))
 	if len(op.GetPorts()) > 0 && !matchAny(op.GetPorts(), port) {
 		return false
 	}
@@ -173,16 +176,16 @@ func operationMatches(op *securityv1beta1.Operation, r request, l4Only bool) boo
 	if l4Only {
 		return true
 	}
-	if len(op.GetMethods()) > 0 && !matchAny(op.GetMethods(), r.method) {
+	if len(op.GetMethods()) > 0 && !matchAny(op.GetMethods(), r.Method) {
 		return false
 	}
-	if len(op.GetNotMethods()) > 0 && matchAny(op.GetNotMethods(), r.method) {
+	if len(op.GetNotMethods()) > 0 && matchAny(op.GetNotMethods(), r.Method) {
 		return false
 	}
-	if len(op.GetPaths()) > 0 && !matchAnyPath(op.GetPaths(), r.path) {
+	if len(op.GetPaths()) > 0 && !matchAnyPath(op.GetPaths(), r.Path) {
 		return false
 	}
-	if len(op.GetNotPaths()) > 0 && matchAnyPath(op.GetNotPaths(), r.path) {
+	if len(op.GetNotPaths()) > 0 && matchAnyPath(op.GetNotPaths(), r.Path) {
 		return false
 	}
 	return true
