@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,6 +26,9 @@ import (
 // FieldManager is the server-side-apply field manager of the policies, the same as the
 // NetworkPolicy point's: one manager for everything the operator writes.
 const FieldManager = "intentguard"
+
+// takenRetry is how often a server whose policy name is held by another's looks again.
+const takenRetry = time.Minute
 
 // Reconciler keeps the AuthorizationPolicies of one server (the request's namespace and
 // server key) equal to what the compiler makes of the intents that call it.
@@ -63,9 +67,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	case errors.As(err, &taken):
 		rec.fail(enforcement.TargetState{State: enforcement.Failed, Message: taken.Error()})
 		r.point.record(server, rec, true)
-		// Nothing the operator does frees the name: the policy's watch brings the server
-		// back when it changes.
-		return ctrl.Result{}, nil
+		// Nothing the operator does frees the name, and the cache (so the watch) holds
+		// only the operator's policies: look again, around the cache, a while later.
+		return ctrl.Result{RequeueAfter: takenRetry}, nil
 	case err != nil:
 		rec.fail(enforcement.TargetState{State: enforcement.Waiting, Message: fmt.Sprintf("writing the AuthorizationPolicies of %s: %v; retrying", server, err)})
 		r.point.record(server, rec, false)
