@@ -116,6 +116,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts O
 		}))).
 		WatchesMetadata(namespaceMeta(), m.enqueue(m.serversOfNamespace)).
 		WatchesRawSource(reader.Identities.Source(handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, c informer.PodChange) []reconcile.Request {
+			if c.Old == c.New && maps.Equal(withoutOperatorLabels(c.OldLabels), withoutOperatorLabels(c.NewLabels)) {
+				return nil
+			}
 			return m.marked(m.serversIn(ctx, c.Namespace))
 		}))).
 		Complete(r)
@@ -127,13 +130,21 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts O
 
 // podMeshChanged passes the pod events that can change a policy: creation, deletion, and
 // changes of labels, annotations (the injector's status) or owners. Status updates, the
-// bulk of pod events, are dropped.
+// bulk of pod events, are dropped, and so are the NetworkPolicy point's own pod labels,
+// which no AuthorizationPolicy's content depends on.
 var podMeshChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
-		return !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
+		return !maps.Equal(withoutOperatorLabels(e.ObjectOld.GetLabels()), withoutOperatorLabels(e.ObjectNew.GetLabels())) ||
 			!maps.Equal(e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations()) ||
 			len(e.ObjectOld.GetOwnerReferences()) != len(e.ObjectNew.GetOwnerReferences())
 	},
+}
+
+func withoutOperatorLabels(l map[string]string) map[string]string {
+	out := maps.Clone(l)
+	delete(out, compile.WorkloadLabel)
+	delete(out, compile.WorkloadKindLabel)
+	return out
 }
 
 // mapper turns watch events into the servers they can affect.
