@@ -310,6 +310,11 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 		return nil, err
 	}
 	res.IdleResyncWrites = idle.Writes
+	if os.Getenv("BENCH_DEBUG") != "" {
+		for k, v := range requests(idle) {
+			fmt.Fprintf(os.Stderr, "bench: idle: operator requests %s: %.0f\n", k, v)
+		}
+	}
 	if rss, err := op.PeakRSS(); err == nil && rss > res.PeakRSSBytes {
 		res.PeakRSSBytes = rss
 	}
