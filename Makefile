@@ -10,13 +10,28 @@ HELM = $(shell bash hack/helm.sh)
 # keytool (a JDK) for the Java keystore tests; hack/keytool.sh installs one if it can.
 KEYTOOL = $(shell bash hack/keytool.sh)
 
-.PHONY: test-istio-validation all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka
+.PHONY: test-istio-validation all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka cli-demo
 
 all: build test
 
 ## demo: local control plane + operator + the network-policy tutorial, printing what is enforced
 demo:
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./cmd/localcluster demo
+
+## cli-demo: the CLI on the tutorial's files, offline: plan a change, explain verdicts, draw the graph
+CLI_DATA = cmd/intentguard/testdata
+cli-demo:
+	go build -o bin/intentguard ./cmd/intentguard
+	@echo '$$ intentguard plan --snapshot tutorial/cluster.yaml --base tutorial/intents --dir tutorial/change'
+	@bin/intentguard plan --snapshot $(CLI_DATA)/tutorial/cluster.yaml --base $(CLI_DATA)/tutorial/intents --dir $(CLI_DATA)/tutorial/change
+	@echo; echo '$$ intentguard explain client-other.otterize-tutorial-npol server.otterize-tutorial-npol --dir tutorial/'
+	@bin/intentguard explain client-other.otterize-tutorial-npol server.otterize-tutorial-npol --snapshot $(CLI_DATA)/tutorial/cluster.yaml --dir $(CLI_DATA)/tutorial/intents
+	@echo; echo '$$ intentguard explain client.otterize-tutorial-npol server.otterize-tutorial-npol --dir tutorial/'
+	@bin/intentguard explain client.otterize-tutorial-npol server.otterize-tutorial-npol --snapshot $(CLI_DATA)/tutorial/cluster.yaml --dir $(CLI_DATA)/tutorial/intents
+	@echo; echo '$$ intentguard explain client.otterize-tutorial-kafka-mtls kafka.kafka --topic mytopic --op consume --dir kafka/'
+	@bin/intentguard explain client.otterize-tutorial-kafka-mtls kafka.kafka --topic mytopic --op consume --dir $(CLI_DATA)/kafka
+	@echo; echo '$$ intentguard graph -o mermaid --dir tutorial/ --dir kafka/'
+	@bin/intentguard graph -o mermaid --snapshot $(CLI_DATA)/tutorial/cluster.yaml --dir $(CLI_DATA)/tutorial/change --dir $(CLI_DATA)/kafka
 
 ## demo-credentials: local control plane + both operators; a Deployment asks for a certificate and gets a Secret
 demo-credentials:

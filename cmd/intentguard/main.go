@@ -1,10 +1,12 @@
 // Command intentguard analyses intentguard's objects offline or against a cluster with
 // the operator's own code: validate checks files as the API server and the admission
-// webhook would, snapshot saves the cluster facts the other commands need offline.
+// webhook would, snapshot saves the cluster facts the other commands need offline, and
+// plan, explain and graph run the operator's compilers to say what a change does, why a
+// call is allowed or denied, and who may reach whom.
 // Installed as kubectl-intentguard, it is also the kubectl plugin `kubectl intentguard`.
 //
 // Exit codes: 0 when nothing is wrong, 1 when the input fails its checks, 2 when the
-// command cannot run (usage, files, cluster).
+// command cannot run (usage, files, cluster), 3 when plan's --fail-on refuses a change.
 package main
 
 import (

@@ -22,12 +22,17 @@ served version) from files, a snapshot of a cluster, or a live cluster, and answ
 with what the operator would do.
 
 Data goes to standard output, logs and errors to standard error. Exit codes: 0 when
-nothing is wrong, 1 when the input fails its checks, 2 when the command cannot run.`,
+nothing is wrong, 1 when the input fails its checks, 2 when the command cannot run,
+3 when plan's --fail-on refuses a change.`,
 		Example: `  # check manifests before they are applied, as CI would
   intentguard validate deploy/intents/
 
   # save the cluster facts files cannot say (pods, labels, Services)
-  intentguard snapshot -o cluster.yaml --context prod`,
+  intentguard snapshot -o cluster.yaml --context prod
+
+  # what a change adds and removes, and whether a call is allowed
+  intentguard plan --context prod --dir deploy/intents -o markdown
+  intentguard explain checkout.shop orders.shop --port 8080 --context prod`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
@@ -47,6 +52,6 @@ nothing is wrong, 1 when the input fails its checks, 2 when the command cannot r
 		return &output.ExitError{Code: output.ExitUsage, Err: err}
 	})
 	root.PersistentFlags().IntVarP(&verbosity, "verbosity", "v", 0, "log verbosity on standard error (0: only what needs reading)")
-	root.AddCommand(newValidate(s), newSnapshot(s))
+	root.AddCommand(newValidate(s), newSnapshot(s), newPlan(s), newExplain(s), newGraph(s))
 	return root
 }

@@ -13,7 +13,8 @@ import (
 
 func newValidate(s output.Streams) *cobra.Command {
 	format := output.NewFormatFlag(output.Text, validation.Formats...)
-	var namespace string
+	var namespace, expect string
+	var snapshots []string
 	cmd := &cobra.Command{
 		Use:   "validate FILE|DIR|- ...",
 		Short: "Check intentguard objects as the API server and the operator's webhook would, offline",
@@ -30,8 +31,11 @@ standard input), in whichever served version each is written:
 Objects of other kinds are read but not checked. Errors name the file, the line where
 the document starts, the object and the field as written.
 
-Exit codes: 0 all valid, 1 some object invalid (or a document unreadable), 2 usage or
-I/O error.`,
+With --expect, the assertions file is checked too, on the files (over --snapshot files
+for the cluster's pods and labels), as plan checks it.
+
+Exit codes: 0 all valid, 1 some object invalid (or a document unreadable) or an
+assertion failed, 2 usage or I/O error.`,
 		Example: `  # every manifest under deploy/
   intentguard validate deploy/
 
@@ -61,10 +65,16 @@ I/O error.`,
 			if !report.Valid {
 				return output.Findings(nil)
 			}
+			if expect != "" {
+				opts := input.Options{Snapshots: snapshots, Paths: args, Namespace: namespace, Stdin: s.In}
+				return checkExpectations(cmd.Context(), opts, expect, s.Out, format.Format() == output.Text)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().VarP(format, "output", "o", fmt.Sprintf("output format: %s", format.Usage()))
+	cmd.Flags().StringVar(&expect, "expect", "", "assertions file (expect: {allow: [...], deny: [...]}) checked on the files")
+	cmd.Flags().StringArrayVar(&snapshots, "snapshot", nil, "with --expect, cluster facts read under the files (repeatable)")
 	cmd.Flags().StringVar(&namespace, "default-namespace", "default", "namespace of the objects that name none, as kubectl apply -n would create them")
 	return cmd
 }

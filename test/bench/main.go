@@ -39,7 +39,7 @@ import (
 	"github.com/intentguard/intentguard/internal/point/istio"
 	"github.com/intentguard/intentguard/internal/point/istio/authz"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
-	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
+	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 	"github.com/intentguard/intentguard/internal/testsupport/process"
 )

@@ -22,7 +22,7 @@ import (
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/status"
-	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
+	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 	"github.com/intentguard/intentguard/internal/testsupport/suite"
 	"github.com/intentguard/intentguard/internal/testsupport/tutorial"

@@ -22,7 +22,7 @@ import (
 	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 	"github.com/intentguard/intentguard/internal/status"
-	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
+	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/testsupport/suite"
 	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
 )
@@ -244,7 +244,7 @@ spec:
 	if cond == nil || cond.Reason != enforcement.ReasonShadow || !strings.Contains(cond.Message, "server.shadow") {
 		t.Fatalf("Enforced condition = %+v", cond)
 	}
-	suite.WaitFor(t, "a ShadowMode event", 30*time.Second, func() (bool, error) { return hasEvent(ns, ci.Name, enforcement.ReasonShadow) })
+	suite.WaitFor(t, "a Shadow event", 30*time.Second, func() (bool, error) { return hasEvent(ns, ci.Name, enforcement.ReasonShadow) })
 	if n := len(managedPolicies(t, ns)); n != 0 {
 		t.Fatalf("%d policies in shadow mode", n)
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
-	"github.com/intentguard/intentguard/internal/testsupport/connectivity"
+	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
@@ -36,7 +36,9 @@ var (
 // name them, ProtectedServices, shadow mode on and off) and random edits; after each
 // step, once the cluster is quiet, every pod pair is checked with the independent
 // evaluator against an oracle that knows each pod's identity from the objects the test
-// made, and every target the status calls Enforced or Shadow is checked against it.
+// made, every target the status calls Enforced or Shadow is checked against it, and
+// what intentguard's analysis predicts from the cluster without the operator's work is
+// checked against what the operator did.
 func TestRandomizedClusterEveryPodPair(t *testing.T) {
 	seed := seedOr(*randomSeed)
 	t.Logf("seed %d (replay: go test ./test/e2e -run TestRandomizedClusterEveryPodPair -args -random.seed=%d)", seed, seed)
@@ -59,6 +61,10 @@ func TestRandomizedClusterEveryPodPair(t *testing.T) {
 			t.Logf("%d steps, %d pod pairs checked, %d of them denied, 0 wrong", *randomSteps, w.pairs, w.denied)
 			if w.denied == 0 {
 				t.Errorf("no pair was ever denied: the run checked nothing enforced")
+			}
+			t.Logf("intentguard's analysis predicted %d policies and %d labelled pods, all as the operator made them", w.predictedPolicies, w.predictedLabels)
+			if w.predictedPolicies == 0 {
+				t.Errorf("the analysis never predicted a policy: its check compared nothing")
 			}
 		})
 	}
@@ -122,6 +128,10 @@ type world struct {
 	// pairs and denied count the verdicts checked, to show the test is not vacuous.
 	pairs, denied int
 	log           []string
+
+	// predictedPolicies and predictedLabels count the policies and labelled pods the
+	// analysis predicted, to show its check is not vacuous either.
+	predictedPolicies, predictedLabels int
 }
 
 func (w *world) logf(format string, args ...any) {
@@ -558,6 +568,7 @@ func (w *world) check(step int) {
 		w.t.Fatalf("seed %d, step %d: %d wrong verdicts:\n%s\nchanges so far:\n%s", w.seed, step, len(wrong), strings.Join(wrong[:min(len(wrong), 30)], "\n"), strings.Join(w.log, "\n"))
 	}
 	w.checkStatus(step)
+	w.checkPrediction(step)
 }
 
 // quiet waits until neither the operator nor the cluster's controllers have changed

@@ -54,6 +54,7 @@ spec:
 	if n := len(brokerACLs(t, b)); n != 0 {
 		t.Fatalf("shadow mode wrote %d ACLs", n)
 	}
+	assertPredicted(t, predict(t, enforcement.Options{Shadow: true}, "kafka", appNS), brokerACLs(t, b))
 
 	ps := &v2beta1.ProtectedService{}
 	decode(t, `{metadata: {name: kafka, namespace: kafka}, spec: {name: kafka}}`, ps)
@@ -61,11 +62,17 @@ spec:
 	waitState(t, op, ci, enforcement.Enforced)
 
 	group := "client." + appNS
+	predicted := predict(t, enforcement.Options{Shadow: true}, "kafka", appNS)
+	assertPredicted(t, predicted, brokerACLs(t, b))
 	for _, topic := range []string{"mytopic", "transactions"} {
 		mustProduce(t, b, client, topic, "hello "+topic)
 		mustConsume(t, b, client, topic, group, "hello "+topic)
 		mustNotProduce(t, b, other, topic)
 		mustNotConsume(t, b, other, topic, "client-other."+appNS)
+		for op, allowed := range map[string]bool{"produce": true, "consume": true, "delete": false} {
+			assertExplained(t, predicted, "client."+appNS, "kafka.kafka", topic, op, allowed)
+			assertExplained(t, predicted, "client-other."+appNS, "kafka.kafka", topic, op, false)
+		}
 	}
 	// The consumer group is part of what consume allows: not any group.
 	mustNotConsume(t, b, client, "mytopic", "someone-elses-group")
@@ -266,6 +273,12 @@ spec: {workload: {name: auditor}, targets: [{kafka: {name: kafka, topics: [{name
 	mustConsume(t, b, users[3], "own-3", "svc-3."+ns, "x")
 	mustNotProduce(t, b, reader, "shared")
 	got := brokerACLs(t, b)
+	predicted := predict(t, enforcement.Options{}, ns)
+	assertPredicted(t, predicted, got)
+	assertExplained(t, predicted, "svc-1."+ns, "kafka."+ns, "events.svc-1.log", "produce", true)
+	assertExplained(t, predicted, "svc-1."+ns, "kafka."+ns, "events.svc-2.log", "produce", false)
+	assertExplained(t, predicted, "auditor."+ns, "kafka."+ns, "own-7", "describe", true)
+	assertExplained(t, predicted, "auditor."+ns, "kafka."+ns, "shared", "produce", false)
 	// Per client: Write+Read own, Write on the prefix, Read on its group; the auditor's
 	// Describe on every topic.
 	if len(got) != 4*n+1 {

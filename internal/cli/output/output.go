@@ -27,11 +27,14 @@ const (
 	// ExitOK means the command ran and found nothing wrong.
 	ExitOK = 0
 	// ExitFindings means the command ran and the input failed its checks (invalid
-	// objects, a failed assertion, a change that --fail-on refuses).
+	// objects, a failed assertion).
 	ExitFindings = 1
 	// ExitUsage means the command could not run: bad flags or arguments, unreadable
 	// files, an unreachable cluster.
 	ExitUsage = 2
+	// ExitRefused means plan ran and --fail-on refuses the change it found: a CI job
+	// tells a change that needs a reviewer's eye from a broken input.
+	ExitRefused = 3
 )
 
 // ExitError ends a command with Code; its message, if any, is printed on standard error.
