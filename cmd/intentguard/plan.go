@@ -66,16 +66,20 @@ cannot run, 3 when --fail-on refuses the change.`,
 					return err
 				}
 			}
+			st, err := f.settings()
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			oldOpts, newOpts := f.input.Options(base, s.In), f.input.Options(f.dirs, s.In)
 			if len(base) > 0 && oldOpts.Live != nil {
 				return &output.ExitError{Code: output.ExitUsage, Err: fmt.Errorf("the old state is --base or the cluster, not both")}
 			}
-			old, err := analyze(ctx, oldOpts, f.rollout)
+			old, err := analyze(ctx, oldOpts, st)
 			if err != nil {
 				return fmt.Errorf("reading the old state: %w", err)
 			}
-			next, err := analyze(ctx, newOpts, f.rollout)
+			next, err := analyze(ctx, newOpts, st)
 			if err != nil {
 				return fmt.Errorf("reading the new state: %w", err)
 			}

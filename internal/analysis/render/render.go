@@ -51,8 +51,11 @@ func Explanations(w io.Writer, es []analysis.Explanation) {
 
 func explanation(w io.Writer, e analysis.Explanation, indent string) {
 	what := e.Port
-	if e.Point == analysis.Kafka {
+	switch e.Point {
+	case analysis.Kafka:
 		what = "topic " + e.Query.Topic + " " + e.Query.Operation
+	case analysis.Istio:
+		what = "requests"
 	}
 	fmt.Fprintf(w, "%s%s -> %s %s: %s (%s)\n", indent, e.Query.From, e.Query.To, what, strings.ToUpper(e.Verdict), e.Point)
 	for _, c := range e.Chain {
