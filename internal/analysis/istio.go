@@ -193,7 +193,8 @@ func requestsDeclared(ci *v2beta1.ClientIntents, server intent.Server) []string 
 func (r *Result) istioServer(e Endpoint) *IstioServer {
 	for i := range r.Istio {
 		s := serverEndpoint(r.Istio[i].Server)
-		if s.Namespace == e.Namespace && s.Name == e.Name && (e.Kind == "" || e.Kind == s.Kind || s.Kind == "") && (e.Kind == "Service") == (s.Kind == "Service") {
+		// Without a kind, the endpoint names the workload or the Service of that name.
+		if s.Namespace == e.Namespace && s.Name == e.Name && (e.Kind == "" || e.Kind == s.Kind || s.Kind == "" && e.Kind != "Service") {
 			return &r.Istio[i]
 		}
 	}
@@ -268,4 +269,13 @@ func (r *Result) explainIstio(q Query) (Explanation, bool) {
 		e.Missing = []string{o.Message}
 	}
 	return e, true
+}
+
+// authorizationPolicies are every AuthorizationPolicy the operator would hold.
+func (r *Result) authorizationPolicies() []*securityv1.AuthorizationPolicy {
+	var out []*securityv1.AuthorizationPolicy
+	for _, is := range r.Istio {
+		out = append(out, is.Policies...)
+	}
+	return out
 }

@@ -74,6 +74,22 @@ func TestIstioPlanAndExplain(t *testing.T) {
 		t.Fatalf("other-client: %+v", e)
 	}
 
+	// Planned from a state without the intents: the policy is created, the access added;
+	// and back: deleted and removed.
+	opts := Options{Istio: &IstioOptions{TrustDomain: "corp.example"}}
+	before := analyze(t, opts, objects[:4]...)
+	c := Diff(before, r)
+	if len(c.AuthorizationPolicies) != 1 || c.AuthorizationPolicies[0].Action != Create || !slices.ContainsFunc(c.Added, func(tu Tuple) bool { return tu.Point == Istio }) {
+		t.Fatalf("plan adding the intents: %+v", c)
+	}
+	c = Diff(r, before)
+	if len(c.AuthorizationPolicies) != 1 || c.AuthorizationPolicies[0].Action != Delete || !slices.ContainsFunc(c.Removed, func(tu Tuple) bool { return tu.Point == Istio }) {
+		t.Fatalf("plan removing the intents: %+v", c)
+	}
+	if c := Diff(r, analyze(t, opts, objects...)); len(c.AuthorizationPolicies) != 0 {
+		t.Fatalf("the same policies planned as writes: %+v", c.AuthorizationPolicies)
+	}
+
 	// Without the Istio point, nothing of it is planned or explained.
 	r = analyze(t, Options{}, objects...)
 	if len(r.Istio) != 0 {
