@@ -39,6 +39,8 @@ type IstioServer struct {
 	Outcomes map[intent.Ref]authz.Outcome
 	// Err is why no policy can be compiled (no trust domain, say).
 	Err error
+	// TrustDomain is the one the principals are written in.
+	TrustDomain string
 }
 
 // snapshotMesh answers the Istio compiler's questions from a snapshot.
@@ -116,6 +118,7 @@ func (r *Result) analyzeIstio(ctx context.Context, opts IstioOptions) error {
 			if err != nil {
 				return fmt.Errorf("gathering the mesh facts of %s: %w", plan.Server, err)
 			}
+			is.TrustDomain = in.TrustDomain
 			res, err := authz.Compile(in)
 			if err != nil {
 				is.Err = err
@@ -258,6 +261,11 @@ func (r *Result) explainIstio(q Query) (Explanation, bool) {
 	}
 	o := is.Outcomes[declaring[0]]
 	e.Chain = append(e.Chain, fmt.Sprintf("-> AuthorizationPolicy %s", strings.Join(names, ", ")))
+	for _, p := range r.principalsOf(q.From, is.TrustDomain) {
+		if admits(is.Policies, p) {
+			e.Chain = append(e.Chain, "-> a rule admits principal "+p)
+		}
+	}
 	switch o.State {
 	case enforcement.Enforced:
 		e.Verdict = Allowed
@@ -278,4 +286,39 @@ func (r *Result) authorizationPolicies() []*securityv1.AuthorizationPolicy {
 		out = append(out, is.Policies...)
 	}
 	return out
+}
+
+// principalsOf returns the mesh identities of the endpoint's pods: the principals of
+// their ServiceAccounts.
+func (r *Result) principalsOf(e Endpoint, trustDomain string) []string {
+	var out []string
+	for _, p := range r.Snapshot.Pods(e.Namespace) {
+		if !e.matches(p) {
+			continue
+		}
+		pod, _ := r.Snapshot.Pod(p.Meta.Namespace, p.Meta.Name)
+		sa := pod.Spec.ServiceAccountName
+		if sa == "" {
+			sa = "default"
+		}
+		if pr := authz.Principal(trustDomain, e.Namespace, sa); !slices.Contains(out, pr) {
+			out = append(out, pr)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// admits reports whether a rule of the policies names the principal.
+func admits(policies []*securityv1.AuthorizationPolicy, principal string) bool {
+	for _, p := range policies {
+		for _, rule := range p.Spec.GetRules() {
+			for _, f := range rule.GetFrom() {
+				if slices.Contains(f.GetSource().GetPrincipals(), principal) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }

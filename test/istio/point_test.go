@@ -24,7 +24,7 @@ import (
 // TestTutorial is the public Istio tutorial: client may GET /client-path on nginx,
 // other-client may not; the policy goes with the intent.
 func TestTutorial(t *testing.T) {
-	ns := env.Namespace(t, "istio-tutorial")
+	ns := env.Namespace(t, "otterize-tutorial-istio")
 	for _, w := range []string{"nginx", "client", "other-client"} {
 		workload(t, ns, w, sidecar)
 	}
