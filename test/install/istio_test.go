@@ -2,6 +2,7 @@ package install
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +58,13 @@ func TestChartRBACCoversTheIstioPoint(t *testing.T) {
 		err := kube.List(ctx, &list, client.InNamespace(ns))
 		return err == nil && len(list.Items) == 1, err
 	})
-	r.rec.check(t)
+	// Pods owned by a kind the chart grants nothing on (another test's Gadgets) cost the
+	// identity index one refused look, whichever points run.
+	r.rec.mu.Lock()
+	defer r.rec.mu.Unlock()
+	for _, d := range r.rec.denied {
+		if !strings.HasPrefix(d, "GET /apis/test.intentguard.dev/v1/gadgets") {
+			t.Errorf("the chart's RBAC refused the operator: %s", d)
+		}
+	}
 }
