@@ -260,3 +260,23 @@ func setLabel(t *testing.T, ns, key, value string) {
 		t.Fatal(err)
 	}
 }
+
+// TestEnforcedNamespaceInShadowMode: in shadow mode, a namespace named enforced gets its
+// policies, and its targets say Enforced.
+func TestEnforcedNamespaceInShadowMode(t *testing.T) {
+	ns := env.Namespace(t, "istio-enforced")
+	workload(t, ns, "nginx", sidecar)
+	workload(t, ns, "client", sidecar)
+	startOperator(t, enforcement.Options{Shadow: true, EnforcedNamespaces: []string{ns}})
+	ci := env.ApplyIntents(t, ns, `
+metadata: {name: client}
+spec:
+  workload: {name: client}
+  targets:
+  - kubernetes: {name: nginx}
+`)
+	waitTarget(t, ci, enforcement.Enforced)
+	if n := len(policies(t, ns)); n != 1 {
+		t.Fatalf("%d policies in an enforced namespace, want 1", n)
+	}
+}
