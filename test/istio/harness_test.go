@@ -57,15 +57,29 @@ func TestMain(m *testing.M) {
 	os.Exit(env.Run(m))
 }
 
-// startOperator runs the intents operator with the Istio point until the test ends.
-func startOperator(t *testing.T, enf enforcement.Options) {
+// startOperator runs the intents operator with the Istio point until the test ends, and
+// returns the counter of its writes.
+func startOperator(t *testing.T, enf enforcement.Options) *suite.WriteCounter {
 	t.Helper()
+	cfg, counter := suite.Counted(env.Cluster.Config)
 	env.RunOperator(t, "operator", func(ctx context.Context) (ctrl.Manager, error) {
-		return operator.New(ctx, env.Cluster.Config, operator.Config{
+		return operator.New(ctx, cfg, operator.Config{
 			Enforcement: enf, MetricsAddr: "0", ProbeAddr: "0", InProcess: true, KeepKafkaFinalizers: true,
 			IstioAuthorizationPolicies: true,
 		})
 	})
+	return counter
+}
+
+// policyWrites counts the operator's writes of AuthorizationPolicies so far.
+func policyWrites(c *suite.WriteCounter) int {
+	n := 0
+	for _, r := range c.Requests() {
+		if strings.Contains(r, "/authorizationpolicies") {
+			n++
+		}
+	}
+	return n
 }
 
 // Mesh modes of a workload's pods.

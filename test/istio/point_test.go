@@ -29,7 +29,7 @@ func TestTutorial(t *testing.T) {
 		workload(t, ns, w, sidecar)
 	}
 	service(t, ns, "nginx", nil)
-	startOperator(t, enforcement.Options{})
+	writes := startOperator(t, enforcement.Options{})
 	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
 spec:
@@ -65,6 +65,9 @@ spec:
 
 	// A resync with nothing changed writes nothing: a label on the namespace brings
 	// every server there back to the reconciler.
+	if n := policyWrites(writes); n != 1 {
+		t.Fatalf("%d policy writes for one server's one change, want 1: %v", n, writes.Requests())
+	}
 	before := got[0].ResourceVersion
 	var nsObj corev1.Namespace
 	if err := kube.Get(context.Background(), client.ObjectKey{Name: ns}, &nsObj); err != nil {
@@ -75,8 +78,8 @@ spec:
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
-	if after := policies(t, ns); len(after) != 1 || after[0].ResourceVersion != before {
-		t.Fatalf("the policy was written again with nothing changed")
+	if after := policies(t, ns); len(after) != 1 || after[0].ResourceVersion != before || policyWrites(writes) != 1 {
+		t.Fatalf("the policy was written again with nothing changed: %v", writes.Requests())
 	}
 
 	if err := kube.Delete(context.Background(), ci); err != nil {
