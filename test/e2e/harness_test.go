@@ -24,10 +24,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/ownership"
-	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )

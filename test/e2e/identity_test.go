@@ -19,10 +19,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/status"
-	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 	"github.com/intentguard/intentguard/internal/testsupport/suite"
 	"github.com/intentguard/intentguard/internal/testsupport/tutorial"

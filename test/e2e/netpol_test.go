@@ -17,12 +17,12 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 	"github.com/intentguard/intentguard/internal/status"
-	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/testsupport/suite"
 	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
 )

@@ -14,15 +14,16 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/identity"
-	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
@@ -37,8 +38,10 @@ var (
 // step, once the cluster is quiet, every pod pair is checked with the independent
 // evaluator against an oracle that knows each pod's identity from the objects the test
 // made, every target the status calls Enforced or Shadow is checked against it, and
-// what intentguard's analysis predicts from the cluster without the operator's work is
-// checked against what the operator did.
+// what the intentguard CLI predicted for the step (plan and explain, from a snapshot
+// taken before the step's intents were applied) is checked against what the operator
+// did: its NetworkPolicies and pod labels, every pod pair's verdict, and the policies
+// it created, updated and deleted.
 func TestRandomizedClusterEveryPodPair(t *testing.T) {
 	seed := seedOr(*randomSeed)
 	t.Logf("seed %d (replay: go test ./test/e2e -run TestRandomizedClusterEveryPodPair -args -random.seed=%d)", seed, seed)
@@ -54,15 +57,27 @@ func TestRandomizedClusterEveryPodPair(t *testing.T) {
 				workloads: map[string]*rworkload{}, intents: map[string]*rintents{}, protected: map[string]bool{}, live: map[string]bool{}, bare: map[string]*rworkload{}}
 			w.setup()
 			w.check(0)
+			w.comparePrediction(w.predict(0, nil))
 			for step := 1; step <= *randomSteps; step++ {
-				w.step()
+				// A change of intents is predicted from a snapshot taken before it reaches the
+				// API server; a change of the cluster itself, once the cluster has settled.
+				var p *prediction
+				if e := w.step(); e != nil {
+					p = w.predict(step, e)
+					e.apply()
+				}
 				w.check(step)
+				if p == nil {
+					p = w.predict(step, nil)
+				}
+				w.comparePrediction(p)
 			}
 			t.Logf("%d steps, %d pod pairs checked, %d of them denied, 0 wrong", *randomSteps, w.pairs, w.denied)
+			t.Logf("the CLI predicted %d policies, %d labelled pods, %d pod pairs, %d explanations and %d NetworkPolicy writes as the operator made them, in %v",
+				w.predictedPolicies, w.predictedLabels, w.predicted, w.explained, w.planned, w.predicting.Round(time.Millisecond))
 			if w.denied == 0 {
 				t.Errorf("no pair was ever denied: the run checked nothing enforced")
 			}
-			t.Logf("intentguard's analysis predicted %d policies and %d labelled pods, all as the operator made them", w.predictedPolicies, w.predictedLabels)
 			if w.predictedPolicies == 0 {
 				t.Errorf("the analysis never predicted a policy: its check compared nothing")
 			}
@@ -128,7 +143,14 @@ type world struct {
 	// pairs and denied count the verdicts checked, to show the test is not vacuous.
 	pairs, denied int
 	log           []string
-
+	// last is the previous step's prediction, the base of a plan no snapshot precedes, and
+	// policies the NetworkPolicies on the API server once it had settled.
+	last     *prediction
+	policies map[string]*networkingv1.NetworkPolicy
+	// predicted, explained and planned count the prediction's checks; predicting is the
+	// time they took.
+	predicted, explained, planned int
+	predicting                    time.Duration
 	// predictedPolicies and predictedLabels count the policies and labelled pods the
 	// analysis predicted, to show its check is not vacuous either.
 	predictedPolicies, predictedLabels int
@@ -292,7 +314,7 @@ func (w *world) randomTarget(c *rworkload) rtarget {
 	return t
 }
 
-func (w *world) writeIntents(c *rworkload) {
+func (w *world) writeIntents(c *rworkload) *edit {
 	n := 1 + w.rnd.Intn(3)
 	ri := &rintents{client: c}
 	var targets []v2beta1.Target
@@ -314,40 +336,43 @@ func (w *world) writeIntents(c *rworkload) {
 			targets = append(targets, v2beta1.Target{Kubernetes: &v2beta1.KubernetesTarget{Name: name, Kind: tg.kind}})
 		}
 	}
-	ctx := context.Background()
-	var ci v2beta1.ClientIntents
 	key := client.ObjectKey{Namespace: c.ns, Name: "ci-" + c.identity}
-	err := kube.Get(ctx, key, &ci)
-	switch {
-	case err == nil:
-		ci.Spec.Targets = targets
-		err = kube.Update(ctx, &ci)
-	default:
-		ci = v2beta1.ClientIntents{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name},
-			Spec: v2beta1.ClientIntentsSpec{Workload: v2beta1.Workload{Name: c.identity}, Targets: targets}}
-		err = kube.Create(ctx, &ci)
-	}
-	if err != nil {
-		w.t.Fatalf("writing intents of %s: %v", c.key(), err)
-	}
+	spec := v2beta1.ClientIntentsSpec{Workload: v2beta1.Workload{Name: c.identity}, Targets: targets}
 	w.intents[c.ns+"/"+c.identity] = ri
 	w.logf("intents %s -> %+v", c.key(), ri.targets)
+	return &edit{put: []client.Object{&v2beta1.ClientIntents{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Spec: spec}}, apply: func() {
+		ctx := context.Background()
+		var ci v2beta1.ClientIntents
+		err := kube.Get(ctx, key, &ci)
+		switch {
+		case err == nil:
+			ci.Spec.Targets = targets
+			err = kube.Update(ctx, &ci)
+		default:
+			ci = v2beta1.ClientIntents{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Spec: spec}
+			err = kube.Create(ctx, &ci)
+		}
+		if err != nil {
+			w.t.Fatalf("writing intents of %s: %v", c.key(), err)
+		}
+	}}
 }
 
-// step makes one random change.
-func (w *world) step() {
+// step makes one random change; a change of intents or ProtectedServices is returned,
+// not yet applied.
+func (w *world) step() *edit {
 	ctx := context.Background()
 	switch op := w.rnd.Intn(12); {
 	case op < 4:
 		if c := w.pick(); c != nil {
-			w.writeIntents(c)
+			return w.writeIntents(c)
 		}
 	case op == 4:
 		for k, ri := range w.intents {
-			_ = kube.Delete(ctx, &v2beta1.ClientIntents{ObjectMeta: metav1.ObjectMeta{Namespace: ri.client.ns, Name: "ci-" + ri.client.identity}})
+			ci := &v2beta1.ClientIntents{ObjectMeta: metav1.ObjectMeta{Namespace: ri.client.ns, Name: "ci-" + ri.client.identity}}
 			delete(w.intents, k)
 			w.logf("delete intents %s", k)
-			break
+			return &edit{gone: []client.Object{ci}, apply: func() { _ = kube.Delete(ctx, ci) }}
 		}
 	case op == 5:
 		kinds := []string{"Deployment", "StatefulSet", "CronJob", "Job", "Pod", "ReplicaSet", "Widget"}
@@ -362,7 +387,7 @@ func (w *world) step() {
 			}
 		}
 		if len(deps) == 0 {
-			return
+			return nil
 		}
 		d := deps[w.rnd.Intn(len(deps))]
 		var obj appsv1.Deployment
@@ -401,20 +426,19 @@ func (w *world) step() {
 			key := wl.ns + "/" + wl.identity
 			ps := &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: wl.ns, Name: "ps-" + wl.identity}, Spec: v2beta1.ProtectedServiceSpec{Name: wl.identity}}
 			if w.protected[key] {
-				deleteObj(w.t, ps)
 				delete(w.protected, key)
 				w.logf("unprotect %s", key)
-			} else {
-				env.Create(w.t, ps)
-				w.protected[key] = true
-				w.logf("protect %s", key)
+				return &edit{gone: []client.Object{ps}, apply: func() { deleteObj(w.t, ps) }}
 			}
+			w.protected[key] = true
+			w.logf("protect %s", key)
+			return &edit{put: []client.Object{ps}, apply: func() { env.Create(w.t, ps) }}
 		}
 	case op == 10:
 		// A workload goes away, with its pods; intents naming it stay.
 		wl := w.pick()
 		if wl == nil || wl.name == "late" {
-			return
+			return nil
 		}
 		w.deleteWorkload(wl)
 	default:
@@ -430,6 +454,7 @@ func (w *world) step() {
 			w.logf("impostor %s/%s with the labels of %s", wl.ns, name, wl.key())
 		}
 	}
+	return nil
 }
 
 // deleteWorkload deletes a workload of a kind whose pods go with it, and forgets it;
@@ -568,7 +593,6 @@ func (w *world) check(step int) {
 		w.t.Fatalf("seed %d, step %d: %d wrong verdicts:\n%s\nchanges so far:\n%s", w.seed, step, len(wrong), strings.Join(wrong[:min(len(wrong), 30)], "\n"), strings.Join(w.log, "\n"))
 	}
 	w.checkStatus(step)
-	w.checkPrediction(step)
 }
 
 // quiet waits until neither the operator nor the cluster's controllers have changed
