@@ -71,11 +71,12 @@ func startOperator(t *testing.T, enf enforcement.Options) *suite.WriteCounter {
 	return counter
 }
 
-// policyWrites counts the operator's writes of AuthorizationPolicies so far.
-func policyWrites(c *suite.WriteCounter) int {
+// policyWrites counts the operator's writes of AuthorizationPolicies in ns so far (an
+// operator also clears what earlier tests left in their namespaces).
+func policyWrites(c *suite.WriteCounter, ns string) int {
 	n := 0
 	for _, r := range c.Requests() {
-		if strings.Contains(r, "/authorizationpolicies") {
+		if strings.Contains(r, "/namespaces/"+ns+"/authorizationpolicies") {
 			n++
 		}
 	}

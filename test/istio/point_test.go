@@ -2,6 +2,7 @@ package istio_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,7 +66,7 @@ spec:
 
 	// A resync with nothing changed writes nothing: a label on the namespace brings
 	// every server there back to the reconciler.
-	if n := policyWrites(writes); n != 1 {
+	if n := policyWrites(writes, ns); n != 1 {
 		t.Fatalf("%d policy writes for one server's one change, want 1: %v", n, writes.Requests())
 	}
 	before := got[0].ResourceVersion
@@ -78,7 +79,7 @@ spec:
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
-	if after := policies(t, ns); len(after) != 1 || after[0].ResourceVersion != before || policyWrites(writes) != 1 {
+	if after := policies(t, ns); len(after) != 1 || after[0].ResourceVersion != before || policyWrites(writes, ns) != 1 {
 		t.Fatalf("the policy was written again with nothing changed: %v", writes.Requests())
 	}
 
@@ -97,9 +98,6 @@ func TestNativeSidecarAndSharedServiceAccount(t *testing.T) {
 	ns := env.Namespace(t, "istio-native")
 	workload(t, ns, "nginx", native)
 	workload(t, ns, "client", sidecar)
-	// batch runs under client's ServiceAccount.
-	d := deploymentUnder(ns, "batch", "client")
-	env.Create(t, d)
 	startOperator(t, enforcement.Options{})
 	ci := env.ApplyIntents(t, ns, `
 metadata: {name: client}
@@ -108,6 +106,11 @@ spec:
   targets:
   - kubernetes: {name: nginx}
 `)
+	if msg := waitTarget(t, ci, enforcement.Enforced); strings.Contains(msg, "over-permission") {
+		t.Fatalf("over-permission reported with no other workload: %s", msg)
+	}
+	// batch starts, under client's ServiceAccount: the pod's arrival brings the server back.
+	env.Create(t, deploymentUnder(ns, "batch", "client"))
 	waitTarget(t, ci, enforcement.Enforced, "over-permission", "ServiceAccount client is also used by", "batch")
 	got := policies(t, ns)
 	at := authztest.Checkpoint{Kind: "sidecar", Namespace: ns, Labels: map[string]string{"app": "nginx"}}

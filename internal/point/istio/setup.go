@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -29,6 +30,7 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/facts/informer"
+	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/istio/authz"
@@ -96,21 +98,22 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts O
 		return nil, fmt.Errorf("indexing pods by ServiceAccount: %w", err)
 	}
 	point := newPoint()
+	mesh := cachedMesh{reader: reader, meshConfig: opts.MeshConfig}
 	r := &Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Rollout:   compile.Planner{Facts: reader, Options: opts.Enforcement},
-		Planner:   authz.Planner{Facts: reader, Mesh: cachedMesh{reader: reader, meshConfig: opts.MeshConfig}, TrustDomain: opts.TrustDomain},
+		Planner:   authz.Planner{Facts: reader, Mesh: mesh, TrustDomain: opts.TrustDomain},
 		point:     point,
 	}
-	m := mapper{reader: reader, point: point}
+	m := mapper{reader: reader, point: point, mesh: mesh}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("istio-authorizationpolicies").
 		Watches(&v2beta1.ClientIntents{}, m.enqueue(m.serversOfIntents), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v2beta1.ProtectedService{}, m.enqueue(m.serversOfNamespaceOf), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&securityv1.AuthorizationPolicy{}, m.enqueue(serverOfPolicy)).
 		Watches(&corev1.Service{}, m.enqueue(m.serversOfNamespaceOf)).
-		Watches(&corev1.Pod{}, m.enqueue(m.serversOfNamespaceOf), builder.WithPredicates(podMeshChanged)).
+		Watches(&corev1.Pod{}, m.enqueue(m.serversOfPod), builder.WithPredicates(podMeshChanged)).
 		Watches(&corev1.ConfigMap{}, m.enqueue(m.everyServer), builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 			return client.ObjectKeyFromObject(o) == opts.MeshConfig
 		}))).
@@ -119,7 +122,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts O
 			if c.Old == c.New && maps.Equal(withoutOperatorLabels(c.OldLabels), withoutOperatorLabels(c.NewLabels)) {
 				return nil
 			}
-			return m.marked(m.serversIn(ctx, c.Namespace))
+			var out []reconcile.Request
+			for i, id := range []identity.Identity{c.Old, c.New} {
+				l := []map[string]string{c.OldLabels, c.NewLabels}[i]
+				if id.Name != "" {
+					out = append(out, m.serversOfPodAs(ctx, c.Namespace, c.Name, id, l)...)
+				}
+			}
+			return m.marked(out)
 		}))).
 		Complete(r)
 	if err != nil {
@@ -151,6 +161,24 @@ func withoutOperatorLabels(l map[string]string) map[string]string {
 type mapper struct {
 	reader informer.Reader
 	point  *Point
+	mesh   cachedMesh
+}
+
+// serverSet collects server requests, once each, in the order first added.
+type serverSet struct {
+	seen map[reconcile.Request]bool
+	out  []reconcile.Request
+}
+
+func (s *serverSet) add(server intent.Server) {
+	r := serverRequest(server)
+	if s.seen == nil {
+		s.seen = map[reconcile.Request]bool{}
+	}
+	if !s.seen[r] {
+		s.seen[r] = true
+		s.out = append(s.out, r)
+	}
 }
 
 func serverRequest(s intent.Server) reconcile.Request {
@@ -182,6 +210,78 @@ func (m mapper) serversOfIntents(_ context.Context, o client.Object) []reconcile
 	return out
 }
 
+// serversOfPod returns the servers whose policies can depend on a pod: see serversOfPodAs.
+func (m mapper) serversOfPod(ctx context.Context, o client.Object) []reconcile.Request {
+	id, err := m.reader.Identity(ctx, o)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "resolving a pod's identity", "pod", client.ObjectKeyFromObject(o))
+		return m.serversIn(ctx, o.GetNamespace())
+	}
+	return m.serversOfPodAs(ctx, o.GetNamespace(), o.GetName(), id, o.GetLabels())
+}
+
+// serversOfPodAs returns the servers whose policies can depend on a pod of identity id
+// with labels: the servers it is (by identity, or behind a Service selecting it), the
+// servers it calls, and the servers called by the identities it shares its
+// ServiceAccount with (their over-permission names it).
+func (m mapper) serversOfPodAs(ctx context.Context, namespace, name string, id identity.Identity, labels map[string]string) []reconcile.Request {
+	var set serverSet
+	add := set.add
+	logErr := func(err error) {
+		log.FromContext(ctx).Error(err, "mapping a pod to servers", "pod", namespace+"/"+name)
+	}
+	asServer, err := m.reader.IntentsFor(ctx, informer.IndexServerName, informer.NameKey(namespace, id.Name))
+	if err != nil {
+		logErr(err)
+	}
+	for i := range asServer {
+		for _, s := range intent.Servers(&asServer[i]) {
+			if !s.Service && s.Namespace == namespace && s.Name == id.Name {
+				add(s)
+			}
+		}
+	}
+	protected, err := m.reader.ProtectedNamed(ctx, namespace, id.Name)
+	if err != nil {
+		logErr(err)
+	}
+	for i := range protected {
+		add(intent.Protected(&protected[i]))
+	}
+	svcs, err := m.mesh.ServicesSelecting(ctx, namespace, labels)
+	if err != nil {
+		logErr(err)
+	}
+	for _, svc := range svcs {
+		add(intent.Server{Ref: intent.Ref{Namespace: namespace, Name: svc.Name}, Service: true})
+	}
+	callers := []string{id.Name}
+	var pod corev1.Pod
+	if err := m.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &pod); err == nil {
+		sharing, err := m.mesh.PodsWithServiceAccount(ctx, namespace, serviceAccountOf(&pod)[0])
+		if err != nil {
+			logErr(err)
+		}
+		for _, p := range sharing {
+			if !slices.Contains(callers, p.Identity.Name) {
+				callers = append(callers, p.Identity.Name)
+			}
+		}
+	}
+	for _, c := range callers {
+		asClient, err := m.reader.IntentsFor(ctx, informer.IndexClient, informer.NameKey(namespace, c))
+		if err != nil {
+			logErr(err)
+		}
+		for i := range asClient {
+			for _, s := range intent.Servers(&asClient[i]) {
+				add(s)
+			}
+		}
+	}
+	return set.out
+}
+
 func (m mapper) serversOfNamespaceOf(ctx context.Context, o client.Object) []reconcile.Request {
 	return m.serversIn(ctx, o.GetNamespace())
 }
@@ -191,17 +291,12 @@ func (m mapper) serversOfNamespace(ctx context.Context, o client.Object) []recon
 }
 
 // serversIn returns every server whose policies can depend on something in namespace: the
-// servers there, and the servers its clients call. A pod, Service or label there can
-// change a server's pods, its waypoint, a client's identities or who shares them.
+// servers there, and the servers its clients call. A Service, ProtectedService or label
+// there can change a server's pods, its waypoint, whether it is enforced, or whether a
+// client is in the mesh.
 func (m mapper) serversIn(ctx context.Context, namespace string) []reconcile.Request {
-	seen := map[reconcile.Request]bool{}
-	var out []reconcile.Request
-	add := func(s intent.Server) {
-		if r := serverRequest(s); !seen[r] {
-			seen[r] = true
-			out = append(out, r)
-		}
-	}
+	var set serverSet
+	add := set.add
 	called, err := m.reader.IntentsFor(ctx, informer.IndexServerNamespace, namespace)
 	if err != nil {
 		log.FromContext(ctx).Error(err, "mapping a namespace to servers", "namespace", namespace)
@@ -229,23 +324,19 @@ func (m mapper) serversIn(ctx context.Context, namespace string) []reconcile.Req
 	for i := range protected.Items {
 		add(intent.Protected(&protected.Items[i]))
 	}
-	return out
+	return set.out
 }
 
 // everyServer returns every server: the mesh configuration changes every principal.
 func (m mapper) everyServer(ctx context.Context, _ client.Object) []reconcile.Request {
-	seen := map[reconcile.Request]bool{}
-	var out []reconcile.Request
+	var set serverSet
 	var intents v2beta1.ClientIntentsList
 	if err := m.reader.List(ctx, &intents); err != nil {
 		log.FromContext(ctx).Error(err, "listing every ClientIntents")
 	}
 	for i := range intents.Items {
 		for _, s := range intent.Servers(&intents.Items[i]) {
-			if r := serverRequest(s); !seen[r] {
-				seen[r] = true
-				out = append(out, r)
-			}
+			set.add(s)
 		}
 	}
 	var protected v2beta1.ProtectedServiceList
@@ -253,12 +344,9 @@ func (m mapper) everyServer(ctx context.Context, _ client.Object) []reconcile.Re
 		log.FromContext(ctx).Error(err, "listing every ProtectedService")
 	}
 	for i := range protected.Items {
-		if r := serverRequest(intent.Protected(&protected.Items[i])); !seen[r] {
-			seen[r] = true
-			out = append(out, r)
-		}
+		set.add(intent.Protected(&protected.Items[i]))
 	}
-	return out
+	return set.out
 }
 
 // serverOfPolicy returns the server recorded on a policy labelled as the operator's.
