@@ -64,6 +64,8 @@ type result struct {
 	Changes          []change  `json:"changes"`
 	IdleResyncWrites float64   `json:"idleResyncWrites"`
 	PeakRSSBytes     int64     `json:"peakRSSBytes"`
+	// IdleAPIWrites are the idle resync's writes by kind, all writers.
+	IdleAPIWrites apiWrites `json:"idleAPIWritesByKind,omitempty"`
 	// IstioPolicies are the AuthorizationPolicies the bulk phase waited for (-istio).
 	IstioPolicies  int     `json:"istioPolicies,omitempty"`
 	HeapInuseBytes float64 `json:"heapInuseBytes"`
@@ -299,6 +301,10 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	res.HeapInuseBytes = last.HeapBytes
 
 	log("idle: restarting the operator over the unchanged cluster")
+	idleBase, err := scrapeAPIWrites(ctx, lc.Config)
+	if err != nil {
+		return nil, err
+	}
 	op.Stop(process.StopGrace)
 	op, err = startOperator(ctx, bin, lc.Kubeconfig, qps, qps*2, "", opLog, mesh)
 	if err != nil {
@@ -310,6 +316,11 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 		return nil, err
 	}
 	res.IdleResyncWrites = idle.Writes
+	idleAfter, err := scrapeAPIWrites(ctx, lc.Config)
+	if err != nil {
+		return nil, err
+	}
+	res.IdleAPIWrites = idleAfter.minus(idleBase)
 	if os.Getenv("BENCH_DEBUG") != "" {
 		for k, v := range requests(idle) {
 			fmt.Fprintf(os.Stderr, "bench: idle: operator requests %s: %.0f\n", k, v)
@@ -684,6 +695,9 @@ func printTable(r *result) {
 		fmt.Fprintf(tw, "  last run, API writes by kind (all writers)\t%s\n", ch.LastAPIWrites.top(6))
 	}
 	fmt.Fprintf(tw, "idle resync (operator restart)\t%.0f writes\n", r.IdleResyncWrites)
+	if len(r.IdleAPIWrites) > 0 {
+		fmt.Fprintf(tw, "  API writes by kind (all writers)\t%s\n", r.IdleAPIWrites.top(6))
+	}
 	fmt.Fprintf(tw, "operator memory\tpeak RSS %.1f MiB, heap in use %.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20), r.HeapInuseBytes/(1<<20))
 	_ = tw.Flush()
 }

@@ -8,7 +8,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
+	"sync"
+	"time"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/enforcement"
@@ -106,7 +108,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts O
 		Planner:   authz.Planner{Facts: reader, Mesh: mesh, TrustDomain: opts.TrustDomain},
 		point:     point,
 	}
-	m := mapper{reader: reader, point: point, mesh: mesh}
+	m := mapper{reader: reader, point: point, mesh: mesh, sharing: newSharingRefresh(sharingDelay)}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("istio-authorizationpolicies").
 		Watches(&v2beta1.ClientIntents{}, m.enqueue(m.serversOfIntents), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -118,6 +120,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts O
 			return client.ObjectKeyFromObject(o) == opts.MeshConfig
 		}))).
 		WatchesMetadata(namespaceMeta(), m.enqueue(m.serversOfNamespace)).
+		WatchesRawSource(source.Channel(m.sharing.events, m.enqueue(m.serversSharing))).
 		WatchesRawSource(reader.Identities.Source(handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, c informer.PodChange) []reconcile.Request {
 			if c.Old == c.New && maps.Equal(withoutOperatorLabels(c.OldLabels), withoutOperatorLabels(c.NewLabels)) {
 				return nil
@@ -162,6 +165,9 @@ type mapper struct {
 	reader informer.Reader
 	point  *Point
 	mesh   cachedMesh
+	// sharing brings back, after a pause, the servers of the clients a ServiceAccount's
+	// pods run as, whose over-permission names who else runs under it.
+	sharing *sharingRefresh
 }
 
 // serverSet collects server requests, once each, in the order first added.
@@ -217,13 +223,17 @@ func (m mapper) serversOfPod(ctx context.Context, o client.Object) []reconcile.R
 		log.FromContext(ctx).Error(err, "resolving a pod's identity", "pod", client.ObjectKeyFromObject(o))
 		return m.serversIn(ctx, o.GetNamespace())
 	}
+	// The event's pod holds the ServiceAccount even when the pod is gone.
+	for _, sa := range serviceAccountOf(o) {
+		m.sharing.refresh(o.GetNamespace(), sa)
+	}
 	return m.serversOfPodAs(ctx, o.GetNamespace(), o.GetName(), id, o.GetLabels())
 }
 
 // serversOfPodAs returns the servers whose policies can depend on a pod of identity id
-// with labels: the servers it is (by identity, or behind a Service selecting it), the
-// servers it calls, and the servers called by the identities it shares its
-// ServiceAccount with (their over-permission names it).
+// with labels: the servers it is (by identity, or behind a Service selecting it) and the
+// servers it calls; the servers called by the identities it shares its ServiceAccount
+// with (whose over-permission names it) come a moment later, through m.sharing.
 func (m mapper) serversOfPodAs(ctx context.Context, namespace, name string, id identity.Identity, labels map[string]string) []reconcile.Request {
 	var set serverSet
 	add := set.add
@@ -255,28 +265,20 @@ func (m mapper) serversOfPodAs(ctx context.Context, namespace, name string, id i
 	for _, svc := range svcs {
 		add(intent.Server{Ref: intent.Ref{Namespace: namespace, Name: svc.Name}, Service: true})
 	}
-	callers := []string{id.Name}
-	var pod corev1.Pod
-	if err := m.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &pod); err == nil {
-		sharing, err := m.mesh.PodsWithServiceAccount(ctx, namespace, serviceAccountOf(&pod)[0])
-		if err != nil {
-			logErr(err)
-		}
-		for _, p := range sharing {
-			if !slices.Contains(callers, p.Identity.Name) {
-				callers = append(callers, p.Identity.Name)
-			}
+	asClient, err := m.reader.IntentsFor(ctx, informer.IndexClient, informer.NameKey(namespace, id.Name))
+	if err != nil {
+		logErr(err)
+	}
+	for i := range asClient {
+		for _, s := range intent.Servers(&asClient[i]) {
+			add(s)
 		}
 	}
-	for _, c := range callers {
-		asClient, err := m.reader.IntentsFor(ctx, informer.IndexClient, informer.NameKey(namespace, c))
-		if err != nil {
-			logErr(err)
-		}
-		for i := range asClient {
-			for _, s := range intent.Servers(&asClient[i]) {
-				add(s)
-			}
+	var pod corev1.Pod
+	if err := m.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &pod); err == nil {
+		// A pod's identity can change after its arrival (its owner is read later).
+		for _, sa := range serviceAccountOf(&pod) {
+			m.sharing.refresh(namespace, sa)
 		}
 	}
 	return set.out
@@ -325,6 +327,72 @@ func (m mapper) serversIn(ctx context.Context, namespace string) []reconcile.Req
 		add(intent.Protected(&protected.Items[i]))
 	}
 	return set.out
+}
+
+// serversSharing returns the servers called by the identities whose pods run under a
+// ServiceAccount (the object is the ServiceAccount's namespace and name).
+func (m mapper) serversSharing(ctx context.Context, o client.Object) []reconcile.Request {
+	var set serverSet
+	pods, err := m.mesh.PodsWithServiceAccount(ctx, o.GetNamespace(), o.GetName())
+	if err != nil {
+		log.FromContext(ctx).Error(err, "mapping a ServiceAccount to servers", "serviceAccount", client.ObjectKeyFromObject(o))
+	}
+	seen := map[string]bool{}
+	for _, p := range pods {
+		if seen[p.Identity.Name] {
+			continue
+		}
+		seen[p.Identity.Name] = true
+		calling, err := m.reader.IntentsFor(ctx, informer.IndexClient, informer.NameKey(o.GetNamespace(), p.Identity.Name))
+		if err != nil {
+			log.FromContext(ctx).Error(err, "mapping a ServiceAccount to servers", "serviceAccount", client.ObjectKeyFromObject(o))
+		}
+		for i := range calling {
+			for _, s := range intent.Servers(&calling[i]) {
+				set.add(s)
+			}
+		}
+	}
+	return set.out
+}
+
+// sharingDelay is how long a pod's arrival or departure waits before the servers of the
+// clients sharing its ServiceAccount are brought back: in a burst (a rollout, the
+// operator's start), once per ServiceAccount instead of once per pod, as every pod of a
+// namespace often runs under its default ServiceAccount.
+const sharingDelay = 2 * time.Second
+
+// sharingRefresh sends, for each namespace and ServiceAccount, at most one event per
+// delay standing for the ServiceAccount, a delay after a pod under it changed.
+type sharingRefresh struct {
+	delay  time.Duration
+	events chan event.TypedGenericEvent[client.Object]
+
+	mu      sync.Mutex
+	pending map[types.NamespacedName]bool
+}
+
+func newSharingRefresh(delay time.Duration) *sharingRefresh {
+	return &sharingRefresh{delay: delay, events: make(chan event.TypedGenericEvent[client.Object], 1024), pending: map[types.NamespacedName]bool{}}
+}
+
+// refresh schedules the event of a ServiceAccount, unless one is scheduled.
+func (s *sharingRefresh) refresh(namespace, serviceAccount string) {
+	key := types.NamespacedName{Namespace: namespace, Name: serviceAccount}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending[key] {
+		return
+	}
+	s.pending[key] = true
+	time.AfterFunc(s.delay, func() {
+		s.mu.Lock()
+		delete(s.pending, key)
+		s.mu.Unlock()
+		sa := &corev1.ServiceAccount{}
+		sa.Namespace, sa.Name = key.Namespace, key.Name
+		s.events <- event.TypedGenericEvent[client.Object]{Object: sa}
+	})
 }
 
 // everyServer returns every server: the mesh configuration changes every principal.
