@@ -204,7 +204,8 @@ type KafkaServerConfigStatus struct {
 	// ObservedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions are Connected, ACLsInSync and Ready.
+	// Conditions are Ready, Reconciling and Stalled (the vocabulary ClientIntents and
+	// ProtectedService share), and Connected and ACLsInSync, which say why.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -240,6 +241,7 @@ type KafkaServerConfigStatus struct {
 // +kubebuilder:printcolumn:name="Addr",type=string,JSONPath=`.spec.addr`
 // +kubebuilder:printcolumn:name="Owned",type=integer,JSONPath=`.status.ownedACLs`
 // +kubebuilder:printcolumn:name="InSync",type=string,JSONPath=`.status.conditions[?(@.type=="ACLsInSync")].status`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type KafkaServerConfig struct {
 	metav1.TypeMeta   `json:",inline"`

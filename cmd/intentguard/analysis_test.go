@@ -14,6 +14,8 @@ const (
 	tutorialIntents = "testdata/tutorial/intents"
 	tutorialChange  = "testdata/tutorial/change"
 	kafkaDir        = "testdata/kafka"
+	namedCluster    = "testdata/namedport/cluster.yaml"
+	namedIntents    = "testdata/namedport/intents"
 )
 
 // TestAnalysisCommandsGolden runs plan, explain and graph in every output format on the
@@ -25,6 +27,10 @@ func TestAnalysisCommandsGolden(t *testing.T) {
 	planArgs := []string{"plan", "--snapshot", tutorialCluster, "--base", tutorialIntents, "--dir", tutorialChange}
 	kafka := []string{"--dir", kafkaDir}
 	mesh := []string{"--istio", "--dir", "testdata/istio/cluster.yaml", "--dir", "testdata/istio/intents.yaml"}
+	named := []string{"--snapshot", namedCluster, "--dir", namedIntents}
+	// The cluster runs the change; the pull request goes back to the tutorial's files,
+	// deleting client-other's ClientIntents.
+	revert := []string{"plan", "--snapshot", tutorialCluster, "--snapshot", tutorialChange, "--dir", tutorialIntents}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -43,12 +49,27 @@ func TestAnalysisCommandsGolden(t *testing.T) {
 		{"validate-expect-holds.txt", []string{"validate", "--expect", "testdata/tutorial/expect.yaml", "--snapshot", tutorialCluster, tutorialIntents}, 0},
 		{"validate-expect-fails.txt", []string{"validate", "--expect", "testdata/tutorial/expect.yaml", "--snapshot", tutorialCluster, tutorialChange}, output.ExitFindings},
 		{"plan-kafka.txt", []string{"plan", "--dir", kafkaDir}, 0},
+		{"plan-without-prune.txt", revert, 0},
+		{"plan-prune.txt", append(revert, "--prune"), 0},
+		{"plan-prune.json", append(revert, "--prune", "-o", "json"), 0},
+		{"plan-prune.md", append(revert, "--prune", "-o", "markdown"), 0},
+		{"plan-prune-base.txt", append(revert, "--prune", "--base", tutorialChange), 0},
+		{"plan-prune-unmentioned-namespace.txt", []string{"plan", "--snapshot", kafkaDir, "--dir", tutorialIntents, "--prune"}, 0},
+		{"plan-prune-namespace.txt", []string{"plan", "--snapshot", kafkaDir, "--dir", tutorialIntents, "--prune-namespace", "kafka"}, 0},
 		{"explain-allowed.txt", append([]string{"explain", "client.otterize-tutorial-npol", "server.otterize-tutorial-npol"}, tutorial...), 0},
 		{"explain-allowed.json", append([]string{"explain", "client.otterize-tutorial-npol", "server.otterize-tutorial-npol", "-o", "json"}, tutorial...), 0},
 		{"explain-undeclared.txt", append([]string{"explain", "client-other.otterize-tutorial-npol", "otterize-tutorial-npol/server[Service]"}, tutorial...), 0},
 		{"explain-wrong-port.txt", append([]string{"explain", "otterize-tutorial-npol/client[Deployment]", "server.otterize-tutorial-npol", "--port", "9090"}, tutorial...), 0},
 		{"explain-default.txt", append([]string{"explain", "server.otterize-tutorial-npol", "client.otterize-tutorial-npol", "--port", "80"}, tutorial...), 0},
 		{"explain-shadow.txt", append([]string{"explain", "client-other.otterize-tutorial-npol", "server.otterize-tutorial-npol", "--shadow-mode"}, tutorial...), 0},
+		{"explain-port-name.txt", append([]string{"explain", "client.otterize-tutorial-npol", "server.otterize-tutorial-npol", "--port", "http"}, tutorial...), 0},
+		{"explain-named-port-number.txt", append([]string{"explain", "client.shop", "web.shop", "--port", "8080"}, named...), 0},
+		{"explain-named-port-name.txt", append([]string{"explain", "client.shop", "web.shop", "--port", "TCP/web"}, named...), 0},
+		{"explain-named-port-other.txt", append([]string{"explain", "client.shop", "web.shop", "--port", "9090"}, named...), 0},
+		{"explain-named-port-udp.txt", append([]string{"explain", "client.shop", "web.shop", "--port", "UDP/8080"}, named...), 0},
+		{"plan-named-port.txt", []string{"plan", "--snapshot", namedCluster, "--dir", namedIntents}, 0},
+		{"plan-named-port.json", []string{"plan", "--snapshot", namedCluster, "--dir", namedIntents, "-o", "json"}, 0},
+		{"validate-expect-named-port.txt", []string{"validate", "--expect", "testdata/namedport/expect.yaml", "--snapshot", namedCluster, namedIntents}, 0},
 		{"explain-changed.txt", append([]string{"explain", "client.otterize-tutorial-npol", "server.otterize-tutorial-npol", "--port", "9090"}, changed...), 0},
 		{"explain-kafka-allowed.txt", append([]string{"explain", "client.otterize-tutorial-kafka-mtls", "kafka.kafka", "--topic", "mytopic", "--op", "consume"}, kafka...), 0},
 		{"explain-kafka-allowed.json", append([]string{"explain", "client.otterize-tutorial-kafka-mtls", "kafka.kafka", "--topic", "mytopic", "--op", "produce", "-o", "json"}, kafka...), 0},

@@ -66,13 +66,19 @@ func (f *analysisFlags) addTo(fs *pflag.FlagSet) {
 
 // analyze reads opts and runs the operator's compilers over what it read.
 func analyze(ctx context.Context, opts input.Options, st settings) (*analysis.Result, error) {
+	_, r, err := loadAndAnalyze(ctx, opts, st)
+	return r, err
+}
+
+// loadAndAnalyze is analyze that also returns the objects read.
+func loadAndAnalyze(ctx context.Context, opts input.Options, st settings) (*input.Set, *analysis.Result, error) {
 	set, err := input.Load(ctx, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	snap, err := snapshot.New(set.Objects)
 	if err != nil {
-		return nil, fmt.Errorf("indexing the inputs: %w", err)
+		return nil, nil, fmt.Errorf("indexing the inputs: %w", err)
 	}
 	origin := func(o client.Object) string {
 		if src, ok := set.Sources[input.KeyOf(o)]; ok {
@@ -80,7 +86,8 @@ func analyze(ctx context.Context, opts input.Options, st settings) (*analysis.Re
 		}
 		return ""
 	}
-	return analysis.Analyze(ctx, snap, analysis.Options{Enforcement: st.rollout, Origin: origin, Istio: st.istio})
+	r, err := analysis.Analyze(ctx, snap, analysis.Options{Enforcement: st.rollout, Origin: origin, Istio: st.istio})
+	return set, r, err
 }
 
 // checkExpectations checks an assertions file on the objects of opts, with the

@@ -3,16 +3,21 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/intentguard/intentguard/internal/analysis"
 	"github.com/intentguard/intentguard/internal/analysis/render"
+	"github.com/intentguard/intentguard/internal/cli/input"
 	"github.com/intentguard/intentguard/internal/cli/output"
 )
 
 // planReport is plan's JSON answer.
 type planReport struct {
+	// Pruned are the intentguard objects --prune takes out of the new state: those the
+	// change deletes.
+	Pruned []input.PrunedObject `json:"pruned"`
 	analysis.Change
 	// Failures are the assertions of --expect that the new state breaks.
 	Failures []analysis.Failure `json:"failedAssertions"`
@@ -39,6 +44,12 @@ The old state is --base (files and directories), or the live cluster (--context,
 same with the --dir files laid over it (over the cluster, not over --base: --base
 and --dir are two versions of the same files).
 
+Files laid over a cluster or snapshot cannot delete an object: with --prune, the
+ClientIntents, ProtectedServices and KafkaServerConfigs the cluster or snapshots hold
+in a namespace the files hold such objects in, and the files do not, are deleted
+(as kubectl apply --prune does); --prune-namespace NS prunes a namespace the files
+hold none in. The deleted objects are listed first.
+
 Exit codes: 0, 1 when an --expect assertion fails on the new state, 2 when plan
 cannot run, 3 when --fail-on refuses the change.`,
 		Example: `  # what a pull request changes, against the cluster
@@ -46,6 +57,9 @@ cannot run, 3 when --fail-on refuses the change.`,
 
   # two checkouts of the same files, with the cluster's facts from a snapshot
   intentguard plan --snapshot cluster.yaml --base main/intents --dir intents --fail-on removed
+
+  # a pull request that deletes intents files, against the cluster
+  intentguard plan --dir deploy/intents --context prod --prune
 
   # and the accesses the team pins must hold afterwards
   intentguard plan --snapshot cluster.yaml --base main/intents --dir intents --expect expect.yaml`,
@@ -75,15 +89,15 @@ cannot run, 3 when --fail-on refuses the change.`,
 			if len(base) > 0 && oldOpts.Live != nil {
 				return &output.ExitError{Code: output.ExitUsage, Err: fmt.Errorf("the old state is --base or the cluster, not both")}
 			}
-			old, err := analyze(ctx, oldOpts, st)
+			oldSet, old, err := loadAndAnalyze(ctx, oldOpts, st)
 			if err != nil {
 				return fmt.Errorf("reading the old state: %w", err)
 			}
-			next, err := analyze(ctx, newOpts, st)
+			nextSet, next, err := loadAndAnalyze(ctx, newOpts, st)
 			if err != nil {
 				return fmt.Errorf("reading the new state: %w", err)
 			}
-			report := planReport{Change: analysis.Diff(old, next), Failures: []analysis.Failure{}}
+			report := planReport{Pruned: deleted(oldSet, nextSet), Change: analysis.Diff(old, next), Failures: []analysis.Failure{}}
 			if exp != nil {
 				report.Failures = next.Check(exp)
 			}
@@ -93,8 +107,14 @@ cannot run, 3 when --fail-on refuses the change.`,
 					return err
 				}
 			case output.Markdown:
+				if len(report.Pruned) > 0 {
+					fmt.Fprintf(s.Out, "**Deleted** (pruned): %s\n\n", strings.Join(prunedNames(report.Pruned, "`"), ", "))
+				}
 				render.PlanMarkdown(s.Out, report.Change, report.Failures)
 			default:
+				if len(report.Pruned) > 0 {
+					fmt.Fprintf(s.Out, "Deleted by the change (pruned): %d\n  %s\n", len(report.Pruned), strings.Join(prunedNames(report.Pruned, ""), "\n  "))
+				}
 				render.PlanText(s.Out, report.Change)
 				if len(report.Failures) > 0 {
 					fmt.Fprintln(s.Out)
@@ -117,4 +137,27 @@ cannot run, 3 when --fail-on refuses the change.`,
 	cmd.Flags().StringSliceVar(&failOn, "fail-on", nil, "exit 3 when the change removes (removed) or adds (added) an access")
 	cmd.Flags().VarP(format, "output", "o", "output format: "+format.Usage())
 	return cmd
+}
+
+// deleted returns the objects the new state prunes and the old one does not: those
+// the change deletes (with --base, an object neither version of the files holds is
+// pruned from both).
+func deleted(old, next *input.Set) []input.PrunedObject {
+	out := []input.PrunedObject{}
+	for _, p := range next.Pruned {
+		if !slices.ContainsFunc(old.Pruned, func(o input.PrunedObject) bool { return o.String() == p.String() }) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// prunedNames names pruned objects, kind ns/name, with where they were read, the
+// name between quote.
+func prunedNames(pruned []input.PrunedObject, quote string) []string {
+	var out []string
+	for _, p := range pruned {
+		out = append(out, fmt.Sprintf("%s%s%s (%s)", quote, p, quote, p.Source))
+	}
+	return out
 }

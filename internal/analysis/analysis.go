@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -84,6 +85,10 @@ type Tuple struct {
 	To    Endpoint `json:"to"`
 	// Port is "TCP/8080" (protocol/port or port name), or "any" (NetworkPolicy only).
 	Port string `json:"port,omitempty"`
+	// ContainerPort is, for a Port that is a name, "TCP/8080": the number every pod of
+	// To gives that name, which the access is to (empty when the pods disagree or have
+	// none of that name).
+	ContainerPort string `json:"containerPort,omitempty"`
 	// Topic and Operation are the Kafka resource and operation (Kafka only); a Topic
 	// ending in * is a prefix, and Operation is the ACL operation.
 	Topic     string `json:"topic,omitempty"`
@@ -95,9 +100,14 @@ type Tuple struct {
 	Intents []string `json:"intents,omitempty"`
 }
 
-// Key identifies the access, whatever grants it.
+// Key identifies the access, whatever grants it and however the policy writes its port:
+// a named port is keyed by the number it resolves to.
 func (t Tuple) Key() string {
-	return strings.Join([]string{string(t.Point), t.From.String(), t.To.String(), t.Port, t.Topic, t.Operation}, "|")
+	port := t.Port
+	if t.ContainerPort != "" {
+		port = t.ContainerPort
+	}
+	return strings.Join([]string{string(t.Point), t.From.String(), t.To.String(), port, t.Topic, t.Operation}, "|")
 }
 
 // compareTuples orders tuples by point, from, to, then what is accessed.
@@ -113,6 +123,9 @@ func (t Tuple) What() string {
 		return t.Topic + " " + t.Operation
 	case Istio:
 		return t.Operation
+	}
+	if _, n, ok := strings.Cut(t.ContainerPort, "/"); ok {
+		return t.Port + " (" + n + ")"
 	}
 	return t.Port
 }
@@ -198,7 +211,7 @@ func Analyze(ctx context.Context, snap *snapshot.Snapshot, opts Options) (*Resul
 		r.Plans = append(r.Plans, plan)
 		if plan.Policy != nil {
 			r.Policies = append(r.Policies, plan.Policy)
-			r.Tuples = append(r.Tuples, policyTuples(plan)...)
+			r.Tuples = append(r.Tuples, r.withContainerPorts(policyTuples(plan))...)
 		}
 	}
 	slices.SortFunc(r.Policies, func(a, b *networkingv1.NetworkPolicy) int {
@@ -280,6 +293,35 @@ func policyTuples(plan compile.Plan) []Tuple {
 		}
 	}
 	return out
+}
+
+// withContainerPorts resolves the named ports of tuples on the pods of their
+// destination, as the cluster does.
+func (r *Result) withContainerPorts(tuples []Tuple) []Tuple {
+	for i := range tuples {
+		t := &tuples[i]
+		port := parsePort(t.Port)
+		if port.Name == "" || strings.IndexFunc(port.Name, unicode.IsLetter) < 0 || port.Name == "any" {
+			continue // a number, a range, or every port
+		}
+		pods, err := r.podsOf(t.To)
+		if err != nil {
+			continue
+		}
+		number := 0
+		for _, p := range pods {
+			n := port.ResolveOn(r.endpointPod(p)).Number
+			if n == 0 || number != 0 && n != number {
+				number = 0
+				break
+			}
+			number = n
+		}
+		if number != 0 {
+			t.ContainerPort = fmt.Sprintf("%s/%d", port.Protocol, number)
+		}
+	}
+	return tuples
 }
 
 // portNames renders policy ports; no port is "any".
@@ -400,36 +442,18 @@ func (b Broker) tuples(snap *snapshot.Snapshot) []Tuple {
 	return out
 }
 
-// podLabels returns the operator labels each pod would carry: its identity's labels
-// when an intent or ProtectedService refers to the identity and policies select its pods
-// by label, as the operator's labeller decides.
+// podLabels returns the operator labels each pod would carry, by the rule the operator's
+// labeller follows.
 func podLabels(ctx context.Context, snap *snapshot.Snapshot, planner compile.Planner) (map[string]map[string]string, error) {
-	var refs []intent.Ref
-	for _, ci := range snap.ClientIntents() {
-		refs = append(refs, intent.Client(&ci))
-		for _, s := range intent.Servers(&ci) {
-			if !s.Service {
-				refs = append(refs, s.Ref)
-			}
-		}
-	}
-	for _, ps := range snap.ProtectedServices() {
-		refs = append(refs, intent.Protected(&ps).Ref)
-	}
+	refs := compile.LabelRefs(snap.ClientIntents(), snap.ProtectedServices())
 	out := map[string]map[string]string{}
 	for _, pod := range snap.AllPods() {
-		for _, ref := range refs {
-			if !ref.Matches(pod.Identity) {
-				continue
-			}
-			sel, _, err := planner.SelectPods(ctx, ref)
-			if err != nil {
-				return nil, fmt.Errorf("selecting the pods of %s: %w", ref, err)
-			}
-			if sel.ByLabel {
-				out[pod.Meta.Namespace+"/"+pod.Meta.Name] = compile.IdentityLabels(pod.Identity)
-				break
-			}
+		labels, err := planner.LabelsWanted(ctx, pod.Identity, refs)
+		if err != nil {
+			return nil, err
+		}
+		if labels != nil {
+			out[pod.Meta.Namespace+"/"+pod.Meta.Name] = labels
 		}
 	}
 	return out, nil

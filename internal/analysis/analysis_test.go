@@ -374,3 +374,42 @@ func TestCheck(t *testing.T) {
 		t.Errorf("failures %v, want %v", got, want)
 	}
 }
+
+// namedTargetPort returns the tutorial's objects with the Service's target port given
+// by the server container's port name.
+func namedTargetPort(name string, intents ...*v2beta1.ClientIntents) []client.Object {
+	out := tutorialObjects(intents...)
+	for i, o := range out {
+		if svc, ok := o.(*corev1.Service); ok {
+			svc = svc.DeepCopy()
+			svc.Spec.Ports[0].TargetPort = intstr.FromString(name)
+			out[i] = svc
+		}
+	}
+	return out
+}
+
+// A named port in a policy grants access to the number the destination's pods give it:
+// the tuple says both, and a Service switching between the name and the number changes
+// no access.
+func TestNamedPortTuples(t *testing.T) {
+	named := analyze(t, Options{}, namedTargetPort("http", tutorial.Intents())...)
+	if got, want := tupleStrings(named.Tuples), []string{"networkpolicy " + ns + "/client -> " + ns + "/server[Service] TCP/http (80)"}; !slices.Equal(got, want) {
+		t.Errorf("tuples %v, want %v", got, want)
+	}
+	numbered := analyze(t, Options{}, tutorialObjects(tutorial.Intents())...)
+	c := Diff(numbered, named)
+	if len(c.Removed) != 0 || len(c.Added) != 0 {
+		t.Errorf("the same container port, by number then by name: removed %v, added %v", tupleStrings(c.Removed), tupleStrings(c.Added))
+	}
+	if len(c.Policies) != 1 || c.Policies[0].Action != Update {
+		t.Errorf("the policy is rewritten with the name: %+v", c.Policies)
+	}
+	unknown := analyze(t, Options{}, namedTargetPort("grpc", tutorial.Intents())...)
+	if got, want := tupleStrings(unknown.Tuples), []string{"networkpolicy " + ns + "/client -> " + ns + "/server[Service] TCP/grpc"}; !slices.Equal(got, want) {
+		t.Errorf("a name no container port has: tuples %v, want %v", got, want)
+	}
+	if c := Diff(numbered, unknown); len(c.Removed) != 1 || len(c.Added) != 1 {
+		t.Errorf("a name no container port has is another access: %+v", c)
+	}
+}

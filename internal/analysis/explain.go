@@ -161,7 +161,8 @@ func (r *Result) endpointPod(p facts.Pod) connectivity.Pod {
 	if ns := r.Snapshot.Namespace(p.Meta.Namespace); ns != nil {
 		nsLabels = ns.Labels
 	}
-	return connectivity.NewPod(p.Meta.Namespace, p.Meta.Name, p.Identity.Name+"."+p.Identity.Namespace, r.podLabelsOf(p), nsLabels)
+	return connectivity.NewPod(p.Meta.Namespace, p.Meta.Name, p.Identity.Name+"."+p.Identity.Namespace, r.podLabelsOf(p), nsLabels).
+		WithContainerPorts(r.Snapshot.ContainerPorts(p.Meta))
 }
 
 // Matrix is the verdict between every two pods of the snapshot on port, once the

@@ -28,6 +28,8 @@ type Pod struct {
 	Workload string
 	labels   map[string]string
 	nsLabels map[string]string
+	// ports are the container ports the pod declares, which resolve named ports.
+	ports []corev1.ContainerPort
 }
 
 // Port is the destination port traffic is evaluated on.
@@ -95,7 +97,8 @@ func (m *Matrix) Allowed(src, dst Pod) bool {
 	peer := func(p Pod) *matcher.TrafficPeer {
 		return &matcher.TrafficPeer{Internal: &matcher.InternalPeer{PodLabels: p.labels, NamespaceLabels: p.nsLabels, Namespace: p.Namespace}}
 	}
-	t := &matcher.Traffic{Source: peer(src), Destination: peer(dst), ResolvedPort: m.port.Number, ResolvedPortName: m.port.Name, Protocol: m.port.Protocol}
+	port := m.port.ResolveOn(dst)
+	t := &matcher.Traffic{Source: peer(src), Destination: peer(dst), ResolvedPort: port.Number, ResolvedPortName: port.Name, Protocol: port.Protocol}
 	// Only ingress is in question: the operator writes ingress policies only.
 	return m.policy.IsIngressOrEgressAllowed(t, true).IsAllowed()
 }

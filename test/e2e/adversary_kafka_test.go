@@ -126,7 +126,7 @@ func testKafkaCredentials(t *testing.T, seed int64, replay string) {
 			if err := kube.Get(ctx, client.ObjectKeyFromObject(ksc), &got); err != nil {
 				t.Fatal(err)
 			}
-			if cond = apimeta.FindStatusCondition(got.Status.Conditions, enforcement.ConditionReady); cond != nil && cond.Reason == "ConfigError" {
+			if cond = apimeta.FindStatusCondition(got.Status.Conditions, enforcement.ConditionReady); cond != nil && cond.Reason == enforcement.ReasonFailed {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -136,14 +136,17 @@ func testKafkaCredentials(t *testing.T, seed int64, replay string) {
 		if n := l.accepted.Load(); n > 0 {
 			t.Fatalf("seed %d (replay: %s): a tenant KafkaServerConfig with %s made the operator connect %d time(s) to the tenant's listener", seed, replay, at.what, n)
 		}
-		if cond == nil || cond.Reason != "ConfigError" {
-			t.Fatalf("seed %d (replay: %s): a tenant KafkaServerConfig with %s is not refused with ConfigError: Ready=%+v", seed, replay, at.what, cond)
+		inSync := apimeta.FindStatusCondition(got.Status.Conditions, kafka.ConditionACLsInSync)
+		if cond == nil || cond.Reason != enforcement.ReasonFailed || inSync == nil || inSync.Reason != kafka.ReasonConfigError {
+			t.Fatalf("seed %d (replay: %s): a tenant KafkaServerConfig with %s is not refused with Ready=False (Failed), ACLsInSync=False (ConfigError): Ready=%+v, ACLsInSync=%+v", seed, replay, at.what, cond, inSync)
 		}
 		if msg := strings.ToLower(cond.Message); !strings.Contains(msg, "secret") && !strings.Contains(msg, "file") {
 			t.Errorf("seed %d: the refusal of %s does not say what was refused: %q", seed, at.what, cond.Message)
 		}
-		if strings.Contains(cond.Message, "s3cret-db-password") {
-			t.Fatalf("seed %d: the status of a tenant KafkaServerConfig shows the password of Secret db-creds: %q", seed, cond.Message)
+		for _, c := range got.Status.Conditions {
+			if strings.Contains(c.Message, "s3cret-db-password") {
+				t.Fatalf("seed %d: the status of a tenant KafkaServerConfig shows the password of Secret db-creds: %s %q", seed, c.Type, c.Message)
+			}
 		}
 	}
 	for _, s := range secrets {

@@ -166,7 +166,7 @@ func TestMissingSecretIsReported(t *testing.T) {
 	env.Create(t, ksc)
 	suite.WaitFor(t, "a config error in status", 30*time.Second, func() (bool, error) {
 		cond := apimeta.FindStatusCondition(getKSC(t, ksc).Status.Conditions, kafka.ConditionACLsInSync)
-		return cond != nil && cond.Reason == "ConfigError" && strings.Contains(cond.Message, `Secret kafka-nosecret/nope`), nil
+		return cond != nil && cond.Reason == kafka.ReasonConfigError && strings.Contains(cond.Message, `Secret kafka-nosecret/nope`), nil
 	})
 	if got := brokerACLs(t, b); len(got) != 1 {
 		t.Fatalf("the broker was touched: %v", got.Sorted())

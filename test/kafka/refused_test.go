@@ -31,10 +31,16 @@ func TestBrokerRefusingTheCredentialsIsSaidSo(t *testing.T) {
 			StringData: map[string]string{"username": "app", "password": password},
 		})
 		ksc := tenantConfig(t, ns, name, b.Addr, fmt.Sprintf("  sasl: {mechanism: PLAIN, secretName: %s}", name))
-		suite.WaitFor(t, name+": Ready=False with reason BrokerRefused", 30*time.Second, func() (bool, error) {
-			cond := apimeta.FindStatusCondition(getKSC(t, ksc).Status.Conditions, kafka.ConditionReady)
-			if cond == nil || cond.Reason != "BrokerRefused" || !strings.Contains(cond.Message, "refused the credentials") {
-				return false, fmt.Errorf("condition %+v", cond)
+		suite.WaitFor(t, name+": Connected=False with reason BrokerRefused, Ready=False with reason Failed", 30*time.Second, func() (bool, error) {
+			conds := getKSC(t, ksc).Status.Conditions
+			connected := apimeta.FindStatusCondition(conds, kafka.ConditionConnected)
+			if connected == nil || connected.Reason != kafka.ReasonBrokerRefused || !strings.Contains(connected.Message, "refused the credentials") {
+				return false, fmt.Errorf("Connected %+v", connected)
+			}
+			ready := apimeta.FindStatusCondition(conds, enforcement.ConditionReady)
+			if ready == nil || ready.Reason != enforcement.ReasonFailed || !strings.Contains(ready.Message, "refused the credentials") ||
+				!apimeta.IsStatusConditionTrue(conds, enforcement.ConditionStalled) {
+				return false, fmt.Errorf("Ready %+v, Stalled %+v", ready, apimeta.FindStatusCondition(conds, enforcement.ConditionStalled))
 			}
 			return true, nil
 		})

@@ -80,7 +80,7 @@ func configError(t *testing.T, ksc *v2beta1.KafkaServerConfig, want string) {
 	t.Helper()
 	suite.WaitFor(t, fmt.Sprintf("a config error about %q", want), 30*time.Second, func() (bool, error) {
 		cond := apimeta.FindStatusCondition(getKSC(t, ksc).Status.Conditions, kafka.ConditionACLsInSync)
-		if cond == nil || cond.Reason != "ConfigError" || !strings.Contains(cond.Message, want) {
+		if cond == nil || cond.Reason != kafka.ReasonConfigError || !strings.Contains(cond.Message, want) {
 			return false, fmt.Errorf("condition %+v", cond)
 		}
 		return true, nil

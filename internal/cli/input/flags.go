@@ -37,6 +37,9 @@ type Flags struct {
 	// Namespaces limits what is read from the cluster; commands set it from their own
 	// flags (none registers it here, so that each can give -n its meaning).
 	Namespaces []string
+	// Prune is --prune and PruneNamespaces --prune-namespace (see Options).
+	Prune           bool
+	PruneNamespaces []string
 }
 
 // AddTo registers the flags.
@@ -45,11 +48,13 @@ func (f *Flags) AddTo(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.ReadLive, "live", false, "read the cluster of the current context under the files (implied by --kubeconfig and --context)")
 	fs.StringArrayVar(&f.Snapshots, "snapshot", nil, "a file or directory written by `intentguard snapshot`, read under the files (repeatable)")
 	fs.StringVar(&f.DefaultNamespace, "default-namespace", "default", "namespace of the namespaced objects of the files that name none")
+	fs.BoolVar(&f.Prune, "prune", false, "treat the ClientIntents, ProtectedServices and KafkaServerConfigs that the cluster or snapshots hold, in a namespace the files hold such objects in, as deleted when the files do not hold them")
+	fs.StringArrayVar(&f.PruneNamespaces, "prune-namespace", nil, "a namespace to prune though the files hold no intentguard object in it (repeatable; implies --prune)")
 }
 
 // Options returns what Load reads for these flags and the files and directories paths.
 func (f *Flags) Options(paths []string, stdin io.Reader) Options {
-	opts := Options{Snapshots: f.Snapshots, Paths: paths, Namespace: f.DefaultNamespace, Stdin: stdin}
+	opts := Options{Snapshots: f.Snapshots, Paths: paths, Namespace: f.DefaultNamespace, Stdin: stdin, Prune: f.Prune, PruneNamespaces: f.PruneNamespaces}
 	if f.ReadLive || f.Kubeconfig != "" || f.Context != "" {
 		opts.Live = f.ClusterFlags.Live(f.Namespaces)
 	}

@@ -305,3 +305,88 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestPrune checks that --prune deletes, in the namespaces the files hold intentguard
+// objects in (and those named), the intentguard objects of the lower layers the files
+// do not hold, and nothing else.
+func TestPrune(t *testing.T) {
+	obj := func(kind, ns, name, spec string) string {
+		return "apiVersion: k8s.otterize.com/v2beta1\nkind: " + kind + "\nmetadata: {name: " + name + ", namespace: " + ns + "}\nspec: " + spec + "\n---\n"
+	}
+	ci := func(ns, name string) string {
+		return obj("ClientIntents", ns, name, "{workload: {name: "+name+"}, targets: [{service: {name: orders}}]}")
+	}
+	dir := write(t, map[string]string{
+		"snapshot.yaml": ci("shop", "checkout") + ci("shop", "cart") +
+			obj("ProtectedService", "shop", "orders", "{name: orders}") +
+			obj("KafkaServerConfig", "kafka", "kafka", "{workload: {name: kafka}, addr: kafka:9092}") +
+			ci("billing", "invoices") +
+			"apiVersion: v1\nkind: Service\nmetadata: {name: orders, namespace: shop}\nspec: {selector: {app: orders}}\n",
+		"change/shop.yaml":    ci("shop", "checkout"),
+		"change/default.yaml": "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: local}\nspec: {workload: {name: local}, targets: [{service: {name: x}}]}\n",
+		"other/service.yaml":  "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: billing}\nspec: {selector: {app: web}}\n",
+	})
+	snapshot := []string{filepath.Join(dir, "snapshot.yaml")}
+	for _, tc := range []struct {
+		name       string
+		paths      []string
+		prune      bool
+		namespaces []string
+		wantPruned []string
+		// wantObjects counts the objects left: the snapshot holds 6.
+		wantObjects int
+	}{
+		{"no prune", []string{filepath.Join(dir, "change")}, false, nil, nil, 7},
+		{"the namespaces of the files", []string{filepath.Join(dir, "change")}, true, nil,
+			[]string{"ClientIntents shop/cart", "ProtectedService shop/orders"}, 5},
+		{"a named namespace too", []string{filepath.Join(dir, "change")}, true, []string{"kafka"},
+			[]string{"ClientIntents shop/cart", "KafkaServerConfig kafka/kafka", "ProtectedService shop/orders"}, 4},
+		{"a named namespace implies prune", []string{filepath.Join(dir, "change", "default.yaml")}, false, []string{"billing"},
+			[]string{"ClientIntents billing/invoices"}, 6},
+		{"other kinds do not make a namespace pruned", []string{filepath.Join(dir, "other")}, true, nil, nil, 7},
+		{"without files nothing is pruned", nil, true, []string{"shop"}, nil, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set, err := input.Load(context.Background(), input.Options{Snapshots: snapshot, Paths: tc.paths, Prune: tc.prune, PruneNamespaces: tc.namespaces})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pruned []string
+			for _, p := range set.Pruned {
+				pruned = append(pruned, p.String())
+				if !strings.HasSuffix(p.Source.File, "snapshot.yaml") {
+					t.Errorf("%s: source %v, want the snapshot", p, p.Source)
+				}
+			}
+			if strings.Join(pruned, ",") != strings.Join(tc.wantPruned, ",") {
+				t.Errorf("pruned %v, want %v", pruned, tc.wantPruned)
+			}
+			for _, o := range set.Objects {
+				k := input.KeyOf(o)
+				for _, p := range pruned {
+					if p == k.Kind+" "+k.Namespace+"/"+k.Name {
+						t.Errorf("%s is pruned but still in the set", k)
+					}
+				}
+				if _, ok := set.Sources[k]; !ok {
+					t.Errorf("%s has no source", k)
+				}
+			}
+			if len(set.Objects) != tc.wantObjects || len(set.Sources) != tc.wantObjects {
+				t.Errorf("%d objects and %d sources, want %d", len(set.Objects), len(set.Sources), tc.wantObjects)
+			}
+		})
+	}
+}
+
+func TestPruneFlags(t *testing.T) {
+	var f input.Flags
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	f.AddTo(fs)
+	if err := fs.Parse([]string{"--prune", "--prune-namespace", "shop", "--prune-namespace", "kafka"}); err != nil {
+		t.Fatal(err)
+	}
+	if opts := f.Options([]string{"dir"}, nil); !opts.Prune || strings.Join(opts.PruneNamespaces, ",") != "shop,kafka" {
+		t.Errorf("options %+v", opts)
+	}
+}

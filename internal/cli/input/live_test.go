@@ -66,4 +66,16 @@ func TestLocalFilesOverlayTheLiveCluster(t *testing.T) {
 	if ps == nil || set.Source(ps).File != "" {
 		t.Errorf("the live ProtectedService is missing or not from the cluster: %+v", ps)
 	}
+	// With --prune the change, which holds intentguard objects in shop, deletes the live
+	// ProtectedService it does not hold.
+	pruned, err := input.Load(ctx, input.Options{Live: &input.Live{Kubeconfig: lc.Kubeconfig}, Paths: []string{change}, Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pruned.Pruned) != 1 || pruned.Pruned[0].String() != "ProtectedService shop/orders" || pruned.Pruned[0].Source.File != "" {
+		t.Errorf("pruned %+v, want the live ProtectedService shop/orders", pruned.Pruned)
+	}
+	if got := input.All[*v2beta1.ProtectedService](pruned); len(got) != 0 {
+		t.Errorf("the pruned ProtectedService is still read: %v", got)
+	}
 }

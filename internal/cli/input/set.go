@@ -15,6 +15,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/intentguard/intentguard/api/v2beta1"
 )
 
 // Source says where an object was read.
@@ -74,7 +76,21 @@ type Set struct {
 	Objects []client.Object
 	// Sources says where each object was read.
 	Sources map[Key]Source
+	// Pruned are the objects of the lower layers that Options.Prune took out, sorted.
+	Pruned []PrunedObject
 }
+
+// PrunedObject is an intentguard object a lower layer holds that the files delete.
+type PrunedObject struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Source is where the lower layer read it.
+	Source Source `json:"source"`
+}
+
+// String is kind ns/name.
+func (p PrunedObject) String() string { return p.Kind + " " + p.Namespace + "/" + p.Name }
 
 // Source returns where o was read.
 func (s *Set) Source(o client.Object) Source {
@@ -110,6 +126,23 @@ type Options struct {
 	Namespace string
 	// Stdin is read for the path "-".
 	Stdin io.Reader
+	// Prune takes out, as kubectl apply --prune does, the ClientIntents,
+	// ProtectedServices and KafkaServerConfigs that the live cluster or the snapshots
+	// hold in a pruned namespace and the Paths do not: that is how a change deletes
+	// one. The pruned namespaces are those the Paths hold such objects in, and
+	// PruneNamespaces. Without Paths nothing is pruned: the files are the change.
+	Prune bool
+	// PruneNamespaces are pruned too, though the Paths hold no intentguard object in
+	// them (the change deletes their last one); they imply Prune.
+	PruneNamespaces []string
+}
+
+// prunable are the kinds Prune takes out: those whose objects a change declares in
+// full for a namespace.
+var prunable = map[schema.GroupKind]bool{
+	v2beta1.GroupVersion.WithKind("ClientIntents").GroupKind():     true,
+	v2beta1.GroupVersion.WithKind("ProtectedService").GroupKind():  true,
+	v2beta1.GroupVersion.WithKind("KafkaServerConfig").GroupKind(): true,
 }
 
 // Load reads the objects of opts. Two documents of one layer with the same key are an
@@ -126,19 +159,50 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 			set.add(o, src)
 		}
 	}
-	for _, layer := range [][]string{opts.Snapshots, opts.Paths} {
-		if err := set.addFiles(layer, opts); err != nil {
-			return nil, err
-		}
+	if _, err := set.addFiles(opts.Snapshots, opts); err != nil {
+		return nil, err
+	}
+	files, err := set.addFiles(opts.Paths, opts)
+	if err != nil {
+		return nil, err
+	}
+	if (opts.Prune || len(opts.PruneNamespaces) > 0) && len(opts.Paths) > 0 {
+		set.prune(files, opts.PruneNamespaces)
 	}
 	return set, nil
 }
 
-// addFiles reads one layer of files into the set.
-func (s *Set) addFiles(paths []string, opts Options) error {
+// prune takes out the prunable objects of the pruned namespaces that files, the keys
+// the Paths hold, do not hold.
+func (s *Set) prune(files map[Key]Source, namespaces []string) {
+	pruned := map[string]bool{}
+	for _, ns := range namespaces {
+		pruned[ns] = true
+	}
+	for k := range files {
+		if prunable[k.GroupKind] {
+			pruned[k.Namespace] = true
+		}
+	}
+	kept := s.Objects[:0]
+	for _, o := range s.Objects {
+		k := KeyOf(o)
+		if _, inFiles := files[k]; inFiles || !prunable[k.GroupKind] || !pruned[k.Namespace] {
+			kept = append(kept, o)
+			continue
+		}
+		s.Pruned = append(s.Pruned, PrunedObject{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, Source: s.Sources[k]})
+		delete(s.Sources, k)
+	}
+	s.Objects = kept
+	slices.SortFunc(s.Pruned, func(a, b PrunedObject) int { return strings.Compare(a.String(), b.String()) })
+}
+
+// addFiles reads one layer of files into the set, and returns where it read each key.
+func (s *Set) addFiles(paths []string, opts Options) (map[Key]Source, error) {
 	docs, err := ReadFiles(paths, opts.Stdin)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	seen := map[Key]Source{}
 	var errs []string
@@ -157,9 +221,9 @@ func (s *Set) addFiles(paths []string, opts Options) error {
 		s.add(o, d.Source)
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("reading manifests:\n  %s", strings.Join(errs, "\n  "))
+		return nil, fmt.Errorf("reading manifests:\n  %s", strings.Join(errs, "\n  "))
 	}
-	return nil
+	return seen, nil
 }
 
 // All returns the objects of the set of type T (like *v2beta1.ClientIntents or

@@ -49,6 +49,9 @@ type Snapshot struct {
 	// predicted names the pods ("namespace/name") the snapshot does not hold but a
 	// workload's template says the cluster runs.
 	predicted map[string]bool
+	// ports are the container ports of each pod ("namespace/name"), which name the
+	// ports NetworkPolicies may refer to by name.
+	ports map[string][]corev1.ContainerPort
 
 	intents   []v2beta1.ClientIntents
 	protected []v2beta1.ProtectedService
@@ -91,6 +94,7 @@ func New(objects []client.Object) (*Snapshot, error) {
 		configMaps: map[nsName]*corev1.ConfigMap{},
 		predicted:  map[string]bool{},
 		running:    map[ownerKey]bool{},
+		ports:      map[string][]corev1.ContainerPort{},
 	}
 	var pods []*corev1.Pod
 	var templates []templated
@@ -111,13 +115,13 @@ func New(objects []client.Object) (*Snapshot, error) {
 			s.configMaps[key] = o
 		case *appsv1.Deployment:
 			s.addWorkload(o, deploymentGK, o.Spec.Selector)
-			templates = append(templates, templated{o, deploymentGK, o.Spec.Template.ObjectMeta, o.Spec.Template.Spec, o.Spec.Replicas})
+			templates = append(templates, templated{o, deploymentGK, o.Spec.Template, o.Spec.Replicas})
 		case *appsv1.StatefulSet:
 			s.addWorkload(o, statefulSetGK, o.Spec.Selector)
-			templates = append(templates, templated{o, statefulSetGK, o.Spec.Template.ObjectMeta, o.Spec.Template.Spec, o.Spec.Replicas})
+			templates = append(templates, templated{o, statefulSetGK, o.Spec.Template, o.Spec.Replicas})
 		case *appsv1.DaemonSet:
 			s.addWorkload(o, daemonSetGK, o.Spec.Selector)
-			templates = append(templates, templated{o, daemonSetGK, o.Spec.Template.ObjectMeta, o.Spec.Template.Spec, nil})
+			templates = append(templates, templated{o, daemonSetGK, o.Spec.Template, nil})
 		case *appsv1.ReplicaSet:
 			s.addWorkload(o, replicaSetGK, nil)
 		case *batchv1.Job:
@@ -147,7 +151,7 @@ func New(objects []client.Object) (*Snapshot, error) {
 	}
 	ctx := context.Background()
 	for _, p := range pods {
-		if err := s.addPod(ctx, podMeta(p.ObjectMeta), false); err != nil {
+		if err := s.addPod(ctx, podMeta(p.ObjectMeta), containerPorts(p.Spec), false); err != nil {
 			return nil, err
 		}
 		s.specs[nsName{p.Namespace, p.Name}] = p.Spec
@@ -185,9 +189,7 @@ func withNameLabel(ns *corev1.Namespace) *corev1.Namespace {
 type templated struct {
 	obj client.Object
 	gk  schema.GroupKind
-	pod metav1.ObjectMeta
-	// spec is the template's pod spec.
-	spec corev1.PodSpec
+	pod corev1.PodTemplateSpec
 	// replicas is the workload's replica count; nil means the default, one.
 	replicas *int32
 }
@@ -214,8 +216,17 @@ func (s *Snapshot) predictPod(ctx context.Context, t templated) error {
 			Kind:       t.gk.Kind, Name: t.obj.GetName(), Controller: &yes,
 		}},
 	}
-	s.specs[nsName{ns, meta.Name}] = t.spec
-	return s.addPod(ctx, podMeta(meta), true)
+	s.specs[nsName{ns, meta.Name}] = t.pod.Spec
+	return s.addPod(ctx, podMeta(meta), containerPorts(t.pod.Spec), true)
+}
+
+// containerPorts returns the ports every container of a pod declares.
+func containerPorts(spec corev1.PodSpec) []corev1.ContainerPort {
+	var out []corev1.ContainerPort
+	for _, c := range spec.Containers {
+		out = append(out, c.Ports...)
+	}
+	return out
 }
 
 func podMeta(m metav1.ObjectMeta) *metav1.PartialObjectMetadata {
@@ -231,7 +242,7 @@ func (s *Snapshot) addWorkload(o client.Object, gk schema.GroupKind, selector *m
 	s.workloads[key] = append(s.workloads[key], w)
 }
 
-func (s *Snapshot) addPod(ctx context.Context, meta *metav1.PartialObjectMetadata, predicted bool) error {
+func (s *Snapshot) addPod(ctx context.Context, meta *metav1.PartialObjectMetadata, ports []corev1.ContainerPort, predicted bool) error {
 	if !meta.DeletionTimestamp.IsZero() {
 		return nil
 	}
@@ -249,6 +260,9 @@ func (s *Snapshot) addPod(ctx context.Context, meta *metav1.PartialObjectMetadat
 		}
 	}
 	s.pods[meta.Namespace] = append(s.pods[meta.Namespace], facts.Pod{Meta: meta, Identity: id})
+	if len(ports) > 0 {
+		s.ports[meta.Namespace+"/"+meta.Name] = ports
+	}
 	if predicted {
 		s.predicted[meta.Namespace+"/"+meta.Name] = true
 	}
@@ -317,6 +331,12 @@ func (s *Snapshot) Pods(namespace string) []facts.Pod { return s.pods[namespace]
 // than held by the snapshot.
 func (s *Snapshot) Predicted(pod *metav1.PartialObjectMetadata) bool {
 	return s.predicted[pod.Namespace+"/"+pod.Name]
+}
+
+// ContainerPorts returns the ports a pod's containers declare (a predicted pod's, its
+// workload template's).
+func (s *Snapshot) ContainerPorts(pod *metav1.PartialObjectMetadata) []corev1.ContainerPort {
+	return s.ports[pod.Namespace+"/"+pod.Name]
 }
 
 // AllPods returns every pod, by namespace then name.

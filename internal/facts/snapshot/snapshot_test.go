@@ -225,3 +225,36 @@ func podNames(pods []facts.Pod) []string {
 	slices.Sort(out)
 	return out
 }
+
+// Pods keep the ports their containers declare, which named policy ports resolve
+// against; a predicted pod has its template's.
+func TestContainerPorts(t *testing.T) {
+	web := deployment("shop", "web", map[string]string{"app": "web"}, nil)
+	web.Spec.Template.Spec.Containers = []corev1.Container{
+		{Name: "web", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}},
+		{Name: "sidecar", Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9090}}},
+	}
+	api := pod("shop", "api-1", map[string]string{"app": "api"}, nil, nil)
+	api.Spec.Containers = []corev1.Container{{Name: "api", Ports: []corev1.ContainerPort{{Name: "grpc", ContainerPort: 50051}}}}
+	s, err := New([]client.Object{web, api, pod("shop", "bare", nil, nil, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]corev1.ContainerPort{}
+	for _, p := range s.Pods("shop") {
+		got[p.Meta.Name] = s.ContainerPorts(p.Meta)
+	}
+	want := map[string][]corev1.ContainerPort{
+		"web-predicted": {{Name: "http", ContainerPort: 8080}, {Name: "metrics", ContainerPort: 9090}},
+		"api-1":         {{Name: "grpc", ContainerPort: 50051}},
+		"bare":          nil,
+	}
+	for name, ports := range want {
+		if !slices.Equal(got[name], ports) {
+			t.Errorf("pod %s: container ports %v, want %v", name, got[name], ports)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("pods %v, want those of %v", got, want)
+	}
+}

@@ -129,7 +129,12 @@ func (p *Point) report(ci *v2beta1.ClientIntents, target string, ksc types.Names
 	case is.err != nil:
 		ts.State, ts.Message = enforcement.Failed, fmt.Sprintf("no ACL changed for this client on broker %s: %v", ksc, is.err)
 	case st.brokerErr != nil:
+		// As on the KafkaServerConfig: a refusal waits for someone to change the
+		// credentials, anything else may pass on its own.
 		ts.State, ts.Message = enforcement.Waiting, fmt.Sprintf("broker %s: %v; retrying", ksc, st.brokerErr)
+		if reason, _ := brokerFailure(st.brokerErr); readiness(reason) == enforcement.ReasonFailed {
+			ts.State = enforcement.Failed
+		}
 	case st.apiErr != nil:
 		ts.State, ts.Message = enforcement.Waiting, fmt.Sprintf("broker %s: %v; retrying", ksc, st.apiErr)
 	case !st.enforced:

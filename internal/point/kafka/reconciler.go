@@ -52,10 +52,28 @@ const (
 	// config of the namespace names.
 	CredentialsAddrsAnnotation = "intentguard.dev/kafka-addrs"
 
-	// Condition types on KafkaServerConfig.
-	ConditionConnected  = "Connected"
+	// ConditionConnected, beside the shared Ready, Reconciling and Stalled, says whether
+	// the broker answered the last request, and if not, whether it refused or was not
+	// reached: Ready alone cannot tell a wrong address from wrong credentials.
+	ConditionConnected = "Connected"
+	// ConditionACLsInSync says whether the broker holds the desired ACLs, and why not:
+	// the shared reasons Enforced and Shadow when it does, a Kafka reason when not.
 	ConditionACLsInSync = "ACLsInSync"
-	ConditionReady      = "Ready"
+
+	// ReasonConnected: the broker answered (Connected=True).
+	ReasonConnected = "Connected"
+	// ReasonConfigError: the KafkaServerConfig or what it names (a Secret, a TLS file, the
+	// record's name) is refused; nothing was sent to the broker (Ready=False, Failed).
+	ReasonConfigError = "ConfigError"
+	// ReasonAPIError: reading the cluster or writing the owned-ACL record failed; retried
+	// with backoff (Ready=False, Pending).
+	ReasonAPIError = "APIError"
+	// ReasonBrokerRefused: the broker answered but refused the credentials or their
+	// rights; the credentials must change (Ready=False, Failed).
+	ReasonBrokerRefused = "BrokerRefused"
+	// ReasonBrokerUnreachable: the broker did not answer; retried with backoff
+	// (Ready=False, Pending).
+	ReasonBrokerUnreachable = "BrokerUnreachable"
 
 	// syncTimeout bounds one sync with a broker (list, create, delete, record).
 	syncTimeout = 2 * time.Minute
@@ -702,6 +720,23 @@ func (r *Reconciler) removeOwned(ctx context.Context, ksc *v2beta1.KafkaServerCo
 // writeStatus reports what the broker enforces; it writes only when something changed.
 func (r *Reconciler) writeStatus(ctx context.Context, ksc *v2beta1.KafkaServerConfig, st syncState) error {
 	old := ksc.Status.DeepCopy()
+	setStatus(ksc, st)
+	if statusEqual(old, &ksc.Status) {
+		return nil
+	}
+	if err := r.Client.Status().Update(ctx, ksc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil // gone: nothing to report on
+		}
+		return fmt.Errorf("writing the status of %s/%s: %w", ksc.Namespace, ksc.Name, err)
+	}
+	return nil
+}
+
+// setStatus sets the status of ksc from the outcome of one sync: the shared Ready,
+// Reconciling and Stalled, and Connected and ACLsInSync, which say why.
+func setStatus(ksc *v2beta1.KafkaServerConfig, st syncState) {
+	old := ksc.Status.DeepCopy()
 	s := &ksc.Status
 	s.ObservedGeneration = st.generation
 	s.Enforced = st.enforced
@@ -713,12 +748,12 @@ func (r *Reconciler) writeStatus(ctx context.Context, ksc *v2beta1.KafkaServerCo
 	switch {
 	case st.configErr != nil:
 		s.LastError = st.configErr.Error()
-		set(ConditionACLsInSync, false, "ConfigError", "nothing was changed on the broker: "+st.configErr.Error())
-		set(ConditionReady, false, "ConfigError", st.configErr.Error())
+		set(ConditionACLsInSync, false, ReasonConfigError, "nothing was changed on the broker: "+st.configErr.Error())
+		enforcement.SetReadiness(&s.Conditions, enforcement.ReasonFailed, st.configErr.Error(), st.generation)
 	case st.apiErr != nil:
 		s.LastError = st.apiErr.Error()
-		set(ConditionACLsInSync, false, "APIError", st.apiErr.Error()+"; retrying with backoff")
-		set(ConditionReady, false, "APIError", st.apiErr.Error())
+		set(ConditionACLsInSync, false, ReasonAPIError, st.apiErr.Error()+"; retrying with backoff")
+		enforcement.SetReadiness(&s.Conditions, enforcement.ReasonPending, st.apiErr.Error()+"; retrying with backoff", st.generation)
 	case st.brokerErr != nil:
 		s.LastError = st.brokerErr.Error()
 		reason, detail := brokerFailure(st.brokerErr)
@@ -728,31 +763,21 @@ func (r *Reconciler) writeStatus(ctx context.Context, ksc *v2beta1.KafkaServerCo
 			msg = fmt.Sprintf("waiting for the broker to remove %d owned ACLs before deletion%s; annotate with %s=true to delete now and leave them on the broker", st.owned, detail, ForceDeleteAnnotation)
 		}
 		set(ConditionACLsInSync, false, reason, msg)
-		set(ConditionReady, false, reason, msg)
+		enforcement.SetReadiness(&s.Conditions, readiness(reason), msg, st.generation)
 	default:
 		s.LastError = ""
-		set(ConditionConnected, true, "Connected", "the broker answered")
+		set(ConditionConnected, true, ReasonConnected, "the broker answered")
 		if st.enforced {
-			set(ConditionACLsInSync, true, "InSync", fmt.Sprintf("the broker holds the %d desired ACLs (%d created by this operator, %d others left untouched)", st.desired, st.owned, st.foreign))
+			set(ConditionACLsInSync, true, enforcement.ReasonEnforced, fmt.Sprintf("the broker holds the %d desired ACLs (%d created by this operator, %d others left untouched)", st.desired, st.owned, st.foreign))
 		} else {
-			set(ConditionACLsInSync, true, "ShadowMode", fmt.Sprintf("shadow mode: no ACL is written (%d owned, %d others left untouched); add a ProtectedService for %s to enforce", st.owned, st.foreign, ksc.Spec.Workload.Name))
+			set(ConditionACLsInSync, true, enforcement.ReasonShadow, fmt.Sprintf("shadow mode: no ACL is written (%d owned, %d others left untouched); add a ProtectedService for %s to enforce", st.owned, st.foreign, ksc.Spec.Workload.Name))
 		}
-		set(ConditionReady, true, "Reconciled", "the broker reflects this generation")
+		enforcement.SetReadiness(&s.Conditions, enforcement.ReasonReconciled, "the broker reflects this generation", st.generation)
 		if s.LastSyncTime == nil || old.Enforced != st.enforced || st.created+st.deleted > 0 || old.ObservedGeneration != st.generation {
 			now := metav1.Now()
 			s.LastSyncTime = &now
 		}
 	}
-	if statusEqual(old, s) {
-		return nil
-	}
-	if err := r.Client.Status().Update(ctx, ksc); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil // gone: nothing to report on
-		}
-		return fmt.Errorf("writing the status of %s/%s: %w", ksc.Namespace, ksc.Name, err)
-	}
-	return nil
 }
 
 func statusEqual(a, b *v2beta1.KafkaServerConfigStatus) bool {
@@ -779,6 +804,15 @@ func cond(ok bool) metav1.ConditionStatus {
 	return metav1.ConditionFalse
 }
 
+// readiness is the shared Ready reason of a broker failure: a refusal lasts until someone
+// changes the credentials or their rights; anything else may pass on its own.
+func readiness(brokerReason string) string {
+	if brokerReason == ReasonBrokerRefused {
+		return enforcement.ReasonFailed
+	}
+	return enforcement.ReasonPending
+}
+
 // brokerRefusals are the answers of a broker that was reached but would not let the
 // operator's credentials in, or not manage ACLs.
 var brokerRefusals = []error{
@@ -792,8 +826,8 @@ var brokerRefusals = []error{
 func brokerFailure(err error) (reason, detail string) {
 	for _, refusal := range brokerRefusals {
 		if errors.Is(err, refusal) {
-			return "BrokerRefused", " (the broker answered but refused the credentials or their rights: managing ACLs needs a principal allowed to describe, create and delete them, such as a super user)"
+			return ReasonBrokerRefused, " (the broker answered but refused the credentials or their rights: managing ACLs needs a principal allowed to describe, create and delete them, such as a super user)"
 		}
 	}
-	return "BrokerUnreachable", ""
+	return ReasonBrokerUnreachable, ""
 }

@@ -4,26 +4,63 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/internal/facts"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/identity"
-	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
 // operatorPodLabels are the only pod labels the operator ever writes.
 var operatorPodLabels = []string{compile.WorkloadLabel, compile.WorkloadKindLabel}
 
+// PodLabelReconciler gives a pod the operator labels its identity needs, and takes them
+// away once no intents select its identity by label and no live policy relies on them.
+type PodLabelReconciler struct {
+	// Client reads pods from the cache and patches their labels.
+	Client client.Client
+	// Reader answers identity and intents questions from the informer cache.
+	Reader informer.Reader
+	// Planner decides which workloads the policies select by label.
+	Planner compile.Planner
+}
+
+// Reconcile syncs one pod's operator labels.
+func (r *PodLabelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	pod := informer.PodMeta()
+	if err := r.Client.Get(ctx, req.NamespacedName, pod); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !pod.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	id, err := r.Reader.Identity(ctx, pod)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	lab := labeler{client: r.Client, reader: r.Reader, planner: r.Planner.ForOneReconcile(), release: true}
+	err = lab.sync(ctx, []facts.Pod{{Meta: pod, Identity: id}})
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{Requeue: true}, nil
+	}
+	return ctrl.Result{}, err
+}
+
 // labeler keeps the operator's labels on pods in step with what the policies select.
 // Labels are made before the policies that select by them are written, and broken only
 // after no live policy selects by them any more, so a declared client is never cut off
-// while policies are being rewritten.
+// while policies are being rewritten. The pods of an identity no policy selects by label
+// are labelled by the rule only on events about them, their intents or ProtectedService,
+// not when another pod changes how they would be selected: such labels select nothing,
+// and following every pod change of a namespace for them would cost a label reconcile of
+// every identity there (docs/concepts.md).
 type labeler struct {
 	client  client.Client
 	reader  informer.Reader
@@ -92,48 +129,21 @@ func (l labeler) patch(ctx context.Context, pod *metav1.PartialObjectMetadata, i
 	return nil
 }
 
-// labelsWanted returns the operator labels a pod of identity id must carry: the identity
-// labels when some intents or ProtectedService refer to it and its pods are selected by
-// label, none otherwise.
+// labelsWanted returns the operator labels a pod of identity id must carry, by the
+// compiler's rule, over the intents and ProtectedServices that name id.
 func labelsWanted(ctx context.Context, r informer.Reader, p compile.Planner, id identity.Identity) (map[string]string, error) {
 	key := informer.NameKey(id.Namespace, id.Name)
-	var refs []intent.Ref
 	asClient, err := r.IntentsFor(ctx, informer.IndexClient, key)
 	if err != nil {
 		return nil, err
-	}
-	for i := range asClient {
-		refs = append(refs, intent.Client(&asClient[i]))
 	}
 	asServer, err := r.IntentsFor(ctx, informer.IndexServerName, key)
 	if err != nil {
 		return nil, err
 	}
-	for i := range asServer {
-		for _, s := range intent.Servers(&asServer[i]) {
-			if !s.Service {
-				refs = append(refs, s.Ref)
-			}
-		}
-	}
 	protected, err := p.Facts.ProtectedNamed(ctx, id.Namespace, id.Name)
 	if err != nil {
 		return nil, err
 	}
-	for i := range protected {
-		refs = append(refs, intent.Protected(&protected[i]).Ref)
-	}
-	for _, ref := range refs {
-		if !ref.Matches(id) {
-			continue
-		}
-		sel, _, err := p.SelectPods(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		if sel.ByLabel {
-			return compile.IdentityLabels(id), nil
-		}
-	}
-	return nil, nil
+	return p.LabelsWanted(ctx, id, compile.LabelRefs(slices.Concat(asClient, asServer), protected))
 }

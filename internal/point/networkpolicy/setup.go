@@ -37,17 +37,17 @@ import (
 // Setup registers the NetworkPolicy point on the manager: its cache indexes, the policy
 // reconciler and the pod label reconciler. The point it returns holds what the policy
 // reconciler recorded.
-func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts enforcement.Options) (*PolicyPoint, error) {
+func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts enforcement.Options) (*Point, error) {
 	if err := registerIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
 	ids := reader.Identities
 	planner := compile.Planner{Facts: reader, Options: opts}
 	m := mapper{reader: reader, opts: opts}
-	point := newPolicyPoint()
+	point := newPoint()
 	prog := point.progress
 
-	policies := &PolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Reader: reader, Planner: planner, point: point}
+	policies := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Reader: reader, Planner: planner, point: point}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
 		Watches(&v2beta1.ClientIntents{}, prog.enqueueServers(m.serversOfIntents)).
@@ -328,18 +328,11 @@ func (m mapper) podsReleasedByPolicy() handler.EventHandler {
 }
 
 func (m mapper) podsOfIntents(ctx context.Context, o client.Object) []reconcile.Request {
-	ci := o.(*v2beta1.ClientIntents)
-	refs := []intent.Ref{intent.Client(ci)}
-	for _, s := range intent.Servers(ci) {
-		if !s.Service {
-			refs = append(refs, s.Ref)
-		}
-	}
-	return m.podsNamed(ctx, refs)
+	return m.podsNamed(ctx, compile.LabelRefs([]v2beta1.ClientIntents{*o.(*v2beta1.ClientIntents)}, nil))
 }
 
 func (m mapper) podsOfProtected(ctx context.Context, o client.Object) []reconcile.Request {
-	return m.podsNamed(ctx, []intent.Ref{intent.Protected(o.(*v2beta1.ProtectedService)).Ref})
+	return m.podsNamed(ctx, compile.LabelRefs(nil, []v2beta1.ProtectedService{*o.(*v2beta1.ProtectedService)}))
 }
 
 // namespaceLifecycle passes namespace events that change whether policies can live in

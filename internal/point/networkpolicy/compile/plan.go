@@ -1,5 +1,3 @@
-// Package controller holds the reconcilers that apply compiled NetworkPolicies, keep the
-// operator's pod labels in step, and report status on ClientIntents.
 package compile
 
 import (

@@ -24,17 +24,20 @@ import (
 // FieldManager is the server-side-apply field manager of every object the operator writes.
 const FieldManager = "intentguard"
 
-// PolicyReconciler keeps the NetworkPolicy of one server (the request's namespace and
+// Reconciler keeps the NetworkPolicy of one server (the request's namespace and
 // server key) equal to what the compiler makes of the intents that target it.
-type PolicyReconciler struct {
+type Reconciler struct {
+	// Client reads from the cache and writes to the API server.
 	Client client.Client
 	// APIReader reads around the cache, to look at policies the cache does not hold.
 	APIReader client.Reader
-	Reader    informer.Reader
-	Planner   compile.Planner
+	// Reader answers the compiler's questions from the informer cache.
+	Reader informer.Reader
+	// Planner is the pure compiler the reconciler carries out.
+	Planner compile.Planner
 
-	// progress, when set, learns which servers are carried out and which failed.
-	point *PolicyPoint
+	// point records how each reconcile ended, and learns which servers are in hand.
+	point *Point
 }
 
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
@@ -46,7 +49,7 @@ type PolicyReconciler struct {
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // Reconcile applies or removes one server's policy, and records how that ended.
-func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	token := r.point.progress.begin()
 	server, plan, err := r.reconcile(ctx, req)
 	if plan != nil {
@@ -58,7 +61,7 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 // reconcile converges one server's policy. It returns the plan it carried out, nil when
 // there is none (a malformed request, or planning failed), and how that ended.
-func (r *PolicyReconciler) reconcile(ctx context.Context, req ctrl.Request) (intent.Server, *compile.Plan, error) {
+func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (intent.Server, *compile.Plan, error) {
 	logger := log.FromContext(ctx)
 	server, err := intent.ParseKey(req.Namespace, req.Name)
 	if err != nil {
@@ -98,14 +101,14 @@ func (r *PolicyReconciler) reconcile(ctx context.Context, req ctrl.Request) (int
 // converge makes the cluster hold exactly the desired policy for the server, then removes
 // the server's policies left under names earlier releases gave it. A policy under the
 // server's name that is not the server's own is never written or deleted.
-func (r *PolicyReconciler) converge(ctx context.Context, server intent.Server, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
+func (r *Reconciler) converge(ctx context.Context, server intent.Server, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
 	if err := r.convergeNamed(ctx, server, desired, lookFirst); err != nil {
 		return err
 	}
 	return r.pruneRenamed(ctx, server)
 }
 
-func (r *PolicyReconciler) convergeNamed(ctx context.Context, server intent.Server, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
+func (r *Reconciler) convergeNamed(ctx context.Context, server intent.Server, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
 	logger := log.FromContext(ctx)
 	key := client.ObjectKey{Namespace: server.Namespace, Name: compile.PolicyName(server)}
 	var existing networkingv1.NetworkPolicy
@@ -135,7 +138,7 @@ func (r *PolicyReconciler) convergeNamed(ctx context.Context, server intent.Serv
 
 // delete removes a policy of the operator as it was read: if it changed since (another
 // server took it over, say), the delete fails and the next reconcile looks again.
-func (r *PolicyReconciler) delete(ctx context.Context, p *networkingv1.NetworkPolicy) error {
+func (r *Reconciler) delete(ctx context.Context, p *networkingv1.NetworkPolicy) error {
 	err := r.Client.Delete(ctx, p, client.Preconditions{UID: &p.UID, ResourceVersion: &p.ResourceVersion})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("deleting NetworkPolicy %s/%s: %w", p.Namespace, p.Name, err)
@@ -146,7 +149,7 @@ func (r *PolicyReconciler) delete(ctx context.Context, p *networkingv1.NetworkPo
 // pruneRenamed deletes the server's own policies under other names than its current one:
 // those earlier releases named otherwise. They are found by the server's digest label,
 // and only those that record the server exactly are deleted.
-func (r *PolicyReconciler) pruneRenamed(ctx context.Context, server intent.Server) error {
+func (r *Reconciler) pruneRenamed(ctx context.Context, server intent.Server) error {
 	var list networkingv1.NetworkPolicyList
 	err := r.Client.List(ctx, &list, client.InNamespace(server.Namespace), client.MatchingFields{indexPolicyServer: server.Hash()})
 	if err != nil {
@@ -174,7 +177,7 @@ func (r *PolicyReconciler) pruneRenamed(ctx context.Context, server intent.Serve
 // alone. The
 // server records created fields under the same manager as an update; a later apply that
 // drops one of them leaves it behind, which apply's own check then replaces.
-func (r *PolicyReconciler) create(ctx context.Context, server intent.Server, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
+func (r *Reconciler) create(ctx context.Context, server intent.Server, desired *networkingv1.NetworkPolicy, lookFirst bool) error {
 	key := client.ObjectKeyFromObject(desired)
 	var live networkingv1.NetworkPolicy
 	if lookFirst {
@@ -202,7 +205,7 @@ func (r *PolicyReconciler) create(ctx context.Context, server intent.Server, des
 
 // adopt applies the desired policy over a live one of its name that the cache does not
 // hold, if the operator wrote it for this very server.
-func (r *PolicyReconciler) adopt(ctx context.Context, server intent.Server, desired, live *networkingv1.NetworkPolicy) error {
+func (r *Reconciler) adopt(ctx context.Context, server intent.Server, desired, live *networkingv1.NetworkPolicy) error {
 	if !ownedBy(live, server) {
 		return takenBy(live)
 	}
@@ -212,7 +215,7 @@ func (r *PolicyReconciler) adopt(ctx context.Context, server intent.Server, desi
 // apply writes the desired policy with server-side apply. Fields someone else added to
 // the spec (an egress rule, say) survive an apply, so a policy that still differs after it
 // is replaced whole.
-func (r *PolicyReconciler) apply(ctx context.Context, desired *networkingv1.NetworkPolicy) error {
+func (r *Reconciler) apply(ctx context.Context, desired *networkingv1.NetworkPolicy) error {
 	logger := log.FromContext(ctx)
 	key := client.ObjectKeyFromObject(desired)
 	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)

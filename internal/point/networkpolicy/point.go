@@ -20,11 +20,11 @@ import (
 // PointName is the NetworkPolicy enforcement point's name in status.
 const PointName = "NetworkPolicy"
 
-// PolicyPoint holds what the policy reconciler recorded for each server at its last
+// Point holds what the policy reconciler recorded for each server at its last
 // reconcile, and answers status from those records alone. A server is Enforced once its
 // policy is written as planned and every pod it selects by the operator's labels (server
 // and clients) was given them.
-type PolicyPoint struct {
+type Point struct {
 	progress *progress
 	notices  enforcement.Notices
 
@@ -32,7 +32,7 @@ type PolicyPoint struct {
 	records map[intent.Server]*record
 }
 
-var _ enforcement.Point = (*PolicyPoint)(nil)
+var _ enforcement.Point = (*Point)(nil)
 
 // record is what one reconcile of a server ended with.
 type record struct {
@@ -47,24 +47,24 @@ type record struct {
 	forProtected enforcement.TargetState
 }
 
-func newPolicyPoint() *PolicyPoint {
-	return &PolicyPoint{progress: newProgress(), records: map[intent.Server]*record{}}
+func newPoint() *Point {
+	return &Point{progress: newProgress(), records: map[intent.Server]*record{}}
 }
 
 // Name implements enforcement.Point.
-func (p *PolicyPoint) Name() string { return PointName }
+func (p *Point) Name() string { return PointName }
 
 // Subscribe implements enforcement.Point.
-func (p *PolicyPoint) Subscribe() <-chan event.TypedGenericEvent[client.Object] {
+func (p *Point) Subscribe() <-chan event.TypedGenericEvent[client.Object] {
 	return p.notices.Subscribe()
 }
 
 // Backlog implements enforcement.Point: the servers with changes in hand that are neither
 // failing nor waiting longer than enforcement.PendingAfter.
-func (p *PolicyPoint) Backlog() int { return p.progress.backlog(enforcement.PendingAfter) }
+func (p *Point) Backlog() int { return p.progress.backlog(enforcement.PendingAfter) }
 
 // Outcomes implements enforcement.Point.
-func (p *PolicyPoint) Outcomes(_ context.Context, ci *v2beta1.ClientIntents) ([]enforcement.TargetState, error) {
+func (p *Point) Outcomes(_ context.Context, ci *v2beta1.ClientIntents) ([]enforcement.TargetState, error) {
 	key := client.ObjectKeyFromObject(ci)
 	var out []enforcement.TargetState
 	for _, t := range ci.Spec.Targets {
@@ -83,7 +83,7 @@ func (p *PolicyPoint) Outcomes(_ context.Context, ci *v2beta1.ClientIntents) ([]
 }
 
 // Protection implements enforcement.Point: the state of the workload ps names.
-func (p *PolicyPoint) Protection(_ context.Context, ps *v2beta1.ProtectedService) ([]enforcement.TargetState, error) {
+func (p *Point) Protection(_ context.Context, ps *v2beta1.ProtectedService) ([]enforcement.TargetState, error) {
 	server := intent.Protected(ps)
 	key := client.ObjectKeyFromObject(ps)
 	st := p.recorded(server, func(r *record) (enforcement.TargetState, bool) {
@@ -97,7 +97,7 @@ func (p *PolicyPoint) Protection(_ context.Context, ps *v2beta1.ProtectedService
 // recorded returns what pick reads in the record of server when the record reflects what
 // status sees (pick says so), else that the server is in hand. Records are replaced,
 // never changed, so one can be read outside the lock.
-func (p *PolicyPoint) recorded(server intent.Server, pick func(*record) (enforcement.TargetState, bool)) enforcement.TargetState {
+func (p *Point) recorded(server intent.Server, pick func(*record) (enforcement.TargetState, bool)) enforcement.TargetState {
 	p.mu.Lock()
 	r := p.records[server]
 	p.mu.Unlock()
@@ -110,7 +110,7 @@ func (p *PolicyPoint) recorded(server intent.Server, pick func(*record) (enforce
 }
 
 // inHand is the state of a server whose record does not reflect what status sees yet.
-func (p *PolicyPoint) inHand(server intent.Server) enforcement.TargetState {
+func (p *Point) inHand(server intent.Server) enforcement.TargetState {
 	return enforcement.TargetState{
 		State:   enforcement.Waiting,
 		Message: fmt.Sprintf("waiting for NetworkPolicy %s/%s to be written", server.Namespace, compile.PolicyName(server)),
@@ -121,7 +121,7 @@ func (p *PolicyPoint) inHand(server intent.Server) enforcement.TargetState {
 
 // record stores what a reconcile of server that carried out plan ended with, and
 // notifies the ClientIntents and ProtectedServices whose outcome it changes.
-func (p *PolicyPoint) record(server intent.Server, plan compile.Plan, err error) {
+func (p *Point) record(server intent.Server, plan compile.Plan, err error) {
 	next := outcome(server, plan, err)
 	if next != nil && next.forIntents.InHand {
 		next.forIntents.Since = p.progress.inHandSince(serverRequest(server))

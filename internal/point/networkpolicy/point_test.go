@@ -84,7 +84,7 @@ func TestOutcomeOfEachPlan(t *testing.T) {
 // Status reads a record only for the generation of the intents it was made from: a newer
 // generation is in hand until the reconciler records it.
 func TestOutcomesReadOnlyRecordsOfTheSameGeneration(t *testing.T) {
-	p := newPolicyPoint()
+	p := newPoint()
 	server := intent.Server{Ref: intent.Ref{Namespace: "ns", Name: "api"}}
 	policy := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: compile.PolicyName(server)}}
 	ci := intentsOn("client", 1, "api")
