@@ -26,6 +26,7 @@ func TestAnalysisCommandsGolden(t *testing.T) {
 	changed := []string{"--snapshot", tutorialCluster, "--dir", tutorialChange}
 	planArgs := []string{"plan", "--snapshot", tutorialCluster, "--base", tutorialIntents, "--dir", tutorialChange}
 	kafka := []string{"--dir", kafkaDir}
+	mesh := []string{"--istio", "--dir", "testdata/istio/cluster.yaml", "--dir", "testdata/istio/intents.yaml"}
 	named := []string{"--snapshot", namedCluster, "--dir", namedIntents}
 	// The cluster runs the change; the pull request goes back to the tutorial's files,
 	// deleting client-other's ClientIntents.
@@ -75,6 +76,10 @@ func TestAnalysisCommandsGolden(t *testing.T) {
 		{"explain-kafka-undeclared.txt", append([]string{"explain", "client-other.otterize-tutorial-kafka-mtls", "kafka.kafka", "--topic", "mytopic", "--op", "produce"}, kafka...), 0},
 		{"explain-kafka-other-topic.txt", append([]string{"explain", "client.otterize-tutorial-kafka-mtls", "kafka.kafka", "--topic", "payments", "--op", "consume"}, kafka...), 0},
 		{"explain-kafka-kind.txt", append([]string{"explain", "otterize-tutorial-kafka-mtls/client", "kafka/kafka[StatefulSet]", "--topic", "transactions", "--op", "describe"}, kafka...), 0},
+		{"plan-istio.txt", []string{"plan", "--istio", "--base", "testdata/istio/cluster.yaml", "--dir", "testdata/istio/cluster.yaml", "--dir", "testdata/istio/intents.yaml"}, 0},
+		{"explain-istio-allowed.txt", append([]string{"explain", "client.shop", "nginx.shop"}, mesh...), 0},
+		{"explain-istio-undeclared.txt", append([]string{"explain", "other-client.shop", "nginx.shop"}, mesh...), 0},
+		{"explain-istio-trust-domain.json", append([]string{"explain", "client.shop", "nginx.shop", "--istio-trust-domain", "td.example", "-o", "json"}, mesh...), 0},
 		{"graph.dot", append([]string{"graph"}, changed...), 0},
 		{"graph.mmd", append([]string{"graph", "-o", "mermaid"}, changed...), 0},
 		{"graph.json", append([]string{"graph", "-o", "json"}, changed...), 0},

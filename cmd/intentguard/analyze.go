@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/internal/analysis"
@@ -26,6 +27,31 @@ type analysisFlags struct {
 	dirs []string
 	// rollout are the operator's --shadow-mode and --enforced-namespaces.
 	rollout enforcement.Options
+	// istio, istioTrustDomain and istioMeshConfig are the operator's Istio flags.
+	istio            bool
+	istioTrustDomain string
+	istioMeshConfig  string
+}
+
+// settings are the operator settings the analysis assumes.
+func (f *analysisFlags) settings() (settings, error) {
+	st := settings{rollout: f.rollout}
+	if !f.istio {
+		return st, nil
+	}
+	ns, name, ok := strings.Cut(f.istioMeshConfig, "/")
+	if !ok || ns == "" || name == "" {
+		return st, &output.ExitError{Code: output.ExitUsage, Err: fmt.Errorf("--istio-mesh-config %q: want namespace/name", f.istioMeshConfig)}
+	}
+	st.istio = &analysis.IstioOptions{TrustDomain: f.istioTrustDomain, MeshConfig: types.NamespacedName{Namespace: ns, Name: name}}
+	return st, nil
+}
+
+// settings are the operator's settings an analysis assumes.
+type settings struct {
+	rollout enforcement.Options
+	// istio, when set, runs the Istio point's compiler too.
+	istio *analysis.IstioOptions
 }
 
 func (f *analysisFlags) addTo(fs *pflag.FlagSet) {
@@ -33,16 +59,19 @@ func (f *analysisFlags) addTo(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.dirs, "dir", nil, "a file or directory of manifests (repeatable)")
 	fs.BoolVar(&f.rollout.Shadow, "shadow-mode", false, "assume the operator runs in shadow mode (enforcing only ProtectedServices and --enforced-namespaces)")
 	fs.StringSliceVar(&f.rollout.EnforcedNamespaces, "enforced-namespaces", nil, "with --shadow-mode, namespaces the operator enforces anyway")
+	fs.BoolVar(&f.istio, "istio", false, "assume the operator writes Istio AuthorizationPolicies too (--istio-authorization-policies)")
+	fs.StringVar(&f.istioTrustDomain, "istio-trust-domain", "", "with --istio, the mesh's trust domain (default: from istiod's mesh configuration among the inputs)")
+	fs.StringVar(&f.istioMeshConfig, "istio-mesh-config", "istio-system/istio", "with --istio, istiod's ConfigMap among the inputs, namespace/name")
 }
 
 // analyze reads opts and runs the operator's compilers over what it read.
-func analyze(ctx context.Context, opts input.Options, rollout enforcement.Options) (*analysis.Result, error) {
-	_, r, err := loadAndAnalyze(ctx, opts, rollout)
+func analyze(ctx context.Context, opts input.Options, st settings) (*analysis.Result, error) {
+	_, r, err := loadAndAnalyze(ctx, opts, st)
 	return r, err
 }
 
 // loadAndAnalyze is analyze that also returns the objects read.
-func loadAndAnalyze(ctx context.Context, opts input.Options, rollout enforcement.Options) (*input.Set, *analysis.Result, error) {
+func loadAndAnalyze(ctx context.Context, opts input.Options, st settings) (*input.Set, *analysis.Result, error) {
 	set, err := input.Load(ctx, opts)
 	if err != nil {
 		return nil, nil, err
@@ -57,7 +86,7 @@ func loadAndAnalyze(ctx context.Context, opts input.Options, rollout enforcement
 		}
 		return ""
 	}
-	r, err := analysis.Analyze(ctx, snap, analysis.Options{Enforcement: rollout, Origin: origin})
+	r, err := analysis.Analyze(ctx, snap, analysis.Options{Enforcement: st.rollout, Origin: origin, Istio: st.istio})
 	return set, r, err
 }
 
@@ -70,7 +99,7 @@ func checkExpectations(ctx context.Context, opts input.Options, path string, w i
 	if err != nil {
 		return err
 	}
-	r, err := analyze(ctx, opts, enforcement.Options{})
+	r, err := analyze(ctx, opts, settings{})
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,11 @@ evaluated.`,
 			if port != "" && (topic != "" || op != "") {
 				return &output.ExitError{Code: output.ExitUsage, Err: fmt.Errorf("give --port or --topic and --op, not both")}
 			}
-			r, err := analyze(cmd.Context(), f.input.Options(f.dirs, s.In), f.rollout)
+			st, err := f.settings()
+			if err != nil {
+				return err
+			}
+			r, err := analyze(cmd.Context(), f.input.Options(f.dirs, s.In), st)
 			if err != nil {
 				return err
 			}

@@ -41,7 +41,11 @@ must be installed (Debian: apt-get install graphviz).`,
 				focus.Workload = &w
 			}
 			focus.Namespace = namespace
-			r, err := analyze(cmd.Context(), f.input.Options(f.dirs, s.In), f.rollout)
+			st, err := f.settings()
+			if err != nil {
+				return err
+			}
+			r, err := analyze(cmd.Context(), f.input.Options(f.dirs, s.In), st)
 			if err != nil {
 				return err
 			}

@@ -80,16 +80,20 @@ cannot run, 3 when --fail-on refuses the change.`,
 					return err
 				}
 			}
+			st, err := f.settings()
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			oldOpts, newOpts := f.input.Options(base, s.In), f.input.Options(f.dirs, s.In)
 			if len(base) > 0 && oldOpts.Live != nil {
 				return &output.ExitError{Code: output.ExitUsage, Err: fmt.Errorf("the old state is --base or the cluster, not both")}
 			}
-			oldSet, old, err := loadAndAnalyze(ctx, oldOpts, f.rollout)
+			oldSet, old, err := loadAndAnalyze(ctx, oldOpts, st)
 			if err != nil {
 				return fmt.Errorf("reading the old state: %w", err)
 			}
-			nextSet, next, err := loadAndAnalyze(ctx, newOpts, f.rollout)
+			nextSet, next, err := loadAndAnalyze(ctx, newOpts, st)
 			if err != nil {
 				return fmt.Errorf("reading the new state: %w", err)
 			}

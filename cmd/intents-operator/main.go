@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/operator"
+	"github.com/intentguard/intentguard/internal/point/istio"
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/webhook"
 )
@@ -36,7 +38,7 @@ func splitList(s string) []string {
 
 func main() {
 	var c operator.Config
-	var enforced string
+	var enforced, meshConfig string
 	flag.StringVar(&c.MetricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 turns it off")
 	flag.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 	flag.BoolVar(&c.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles")
@@ -62,6 +64,9 @@ func main() {
 	flag.BoolVar(&releaseFinalizers, "release-kafka-finalizers", false, "remove the Kafka finalizer from every KafkaServerConfig and exit, leaving their ACLs on the brokers (the chart's pre-delete hook runs this)")
 	var tlsDirs string
 	flag.StringVar(&tlsDirs, "kafka-tls-dirs", "", "comma-separated directories the tls.*File fields of KafkaServerConfigs may name files in; empty refuses those fields")
+	flag.BoolVar(&c.IstioAuthorizationPolicies, "istio-authorization-policies", false, "write Istio AuthorizationPolicies from the intents (needs Istio's CRDs)")
+	flag.StringVar(&c.Istio.TrustDomain, "istio-trust-domain", "", "trust domain of the mesh's identities (default: the trustDomain of istiod's mesh configuration)")
+	flag.StringVar(&meshConfig, "istio-mesh-config", istio.DefaultMeshConfig.String(), "namespace/name of istiod's ConfigMap holding the mesh configuration")
 	flag.StringVar(&enforced, "enforced-namespaces", "", "comma-separated namespaces enforced even in shadow mode")
 	var qps float64
 	var burst int
@@ -81,6 +86,12 @@ func main() {
 	}
 	c.Enforcement.EnforcedNamespaces = splitList(enforced)
 	c.Kafka.TLSDirs = splitList(tlsDirs)
+	if ns, name, ok := strings.Cut(meshConfig, "/"); ok && ns != "" && name != "" {
+		c.Istio.MeshConfig = types.NamespacedName{Namespace: ns, Name: name}
+	} else {
+		fmt.Fprintln(os.Stderr, "--istio-mesh-config must be namespace/name")
+		os.Exit(2)
+	}
 	if c.KafkaACLs && c.Kafka.RecordNamespace == "" && !releaseFinalizers {
 		fmt.Fprintln(os.Stderr, "--kafka-acls needs --kafka-record-namespace (or $POD_NAMESPACE)")
 		os.Exit(2)

@@ -52,7 +52,7 @@ func demoCredentialsCommand() *cobra.Command {
 		Short: "Show the credentials operator issuing a certificate into a Secret for a Deployment's pods",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			s, err := start(ctx, enforcement.Options{})
+			s, err := start(ctx, enforcement.Options{}, false)
 			if err != nil {
 				return err
 			}

@@ -58,7 +58,7 @@ func demoKafkaCommand() *cobra.Command {
 			defer b.Close()
 			fmt.Printf("Kafka-protocol broker (in process, SASL and ACLs on) at %s\n", b.Addr)
 			fmt.Printf("its clients authenticate as the principals of their certificates:\n  %s\n  %s\n", client, other)
-			s, err := start(ctx, enforcement.Options{Shadow: true})
+			s, err := start(ctx, enforcement.Options{Shadow: true}, false)
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,9 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -31,6 +33,7 @@ import (
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/ownership"
+	"github.com/intentguard/intentguard/internal/point/istio"
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
@@ -71,11 +74,15 @@ type session struct {
 	credDone chan error
 }
 
-func start(ctx context.Context, enforcement enforcement.Options) (*session, error) {
+// withIstio says whether start installs Istio's AuthorizationPolicy CRD and runs the
+// Istio enforcement point.
+type withIstio bool
+
+func start(ctx context.Context, enforcement enforcement.Options, mesh withIstio) (*session, error) {
 	t0 := time.Now()
 	fmt.Println("starting etcd, kube-apiserver and kube-controller-manager ...")
 	// With the webhooks, files in every ClientIntents version are accepted, as in a cluster.
-	lc, err := controlplane.Start(ctx, controlplane.Options{Webhooks: true})
+	lc, err := controlplane.Start(ctx, controlplane.Options{Webhooks: true, Istio: bool(mesh)})
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +92,14 @@ func start(ctx context.Context, enforcement enforcement.Options) (*session, erro
 		_ = lc.Stop()
 		return nil, fmt.Errorf("creating client: %w", err)
 	}
+	if mesh {
+		if err := meshConfig(ctx, c); err != nil {
+			_ = lc.Stop()
+			return nil, err
+		}
+	}
 	mgr, err := operator.New(ctx, lc.Config, operator.Config{Enforcement: enforcement, MetricsAddr: "0", ProbeAddr: "0", KafkaACLs: true,
+		IstioAuthorizationPolicies: bool(mesh),
 		// The operator runs in this process, not in a namespace of its own: its Kafka
 		// ownership records go where only the cluster's administrators write.
 		Kafka: kafka.Options{RecordNamespace: metav1.NamespaceSystem}})
@@ -117,6 +131,21 @@ func start(ctx context.Context, enforcement enforcement.Options) (*session, erro
 	return &session{cluster: lc, client: c, stopOp: cancel, opDone: done, credDone: credDone}, nil
 }
 
+// meshConfig writes the mesh configuration istiod's default installation writes (it
+// states no trust domain, so istiod's default applies), unless there is one: the Istio
+// point reads its trust domain there, as in a cluster running istiod.
+func meshConfig(ctx context.Context, c client.Client) error {
+	key := istio.DefaultMeshConfig
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: key.Namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", key.Namespace, err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Data: map[string]string{"mesh": "defaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\n"}}
+	if err := c.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the mesh configuration %s: %w", key, err)
+	}
+	return nil
+}
+
 func (s *session) stop() {
 	s.stopOp()
 	<-s.opDone
@@ -132,7 +161,7 @@ func demoCommand() *cobra.Command {
 		Short: "Run the network-policy tutorial and print the policies and the connectivity they enforce",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			s, err := start(ctx, enforcement.Options{})
+			s, err := start(ctx, enforcement.Options{}, false)
 			if err != nil {
 				return err
 			}
@@ -238,14 +267,14 @@ func indent(s string) string {
 func upCommand() *cobra.Command {
 	var opts enforcement.Options
 	var enforced []string
-	var withTutorial bool
+	var withTutorial, istioPoint bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the control plane and the operator, print a kubeconfig, and keep running until interrupted",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			opts.EnforcedNamespaces = enforced
-			s, err := start(ctx, opts)
+			s, err := start(ctx, opts, withIstio(istioPoint))
 			if err != nil {
 				return err
 			}
@@ -264,6 +293,7 @@ func upCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&opts.Shadow, "shadow-mode", false, "enforce only ProtectedServices and --enforced-namespaces")
 	cmd.Flags().StringSliceVar(&enforced, "enforced-namespaces", nil, "namespaces enforced even in shadow mode")
+	cmd.Flags().BoolVar(&istioPoint, "istio", false, "install Istio's AuthorizationPolicy CRD and istiod's default mesh configuration, and run the Istio enforcement point")
 	cmd.Flags().BoolVar(&withTutorial, "with-tutorial", false, "create the tutorial's workloads (not its intents)")
 	return cmd
 }

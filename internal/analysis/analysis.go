@@ -33,6 +33,7 @@ type Point string
 const (
 	NetworkPolicy Point = "networkpolicy"
 	Kafka         Point = "kafka"
+	Istio         Point = "istio"
 )
 
 // Endpoint is one end of an access: a workload identity, a Service, or every client.
@@ -117,8 +118,11 @@ func compareTuples(a, b Tuple) int {
 
 // What renders the accessed resource: the port, or topic and operation.
 func (t Tuple) What() string {
-	if t.Point == Kafka {
+	switch t.Point {
+	case Kafka:
 		return t.Topic + " " + t.Operation
+	case Istio:
+		return t.Operation
 	}
 	if _, n, ok := strings.Cut(t.ContainerPort, "/"); ok {
 		return t.Port + " (" + n + ")"
@@ -160,6 +164,8 @@ type Result struct {
 	Policies []*networkingv1.NetworkPolicy
 	// Brokers are the Kafka point's outcomes, by config.
 	Brokers []Broker
+	// Istio are the Istio point's outcomes, one per server, when Options.Istio is set.
+	Istio []IstioServer
 	// Tuples are the accesses the objects grant, sorted.
 	Tuples []Tuple
 	// PodLabels are the operator labels each pod ("namespace/name") would carry, as the
@@ -190,6 +196,8 @@ type Options struct {
 	// Origin, when set, says where an object was read (a file and line), for
 	// explanations to point at.
 	Origin func(client.Object) string
+	// Istio, when set, runs the Istio point's compiler too, with these settings.
+	Istio *IstioOptions
 }
 
 // Analyze runs the operator's compilers over the snapshot.
@@ -219,6 +227,11 @@ func Analyze(ctx context.Context, snap *snapshot.Snapshot, opts Options) (*Resul
 		return nil, err
 	}
 	r.PodLabels = labels
+	if opts.Istio != nil {
+		if err := r.analyzeIstio(ctx, *opts.Istio); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 

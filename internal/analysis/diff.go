@@ -4,8 +4,9 @@ import (
 	"cmp"
 	"slices"
 
-	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/intentguard/intentguard/internal/point/istio/authz"
 	"github.com/intentguard/intentguard/internal/point/kafka/acl"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
@@ -21,6 +22,8 @@ type Change struct {
 	Policies []ObjectChange `json:"networkPolicies"`
 	// ACLs are the Kafka ACL writes, per KafkaServerConfig.
 	ACLs []ACLChange `json:"acls"`
+	// AuthorizationPolicies are the Istio AuthorizationPolicy writes (with --istio).
+	AuthorizationPolicies []ObjectChange `json:"authorizationPolicies,omitempty"`
 }
 
 // Actions on objects.
@@ -47,7 +50,7 @@ type ACLChange struct {
 
 // Empty reports whether nothing changes.
 func (c Change) Empty() bool {
-	return len(c.Removed)+len(c.Added)+len(c.Policies)+len(c.ACLs) == 0
+	return len(c.Removed)+len(c.Added)+len(c.Policies)+len(c.ACLs)+len(c.AuthorizationPolicies) == 0
 }
 
 // Diff returns what changes from base to next.
@@ -55,7 +58,8 @@ func Diff(base, next *Result) Change {
 	c := Change{Removed: []Tuple{}, Added: []Tuple{}, Policies: []ObjectChange{}, ACLs: []ACLChange{}}
 	c.Removed = minus(base.Tuples, next.Tuples)
 	c.Added = minus(next.Tuples, base.Tuples)
-	c.Policies = policyChanges(base.Policies, next.Policies)
+	c.Policies = objectChanges(base.Policies, next.Policies, compile.UpToDate)
+	c.AuthorizationPolicies = objectChanges(base.authorizationPolicies(), next.authorizationPolicies(), authz.UpToDate)
 	c.ACLs = aclChanges(base.Brokers, next.Brokers)
 	return c
 }
@@ -75,9 +79,11 @@ func minus(a, b []Tuple) []Tuple {
 	return out
 }
 
-func policyChanges(base, next []*networkingv1.NetworkPolicy) []ObjectChange {
-	key := func(np *networkingv1.NetworkPolicy) string { return np.Namespace + "/" + np.Name }
-	old := map[string]*networkingv1.NetworkPolicy{}
+// objectChanges returns the writes that turn the objects base into next; upToDate says
+// whether an object of next needs no write over the one of its name in base.
+func objectChanges[T client.Object](base, next []T, upToDate func(desired, existing T) bool) []ObjectChange {
+	key := func(np T) string { return np.GetNamespace() + "/" + np.GetName() }
+	old := map[string]T{}
 	for _, np := range base {
 		old[key(np)] = np
 	}
@@ -88,14 +94,14 @@ func policyChanges(base, next []*networkingv1.NetworkPolicy) []ObjectChange {
 		prev, ok := old[key(np)]
 		switch {
 		case !ok:
-			out = append(out, ObjectChange{Create, np.Namespace, np.Name})
-		case !compile.UpToDate(np, prev):
-			out = append(out, ObjectChange{Update, np.Namespace, np.Name})
+			out = append(out, ObjectChange{Create, np.GetNamespace(), np.GetName()})
+		case !upToDate(np, prev):
+			out = append(out, ObjectChange{Update, np.GetNamespace(), np.GetName()})
 		}
 	}
 	for _, np := range base {
 		if !seen[key(np)] {
-			out = append(out, ObjectChange{Delete, np.Namespace, np.Name})
+			out = append(out, ObjectChange{Delete, np.GetNamespace(), np.GetName()})
 		}
 	}
 	slices.SortFunc(out, func(a, b ObjectChange) int {

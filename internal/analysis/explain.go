@@ -90,7 +90,14 @@ func (r *Result) Explain(q Query) ([]Explanation, error) {
 		}
 		return []Explanation{e}, nil
 	}
-	return r.explainNetwork(q)
+	es, err := r.explainNetwork(q)
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := r.explainIstio(q); ok {
+		es = append(es, e)
+	}
+	return es, nil
 }
 
 // matches reports whether a pod's identity is the endpoint.

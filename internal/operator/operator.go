@@ -22,6 +22,7 @@ import (
 	"github.com/intentguard/intentguard/api"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/facts/informer"
+	"github.com/intentguard/intentguard/internal/point/istio"
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy"
 	"github.com/intentguard/intentguard/internal/status"
@@ -64,6 +65,11 @@ type Config struct {
 	// KeepKafkaFinalizers leaves the Kafka point's finalizers alone when KafkaACLs is off,
 	// for a caller that runs the Kafka point itself; otherwise they are removed at start.
 	KeepKafkaFinalizers bool
+	// IstioAuthorizationPolicies turns on the Istio enforcement point; the cluster must
+	// serve Istio's AuthorizationPolicy CRD.
+	IstioAuthorizationPolicies bool
+	// Istio configures the Istio enforcement point; its Enforcement is taken from above.
+	Istio istio.Options
 }
 
 // WebhookConfig is where the webhook server listens and finds its certificate.
@@ -83,12 +89,20 @@ type WebhookConfig struct {
 func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) {
 	cacheOpts := informer.CacheOptions()
 	networkpolicy.LimitCache(&cacheOpts)
+	if c.IstioAuthorizationPolicies {
+		istio.LimitCache(&cacheOpts, c.Istio)
+	}
 	if c.SyncPeriod > 0 {
 		cacheOpts.SyncPeriod = &c.SyncPeriod
 	}
 	scheme := informer.Scheme()
 	if err := api.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("registering the served API versions: %w", err)
+	}
+	if c.IstioAuthorizationPolicies {
+		if err := istio.AddToScheme(scheme); err != nil {
+			return nil, err
+		}
 	}
 	leaseID := c.LeaderElectionID
 	if leaseID == "" {
@@ -159,6 +173,15 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 	policies, err := networkpolicy.Setup(ctx, mgr, reader, c.Enforcement)
 	if err != nil {
 		return nil, err
+	}
+	if c.IstioAuthorizationPolicies {
+		ic := c.Istio
+		ic.Enforcement = c.Enforcement
+		point, err := istio.Setup(ctx, mgr, reader, ic)
+		if err != nil {
+			return nil, err
+		}
+		points = append(points, point)
 	}
 	// Status reads what every enforcement point recorded.
 	if err := status.Setup(mgr, append([]enforcement.Point{policies}, points...)...); err != nil {

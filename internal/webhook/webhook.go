@@ -26,6 +26,7 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/point/istio/authz"
 )
 
 // The API server calls these webhooks for every served version (matchPolicy Equivalent),
@@ -193,6 +194,65 @@ func ValidateKeptTargets(ci, old *v2beta1.ClientIntents, paths Paths) field.Erro
 	return errs
 }
 
+// ValidateHTTPPaths refuses the http paths and methods of ci that Istio would refuse or
+// read otherwise than written (see authz.ValidatePath), unless old, the object as
+// stored, already has the same path: objects written before the check stay editable.
+// old is nil on create.
+func ValidateHTTPPaths(ci, old *v2beta1.ClientIntents, paths Paths) field.ErrorList {
+	had := map[string]bool{}
+	if old != nil {
+		for _, t := range old.Spec.Targets {
+			for _, h := range httpOf(t) {
+				had[h.Path] = true
+			}
+		}
+	}
+	var errs field.ErrorList
+	for i, t := range ci.Spec.Targets {
+		p := paths.target(i)
+		switch {
+		case paths.V1alpha2:
+			p = p.Child("resources")
+		case paths.V1:
+			p = p.Child("HTTPResources")
+		case t.Kubernetes != nil:
+			p = p.Child("kubernetes", "http")
+		default:
+			p = p.Child("service", "http")
+		}
+		for j, h := range httpOf(t) {
+			at := p.Index(j)
+			if err := authz.ValidatePath(h.Path); err != nil && !had[h.Path] {
+				errs = append(errs, field.Invalid(at.Child("path"), h.Path, err.Error()))
+			}
+			for k, m := range h.Methods {
+				if err := authz.ValidateMethod(m); err != nil {
+					errs = append(errs, field.NotSupported(at.Child("methods").Index(k), m, methodNames()))
+				}
+			}
+		}
+	}
+	return errs
+}
+
+func httpOf(t v2beta1.Target) []v2beta1.HTTPTarget {
+	switch {
+	case t.Kubernetes != nil:
+		return t.Kubernetes.HTTP
+	case t.Service != nil:
+		return t.Service.HTTP
+	}
+	return nil
+}
+
+func methodNames() []string {
+	out := make([]string, len(authz.Methods))
+	for i, m := range authz.Methods {
+		out[i] = string(m)
+	}
+	return out
+}
+
 // unsupportedReason says why a target is refused, in the words of the version the kept
 // call was written in.
 func unsupportedReason(t v2beta1.Target) string {
@@ -270,6 +330,7 @@ func requestPaths(ctx context.Context) Paths {
 // those of the version the user wrote.
 func CheckClientIntents(ci, old *v2beta1.ClientIntents, others []v2beta1.ClientIntents, paths Paths) field.ErrorList {
 	errs := append(ValidateClientIntents(ci, others, paths), ValidateKeptTargets(ci, old, paths)...)
+	errs = append(errs, ValidateHTTPPaths(ci, old, paths)...)
 	if paths.V1alpha2 {
 		// Only a v1alpha2 file reaches here with fields no schema checked: the v2beta1
 		// spec kept in its annotation.

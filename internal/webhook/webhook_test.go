@@ -137,3 +137,47 @@ func TestKeptTargetsOnlyWhereTheyWere(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPPathsByIstioRules: a path Istio would refuse or read otherwise (a "*" inside
+// it, a template that is not a whole segment, {**} before another template) is refused
+// in a new object and when added by an update, and left alone where the stored object
+// already has it.
+func TestHTTPPathsByIstioRules(t *testing.T) {
+	svc := func(paths ...string) v2beta1.Target {
+		var hs []v2beta1.HTTPTarget
+		for _, p := range paths {
+			hs = append(hs, v2beta1.HTTPTarget{Path: p, Methods: []v2beta1.HTTPMethod{"GET", "HEAD"}})
+		}
+		return v2beta1.Target{Service: &v2beta1.ServiceTarget{Name: "web", HTTP: hs}}
+	}
+	k8s := v2beta1.Target{Kubernetes: &v2beta1.KubernetesTarget{Name: "api", HTTP: []v2beta1.HTTPTarget{{Path: "/v1/{**}/{*}"}}}}
+	for _, tc := range []struct {
+		name     string
+		old, new []v2beta1.Target
+		paths    Paths
+		want     string
+	}{
+		{"exact, prefix and templates", nil, []v2beta1.Target{svc("/client-path", "/api/*", "/users/{*}/orders", "/files/{**}")}, Paths{}, ""},
+		{"star inside", nil, []v2beta1.Target{svc("/ok", "/a*b")}, Paths{}, `spec.targets[0].service.http[1].path: Invalid value: "/a*b"`},
+		{"template not a whole segment", nil, []v2beta1.Target{svc("/files/x{*}")}, Paths{V1: true}, `spec.calls[0].HTTPResources[0].path: Invalid value: "/files/x{*}"`},
+		{"v1alpha2 names them resources", nil, []v2beta1.Target{svc("/ok", "/files/{id}")}, Paths{V1: true, V1alpha2: true}, `spec.calls[0].resources[1].path: Invalid value: "/files/{id}"`},
+		{"{**} before a template", nil, []v2beta1.Target{svc(), k8s}, Paths{}, `spec.targets[1].kubernetes.http[0].path: Invalid value: "/v1/{**}/{*}": {**} must be the last template`},
+		{"bad method", nil, []v2beta1.Target{{Service: &v2beta1.ServiceTarget{Name: "web", HTTP: []v2beta1.HTTPTarget{{Path: "/", Methods: []v2beta1.HTTPMethod{"FETCH"}}}}}}, Paths{}, `spec.targets[0].service.http[0].methods[0]: Unsupported value: "FETCH"`},
+		{"added by an update", []v2beta1.Target{svc("/ok")}, []v2beta1.Target{svc("/ok", "/a*b")}, Paths{}, `"/a*b"`},
+		{"kept on update", []v2beta1.Target{svc("/a*b")}, []v2beta1.Target{svc("/a*b", "/ok")}, Paths{}, ""},
+	} {
+		ci := intents("x", "c", "", tc.new...)
+		var old *v2beta1.ClientIntents
+		if tc.old != nil {
+			o := intents("x", "c", "", tc.old...)
+			old = &o
+		}
+		got := ValidateHTTPPaths(&ci, old, tc.paths).ToAggregate()
+		switch {
+		case tc.want == "" && got != nil:
+			t.Errorf("%s: refused: %v", tc.name, got)
+		case tc.want != "" && (got == nil || !strings.Contains(got.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -36,6 +37,8 @@ import (
 	"github.com/intentguard/intentguard/internal/connectivity"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/ownership"
+	"github.com/intentguard/intentguard/internal/point/istio"
+	"github.com/intentguard/intentguard/internal/point/istio/authz"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 	"github.com/intentguard/intentguard/internal/testsupport/process"
@@ -61,7 +64,11 @@ type result struct {
 	Changes          []change  `json:"changes"`
 	IdleResyncWrites float64   `json:"idleResyncWrites"`
 	PeakRSSBytes     int64     `json:"peakRSSBytes"`
-	HeapInuseBytes   float64   `json:"heapInuseBytes"`
+	// IdleAPIWrites are the idle resync's writes by kind, all writers.
+	IdleAPIWrites apiWrites `json:"idleAPIWritesByKind,omitempty"`
+	// IstioPolicies are the AuthorizationPolicies the bulk phase waited for (-istio).
+	IstioPolicies  int     `json:"istioPolicies,omitempty"`
+	HeapInuseBytes float64 `json:"heapInuseBytes"`
 }
 
 // change is the cost of one kind of change in the converged cluster.
@@ -90,9 +97,10 @@ func main() {
 		output     = fs.String("o", "table", "output: table or json")
 		logFile    = fs.String("operator-log", "", "file for the operator's log (default: discard)")
 		cpuProfile = fs.String("cpuprofile", "", "write the operator's CPU profile during bulk convergence to this file (and its heap after it to FILE.heap)")
+		mesh       = fs.Bool("istio", false, "also run the Istio point, every namespace in ambient mode: bulk convergence waits for the AuthorizationPolicies too")
 	)
 	_ = fs.Parse(os.Args[1:])
-	res, err := run(*workloads, *namespaces, *edges, *pods, *seed, *qps, *runs, *logFile, *cpuProfile)
+	res, err := run(*workloads, *namespaces, *edges, *pods, *seed, *qps, *runs, *logFile, *cpuProfile, *mesh)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -109,7 +117,7 @@ func main() {
 	}
 }
 
-func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, logFile, cpuProfile string) (*result, error) {
+func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, logFile, cpuProfile string, mesh bool) (*result, error) {
 	ctx := context.Background()
 	log := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
 	res := &result{Workloads: workloads, Namespaces: namespaces, Pods: workloads * pods, Seed: seed, QPS: qps}
@@ -135,14 +143,18 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	log("starting the local control plane")
 	// Workloads are written as Deployment -> ReplicaSet -> Pods by the generator itself;
 	// the controller manager only deletes namespaces.
-	lc, err := controlplane.Start(ctx, controlplane.Options{Controllers: []string{"namespace", "garbagecollector"}})
+	lc, err := controlplane.Start(ctx, controlplane.Options{Controllers: []string{"namespace", "garbagecollector"}, Istio: mesh})
 	if err != nil {
 		return nil, err
 	}
 	defer lc.Stop()
 	cfg := rest.CopyConfig(lc.Config)
 	cfg.QPS, cfg.Burst = float32(qps), qps*2
-	c, err := client.NewWithWatch(cfg, client.Options{Scheme: informer.Scheme()})
+	scheme := informer.Scheme()
+	if err := istio.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +177,11 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	if err := syn.create(ctx, gen, 16); err != nil {
 		return nil, err
 	}
+	if mesh {
+		if err := ambient(ctx, gen, syn.namespaces); err != nil {
+			return nil, err
+		}
+	}
 	want := syn.expected()
 	res.Policies = len(want)
 
@@ -184,7 +201,7 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 		}
 		pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	}
-	op, err := startOperator(ctx, bin, lc.Kubeconfig, qps, qps*2, pprofAddr, opLog)
+	op, err := startOperator(ctx, bin, lc.Kubeconfig, qps, qps*2, pprofAddr, opLog, mesh)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +229,12 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	}
 	if err := waitPolicies(ctx, c, want); err != nil {
 		return nil, err
+	}
+	if mesh {
+		// One AuthorizationPolicy per server, as one NetworkPolicy.
+		if res.IstioPolicies, err = waitAuthorizationPolicies(ctx, c, len(want)); err != nil {
+			return nil, err
+		}
 	}
 	res.BulkSeconds = time.Since(t0).Seconds()
 	if err := <-profDone; err != nil {
@@ -278,8 +301,12 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	res.HeapInuseBytes = last.HeapBytes
 
 	log("idle: restarting the operator over the unchanged cluster")
+	idleBase, err := scrapeAPIWrites(ctx, lc.Config)
+	if err != nil {
+		return nil, err
+	}
 	op.Stop(process.StopGrace)
-	op, err = startOperator(ctx, bin, lc.Kubeconfig, qps, qps*2, "", opLog)
+	op, err = startOperator(ctx, bin, lc.Kubeconfig, qps, qps*2, "", opLog, mesh)
 	if err != nil {
 		return nil, err
 	}
@@ -289,6 +316,16 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 		return nil, err
 	}
 	res.IdleResyncWrites = idle.Writes
+	idleAfter, err := scrapeAPIWrites(ctx, lc.Config)
+	if err != nil {
+		return nil, err
+	}
+	res.IdleAPIWrites = idleAfter.minus(idleBase)
+	if os.Getenv("BENCH_DEBUG") != "" {
+		for k, v := range requests(idle) {
+			fmt.Fprintf(os.Stderr, "bench: idle: operator requests %s: %.0f\n", k, v)
+		}
+	}
 	if rss, err := op.PeakRSS(); err == nil && rss > res.PeakRSSBytes {
 		res.PeakRSSBytes = rss
 	}
@@ -392,6 +429,35 @@ func waitPolicies(ctx context.Context, c client.WithWatch, want map[client.Objec
 			return fmt.Errorf("waiting for the expected policies: %w", err)
 		}
 	}
+}
+
+// ambient puts the namespaces in Istio's ambient mode, so that their pods are in the mesh.
+func ambient(ctx context.Context, c client.Client, namespaces []string) error {
+	for _, ns := range namespaces {
+		patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, authz.DataplaneModeLabel, authz.DataplaneAmbient))
+		obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+		if err := c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+			return fmt.Errorf("labelling namespace %s ambient: %w", ns, err)
+		}
+	}
+	return nil
+}
+
+// waitAuthorizationPolicies waits until the operator has written want AuthorizationPolicies.
+func waitAuthorizationPolicies(ctx context.Context, c client.Client, want int) (int, error) {
+	n := 0
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
+		var list securityv1.AuthorizationPolicyList
+		if err := c.List(ctx, &list, client.MatchingLabels{ownership.Label: ownership.IntentsOperator}); err != nil {
+			return false, err
+		}
+		n = len(list.Items)
+		return n == want, nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("waiting for %d AuthorizationPolicies (%d written): %w", want, n, err)
+	}
+	return n, nil
 }
 
 // checkConnectivity checks every declared call is allowed and as many undeclared pairs
@@ -617,6 +683,9 @@ func maxOf(v []float64) float64 {
 func printTable(r *result) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "cluster\t%d workloads, %d pods, %d namespaces, %d calls, %d policies (seed %d, %d qps)\n", r.Workloads, r.Pods, r.Namespaces, r.Edges, r.Policies, r.Seed, r.QPS)
+	if r.IstioPolicies > 0 {
+		fmt.Fprintf(tw, "istio\t%d AuthorizationPolicies, namespaces in ambient mode\n", r.IstioPolicies)
+	}
 	fmt.Fprintf(tw, "floor (plain client writes the final policies and pod labels)\t%.2fs\n", r.FloorSeconds)
 	fmt.Fprintf(tw, "bulk convergence\t%.2fs (%.2fx floor), %.0f operator writes\n", r.BulkSeconds, r.BulkRatio, r.BulkWrites)
 	fmt.Fprintf(tw, "bulk API writes by kind (all writers)\t%s\n", r.BulkAPIWrites)
@@ -626,6 +695,9 @@ func printTable(r *result) {
 		fmt.Fprintf(tw, "  last run, API writes by kind (all writers)\t%s\n", ch.LastAPIWrites.top(6))
 	}
 	fmt.Fprintf(tw, "idle resync (operator restart)\t%.0f writes\n", r.IdleResyncWrites)
+	if len(r.IdleAPIWrites) > 0 {
+		fmt.Fprintf(tw, "  API writes by kind (all writers)\t%s\n", r.IdleAPIWrites.top(6))
+	}
 	fmt.Fprintf(tw, "operator memory\tpeak RSS %.1f MiB, heap in use %.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20), r.HeapInuseBytes/(1<<20))
 	_ = tw.Flush()
 }

@@ -10,13 +10,18 @@ import (
 )
 
 // startOperator runs the intents-operator binary against the local control plane.
-func startOperator(ctx context.Context, bin, kubeconfig string, qps, burst int, pprofAddr string, logTo *os.File) (*process.Operator, error) {
-	cmd := exec.Command(bin,
-		"--kubeconfig="+kubeconfig,
+func startOperator(ctx context.Context, bin, kubeconfig string, qps, burst int, pprofAddr string, logTo *os.File, mesh bool) (*process.Operator, error) {
+	args := []string{
+		"--kubeconfig=" + kubeconfig,
 		fmt.Sprintf("--kube-api-qps=%d", qps),
 		fmt.Sprintf("--kube-api-burst=%d", burst),
-		"--pprof-bind-address="+pprofAddr,
-	)
+		"--pprof-bind-address=" + pprofAddr,
+	}
+	if mesh {
+		// No istiod runs: the trust domain is given.
+		args = append(args, "--istio-authorization-policies", "--istio-trust-domain=bench.example")
+	}
+	cmd := exec.Command(bin, args...)
 	// As the chart does through the downward API: the operator's own namespace, where it
 	// keeps the records of the Kafka ACLs it creates.
 	cmd.Env = append(os.Environ(), "POD_NAMESPACE=kube-system")

@@ -252,6 +252,10 @@ func TestInvalidFilesAreRejected(t *testing.T) {
 			`spec.name: Forbidden: ProtectedService "first" in namespace "invalid-files" already protects "server"`},
 		{"target namespace too long", `{apiVersion: k8s.otterize.com/v2beta1, kind: ClientIntents, metadata: {name: longns}, spec: {workload: {name: longns}, targets: [{service: {name: web.` + long + `}}]}}`,
 			`"` + long + `" is not a valid namespace name: must be no more than 63 characters`},
+		{"http path Istio reads literally", `{apiVersion: k8s.otterize.com/v2beta1, kind: ClientIntents, metadata: {name: star}, spec: {workload: {name: star}, targets: [{service: {name: web, http: [{path: "/a*b", methods: [GET]}]}}]}}`,
+			`spec.targets[0].service.http[0].path: Invalid value: "/a*b": "*" is allowed only as the last character`},
+		{"http template in an old version", `{apiVersion: k8s.otterize.com/v1alpha3, kind: ClientIntents, metadata: {name: tmpl}, spec: {service: {name: tmpl}, calls: [{name: web, type: http, HTTPResources: [{path: "/files/{**}/{*}", methods: [GET]}]}]}}`,
+			`spec.calls[0].HTTPResources[0].path: Invalid value: "/files/{**}/{*}": {**} must be the last template`},
 		{"target namespace with capitals", `{apiVersion: k8s.otterize.com/v1alpha3, kind: ClientIntents, metadata: {name: caps}, spec: {service: {name: caps}, calls: [{name: web.Prod}]}}`,
 			`spec.calls[0].name: Invalid value: "web.Prod"`},
 	} {

@@ -185,7 +185,7 @@ type replica struct {
 // startReplica runs the operator as the chart's Deployment runs it (same flags through
 // operator.Config), impersonating the chart's ServiceAccount. The API server reaches it
 // on 127.0.0.1, which the certificate therefore also names.
-func startReplica(t *testing.T, validity, checkInterval time.Duration) *replica {
+func startReplica(t *testing.T, validity, checkInterval time.Duration, configure ...func(*operator.Config)) *replica {
 	t.Helper()
 	port, err := process.FreePort()
 	if err != nil {
@@ -197,7 +197,7 @@ func startReplica(t *testing.T, validity, checkInterval time.Duration) *replica 
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { r.rec.rt = rt; return r.rec }
 	svc := hookName + "." + namespace
 	m := suite.RunManager(t, "operator", func(ctx context.Context) (ctrl.Manager, error) {
-		return operator.New(ctx, cfg, operator.Config{
+		c := operator.Config{
 			MetricsAddr: "0", ProbeAddr: "0", InProcess: true,
 			LeaderElection: true, LeaderElectionNamespace: namespace, LeaderElectionID: fullname + "-intents-operator",
 			Webhook: &operator.WebhookConfig{Host: "127.0.0.1", Port: port, CertDir: r.certDir, Certs: &webhook.CertConfig{
@@ -206,7 +206,11 @@ func startReplica(t *testing.T, validity, checkInterval time.Duration) *replica 
 				WebhookConfigurations: []string{hookName}, CRDs: crdNames,
 				Validity: validity, CheckInterval: checkInterval, BundleGrace: 500 * time.Millisecond,
 			}},
-		})
+		}
+		for _, f := range configure {
+			f(&c)
+		}
+		return operator.New(ctx, cfg, c)
 	})
 	r.mgr, r.stop = m.Manager, m.Stop
 	suite.WaitFor(t, "the webhook server", time.Minute, func() (bool, error) {

@@ -28,12 +28,15 @@ func PlanText(w io.Writer, c analysis.Change) {
 			fmt.Fprintf(w, "  + %s    (%s)\n", t, grant(t))
 		}
 	}
-	if len(c.Policies)+len(c.ACLs) == 0 {
+	if len(c.Policies)+len(c.ACLs)+len(c.AuthorizationPolicies) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "The operator would:")
 	for _, o := range c.Policies {
 		fmt.Fprintf(w, "  %s NetworkPolicy %s/%s\n", o.Action, o.Namespace, o.Name)
+	}
+	for _, o := range c.AuthorizationPolicies {
+		fmt.Fprintf(w, "  %s AuthorizationPolicy %s/%s\n", o.Action, o.Namespace, o.Name)
 	}
 	for _, a := range c.ACLs {
 		fmt.Fprintf(w, "  %s on KafkaServerConfig %s: %s\n", a.Action, a.Config, a.ACL)
@@ -63,12 +66,15 @@ func PlanMarkdown(w io.Writer, c analysis.Change, failures []analysis.Failure) {
 			fmt.Fprintf(w, "| %s | `%s` | `%s` | `%s` | %s |\n", t.Point, t.From, t.To, t.What(), cell(grant(t)))
 		}
 	}
-	if len(c.Policies)+len(c.ACLs) > 0 {
+	if len(c.Policies)+len(c.ACLs)+len(c.AuthorizationPolicies) > 0 {
 		fmt.Fprintf(w, "\n#### Objects the operator would write\n\n")
 		fmt.Fprintln(w, "| action | object |")
 		fmt.Fprintln(w, "|---|---|")
 		for _, o := range c.Policies {
 			fmt.Fprintf(w, "| %s | NetworkPolicy `%s/%s` |\n", o.Action, o.Namespace, o.Name)
+		}
+		for _, o := range c.AuthorizationPolicies {
+			fmt.Fprintf(w, "| %s | AuthorizationPolicy `%s/%s` |\n", o.Action, o.Namespace, o.Name)
 		}
 		for _, a := range c.ACLs {
 			fmt.Fprintf(w, "| %s | ACL on `%s`: `%s` |\n", a.Action, a.Config, cell(a.ACL.String()))

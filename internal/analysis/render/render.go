@@ -14,7 +14,7 @@ import (
 var points = []struct {
 	point analysis.Point
 	title string
-}{{analysis.NetworkPolicy, "NetworkPolicy"}, {analysis.Kafka, "Kafka"}}
+}{{analysis.NetworkPolicy, "NetworkPolicy"}, {analysis.Kafka, "Kafka"}, {analysis.Istio, "Istio"}}
 
 func ofPoint(ts []analysis.Tuple, p analysis.Point) []analysis.Tuple {
 	var out []analysis.Tuple
@@ -29,8 +29,11 @@ func ofPoint(ts []analysis.Tuple, p analysis.Point) []analysis.Tuple {
 // grant says what grants a tuple: the object and the ClientIntents declaring it.
 func grant(t analysis.Tuple) string {
 	kind := "NetworkPolicy"
-	if t.Point == analysis.Kafka {
+	switch t.Point {
+	case analysis.Kafka:
 		kind = "KafkaServerConfig"
+	case analysis.Istio:
+		kind = "AuthorizationPolicy"
 	}
 	s := kind + " " + t.Object
 	if len(t.Intents) > 0 {
@@ -51,8 +54,11 @@ func Explanations(w io.Writer, es []analysis.Explanation) {
 
 func explanation(w io.Writer, e analysis.Explanation, indent string) {
 	what := e.Port
-	if e.Point == analysis.Kafka {
+	switch e.Point {
+	case analysis.Kafka:
 		what = "topic " + e.Query.Topic + " " + e.Query.Operation
+	case analysis.Istio:
+		what = "requests"
 	}
 	fmt.Fprintf(w, "%s%s -> %s %s: %s (%s)\n", indent, e.Query.From, e.Query.To, what, strings.ToUpper(e.Verdict), e.Point)
 	for _, c := range e.Chain {

@@ -39,6 +39,11 @@ type Snapshot struct {
 	owners     map[ownerKey][]metav1.OwnerReference
 	workloads  map[nsName][]workload
 	pods       map[string][]facts.Pod // by namespace, sorted by name
+	// specs are the pods' specs by namespace and name (a predicted pod's is its
+	// template's): mesh membership and ServiceAccounts are read there.
+	specs map[nsName]corev1.PodSpec
+	// configMaps are the ConfigMaps of the inputs (a mesh configuration, say).
+	configMaps map[nsName]*corev1.ConfigMap
 	// running are the root owners of the pods the snapshot holds.
 	running map[ownerKey]bool
 	// predicted names the pods ("namespace/name") the snapshot does not hold but a
@@ -85,6 +90,8 @@ func New(objects []client.Object) (*Snapshot, error) {
 		owners:     map[ownerKey][]metav1.OwnerReference{},
 		workloads:  map[nsName][]workload{},
 		pods:       map[string][]facts.Pod{},
+		specs:      map[nsName]corev1.PodSpec{},
+		configMaps: map[nsName]*corev1.ConfigMap{},
 		predicted:  map[string]bool{},
 		running:    map[ownerKey]bool{},
 		ports:      map[string][]corev1.ContainerPort{},
@@ -104,6 +111,8 @@ func New(objects []client.Object) (*Snapshot, error) {
 			s.services[key] = o
 		case *corev1.Pod:
 			pods = append(pods, o)
+		case *corev1.ConfigMap:
+			s.configMaps[key] = o
 		case *appsv1.Deployment:
 			s.addWorkload(o, deploymentGK, o.Spec.Selector)
 			templates = append(templates, templated{o, deploymentGK, o.Spec.Template, o.Spec.Replicas})
@@ -145,6 +154,7 @@ func New(objects []client.Object) (*Snapshot, error) {
 		if err := s.addPod(ctx, podMeta(p.ObjectMeta), containerPorts(p.Spec), false); err != nil {
 			return nil, err
 		}
+		s.specs[nsName{p.Namespace, p.Name}] = p.Spec
 	}
 	for _, t := range templates {
 		if err := s.predictPod(ctx, t); err != nil {
@@ -206,6 +216,7 @@ func (s *Snapshot) predictPod(ctx context.Context, t templated) error {
 			Kind:       t.gk.Kind, Name: t.obj.GetName(), Controller: &yes,
 		}},
 	}
+	s.specs[nsName{ns, meta.Name}] = t.pod.Spec
 	return s.addPod(ctx, podMeta(meta), containerPorts(t.pod.Spec), true)
 }
 
@@ -295,6 +306,22 @@ func (s *Snapshot) Namespace(name string) *corev1.Namespace { return s.namespace
 func (s *Snapshot) NamespaceReady(_ context.Context, namespace string) (bool, error) {
 	ns, ok := s.namespaces[namespace]
 	return ok && ns.DeletionTimestamp.IsZero(), nil
+}
+
+// Pod returns the pod namespace/name with its spec, and whether the snapshot holds it
+// (or predicts it from a workload's template).
+func (s *Snapshot) Pod(namespace, name string) (*corev1.Pod, bool) {
+	for _, p := range s.pods[namespace] {
+		if p.Meta.Name == name {
+			return &corev1.Pod{ObjectMeta: p.Meta.ObjectMeta, Spec: s.specs[nsName{namespace, name}]}, true
+		}
+	}
+	return nil, false
+}
+
+// ConfigMap returns the ConfigMap namespace/name of the inputs, or nil.
+func (s *Snapshot) ConfigMap(namespace, name string) *corev1.ConfigMap {
+	return s.configMaps[nsName{namespace, name}]
 }
 
 // Pods returns the pods of a namespace (predicted ones included), sorted by name.

@@ -30,6 +30,7 @@ import (
 	"github.com/intentguard/intentguard/config/crd"
 	configwebhook "github.com/intentguard/intentguard/config/webhook"
 	"github.com/intentguard/intentguard/internal/facts/informer"
+	"github.com/intentguard/intentguard/internal/point/istio/istiocrd"
 	"github.com/intentguard/intentguard/internal/testsupport/process"
 	"github.com/intentguard/intentguard/internal/webhook"
 )
@@ -53,6 +54,9 @@ type Cluster struct {
 
 // Options configures Start.
 type Options struct {
+	// Istio installs Istio's AuthorizationPolicy CRD beside the project's, so that the
+	// Istio enforcement point can store and watch policies with no Istio running.
+	Istio bool
 	// WithoutControllerManager skips kube-controller-manager (no ReplicaSets or Pods from
 	// Deployments, no namespace deletion).
 	WithoutControllerManager bool
@@ -78,6 +82,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	crds, err := CRDs()
 	if err != nil {
 		return nil, err
+	}
+	if opts.Istio {
+		ap, err := istiocrd.AuthorizationPolicy()
+		if err != nil {
+			return nil, err
+		}
+		crds = append(crds, ap)
 	}
 	scheme := informer.Scheme()
 	if err := api.AddToScheme(scheme); err != nil {

@@ -18,7 +18,13 @@ import (
 // well-known kind spelled as Kubernetes spells it are named "access-to.<kind>.<name>",
 // with two dots, as earlier releases named them. Any other server's name has three dots,
 // the last before a digest of the exact server. Names are valid object names.
-func PolicyName(s intent.Server) string {
+func PolicyName(s intent.Server) string { return NameWithPrefix(policyNamePrefix, s) }
+
+// NameWithPrefix names an object of the server by the rule of PolicyName with another
+// prefix, so that another kind of object (a second policy of the same server, say) gets
+// names just as injective and bounded. The prefix must be a lowercase DNS label followed
+// by a dot, and no other prefix of the same kind of object may start with it.
+func NameWithPrefix(prefix string, s intent.Server) string {
 	kind, plain := "any", true
 	switch {
 	case s.Service:
@@ -28,15 +34,15 @@ func PolicyName(s intent.Server) string {
 		canonical, known := intent.WellKnownKind(s.Kind)
 		plain = known && canonical == s.Kind
 	}
-	name := policyNamePrefix + kind + "." + s.Name
+	name := prefix + kind + "." + s.Name
 	if plain && !strings.Contains(s.Name, ".") && len(validation.IsDNS1123Subdomain(name)) == 0 {
 		return name
 	}
 	// Each part is cut so that the whole, digest included, fits, and is a non-empty DNS
 	// label: the name has three dots, so it is never one of the names above.
 	kindPart := labelPart(kind, 63)
-	namePart := labelPart(s.Name, validation.DNS1123SubdomainMaxLength-len(policyNamePrefix)-len(kindPart)-2-policyDigestLen)
-	return policyNamePrefix + kindPart + "." + namePart + "." + digest(s)[:policyDigestLen]
+	namePart := labelPart(s.Name, validation.DNS1123SubdomainMaxLength-len(prefix)-len(kindPart)-2-policyDigestLen)
+	return prefix + kindPart + "." + namePart + "." + digest(s)[:policyDigestLen]
 }
 
 const (
