@@ -1,6 +1,8 @@
 package enforcement
 
 import (
+	"unicode/utf8"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -67,4 +69,21 @@ func SetReadiness(conditions *[]metav1.Condition, reason, message string, genera
 		}
 	}
 	return changed
+}
+
+// noteLimit is the longest note the API server accepts on an events.k8s.io/v1 Event.
+const noteLimit = 1024
+
+// EventNote shortens a status message to what an Event may carry: the API server refuses
+// a longer note, and the Event would be lost. The status keeps the whole message.
+func EventNote(msg string) string {
+	if len(msg) <= noteLimit {
+		return msg
+	}
+	const more = " … (the object's status has the whole message)"
+	cut := noteLimit - len(more)
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + more
 }

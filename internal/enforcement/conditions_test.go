@@ -1,7 +1,9 @@
 package enforcement
 
 import (
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,5 +48,24 @@ func TestSetReadinessFollowsKstatus(t *testing.T) {
 	SetReadiness(&conds, ReasonPending, "same", 1)
 	if SetReadiness(&conds, ReasonPending, "same", 1) {
 		t.Error("setting the same readiness again reports a change")
+	}
+}
+
+func TestEventNoteFitsTheAPIServersLimit(t *testing.T) {
+	short := "NetworkPolicy ns/access-to.service.api admits this client"
+	if got := EventNote(short); got != short {
+		t.Errorf("a short message changed: %q", got)
+	}
+	for _, unit := range []string{"a", "é", "数", "🙂"} {
+		for n := 1000; n < 1100; n++ {
+			msg := strings.Repeat(unit, n)
+			got := EventNote(msg)
+			if len(got) > noteLimit || !utf8.ValidString(got) {
+				t.Fatalf("%d×%q: note of %d bytes, valid UTF-8 %v", n, unit, len(got), utf8.ValidString(got))
+			}
+			if len(msg) > noteLimit && !strings.HasPrefix(msg, strings.TrimSuffix(got, " … (the object's status has the whole message)")) {
+				t.Fatalf("%d×%q: the note is not the message's beginning", n, unit)
+			}
+		}
 	}
 }

@@ -280,6 +280,6 @@ func (r *ClientIntentsReconciler) announce(ci *v2beta1.ClientIntents, next *v2be
 		if !ok || (prev != nil && prev.Status == c.Status && prev.Reason == c.Reason) {
 			continue
 		}
-		r.Recorder.Eventf(ci, nil, kind, c.Reason, c.Type, "%s", c.Message)
+		r.Recorder.Eventf(ci, nil, kind, c.Reason, c.Type, "%s", enforcement.EventNote(c.Message))
 	}
 }

@@ -75,7 +75,7 @@ func (r *ProtectedServiceReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		if cond.Status != metav1.ConditionTrue && prev != nil && prev.Status == metav1.ConditionTrue {
 			kind = corev1.EventTypeWarning
 		}
-		r.Recorder.Eventf(&ps, nil, kind, cond.Reason, enforcement.ConditionReady, "%s", cond.Message)
+		r.Recorder.Eventf(&ps, nil, kind, cond.Reason, enforcement.ConditionReady, "%s", enforcement.EventNote(cond.Message))
 	}
 	patch := client.MergeFrom(ps.DeepCopy())
 	ps.Status = *status

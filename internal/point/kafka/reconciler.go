@@ -656,7 +656,7 @@ func (r *Reconciler) finalize(ctx context.Context, ksc *v2beta1.KafkaServerConfi
 
 func (r *Reconciler) event(ksc *v2beta1.KafkaServerConfig, kind, reason, format string, args ...any) {
 	if r.Recorder != nil {
-		r.Recorder.Eventf(ksc, nil, kind, reason, "Reconcile", format, args...)
+		r.Recorder.Eventf(ksc, nil, kind, reason, "Reconcile", "%s", enforcement.EventNote(fmt.Sprintf(format, args...)))
 	}
 }
 
