@@ -41,9 +41,10 @@ demo-credentials:
 demo-kafka:
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./cmd/localcluster demo-kafka
 
-## cluster: keep a local control plane with the operator running, and print its kubeconfig
+## cluster: keep a local control plane with the operator running, and print its kubeconfig;
+## ISTIO=1 also installs Istio's AuthorizationPolicy CRD and runs the Istio point
 cluster:
-	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./cmd/localcluster up --with-tutorial
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./cmd/localcluster up --with-tutorial $(if $(ISTIO),--istio)
 
 ## test: unit, property and end-to-end tests (the e2e suite runs on a real kube-apiserver)
 test: verify-generated helm-lint
