@@ -3,6 +3,8 @@ package enforcement
 import (
 	"sync"
 
+	"github.com/intentguard/intentguard/api/v2beta1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 )
@@ -38,4 +40,36 @@ func (n *Notices) Send(obj client.Object) {
 		default:
 		}
 	}
+}
+
+// Changed returns the objects whose outcome differs between two records of one server,
+// given the generations each record covered: those in only one record, those of another
+// generation, and those whose state same reports changed. object names the notice.
+func Changed(prev, next map[types.NamespacedName]int64, same func(types.NamespacedName) bool, object func(types.NamespacedName) client.Object) []client.Object {
+	var out []client.Object
+	for k, gen := range next {
+		if g, ok := prev[k]; !ok || g != gen || !same(k) {
+			out = append(out, object(k))
+		}
+	}
+	for k := range prev {
+		if _, ok := next[k]; !ok {
+			out = append(out, object(k))
+		}
+	}
+	return out
+}
+
+// IntentsNotice is the object a notice about the ClientIntents k names.
+func IntentsNotice(k types.NamespacedName) client.Object {
+	ci := &v2beta1.ClientIntents{}
+	ci.Namespace, ci.Name = k.Namespace, k.Name
+	return ci
+}
+
+// ProtectedNotice is the object a notice about the ProtectedService k names.
+func ProtectedNotice(k types.NamespacedName) client.Object {
+	ps := &v2beta1.ProtectedService{}
+	ps.Namespace, ps.Name = k.Namespace, k.Name
+	return ps
 }

@@ -187,34 +187,7 @@ func changed(prev, next *record) []client.Object {
 	if next == nil {
 		next = &record{}
 	}
-	var out []client.Object
-	for k, gen := range next.intents {
-		if g, ok := prev.intents[k]; !ok || g != gen || prev.clients[k] != next.clients[k] {
-			ci := &v2beta1.ClientIntents{}
-			ci.Namespace, ci.Name = k.Namespace, k.Name
-			out = append(out, ci)
-		}
-	}
-	for k := range prev.intents {
-		if _, ok := next.intents[k]; !ok {
-			ci := &v2beta1.ClientIntents{}
-			ci.Namespace, ci.Name = k.Namespace, k.Name
-			out = append(out, ci)
-		}
-	}
-	for k, gen := range next.protectors {
-		if g, ok := prev.protectors[k]; !ok || g != gen || prev.forProtected != next.forProtected {
-			ps := &v2beta1.ProtectedService{}
-			ps.Namespace, ps.Name = k.Namespace, k.Name
-			out = append(out, ps)
-		}
-	}
-	for k := range prev.protectors {
-		if _, ok := next.protectors[k]; !ok {
-			ps := &v2beta1.ProtectedService{}
-			ps.Namespace, ps.Name = k.Namespace, k.Name
-			out = append(out, ps)
-		}
-	}
-	return out
+	return append(
+		enforcement.Changed(prev.intents, next.intents, func(k types.NamespacedName) bool { return prev.clients[k] == next.clients[k] }, enforcement.IntentsNotice),
+		enforcement.Changed(prev.protectors, next.protectors, func(types.NamespacedName) bool { return prev.forProtected == next.forProtected }, enforcement.ProtectedNotice)...)
 }

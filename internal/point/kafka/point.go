@@ -68,9 +68,7 @@ func (p *Point) record(key types.NamespacedName, st syncState) {
 		}
 	}
 	for k := range notify {
-		ci := &v2beta1.ClientIntents{}
-		ci.Namespace, ci.Name = k.Namespace, k.Name
-		p.notices.Send(ci)
+		p.notices.Send(enforcement.IntentsNotice(k))
 	}
 }
 

@@ -149,30 +149,11 @@ func changed(prev, next *record) []client.Object {
 	if next == nil {
 		next = &record{}
 	}
-	var out []client.Object
-	differ := func(a, b map[types.NamespacedName]int64, same bool, obj func(types.NamespacedName) client.Object) {
-		for k, gen := range a {
-			if g, ok := b[k]; !same || !ok || g != gen {
-				out = append(out, obj(k))
-			}
-		}
-		for k := range b {
-			if _, ok := a[k]; !ok {
-				out = append(out, obj(k))
-			}
-		}
-	}
-	differ(next.intents, prev.intents, sameState(prev.forIntents, next.forIntents), func(k types.NamespacedName) client.Object {
-		ci := &v2beta1.ClientIntents{}
-		ci.Namespace, ci.Name = k.Namespace, k.Name
-		return ci
-	})
-	differ(next.protectors, prev.protectors, sameState(prev.forProtected, next.forProtected), func(k types.NamespacedName) client.Object {
-		ps := &v2beta1.ProtectedService{}
-		ps.Namespace, ps.Name = k.Namespace, k.Name
-		return ps
-	})
-	return out
+	sameIntents := sameState(prev.forIntents, next.forIntents)
+	sameProtected := sameState(prev.forProtected, next.forProtected)
+	return append(
+		enforcement.Changed(prev.intents, next.intents, func(types.NamespacedName) bool { return sameIntents }, enforcement.IntentsNotice),
+		enforcement.Changed(prev.protectors, next.protectors, func(types.NamespacedName) bool { return sameProtected }, enforcement.ProtectedNotice)...)
 }
 
 func sameState(a, b enforcement.TargetState) bool {
