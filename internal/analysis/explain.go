@@ -289,7 +289,7 @@ func (r *Result) explainPort(q Query, src, dst []facts.Pod, port connectivity.Po
 		if np.Namespace != dst[0].Meta.Namespace {
 			continue
 		}
-		if sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector); err == nil && sel.Matches(labels.Set(dstLabels)) && ingress(np) {
+		if sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector); err == nil && sel.Matches(labels.Set(dstLabels)) && AppliesToIngress(np) {
 			selecting = append(selecting, np)
 		}
 	}
@@ -349,8 +349,8 @@ func (r *Result) explainPort(q Query, src, dst []facts.Pod, port connectivity.Po
 	return e
 }
 
-// ingress reports whether a policy applies to ingress.
-func ingress(np *networkingv1.NetworkPolicy) bool {
+// AppliesToIngress reports whether a policy applies to ingress.
+func AppliesToIngress(np *networkingv1.NetworkPolicy) bool {
 	if len(np.Spec.PolicyTypes) == 0 {
 		return true
 	}

@@ -129,7 +129,7 @@ func Report(ctx context.Context, r *analysis.Result, opts analysis.Options, obse
 			continue
 		}
 		report.Policy = policy.Namespace + "/" + policy.Name
-		j := judge{res: res, plan: planOf(res, plan.Server), policy: policy, policies: res.EnforcedPolicies()}
+		j := judge{res: res, policy: policy, policies: res.EnforcedPolicies()}
 		for _, e := range observed {
 			c, ok := j.caller(e)
 			if !ok {
@@ -216,7 +216,6 @@ func policyOf(r *analysis.Result, s intent.Server) *networkingv1.NetworkPolicy {
 // judge decides observed calls against one server's policy, among the policies in force.
 type judge struct {
 	res      *analysis.Result
-	plan     *compile.Plan
 	policy   *networkingv1.NetworkPolicy
 	policies []*networkingv1.NetworkPolicy
 }
@@ -368,29 +367,48 @@ func (j judge) portOf(e edges.Edge) connectivity.Port {
 	return port
 }
 
-// declared judges a client without pods by its declared calls: a rule of the server's
-// policy admits it when the rule admits everyone, or its declared clients and the
-// client is one. The rule's ports are matched by the evaluator, on the rule alone
-// opened to every peer.
+// declared judges a client without pods by its declared calls: among the policies in
+// force that select the server's pod, a rule admits it when the rule admits every peer,
+// or is the operator's rule for the declared clients of a server the client declares a
+// call to. The rule's ports are matched by the evaluator, on the rule alone opened to
+// every peer. No policy selecting the pod admits it.
 func (j judge) declared(client edges.Peer, dst facts.Pod, port connectivity.Port) bool {
-	isDeclared := false
-	if j.plan != nil {
-		for i := range j.plan.Intents {
-			ref := intent.Client(&j.plan.Intents[i])
-			if ref.Namespace == client.Namespace && ref.Name == client.Name && identity.KindsAgree(ref.Kind, client.WorkloadKind) {
-				isDeclared = true
+	pod := j.res.EndpointPod(dst)
+	podLabels := labels.Set(j.res.PodLabelsOf(dst))
+	selected := false
+	for _, np := range j.policies {
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if np.Namespace != dst.Meta.Namespace || err != nil || !sel.Matches(podLabels) || !analysis.AppliesToIngress(np) {
+			continue
+		}
+		selected = true
+		isDeclared := declares(j.res, np, client)
+		for _, rule := range np.Spec.Ingress {
+			if len(rule.From) > 0 && !isDeclared {
+				continue
+			}
+			open := np.DeepCopy()
+			open.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{Ports: rule.Ports}}
+			if allowed, _ := connectivity.New([]connectivity.Pod{pod}, []*networkingv1.NetworkPolicy{open}, port).AllowedFromOutside("", pod); allowed {
+				return true
 			}
 		}
 	}
-	pod := j.res.EndpointPod(dst)
-	for _, rule := range j.policy.Spec.Ingress {
-		if len(rule.From) > 0 && !isDeclared {
+	return !selected
+}
+
+// declares reports whether np is the operator's policy of a server the client declares
+// a call to.
+func declares(r *analysis.Result, np *networkingv1.NetworkPolicy, client edges.Peer) bool {
+	for _, plan := range r.Plans {
+		if plan.Policy == nil || plan.Policy.Namespace != np.Namespace || plan.Policy.Name != np.Name {
 			continue
 		}
-		open := j.policy.DeepCopy()
-		open.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{Ports: rule.Ports}}
-		if allowed, _ := connectivity.New([]connectivity.Pod{pod}, []*networkingv1.NetworkPolicy{open}, port).AllowedFromOutside("", pod); allowed {
-			return true
+		for i := range plan.Intents {
+			ref := intent.Client(&plan.Intents[i])
+			if ref.Namespace == client.Namespace && ref.Name == client.Name && identity.KindsAgree(ref.Kind, client.WorkloadKind) {
+				return true
+			}
 		}
 	}
 	return false
