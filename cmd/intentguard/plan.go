@@ -92,7 +92,8 @@ caller would be blocked).`,
   intentguard plan --snapshot cluster.yaml --base main/intents --dir intents --expect expect.yaml
 
   # in shadow mode: which observed callers would protecting each server block?
-  intentguard plan --context prod --shadow-mode --dir intents --map http://mapper-aggregator.intentguard-system:8080
+  # (the map from the aggregator, through kubectl port-forward)
+  intentguard plan --context prod --shadow-mode --dir intents --map http://localhost:8080
 
   # in CI: refuse a change that would block a caller the mapper saw
   intentguard plan --snapshot cluster.yaml --base main/intents --dir intents --map map.json --fail-on blocked`,
