@@ -199,12 +199,18 @@ type Options struct {
 	Origin func(client.Object) string
 	// Istio, when set, runs the Istio point's compiler too, with these settings.
 	Istio *IstioOptions
+	// Namespace, when set, plans the NetworkPolicies of that namespace's servers only:
+	// the result then holds no policy, plan or access of other namespaces.
+	Namespace string
 }
 
 // Analyze runs the operator's compilers over the snapshot.
 func Analyze(ctx context.Context, snap *snapshot.Snapshot, opts Options) (*Result, error) {
 	r := &Result{Snapshot: snap, planner: compile.Planner{Facts: snap, Options: opts.Enforcement}.ForOneReconcile(), origin: opts.Origin}
 	for _, server := range servers(snap) {
+		if opts.Namespace != "" && server.Namespace != opts.Namespace {
+			continue
+		}
 		plan, err := r.planner.Plan(ctx, server)
 		if err != nil {
 			return nil, fmt.Errorf("planning the NetworkPolicy of %s: %w", server, err)

@@ -105,50 +105,60 @@ type Server struct {
 // workload target, its kind), as the operator would run once that is applied.
 func Report(ctx context.Context, r *analysis.Result, opts analysis.Options, observed []edges.Edge) ([]Server, error) {
 	opts.Istio = nil // the report is of NetworkPolicies only
+	// A call can concern only the servers of its server end's namespace.
+	byNamespace := map[string][]edges.Edge{}
+	for _, e := range observed {
+		byNamespace[e.Server.Namespace] = append(byNamespace[e.Server.Namespace], e)
+	}
 	protected := map[analysis.Endpoint]*analysis.Result{}
 	var out []Server
 	for _, plan := range r.Plans {
 		if plan.KindMeant != "" || plan.NamespaceMissing || !plan.Exists || plan.NoSelector {
 			continue
 		}
-		res, report := r, Server{Server: analysis.ServerEndpoint(plan.Server), Enforced: plan.Enforced}
+		calls := byNamespace[plan.Server.Namespace]
+		res, report := r, Server{Server: analysis.ServerEndpoint(plan.Server), Enforced: plan.Enforced, Blocked: []Caller{}, Allowed: []Caller{}}
 		if !plan.Enforced {
 			p := protectionOf(plan.Server)
+			report.Assumed = &p
+			if len(calls) == 0 {
+				// Nothing observed to judge: spare analysing the state it would bring.
+				report.Policy = plan.Server.Namespace + "/" + compile.PolicyName(plan.Server)
+				out = append(out, report)
+				continue
+			}
 			if protected[p] == nil {
 				ps := v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name}, Spec: v2beta1.ProtectedServiceSpec{Name: p.Name, Kind: p.Kind}}
-				hyp, err := analysis.Analyze(ctx, r.Snapshot.WithProtected(ps), opts)
+				// Ingress to the server's pods depends on its namespace's policies alone.
+				in := opts
+				in.Namespace = p.Namespace
+				hyp, err := analysis.Analyze(ctx, r.Snapshot.WithProtected(ps), in)
 				if err != nil {
 					return nil, fmt.Errorf("analysing %s as protected: %w", plan.Server, err)
 				}
 				protected[p] = hyp
 			}
-			res, report.Assumed = protected[p], &p
+			res = protected[p]
 		}
 		policy := policyOf(res, plan.Server)
 		if policy == nil {
 			continue
 		}
 		report.Policy = policy.Namespace + "/" + policy.Name
-		j := judge{res: res, policy: policy, policies: res.EnforcedPolicies()}
-		for _, e := range observed {
+		inNamespace := slices.DeleteFunc(res.EnforcedPolicies(), func(np *networkingv1.NetworkPolicy) bool { return np.Namespace != policy.Namespace })
+		j := judge{res: res, policy: policy, policies: inNamespace}
+		for _, e := range calls {
 			c, ok := j.caller(e)
-			if !ok {
-				continue
-			}
-			if c.Verdict == Allowed {
+			switch {
+			case !ok:
+			case c.Verdict == Allowed:
 				report.Allowed = append(report.Allowed, c)
-			} else {
+			default:
 				report.Blocked = append(report.Blocked, c)
 			}
 		}
 		slices.SortFunc(report.Blocked, compareCallers)
 		slices.SortFunc(report.Allowed, compareCallers)
-		if report.Blocked == nil {
-			report.Blocked = []Caller{}
-		}
-		if report.Allowed == nil {
-			report.Allowed = []Caller{}
-		}
 		out = append(out, report)
 	}
 	return out, nil
@@ -197,18 +207,11 @@ func protectionOf(s intent.Server) analysis.Endpoint {
 	return p
 }
 
-func planOf(r *analysis.Result, s intent.Server) *compile.Plan {
+func policyOf(r *analysis.Result, s intent.Server) *networkingv1.NetworkPolicy {
 	for i := range r.Plans {
 		if r.Plans[i].Server == s {
-			return &r.Plans[i]
+			return r.Plans[i].Policy
 		}
-	}
-	return nil
-}
-
-func policyOf(r *analysis.Result, s intent.Server) *networkingv1.NetworkPolicy {
-	if p := planOf(r, s); p != nil {
-		return p.Policy
 	}
 	return nil
 }
