@@ -78,9 +78,6 @@ type Caller struct {
 	Basis      Basis     `json:"basis"`
 }
 
-// Stopped reports whether enforcement would stop some or all of the call.
-func (c Caller) Stopped() bool { return c.Verdict == Blocked || c.Verdict == Partly }
-
 // Server is the report on one server.
 type Server struct {
 	Server analysis.Endpoint `json:"server"`
