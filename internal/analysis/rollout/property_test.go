@@ -1,6 +1,8 @@
 package rollout
 
 import (
+	"context"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/analysis"
+	"github.com/intentguard/intentguard/internal/facts/snapshot"
 	"github.com/intentguard/intentguard/internal/mapper/aggregator/edges"
 	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
 )
@@ -162,14 +165,15 @@ func intentTargetKey(t v2beta1.Target) string {
 
 // TestDeclaringTheBlockedCallsEmptiesTheReport is the report's property: whatever the
 // cluster, intents, settings and map, once every blocked caller declares the call it
-// was observed making, no caller of any server is blocked; and a report never holds a
-// server the settings and a ProtectedService could not protect, nor a call twice.
+// was observed making, no caller of any server is blocked; a report never holds a
+// server the settings and a ProtectedService could not protect, nor more callers than
+// calls; and on an enforced server, a workload's direct call gets explain's verdict.
 func TestDeclaringTheBlockedCallsEmptiesTheReport(t *testing.T) {
 	seeds := 300
 	if testing.Short() {
 		seeds = 40
 	}
-	blockedSeen := 0
+	blockedSeen, compared := 0, 0
 	for seed := range uint64(seeds) {
 		w := randomWorld(rand.New(rand.NewPCG(seed, 17)))
 		before := compute(t, w.opts, w.observed, w.objects()...)
@@ -182,6 +186,7 @@ func TestDeclaringTheBlockedCallsEmptiesTheReport(t *testing.T) {
 			}
 		}
 		blockedSeen += Stopped(before)
+		compared += w.agreesWithExplain(t, seed, before)
 		if w.declareEvery(before) == 0 {
 			continue
 		}
@@ -194,7 +199,44 @@ func TestDeclaringTheBlockedCallsEmptiesTheReport(t *testing.T) {
 			}
 		}
 	}
-	if blockedSeen == 0 {
-		t.Fatal("no random world had a blocked caller: the property was never exercised")
+	if blockedSeen == 0 || compared == 0 {
+		t.Fatalf("%d blocked callers, %d verdicts compared with explain: the property was never exercised", blockedSeen, compared)
 	}
+}
+
+// agreesWithExplain compares the verdicts on enforced servers' direct calls between
+// workloads with pods with explain's on the same state; it returns how many it compared.
+func (w *world) agreesWithExplain(t *testing.T, seed uint64, report []Server) int {
+	t.Helper()
+	snap, err := snapshot.New(w.objects())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := analysis.Analyze(context.Background(), snap, w.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Verdict]string{Allowed: analysis.Allowed, Blocked: analysis.Denied, Partly: analysis.Mixed}
+	n := 0
+	for _, s := range report {
+		for _, c := range append(slices.Clone(s.Blocked), s.Allowed...) {
+			if !s.Enforced || c.Basis != Evaluated || c.Called.Kind != edges.PeerWorkload {
+				continue
+			}
+			q := analysis.Query{
+				From: analysis.Endpoint{Namespace: c.Client.Namespace, Name: c.Client.Name, Kind: c.Client.WorkloadKind},
+				To:   analysis.Endpoint{Namespace: c.Called.Namespace, Name: c.Called.Name, Kind: c.Called.WorkloadKind},
+				Port: fmt.Sprintf("%s/%d", c.Protocol, c.Port),
+			}
+			es, err := r.Explain(q)
+			if err != nil || len(es) == 0 {
+				t.Fatalf("seed %d: explain %v: %v", seed, q, err)
+			}
+			if es[0].Verdict != want[c.Verdict] {
+				t.Errorf("seed %d: %s: %s -> %s:%d is %s, explain says %s", seed, s.Server, c.Client, c.Called, c.Port, c.Verdict, es[0].Verdict)
+			}
+			n++
+		}
+	}
+	return n
 }
