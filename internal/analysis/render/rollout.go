@@ -92,7 +92,8 @@ func call(c rollout.Caller) string {
 	return fmt.Sprintf("%s -> %s %s/%d", peer(c.Client), peer(c.Called), c.Protocol, c.Port)
 }
 
-// peer renders a map peer as the CLI names endpoints: ns/name[Kind].
+// peer renders a map peer as the map commands do: ns/name[Kind] for a workload,
+// ns/name[Service], node:name and external:name.
 func peer(p edges.Peer) string {
 	switch p.Kind {
 	case edges.PeerWorkload:
@@ -103,7 +104,7 @@ func peer(p edges.Peer) string {
 	case edges.PeerService:
 		return p.Namespace + "/" + p.Name + "[Service]"
 	}
-	return string(p.Kind) + " " + p.Name
+	return string(p.Kind) + ":" + p.Name
 }
 
 func evidence(c rollout.Caller, now time.Time) string {
@@ -129,20 +130,29 @@ func caveat(c rollout.Caller) string {
 	return ""
 }
 
-// ago renders how long before now t was, in the largest whole unit.
+// ago renders how long before now t was, in the largest whole unit as the map commands
+// do ("2 min ago"), or "in 10 s" for a time ahead of now (clocks disagree).
 func ago(t, now time.Time) string {
 	d := now.Sub(t)
 	switch {
-	case t.IsZero():
-		return "never"
-	case d < time.Minute:
+	case d < 0:
+		return "in " + duration(-d)
+	case d < time.Second:
 		return "just now"
-	case d < time.Hour:
-		return fmt.Sprintf("%d min ago", int(d/time.Minute))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d h ago", int(d/time.Hour))
 	}
-	return fmt.Sprintf("%d days ago", int(d/(24*time.Hour)))
+	return duration(d) + " ago"
+}
+
+func duration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%d d", int(d/(24*time.Hour)))
 }
 
 // thousands renders n with commas between groups of three digits.
