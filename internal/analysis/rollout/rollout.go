@@ -53,8 +53,8 @@ const (
 	// Evaluated: the evaluator judged the client's pods of the inputs against the server's.
 	Evaluated Basis = "evaluated"
 	// Declared: the client has no pods in the inputs, so its declared calls decide: it
-	// passes when a rule of the server's policy that admits its declared clients, or
-	// everyone, admits the port.
+	// passes when, among the policies selecting the server's pod, a rule admitting
+	// everyone, or the operator's rule for a server it declares, admits the port.
 	Declared Basis = "declared"
 	// Outside: the caller is no pod (a node's host network, an external host), evaluated
 	// as traffic from outside every pod.
