@@ -18,12 +18,14 @@ all: build test
 demo:
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./cmd/localcluster demo
 
-## cli-demo: the CLI on the tutorial's files, offline: plan a change, explain verdicts, draw the graph
+## cli-demo: the CLI on the tutorial's files, offline: plan a change and what it would block, explain verdicts, draw the graph
 CLI_DATA = cmd/intentguard/testdata
 cli-demo:
 	go build -o bin/intentguard ./cmd/intentguard
 	@echo '$$ intentguard plan --snapshot tutorial/cluster.yaml --base tutorial/intents --dir tutorial/change'
 	@bin/intentguard plan --snapshot $(CLI_DATA)/tutorial/cluster.yaml --base $(CLI_DATA)/tutorial/intents --dir $(CLI_DATA)/tutorial/change
+	@echo; echo '$$ intentguard plan --snapshot tutorial/cluster.yaml --dir tutorial/intents --shadow-mode --map tutorial/map.json'
+	@bin/intentguard plan --snapshot $(CLI_DATA)/tutorial/cluster.yaml --dir $(CLI_DATA)/tutorial/intents --shadow-mode --map $(CLI_DATA)/tutorial/map.json
 	@echo; echo '$$ intentguard explain client-other.otterize-tutorial-npol server.otterize-tutorial-npol --dir tutorial/'
 	@bin/intentguard explain client-other.otterize-tutorial-npol server.otterize-tutorial-npol --snapshot $(CLI_DATA)/tutorial/cluster.yaml --dir $(CLI_DATA)/tutorial/intents
 	@echo; echo '$$ intentguard explain client.otterize-tutorial-npol server.otterize-tutorial-npol --dir tutorial/'

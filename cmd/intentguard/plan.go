@@ -1,16 +1,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/intentguard/intentguard/internal/analysis"
 	"github.com/intentguard/intentguard/internal/analysis/render"
+	"github.com/intentguard/intentguard/internal/analysis/rollout"
 	"github.com/intentguard/intentguard/internal/cli/input"
 	"github.com/intentguard/intentguard/internal/cli/output"
+	"github.com/intentguard/intentguard/internal/mapper/mapsource"
 )
 
 // planReport is plan's JSON answer.
@@ -21,7 +26,21 @@ type planReport struct {
 	analysis.Change
 	// Failures are the assertions of --expect that the new state breaks.
 	Failures []analysis.Failure `json:"failedAssertions"`
+	// Map is, with --map, what the new state's policies would do to the observed calls.
+	Map *mapReport `json:"map,omitempty"`
 }
+
+// mapReport is the roll-out report of plan --map.
+type mapReport struct {
+	// Source is where the map was read; Calls how many observed calls it holds.
+	Source string `json:"source"`
+	Calls  int    `json:"calls"`
+	// Servers are the servers the change protects or changes, and those in shadow mode.
+	Servers []rollout.Server `json:"servers"`
+}
+
+// now dates the map's evidence ("last seen 2 min ago").
+var now = time.Now
 
 func newPlan(s output.Streams) *cobra.Command {
 	var (
@@ -29,10 +48,11 @@ func newPlan(s output.Streams) *cobra.Command {
 		base   []string
 		expect string
 		failOn []string
+		mapSrc string
 	)
 	format := output.NewFormatFlag(output.Text, output.JSON, output.Markdown)
 	cmd := &cobra.Command{
-		Use:   "plan --dir NEW [--base DIR | --context CTX]",
+		Use:   "plan --dir NEW [--base DIR | --context CTX] [--map SRC]",
 		Short: "Show the accesses a change adds and removes, and what the operator would write",
 		Long: `plan runs the operator's compilers on two states and prints the difference: per
 enforcement point, the accesses (from, to, port or topic and operation) removed, then
@@ -50,8 +70,15 @@ in a namespace the files hold such objects in, and the files do not, are deleted
 (as kubectl apply --prune does); --prune-namespace NS prunes a namespace the files
 hold none in. The deleted objects are listed first.
 
+With --map (the mapper aggregator's URL, a file saved from its /v1/edges, or - for
+standard input), plan also says, for each server the change protects or changes and
+each server in shadow mode, which observed callers its NetworkPolicies would block:
+"if you protect it now, these observed callers would be blocked". A server in shadow
+mode is judged as if a ProtectedService named it.
+
 Exit codes: 0, 1 when an --expect assertion fails on the new state, 2 when plan
-cannot run, 3 when --fail-on refuses the change.`,
+cannot run, 3 when --fail-on refuses the change (--fail-on blocked: an observed
+caller would be blocked).`,
 		Example: `  # what a pull request changes, against the cluster
   intentguard plan --dir deploy/intents --context prod -o markdown
 
@@ -62,16 +89,29 @@ cannot run, 3 when --fail-on refuses the change.`,
   intentguard plan --dir deploy/intents --context prod --prune
 
   # and the accesses the team pins must hold afterwards
-  intentguard plan --snapshot cluster.yaml --base main/intents --dir intents --expect expect.yaml`,
+  intentguard plan --snapshot cluster.yaml --base main/intents --dir intents --expect expect.yaml
+
+  # in shadow mode: which observed callers would protecting each server block?
+  # (the map from the aggregator, through kubectl port-forward)
+  intentguard plan --context prod --shadow-mode --dir intents --map http://localhost:8080
+
+  # in CI: refuse a change that would block a caller the mapper saw
+  intentguard plan --snapshot cluster.yaml --base main/intents --dir intents --map map.json --fail-on blocked`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(f.dirs) == 0 {
 				return &output.ExitError{Code: output.ExitUsage, Err: fmt.Errorf("--dir is required")}
 			}
 			for _, v := range failOn {
-				if v != "removed" && v != "added" {
-					return &output.ExitError{Code: output.ExitUsage, Err: fmt.Errorf("--fail-on %q: use removed or added", v)}
+				if v != "removed" && v != "added" && v != "blocked" {
+					return &output.ExitError{Code: output.ExitUsage, Err: fmt.Errorf("--fail-on %q: use removed, added or blocked", v)}
 				}
+			}
+			if slices.Contains(failOn, "blocked") && mapSrc == "" {
+				return &output.ExitError{Code: output.ExitUsage, Err: fmt.Errorf("--fail-on blocked needs --map")}
+			}
+			if mapSrc == "-" && (slices.Contains(f.dirs, "-") || slices.Contains(base, "-")) {
+				return &output.ExitError{Code: output.ExitUsage, Err: fmt.Errorf("standard input holds either the map or manifests, not both")}
 			}
 			var exp *analysis.Expectations
 			if expect != "" {
@@ -101,6 +141,11 @@ cannot run, 3 when --fail-on refuses the change.`,
 			if exp != nil {
 				report.Failures = next.Check(exp)
 			}
+			if mapSrc != "" {
+				if report.Map, err = observedCallers(ctx, mapSrc, s.In, next, st, report.Change); err != nil {
+					return err
+				}
+			}
 			switch format.Format() {
 			case output.JSON:
 				if err := output.WriteJSON(s.Out, report); err != nil {
@@ -111,11 +156,18 @@ cannot run, 3 when --fail-on refuses the change.`,
 					fmt.Fprintf(s.Out, "**Deleted** (pruned): %s\n\n", strings.Join(prunedNames(report.Pruned, "`"), ", "))
 				}
 				render.PlanMarkdown(s.Out, report.Change, report.Failures)
+				if report.Map != nil {
+					render.RolloutMarkdown(s.Out, report.Map.Servers, now())
+				}
 			default:
 				if len(report.Pruned) > 0 {
 					fmt.Fprintf(s.Out, "Deleted by the change (pruned): %d\n  %s\n", len(report.Pruned), strings.Join(prunedNames(report.Pruned, ""), "\n  "))
 				}
 				render.PlanText(s.Out, report.Change)
+				if report.Map != nil {
+					fmt.Fprintf(s.Out, "\nObserved callers (%d calls in the map from %s):\n", report.Map.Calls, report.Map.Source)
+					render.RolloutText(s.Out, report.Map.Servers, now())
+				}
 				if len(report.Failures) > 0 {
 					fmt.Fprintln(s.Out)
 					render.Failures(s.Out, report.Failures)
@@ -128,15 +180,45 @@ cannot run, 3 when --fail-on refuses the change.`,
 				slices.Contains(failOn, "added") && len(report.Added) > 0 {
 				return &output.ExitError{Code: output.ExitRefused, Err: fmt.Errorf("--fail-on: %d accesses removed, %d added", len(report.Removed), len(report.Added))}
 			}
+			if n := blocked(report.Map); slices.Contains(failOn, "blocked") && n > 0 {
+				return &output.ExitError{Code: output.ExitRefused, Err: fmt.Errorf("--fail-on blocked: %d observed callers would be blocked", n)}
+			}
 			return nil
 		},
 	}
 	f.addTo(cmd.Flags())
 	cmd.Flags().StringArrayVar(&base, "base", nil, "files and directories of the old state (default: the cluster, or nothing)")
 	cmd.Flags().StringVar(&expect, "expect", "", "assertions file (expect: {allow: [...], deny: [...]}) checked on the new state")
-	cmd.Flags().StringSliceVar(&failOn, "fail-on", nil, "exit 3 when the change removes (removed) or adds (added) an access")
+	cmd.Flags().StringSliceVar(&failOn, "fail-on", nil, "exit 3 when the change removes (removed) or adds (added) an access, or an observed caller would be blocked (blocked, with --map)")
+	cmd.Flags().StringVar(&mapSrc, "map", "", "the network map: the mapper aggregator's URL, a file saved from its "+mapsource.EdgesPath+", or - for standard input")
 	cmd.Flags().VarP(format, "output", "o", "output format: "+format.Usage())
 	return cmd
+}
+
+// observedCallers judges the map's observed calls under the new state's policies, for
+// the servers the change protects or changes and those in shadow mode.
+func observedCallers(ctx context.Context, src string, stdin io.Reader, next *analysis.Result, st settings, change analysis.Change) (*mapReport, error) {
+	observed, err := mapsource.Load(ctx, src, stdin)
+	if err != nil {
+		return nil, err
+	}
+	servers, err := rollout.Report(ctx, next, analysis.Options{Enforcement: st.rollout}, observed)
+	if err != nil {
+		return nil, fmt.Errorf("judging the observed calls: %w", err)
+	}
+	servers = rollout.ForChange(servers, change)
+	if servers == nil {
+		servers = []rollout.Server{}
+	}
+	return &mapReport{Source: src, Calls: len(observed), Servers: servers}, nil
+}
+
+// blocked counts the observed callers the report says would be blocked.
+func blocked(m *mapReport) int {
+	if m == nil {
+		return 0
+	}
+	return rollout.Stopped(m.Servers)
 }
 
 // deleted returns the objects the new state prunes and the old one does not: those

@@ -71,7 +71,8 @@ func endpointOf(ref intent.Ref) Endpoint {
 	return Endpoint{Namespace: ref.Namespace, Name: ref.Name, Kind: ref.Kind}
 }
 
-func serverEndpoint(s intent.Server) Endpoint {
+// ServerEndpoint is the endpoint of a server: its Service, or its workload identity.
+func ServerEndpoint(s intent.Server) Endpoint {
 	if s.Service {
 		return Endpoint{Namespace: s.Namespace, Name: s.Name, Kind: "Service"}
 	}
@@ -198,12 +199,18 @@ type Options struct {
 	Origin func(client.Object) string
 	// Istio, when set, runs the Istio point's compiler too, with these settings.
 	Istio *IstioOptions
+	// Namespace, when set, plans the NetworkPolicies of that namespace's servers only:
+	// the result then holds no policy, plan or access of other namespaces.
+	Namespace string
 }
 
 // Analyze runs the operator's compilers over the snapshot.
 func Analyze(ctx context.Context, snap *snapshot.Snapshot, opts Options) (*Result, error) {
 	r := &Result{Snapshot: snap, planner: compile.Planner{Facts: snap, Options: opts.Enforcement}.ForOneReconcile(), origin: opts.Origin}
 	for _, server := range servers(snap) {
+		if opts.Namespace != "" && server.Namespace != opts.Namespace {
+			continue
+		}
 		plan, err := r.planner.Plan(ctx, server)
 		if err != nil {
 			return nil, fmt.Errorf("planning the NetworkPolicy of %s: %w", server, err)
@@ -270,7 +277,7 @@ func servers(snap *snapshot.Snapshot) []intent.Server {
 // each port of the rule that admits clients, and everyone on the DNS ports.
 func policyTuples(plan compile.Plan) []Tuple {
 	object := plan.Policy.Namespace + "/" + plan.Policy.Name
-	to := serverEndpoint(plan.Server)
+	to := ServerEndpoint(plan.Server)
 	var out []Tuple
 	for _, rule := range plan.Policy.Spec.Ingress {
 		ports := portNames(rule.Ports)
@@ -310,7 +317,7 @@ func (r *Result) withContainerPorts(tuples []Tuple) []Tuple {
 		}
 		number := 0
 		for _, p := range pods {
-			n := port.ResolveOn(r.endpointPod(p)).Number
+			n := port.ResolveOn(r.EndpointPod(p)).Number
 			if n == 0 || number != 0 && n != number {
 				number = 0
 				break

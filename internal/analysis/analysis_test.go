@@ -413,3 +413,28 @@ func TestNamedPortTuples(t *testing.T) {
 		t.Errorf("a name no container port has is another access: %+v", c)
 	}
 }
+
+// TestAnalyzeOneNamespace checks that Options.Namespace plans that namespace's servers
+// only, as the full analysis does.
+func TestAnalyzeOneNamespace(t *testing.T) {
+	objects := tutorialObjects(tutorial.Intents(), clientIntents("other", "client", service("server")))
+	objects = append(objects, tutorial.Deployment("other", "server", 80), tutorial.Deployment("other", "client", 0))
+	full := analyze(t, Options{}, objects...)
+	one := analyze(t, Options{Namespace: ns}, objects...)
+	var want []string
+	for _, p := range full.Plans {
+		if p.Server.Namespace == ns {
+			want = append(want, p.Server.String())
+		}
+	}
+	var got []string
+	for _, p := range one.Plans {
+		got = append(got, p.Server.String())
+	}
+	if len(want) == 0 || len(full.Plans) == len(want) || !slices.Equal(got, want) {
+		t.Errorf("plans of %s: %v; the full analysis has %v among %d", ns, got, want, len(full.Plans))
+	}
+	if len(one.Policies) != 1 || one.Policies[0].Namespace != ns {
+		t.Errorf("policies: %v", one.Policies)
+	}
+}

@@ -141,9 +141,9 @@ func (r *Result) service(namespace, name string) *corev1.Service {
 	return nil
 }
 
-// podLabelsOf returns a pod's labels as they would be once the operator labelled it:
+// PodLabelsOf returns a pod's labels as they would be once the operator labelled it:
 // the operator's labels it holds now give way to those it would want.
-func (r *Result) podLabelsOf(p facts.Pod) map[string]string {
+func (r *Result) PodLabelsOf(p facts.Pod) map[string]string {
 	out := map[string]string{}
 	for k, v := range p.Meta.Labels {
 		if k != compile.WorkloadLabel && k != compile.WorkloadKindLabel {
@@ -156,12 +156,14 @@ func (r *Result) podLabelsOf(p facts.Pod) map[string]string {
 	return out
 }
 
-func (r *Result) endpointPod(p facts.Pod) connectivity.Pod {
+// EndpointPod returns a pod as the evaluator sees it once the operator has acted: with
+// the labels it would carry, its namespace's labels and its container ports.
+func (r *Result) EndpointPod(p facts.Pod) connectivity.Pod {
 	var nsLabels map[string]string
 	if ns := r.Snapshot.Namespace(p.Meta.Namespace); ns != nil {
 		nsLabels = ns.Labels
 	}
-	return connectivity.NewPod(p.Meta.Namespace, p.Meta.Name, p.Identity.Name+"."+p.Identity.Namespace, r.podLabelsOf(p), nsLabels).
+	return connectivity.NewPod(p.Meta.Namespace, p.Meta.Name, p.Identity.Name+"."+p.Identity.Namespace, r.PodLabelsOf(p), nsLabels).
 		WithContainerPorts(r.Snapshot.ContainerPorts(p.Meta))
 }
 
@@ -171,7 +173,7 @@ func (r *Result) endpointPod(p facts.Pod) connectivity.Pod {
 func (r *Result) Matrix(port connectivity.Port) *connectivity.Matrix {
 	var pods []connectivity.Pod
 	for _, p := range r.Snapshot.AllPods() {
-		pods = append(pods, r.endpointPod(p))
+		pods = append(pods, r.EndpointPod(p))
 	}
 	return connectivity.New(pods, r.EnforcedPolicies(), port)
 }
@@ -256,7 +258,7 @@ func (r *Result) explainPort(q Query, src, dst []facts.Pod, port connectivity.Po
 	policies := r.EnforcedPolicies()
 	var pods []connectivity.Pod
 	for _, p := range append(slices.Clone(src), dst...) {
-		pods = append(pods, r.endpointPod(p))
+		pods = append(pods, r.EndpointPod(p))
 	}
 	m := connectivity.New(pods, policies, port)
 	allowed, denied := 0, 0
@@ -281,13 +283,13 @@ func (r *Result) explainPort(q Query, src, dst []facts.Pod, port connectivity.Po
 		e.Verdict = Mixed
 	}
 	srcPod, dstPod := pods[0], pods[len(src)]
-	dstLabels := r.podLabelsOf(dst[0])
+	dstLabels := r.PodLabelsOf(dst[0])
 	var selecting []*networkingv1.NetworkPolicy
 	for _, np := range policies {
 		if np.Namespace != dst[0].Meta.Namespace {
 			continue
 		}
-		if sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector); err == nil && sel.Matches(labels.Set(dstLabels)) && ingress(np) {
+		if sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector); err == nil && sel.Matches(labels.Set(dstLabels)) && AppliesToIngress(np) {
 			selecting = append(selecting, np)
 		}
 	}
@@ -347,8 +349,8 @@ func (r *Result) explainPort(q Query, src, dst []facts.Pod, port connectivity.Po
 	return e
 }
 
-// ingress reports whether a policy applies to ingress.
-func ingress(np *networkingv1.NetworkPolicy) bool {
+// AppliesToIngress reports whether a policy applies to ingress.
+func AppliesToIngress(np *networkingv1.NetworkPolicy) bool {
 	if len(np.Spec.PolicyTypes) == 0 {
 		return true
 	}

@@ -148,7 +148,7 @@ func (is IstioServer) tuples(plan compile.Plan) []Tuple {
 			continue
 		}
 		for _, what := range requestsDeclared(ci, plan.Server) {
-			t := Tuple{Point: Istio, From: endpointOf(ref), To: serverEndpoint(plan.Server), Operation: what, Object: object,
+			t := Tuple{Point: Istio, From: endpointOf(ref), To: ServerEndpoint(plan.Server), Operation: what, Object: object,
 				Intents: []string{ci.Namespace + "/" + ci.Name}}
 			if !seen[t.Key()] {
 				seen[t.Key()] = true
@@ -195,7 +195,7 @@ func requestsDeclared(ci *v2beta1.ClientIntents, server intent.Server) []string 
 // istioServer returns the Istio outcome of the server the endpoint names.
 func (r *Result) istioServer(e Endpoint) *IstioServer {
 	for i := range r.Istio {
-		s := serverEndpoint(r.Istio[i].Server)
+		s := ServerEndpoint(r.Istio[i].Server)
 		// Without a kind, the endpoint names the workload or the Service of that name.
 		if s.Namespace == e.Namespace && s.Name == e.Name && (e.Kind == "" || e.Kind == s.Kind || s.Kind == "" && e.Kind != "Service") {
 			return &r.Istio[i]

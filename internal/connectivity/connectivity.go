@@ -44,6 +44,9 @@ type Matrix struct {
 	Pods   []Pod
 	policy *matcher.Policy
 	port   Port
+	// ipBlocks is true when a policy admits peers by address: traffic from outside every
+	// pod is then decided by the peer's address.
+	ipBlocks bool
 }
 
 // Evaluate reads pods, namespaces and NetworkPolicies of the given namespaces straight
@@ -86,10 +89,7 @@ func Evaluate(ctx context.Context, r client.Reader, namespaces []string, port Po
 		}
 		return pods[i].Name < pods[j].Name
 	})
-	if port.Protocol == "" {
-		port.Protocol = corev1.ProtocolTCP
-	}
-	return &Matrix{Pods: pods, policy: matcher.BuildNetworkPolicies(true, policies), port: port}, nil
+	return New(pods, policies, port), nil
 }
 
 // Allowed reports whether src may open a connection to dst on the matrix's port.
@@ -101,6 +101,23 @@ func (m *Matrix) Allowed(src, dst Pod) bool {
 	t := &matcher.Traffic{Source: peer(src), Destination: peer(dst), ResolvedPort: port.Number, ResolvedPortName: port.Name, Protocol: port.Protocol}
 	// Only ingress is in question: the operator writes ingress policies only.
 	return m.policy.IsIngressOrEgressAllowed(t, true).IsAllowed()
+}
+
+// AllowedFromOutside reports whether traffic from a peer that is no pod (a node's host
+// network, an address outside the cluster) may open a connection to dst on the matrix's
+// port; ip is its address, or empty when unknown. decided is false when the answer
+// depends on an address that is unknown: a policy admits peers by address.
+func (m *Matrix) AllowedFromOutside(ip string, dst Pod) (allowed, decided bool) {
+	if ip == "" && m.ipBlocks {
+		return false, false
+	}
+	port := m.port.ResolveOn(dst)
+	t := &matcher.Traffic{
+		Source:       &matcher.TrafficPeer{IP: ip},
+		Destination:  &matcher.TrafficPeer{Internal: &matcher.InternalPeer{PodLabels: dst.labels, NamespaceLabels: dst.nsLabels, Namespace: dst.Namespace}},
+		ResolvedPort: port.Number, ResolvedPortName: port.Name, Protocol: port.Protocol,
+	}
+	return m.policy.IsIngressOrEgressAllowed(t, true).IsAllowed(), true
 }
 
 // Workloads returns the distinct workload names in the matrix, sorted.

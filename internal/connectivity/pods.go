@@ -26,7 +26,21 @@ func New(pods []Pod, policies []*networkingv1.NetworkPolicy, port Port) *Matrix 
 	if port.Protocol == "" {
 		port.Protocol = corev1.ProtocolTCP
 	}
-	return &Matrix{Pods: pods, policy: matcher.BuildNetworkPolicies(true, policies), port: port}
+	return &Matrix{Pods: pods, policy: matcher.BuildNetworkPolicies(true, policies), port: port, ipBlocks: admitsAddresses(policies)}
+}
+
+// admitsAddresses reports whether an ingress rule of the policies names an address block.
+func admitsAddresses(policies []*networkingv1.NetworkPolicy) bool {
+	for _, np := range policies {
+		for _, rule := range np.Spec.Ingress {
+			for _, peer := range rule.From {
+				if peer.IPBlock != nil {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // ResolveOn returns the port as traffic to dst reaches it: with the number of dst's

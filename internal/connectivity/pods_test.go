@@ -58,3 +58,46 @@ func TestNamedPortsResolveOnTheDestination(t *testing.T) {
 		})
 	}
 }
+
+// TestAllowedFromOutside checks traffic from peers that are no pod: pod and namespace
+// selectors never admit them, a rule without peers does, an address block does for
+// the addresses it holds, and without an address such a block leaves it undecided.
+func TestAllowedFromOutside(t *testing.T) {
+	ns := map[string]string{"kubernetes.io/metadata.name": "ns"}
+	server := NewPod("ns", "server", "server.ns", map[string]string{"app": "server"}, ns)
+	other := NewPod("ns", "other", "other.ns", map[string]string{"app": "other"}, ns)
+	policy := func(peers ...networkingv1.NetworkPolicyPeer) *networkingv1.NetworkPolicy {
+		return &networkingv1.NetworkPolicy{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"},
+			Spec: networkingv1.NetworkPolicySpec{
+				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "server"}},
+				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+				Ingress:     []networkingv1.NetworkPolicyIngressRule{{From: peers}},
+			},
+		}
+	}
+	pods := networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{}, NamespaceSelector: &metav1.LabelSelector{}}
+	block := networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: "192.0.2.0/24"}}
+	for _, tc := range []struct {
+		name             string
+		policy           *networkingv1.NetworkPolicy
+		dst              Pod
+		ip               string
+		allowed, decided bool
+	}{
+		{"every pod admitted, not the outside", policy(pods), server, "", false, true},
+		{"every peer admitted", policy(), server, "", true, true},
+		{"address in the block", policy(pods, block), server, "192.0.2.7", true, true},
+		{"address outside the block", policy(pods, block), server, "198.51.100.1", false, true},
+		{"unknown address and a block", policy(pods, block), server, "", false, false},
+		{"pod no policy selects", policy(pods), other, "", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := New([]Pod{tc.dst}, []*networkingv1.NetworkPolicy{tc.policy}, Port{Number: 80})
+			allowed, decided := m.AllowedFromOutside(tc.ip, tc.dst)
+			if allowed != tc.allowed || decided != tc.decided {
+				t.Errorf("allowed, decided = %v, %v; want %v, %v", allowed, decided, tc.allowed, tc.decided)
+			}
+		})
+	}
+}

@@ -461,3 +461,13 @@ func live[T any, P interface {
 }
 
 var _ facts.Facts = (*Snapshot)(nil)
+
+// WithProtected returns the snapshot with ps added, sharing everything else: the state
+// a ProtectedService not yet applied would lead to, for the question "what would
+// protecting this server block?".
+func (s *Snapshot) WithProtected(ps v2beta1.ProtectedService) *Snapshot {
+	c := *s
+	c.protected = append(slices.Clone(s.protected), ps)
+	sortObjects(c.protected)
+	return &c
+}

@@ -258,3 +258,22 @@ func TestContainerPorts(t *testing.T) {
 		t.Errorf("pods %v, want those of %v", got, want)
 	}
 }
+
+// TestWithProtected checks that the snapshot with a ProtectedService added answers for
+// it, and leaves the snapshot it came from as it was.
+func TestWithProtected(t *testing.T) {
+	existing := &v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}, Spec: v2beta1.ProtectedServiceSpec{Name: "web"}}
+	s, err := New([]client.Object{existing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := v2beta1.ProtectedService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "api"}, Spec: v2beta1.ProtectedServiceSpec{Name: "api", Kind: "Deployment"}}
+	with := s.WithProtected(added)
+	got, _ := with.ProtectedNamed(context.Background(), "shop", "api")
+	if len(got) != 1 || got[0].Spec.Kind != "Deployment" || len(with.ProtectedServices()) != 2 || with.ProtectedServices()[0].Name != "api" {
+		t.Errorf("with the ProtectedService added: %v", with.ProtectedServices())
+	}
+	if before, _ := s.ProtectedNamed(context.Background(), "shop", "api"); len(before) != 0 || len(s.ProtectedServices()) != 1 {
+		t.Errorf("the original snapshot changed: %v", s.ProtectedServices())
+	}
+}
