@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -129,5 +130,25 @@ func TestAnalysisUsageErrors(t *testing.T) {
 		if code != output.ExitUsage || !strings.Contains(errOut, "error:") {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 with an error", args, code, errOut)
 		}
+	}
+}
+
+// TestPolicyWithoutTypesInFiles reads a NetworkPolicy written without policyTypes as the
+// API server stores it (an ingress policy), instead of failing on it.
+func TestPolicyWithoutTypesInFiles(t *testing.T) {
+	dir := t.TempDir()
+	np := `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: otterize-tutorial-npol}
+spec:
+  podSelector: {}
+`
+	if err := os.WriteFile(filepath.Join(dir, "np.yaml"), []byte(np), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := intentguard(t, "", "explain", "client-other.otterize-tutorial-npol", "server.otterize-tutorial-npol",
+		"--snapshot", tutorialCluster, "--snapshot", dir)
+	if code != 0 || !strings.Contains(out, "DENIED") || !strings.Contains(out, "deny-all") {
+		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }

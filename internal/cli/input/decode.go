@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -84,7 +86,38 @@ func decode(u *unstructured.Unstructured, gvk schema.GroupVersionKind, namespace
 		return nil, fmt.Errorf("decoding: %w", err)
 	}
 	o.GetObjectKind().SetGroupVersionKind(gvk)
+	if np, ok := o.(*networkingv1.NetworkPolicy); ok {
+		defaultNetworkPolicy(np)
+	}
 	return o.(client.Object), nil
+}
+
+// defaultProtocols makes TCP the protocol of ports that name none.
+func defaultProtocols(ports []networkingv1.NetworkPolicyPort) {
+	for i := range ports {
+		if ports[i].Protocol == nil {
+			tcp := corev1.ProtocolTCP
+			ports[i].Protocol = &tcp
+		}
+	}
+}
+
+// defaultNetworkPolicy fills in what the API server defaults on a NetworkPolicy, so that a
+// policy in a file is judged as the cluster would store it: without policyTypes it applies
+// to ingress, and to egress too when it has egress rules; a port without a protocol is TCP.
+func defaultNetworkPolicy(np *networkingv1.NetworkPolicy) {
+	if len(np.Spec.PolicyTypes) == 0 {
+		np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+		if len(np.Spec.Egress) > 0 {
+			np.Spec.PolicyTypes = append(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
+		}
+	}
+	for i := range np.Spec.Ingress {
+		defaultProtocols(np.Spec.Ingress[i].Ports)
+	}
+	for i := range np.Spec.Egress {
+		defaultProtocols(np.Spec.Egress[i].Ports)
+	}
 }
 
 // decodeCustom reads an intentguard kind as the API server would store it and the

@@ -2,6 +2,7 @@ package input_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -388,5 +390,55 @@ func TestPruneFlags(t *testing.T) {
 	}
 	if opts := f.Options([]string{"dir"}, nil); !opts.Prune || strings.Join(opts.PruneNamespaces, ",") != "shop,kafka" {
 		t.Errorf("options %+v", opts)
+	}
+}
+
+func TestNetworkPolicyGetsTheAPIServersDefaults(t *testing.T) {
+	dir := write(t, map[string]string{"np.yaml": `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: both}
+spec:
+  podSelector: {}
+  ingress: [{ports: [{port: 80}]}]
+  egress: [{ports: [{port: 53, protocol: UDP}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: ingress-only}
+spec:
+  podSelector: {}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: egress-only}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+`})
+	docs, err := input.ReadFiles([]string{dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"both": "[Ingress Egress] TCP UDP", "ingress-only": "[Ingress]", "egress-only": "[Egress]"}
+	for _, d := range docs {
+		o, err := input.Decode(d, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		np := o.(*networkingv1.NetworkPolicy)
+		got := fmt.Sprint(np.Spec.PolicyTypes)
+		for _, r := range np.Spec.Ingress {
+			for _, p := range r.Ports {
+				got += " " + string(*p.Protocol)
+			}
+		}
+		for _, r := range np.Spec.Egress {
+			for _, p := range r.Ports {
+				got += " " + string(*p.Protocol)
+			}
+		}
+		if got != want[np.Name] {
+			t.Errorf("%s: %q, want %q", np.Name, got, want[np.Name])
+		}
 	}
 }
