@@ -142,6 +142,7 @@ func build(k clientKey, name, kind string, group []edges.Edge, res *Result) v2be
 	}
 	targets := map[string]*pending{}
 	var evidence []Evidence
+	order := map[string]string{}
 	for _, e := range group {
 		t := targetOf(k.namespace, e.Server)
 		id := targetID(t)
@@ -153,6 +154,7 @@ func build(k clientKey, name, kind string, group []edges.Edge, res *Result) v2be
 		if p.target.Internet != nil && !slices.Contains(p.target.Internet.Ports, int32(e.Port)) {
 			p.target.Internet.Ports = append(p.target.Internet.Ports, int32(e.Port))
 		}
+		order[TargetName(p.target)] = id
 		evidence = append(evidence, Evidence{
 			Target: TargetName(p.target), Port: PortName(e.Key), DNSNames: e.DNSNames,
 			FirstSeen: e.FirstSeen.UTC(), LastSeen: e.LastSeen.UTC(), Count: e.Count, Agents: e.Agents,
@@ -171,11 +173,22 @@ func build(k clientKey, name, kind string, group []edges.Edge, res *Result) v2be
 		}
 		ci.Spec.Targets = append(ci.Spec.Targets, t)
 	}
-	slices.SortStableFunc(evidence, func(a, b Evidence) int { return cmp.Compare(a.Target, b.Target) })
-	// Evidence holds only strings, numbers and times: encoding cannot fail.
-	raw, _ := json.Marshal(evidence)
-	ci.Annotations = map[string]string{ObservedAnnotation: string(raw)}
+	// In the order of the targets; the edges were sorted, so ports ascend within one.
+	slices.SortStableFunc(evidence, func(a, b Evidence) int { return cmp.Compare(order[a.Target], order[b.Target]) })
+	ci.Annotations = map[string]string{ObservedAnnotation: evidenceJSON(evidence)}
 	return ci
+}
+
+// evidenceJSON encodes the evidence as a JSON array with one call per line, which YAML
+// writes as a block a reviewer reads line by line.
+func evidenceJSON(evidence []Evidence) string {
+	lines := make([]string, len(evidence))
+	for i, ev := range evidence {
+		// Evidence holds only strings, numbers and times: encoding cannot fail.
+		raw, _ := json.Marshal(ev)
+		lines[i] = string(raw)
+	}
+	return "[\n" + strings.Join(lines, ",\n") + "\n]"
 }
 
 // compareEdges orders edges by client, server, port and protocol, as the aggregator does.
