@@ -21,16 +21,21 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/intentguard/intentguard/internal/cli/input"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/mapper/agent"
 	"github.com/intentguard/intentguard/internal/mapper/aggregator"
 	"github.com/intentguard/intentguard/internal/mapper/aggregator/edges"
+	"github.com/intentguard/intentguard/internal/mapper/export"
+	"github.com/intentguard/intentguard/internal/mapper/mapsource"
 	"github.com/intentguard/intentguard/internal/netns"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/mapcheck"
 	"github.com/intentguard/intentguard/internal/testsupport/netnode"
 	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
@@ -318,6 +323,38 @@ func TestMapperOnRealTraffic(t *testing.T) {
 			t.Errorf("phantom edge %s", k)
 		}
 	}
+	exportedAllowExactlyTheObservedCalls(t, c.Config, srv.URL)
+}
+
+// exportedAllowExactlyTheObservedCalls exports the aggregator's map as the CLI does and
+// holds the ClientIntents, applied to the cluster's objects, to the calls observed:
+// each allowed, every other pod denied at the servers they protect.
+func exportedAllowExactlyTheObservedCalls(t *testing.T, cfg *rest.Config, aggregatorURL string) {
+	t.Helper()
+	ctx := context.Background()
+	observed, err := mapsource.Load(ctx, aggregatorURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := export.Export(observed, export.Options{})
+	if len(res.Intents) == 0 {
+		t.Fatalf("nothing exported from %d edges (skipped %v)", len(observed), res.Skipped)
+	}
+	objects, err := (&input.Live{Config: cfg}).Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := mapcheck.Check(ctx, objects, res.Intents, observed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Err(); err != nil {
+		t.Fatalf("the exported intents do not allow exactly the observed calls:\n%v", err)
+	}
+	if rep.Allowed == 0 || rep.Denied == 0 {
+		t.Fatalf("checked %d allowed and %d denied pod pairs: nothing to hold the export to", rep.Allowed, rep.Denied)
+	}
+	t.Logf("exported %d ClientIntents; %d observed pod pairs allowed, %d others denied", len(res.Intents), rep.Allowed, rep.Denied)
 }
 
 func keys(m map[string]edges.Edge) []string {
