@@ -55,7 +55,7 @@ func main() {
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "print the operator's logs")
-	root.AddCommand(demoCommand(), demoKafkaCommand(), demoCredentialsCommand(), upCommand())
+	root.AddCommand(demoCommand(), demoKafkaCommand(), demoCredentialsCommand(), demoMapperCommand(), upCommand())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -45,25 +44,9 @@ const (
 	apiName = "api.shop.svc.cluster.local"
 )
 
-func serveEcho(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			_, _ = io.Copy(c, c)
-		}()
-	}
-}
-
 func ping(t *testing.T, c net.Conn) {
 	t.Helper()
-	if _, err := c.Write([]byte{1}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+	if err := netnode.Ping(c); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -187,7 +170,7 @@ func TestMapperOnRealTraffic(t *testing.T) {
 	web, api, dns := node.AddPod(t), node.AddPod(t), node.AddPod(t)
 	for _, ip := range []netip.Addr{api.IPv4, api.IPv6} {
 		for _, port := range []uint16{8080, 8081, 8082} {
-			go serveEcho(api.Listen(t, "tcp", netip.AddrPortFrom(ip, port).String()))
+			go netnode.ServeEcho(api.Listen(t, "tcp", netip.AddrPortFrom(ip, port).String()))
 		}
 	}
 	go serveDNS(t, dns.ListenPacket(t, "udp", netip.AddrPortFrom(dns.IPv4, 53).String()), []netip.Addr{api.IPv4, api.IPv6})

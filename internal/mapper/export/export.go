@@ -157,7 +157,7 @@ func build(k clientKey, name, kind string, group []edges.Edge, res *Result) v2be
 		order[TargetName(p.target)] = id
 		evidence = append(evidence, Evidence{
 			Target: TargetName(p.target), Port: PortName(e.Key), DNSNames: e.DNSNames,
-			FirstSeen: e.FirstSeen.UTC(), LastSeen: e.LastSeen.UTC(), Count: e.Count, Agents: e.Agents,
+			FirstSeen: e.FirstSeen.UTC().Truncate(time.Second), LastSeen: e.LastSeen.UTC().Truncate(time.Second), Count: e.Count, Agents: e.Agents,
 		})
 	}
 	ci := v2beta1.ClientIntents{
