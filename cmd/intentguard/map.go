@@ -165,7 +165,9 @@ cluster, names a ClientIntents cannot hold) are listed on standard error with th
 
 With the intents applied (--dir, --snapshot, --live, --context or --kubeconfig), only
 the calls they do not declare are written (the delta; --delta=false writes all); a
-client whose calls are all declared gets nothing.
+client whose calls are all declared gets nothing, and a client that has a ClientIntents
+gets a copy of it with the new targets added after its own (said on standard error), so
+that applying the file keeps what it declared.
 
 --api-version writes an older served version, converted by the API's own conversion
 code. The output goes to standard output, one file (-f), or a directory (--out-dir, one
@@ -220,6 +222,9 @@ func reportExport(s output.Streams, res export.Result, delta bool) {
 	}
 	if delta {
 		fmt.Fprintf(s.Err, "%d observed calls already declared by the intents applied; %d ClientIntents with calls they do not declare\n", res.AlreadyDeclared, len(res.Intents))
+	}
+	for _, x := range res.Extended {
+		fmt.Fprintf(s.Err, "note: ClientIntents %s is the one applied with %d targets added after its %d: apply it in place of that one\n", x.Intents, x.Added, x.Kept)
 	}
 	for _, m := range res.Merged {
 		fmt.Fprintf(s.Err, "note: %s declares the calls of every workload named so: one of them is named by the workload-name annotation, without a kind, and a ClientIntents for it names them all\n", m)

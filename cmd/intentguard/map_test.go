@@ -42,6 +42,10 @@ func TestMapGolden(t *testing.T) {
 		{"map-export-delta.yaml", append(append([]string{"map", "export"}, m...), applied...), []string{
 			"1 observed calls already declared by the intents applied; 1 ClientIntents with calls they do not declare",
 		}},
+		{"map-export-extend.yaml", append(append([]string{"map", "export"}, m...), "--dir", "testdata/tutorial/change"), []string{
+			"note: ClientIntents otterize-tutorial-npol/client is the one applied with 1 targets added after its 1: apply it in place of that one",
+			"note: ClientIntents otterize-tutorial-npol/client-other is the one applied with 2 targets added after its 1",
+		}},
 		{"map-export-v1alpha3.yaml", append([]string{"map", "export", "--api-version", "k8s.otterize.com/v1alpha3", "--client", "client-other"}, m...), nil},
 		{"map-graph.dot", append([]string{"map", "graph"}, m...), nil},
 		{"map-graph-intents.dot", append(append([]string{"map", "graph", "-n", "otterize-tutorial-npol"}, m...), "--dir", "testdata/tutorial/change"), nil},
@@ -95,7 +99,10 @@ func TestMapExportRoundTrip(t *testing.T) {
 				t.Fatalf("validate refuses the export: exit %d\n%s%s", code, out, errOut)
 			}
 			// Read back as the operator reads them, the files declare every observed call.
-			_, out, _ := intentguard(t, "", "map", "export", "--map", mapFile, "--dir", file)
+			code, out, errOut := intentguard(t, "", "map", "export", "--map", mapFile, "--dir", file)
+			if code != 0 || !strings.Contains(errOut, "4 observed calls already declared") {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
 			if out != "" {
 				t.Errorf("the export, applied, leaves calls undeclared:\n%s", out)
 			}
@@ -118,8 +125,8 @@ func TestMapExportDeltaWritesNothingDeclared(t *testing.T) {
 		t.Errorf("client-other's undeclared calls: %v", err)
 	}
 	// --delta=false writes every call though intents are given.
-	_, out, _ := intentguard(t, "", "map", "export", "--map", mapFile, "--dir", tutorialIntents, "--delta=false")
-	if !strings.Contains(out, "name: client\n") {
+	code, out, _ := intentguard(t, "", "map", "export", "--map", mapFile, "--dir", tutorialIntents, "--delta=false")
+	if code != 0 || !strings.Contains(out, "name: client\n") {
 		t.Errorf("--delta=false left out client:\n%s", out)
 	}
 }
@@ -141,5 +148,26 @@ func TestMapUsageErrors(t *testing.T) {
 		if code != output.ExitUsage || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", tc.args, code, errOut, tc.want)
 		}
+	}
+}
+
+// TestMapExportExtendsTheIntentsApplied: the delta for clients that have ClientIntents
+// is valid, and laid over the intents applied it declares every observed call.
+func TestMapExportExtendsTheIntentsApplied(t *testing.T) {
+	applied := "testdata/tutorial/change"
+	dir := t.TempDir()
+	if code, _, errOut := intentguard(t, "", "map", "export", "--map", mapFile, "--dir", applied, "--out-dir", dir); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if code, out, errOut := intentguard(t, "", "validate", dir); code != 0 {
+		t.Fatalf("validate refuses the delta: exit %d\n%s%s", code, out, errOut)
+	}
+	// The applied intents as the lower layer, the delta's files replacing them.
+	code, out, errOut := intentguard(t, "", "map", "export", "--map", mapFile, "--snapshot", applied, "--dir", dir)
+	if code != 0 || !strings.Contains(errOut, "4 observed calls already declared") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if out != "" {
+		t.Errorf("the delta, applied over the intents, leaves calls undeclared:\n%s", out)
 	}
 }

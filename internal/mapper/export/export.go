@@ -73,6 +73,9 @@ type Result struct {
 	// Merged are the ClientIntents declaring the calls of several workload identities
 	// that share a name, one of them named without a kind (see Export).
 	Merged []string
+	// Extended are the ClientIntents applied that the delta adds targets to (see
+	// Export).
+	Extended []Extension
 }
 
 // Export turns the edges into ClientIntents. A client workload gets one ClientIntents,
@@ -82,7 +85,11 @@ type Result struct {
 // kinds sharing a name get a ClientIntents each, named name-kind; when one of them is
 // named without a kind (by the workload-name annotation), a ClientIntents for it would
 // name the others too, so they share one ClientIntents without a kind, listed in Merged.
-// The output depends only on the set of edges, not on their order.
+//
+// With Options.Declared, the calls they declare are left out; a client that already has
+// a ClientIntents gets a copy of it with the targets of its undeclared calls added (its
+// targets first), listed in Extended, so that applying the export keeps what it
+// declared. The output depends only on the set of edges, not on their order.
 func Export(es []edges.Edge, opts Options) Result {
 	var res Result
 	declared := newDeclarations(opts.Declared)
@@ -101,6 +108,9 @@ func Export(es []edges.Edge, opts Options) Result {
 	}
 	for k, group := range byClient {
 		res.Intents = append(res.Intents, intentsFor(k, group, &res)...)
+	}
+	if len(opts.Declared) > 0 {
+		res.Intents, res.Extended = extend(res.Intents, opts.Declared)
 	}
 	slices.SortFunc(res.Intents, func(a, b v2beta1.ClientIntents) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))

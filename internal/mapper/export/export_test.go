@@ -232,8 +232,15 @@ func TestDeltaLeavesOutDeclaredClients(t *testing.T) {
 		intentsOf("shop", "cart", "Deployment", v2beta1.Target{Kubernetes: &v2beta1.KubernetesTarget{Name: "api"}}),
 	}
 	res := Export(es, Options{Declared: declared})
-	if got, want := specs(res.Intents), []string{"shop/web: Deployment:web -> service search"}; !reflect.DeepEqual(got, want) {
+	if got, want := specs(res.Intents), []string{"shop/web: web -> kubernetes api; service search"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("delta %v, want %v", got, want)
+	}
+	if want := []Extension{{Intents: "shop/web", Kept: 1, Added: 1}}; !reflect.DeepEqual(res.Extended, want) {
+		t.Errorf("extended %+v, want %+v", res.Extended, want)
+	}
+	var ev []Evidence
+	if err := json.Unmarshal([]byte(res.Intents[0].Annotations[ObservedAnnotation]), &ev); err != nil || len(ev) != 1 || ev[0].Target != "service search" {
+		t.Errorf("evidence of the added call: %+v %v", ev, err)
 	}
 	if res.AlreadyDeclared != 2 {
 		t.Errorf("already declared %d, want 2", res.AlreadyDeclared)
