@@ -171,3 +171,22 @@ func TestMapExportExtendsTheIntentsApplied(t *testing.T) {
 		t.Errorf("the delta, applied over the intents, leaves calls undeclared:\n%s", out)
 	}
 }
+
+// TestMapExportSaysWhatItSkips: peers no ClientIntents can name are listed on standard
+// error with the reason, never dropped silently.
+func TestMapExportSaysWhatItSkips(t *testing.T) {
+	m := `[{"client":{"kind":"workload","name":"orphan","workloadKind":"Pod"},"server":{"kind":"workload","namespace":"shop","name":"api"},"port":80,"protocol":"TCP"},
+	{"client":{"kind":"workload","namespace":"shop","name":"web"},"server":{"kind":"node","name":"node-1"},"port":10250,"protocol":"TCP"}]`
+	code, out, errOut := intentguard(t, m, "map", "export", "--map", "-")
+	if code != 0 || out != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, want := range []string{
+		"skipped: Pod//orphan -> shop/api TCP/80: the client workload has no namespace",
+		"skipped: shop/web -> node/node-1 TCP/10250: the server is node node-1's host network",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}
