@@ -22,10 +22,13 @@ const ns = "shop"
 
 var names = []string{"web", "api", "db", "worker"}
 
+// otherNS holds one Deployment, store, for calls across namespaces.
+const otherNS = "data"
+
 // cluster is four Deployments (api serves 8080 as "http") and a Service in front of api
-// that forwards 80 to "http".
+// that forwards 80 to "http", and store in another namespace.
 func cluster() []client.Object {
-	objs := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}}
+	objs := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, tutorial.Deployment(otherNS, "store", 0)}
 	for _, n := range names {
 		port := int32(0)
 		if n == "api" {
@@ -68,8 +71,8 @@ func TestExportAllowsExactlyTheObservedCalls(t *testing.T) {
 	}
 	// web -> api's pod on http, worker -> db's pod on 5432; the three other pods denied
 	// on each.
-	if rep.Allowed != 2 || rep.Denied != 4 {
-		t.Errorf("checked %d allowed and %d denied, want 2 and 4", rep.Allowed, rep.Denied)
+	if rep.Allowed != 2 || rep.Denied != 6 {
+		t.Errorf("checked %d allowed and %d denied, want 2 and 6", rep.Allowed, rep.Denied)
 	}
 
 	// The check fails when the intents say less or more than the map: here db is
@@ -111,10 +114,17 @@ func TestRandomMapsExportExactly(t *testing.T) {
 		for range 1 + r.IntN(8) {
 			server := deployment(names[r.IntN(len(names))])
 			port := uint16([]int{8080, 5432, 9090}[r.IntN(3)])
-			if r.IntN(3) == 0 {
+			switch r.IntN(4) {
+			case 0:
 				server, port = apiService, 80
+			case 1:
+				server = edges.Peer{Kind: edges.PeerWorkload, Namespace: otherNS, Name: "store", WorkloadKind: "Deployment"}
 			}
-			observed = append(observed, call(deployment(names[r.IntN(len(names))]), server, port))
+			client := deployment(names[r.IntN(len(names))])
+			if r.IntN(5) == 0 {
+				client = edges.Peer{Kind: edges.PeerWorkload, Namespace: otherNS, Name: "store", WorkloadKind: "Deployment"}
+			}
+			observed = append(observed, call(client, server, port))
 		}
 		exported := export.Export(observed, export.Options{}).Intents
 		rep, err := Check(context.Background(), cluster(), exported, observed)
