@@ -226,6 +226,9 @@ func reportExport(s output.Streams, res export.Result, delta bool) {
 	for _, x := range res.Extended {
 		fmt.Fprintf(s.Err, "note: ClientIntents %s is the one applied with %d targets added after its %d: apply it in place of that one\n", x.Intents, x.Added, x.Kept)
 	}
+	for _, o := range res.Omitted {
+		fmt.Fprintf(s.Err, "note: %s\n", o)
+	}
 	for _, m := range res.Merged {
 		fmt.Fprintf(s.Err, "note: %s declares the calls of every workload named so: one of them is named by the workload-name annotation, without a kind, and a ClientIntents for it names them all\n", m)
 	}

@@ -76,6 +76,8 @@ type Result struct {
 	// Extended are the ClientIntents applied that the delta adds targets to (see
 	// Export).
 	Extended []Extension
+	// Omitted say which ClientIntents' evidence annotations hold only MaxEvidence calls.
+	Omitted []string
 }
 
 // Export turns the edges into ClientIntents. A client workload gets one ClientIntents,
@@ -110,8 +112,10 @@ func Export(es []edges.Edge, opts Options) Result {
 		res.Intents = append(res.Intents, intentsFor(k, group, &res)...)
 	}
 	if len(opts.Declared) > 0 {
-		res.Intents, res.Extended = extend(res.Intents, opts.Declared)
+		res.Intents, res.Extended = extend(res.Intents, opts.Declared, &res)
 	}
+	slices.Sort(res.Omitted)
+	res.Omitted = slices.Compact(res.Omitted)
 	slices.SortFunc(res.Intents, func(a, b v2beta1.ClientIntents) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
@@ -177,28 +181,54 @@ func build(k clientKey, name, kind string, group []edges.Edge, res *Result) v2be
 	}
 	for _, id := range slices.Sorted(maps.Keys(targets)) {
 		t := targets[id].target
-		if t.Internet != nil {
-			slices.Sort(t.Internet.Ports)
+		if t.Internet == nil {
+			ci.Spec.Targets = append(ci.Spec.Targets, t)
+			continue
+		}
+		slices.Sort(t.Internet.Ports)
+		// An internet target holds at most maxInternetPorts ports: more take more targets.
+		for ports := range slices.Chunk(t.Internet.Ports, maxInternetPorts) {
+			in := *t.Internet
+			in.Ports = ports
+			ci.Spec.Targets = append(ci.Spec.Targets, v2beta1.Target{Internet: &in})
 			res.Internet++
 		}
-		ci.Spec.Targets = append(ci.Spec.Targets, t)
 	}
 	// In the order of the targets; the edges were sorted, so ports ascend within one.
 	slices.SortStableFunc(evidence, func(a, b Evidence) int { return cmp.Compare(order[a.Target], order[b.Target]) })
-	ci.Annotations = map[string]string{ObservedAnnotation: evidenceJSON(evidence)}
+	annotation, omitted := evidenceJSON(evidence)
+	ci.Annotations = map[string]string{ObservedAnnotation: annotation}
+	res.omit(ci, omitted)
 	return ci
 }
 
-// evidenceJSON encodes the evidence as a JSON array with one call per line, which YAML
-// writes as a block a reviewer reads line by line.
-func evidenceJSON(evidence []Evidence) string {
+// maxInternetPorts is how many ports an internet target may list (api/v2beta1's marker).
+const maxInternetPorts = 64
+
+// MaxEvidence bounds the calls an evidence annotation holds: the API server refuses
+// annotations above 256 KB in all, and a call's evidence takes about 250 bytes.
+const MaxEvidence = 500
+
+// omit records that the evidence of n calls was left out of ci's annotation.
+func (r *Result) omit(ci v2beta1.ClientIntents, n int) {
+	if n > 0 {
+		r.Omitted = append(r.Omitted, fmt.Sprintf("%s/%s: the evidence of %d calls (of the last targets) is left out of its annotation, which holds at most %d", ci.Namespace, ci.Name, n, MaxEvidence))
+	}
+}
+
+// evidenceJSON encodes the evidence, at most MaxEvidence calls, as a JSON array with
+// one call per line, which YAML writes as a block a reviewer reads line by line; it
+// returns how many calls it left out.
+func evidenceJSON(evidence []Evidence) (string, int) {
+	omitted := max(0, len(evidence)-MaxEvidence)
+	evidence = evidence[:len(evidence)-omitted]
 	lines := make([]string, len(evidence))
 	for i, ev := range evidence {
 		// Evidence holds only strings, numbers and times: encoding cannot fail.
 		raw, _ := json.Marshal(ev)
 		lines[i] = string(raw)
 	}
-	return "[\n" + strings.Join(lines, ",\n") + "\n]"
+	return "[\n" + strings.Join(lines, ",\n") + "\n]", omitted
 }
 
 // compareEdges orders edges by client, server, port and protocol, as the aggregator does.

@@ -3,6 +3,7 @@ package export
 import (
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -292,5 +293,43 @@ func TestEveryVersionConvertsBackToTheExport(t *testing.T) {
 	}
 	if _, err := InVersion(ci, "v3"); err == nil || !strings.Contains(err.Error(), "v2beta1, v2alpha1") {
 		t.Errorf("unknown version: %v", err)
+	}
+}
+
+// TestBounds: an internet target lists at most 64 ports, and the evidence annotation
+// holds at most MaxEvidence calls, saying so.
+func TestBounds(t *testing.T) {
+	web := wl("shop", "web", "Deployment")
+	var es []edges.Edge
+	for p := range 70 {
+		es = append(es, edge(web, ext("api.example.com"), uint16(1000+p)))
+	}
+	res := Export(es, Options{})
+	if got := len(res.Intents[0].Spec.Targets); got != 2 || res.Internet != 2 {
+		t.Fatalf("70 ports in %d targets (%d internet), want 2", got, res.Internet)
+	}
+	for _, tgt := range res.Intents[0].Spec.Targets {
+		if n := len(tgt.Internet.Ports); n > maxInternetPorts {
+			t.Errorf("an internet target with %d ports", n)
+		}
+	}
+	if !Declares(res.Intents, es[69].Key) || len(res.Omitted) != 0 {
+		t.Errorf("the 70th port: declared %v, omitted %v", Declares(res.Intents, es[69].Key), res.Omitted)
+	}
+
+	es = nil
+	for i := range MaxEvidence + 10 {
+		es = append(es, edge(web, wl("shop", "s"+strconv.Itoa(i), "Deployment"), 80))
+	}
+	res = Export(es, Options{})
+	var ev []Evidence
+	if err := json.Unmarshal([]byte(res.Intents[0].Annotations[ObservedAnnotation]), &ev); err != nil || len(ev) != MaxEvidence {
+		t.Fatalf("%d calls of evidence (%v), want %d", len(ev), err, MaxEvidence)
+	}
+	if len(res.Omitted) != 1 || !strings.Contains(res.Omitted[0], "shop/web: the evidence of 10 calls") {
+		t.Errorf("omitted %v", res.Omitted)
+	}
+	if len(res.Intents[0].Spec.Targets) != MaxEvidence+10 {
+		t.Errorf("%d targets, want every call", len(res.Intents[0].Spec.Targets))
 	}
 }

@@ -24,10 +24,11 @@ type Extension struct {
 // among declared into a copy of that one: applying the export then keeps what it
 // declared, where a second ClientIntents for the workload would be refused by the
 // webhook, and one of the same name would replace it.
-func extend(exported, declared []v2beta1.ClientIntents) ([]v2beta1.ClientIntents, []Extension) {
+func extend(exported, declared []v2beta1.ClientIntents, res *Result) ([]v2beta1.ClientIntents, []Extension) {
 	var out []v2beta1.ClientIntents
 	extended := map[string]*v2beta1.ClientIntents{}
 	kept := map[string]int{}
+	evidence := map[string][]Evidence{}
 	for _, ci := range exported {
 		i := slices.IndexFunc(declared, func(d v2beta1.ClientIntents) bool {
 			return d.DeletionTimestamp == nil && d.Namespace == ci.Namespace && d.Spec.Workload.Name == ci.Spec.Workload.Name &&
@@ -52,26 +53,25 @@ func extend(exported, declared []v2beta1.ClientIntents) ([]v2beta1.ClientIntents
 			}
 			extended[key] = base
 			kept[key] = len(applied.Spec.Targets)
+			// An annotation that does not read as evidence (edited by hand) gives way.
+			var before []Evidence
+			if json.Unmarshal([]byte(applied.Annotations[ObservedAnnotation]), &before) == nil {
+				evidence[key] = before
+			}
 		}
 		base.Spec.Targets = append(base.Spec.Targets, ci.Spec.Targets...)
-		base.Annotations[ObservedAnnotation] = joinEvidence(base.Annotations[ObservedAnnotation], ci.Annotations[ObservedAnnotation])
+		var added []Evidence
+		_ = json.Unmarshal([]byte(ci.Annotations[ObservedAnnotation]), &added) // written by build
+		evidence[key] = append(evidence[key], added...)
 	}
 	var exts []Extension
 	for key, ci := range extended {
+		annotation, omitted := evidenceJSON(evidence[key])
+		ci.Annotations[ObservedAnnotation] = annotation
+		res.omit(*ci, omitted)
 		out = append(out, *ci)
 		exts = append(exts, Extension{Intents: key, Kept: kept[key], Added: len(ci.Spec.Targets) - kept[key]})
 	}
 	slices.SortFunc(exts, func(a, b Extension) int { return cmp.Compare(a.Intents, b.Intents) })
 	return out, exts
-}
-
-// joinEvidence appends the evidence of b to a's; an annotation that does not read as
-// evidence (edited by hand) gives way.
-func joinEvidence(a, b string) string {
-	var x, y []Evidence
-	if err := json.Unmarshal([]byte(a), &x); err != nil {
-		x = nil
-	}
-	_ = json.Unmarshal([]byte(b), &y) // written by build
-	return evidenceJSON(append(x, y...))
 }
