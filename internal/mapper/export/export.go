@@ -116,9 +116,21 @@ func Export(es []edges.Edge, opts Options) Result {
 	}
 	slices.Sort(res.Omitted)
 	res.Omitted = slices.Compact(res.Omitted)
-	slices.SortFunc(res.Intents, func(a, b v2beta1.ClientIntents) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-	})
+	order := func(a, b v2beta1.ClientIntents) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name),
+			cmp.Compare(a.Spec.Workload.Name, b.Spec.Workload.Name), cmp.Compare(a.Spec.Workload.Kind, b.Spec.Workload.Kind))
+	}
+	slices.SortFunc(res.Intents, order)
+	// name-kind may be another workload's name: the later one gives way.
+	taken := map[clientKey]bool{}
+	for i := range res.Intents {
+		ci := &res.Intents[i]
+		for taken[clientKey{ci.Namespace, ci.Name}] {
+			ci.Name += "-observed"
+		}
+		taken[clientKey{ci.Namespace, ci.Name}] = true
+	}
+	slices.SortFunc(res.Intents, order)
 	slices.Sort(res.Merged)
 	return res
 }

@@ -104,6 +104,15 @@ func TestExportShapes(t *testing.T) {
 			want: []string{"shop/job-cronjob: CronJob:job -> kubernetes Deployment:web", "shop/job-deployment: Deployment:job -> kubernetes Deployment:web"},
 		},
 		{
+			name: "a name-kind that another workload holds",
+			edges: []edges.Edge{
+				edge(wl("shop", "job", "CronJob"), web, 80),
+				edge(wl("shop", "job", "Deployment"), web, 80),
+				edge(wl("shop", "job-cronjob", "Deployment"), web, 80),
+			},
+			want: []string{"shop/job-cronjob: CronJob:job -> kubernetes Deployment:web", "shop/job-cronjob-observed: Deployment:job-cronjob -> kubernetes Deployment:web", "shop/job-deployment: Deployment:job -> kubernetes Deployment:web"},
+		},
+		{
 			name: "a kindless identity shares its name's ClientIntents",
 			edges: []edges.Edge{
 				edge(wl("shop", "job", ""), web, 80),
@@ -252,6 +261,15 @@ func TestDeltaLeavesOutDeclaredClients(t *testing.T) {
 	}
 	if res.AlreadyDeclared != 2 {
 		t.Errorf("already declared %d, want 2", res.AlreadyDeclared)
+	}
+}
+
+func TestDeltaReplacesNoOtherWorkloadsIntents(t *testing.T) {
+	declared := []v2beta1.ClientIntents{intentsOf("shop", "web", "", v2beta1.Target{Service: &v2beta1.ServiceTarget{Name: "api"}})}
+	declared[0].Spec.Workload.Name = "frontend"
+	res := Export([]edges.Edge{edge(wl("shop", "web", "Deployment"), svc("shop", "api"), 80)}, Options{Declared: declared})
+	if got, want := specs(res.Intents), []string{"shop/web-observed: Deployment:web -> service api"}; !reflect.DeepEqual(got, want) || len(res.Extended) != 0 {
+		t.Errorf("got %v (extended %v), want %v", got, res.Extended, want)
 	}
 }
 

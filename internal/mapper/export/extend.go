@@ -35,6 +35,10 @@ func extend(exported, declared []v2beta1.ClientIntents, res *Result) ([]v2beta1.
 				identity.KindsAgree(d.Spec.Workload.Kind, ci.Spec.Workload.Kind)
 		})
 		if i < 0 {
+			// A ClientIntents of that name for another workload would be replaced.
+			for slices.ContainsFunc(declared, func(d v2beta1.ClientIntents) bool { return d.Namespace == ci.Namespace && d.Name == ci.Name }) {
+				ci.Name += "-observed"
+			}
 			out = append(out, ci)
 			continue
 		}
