@@ -10,7 +10,7 @@ HELM = $(shell bash hack/helm.sh)
 # keytool (a JDK) for the Java keystore tests; hack/keytool.sh installs one if it can.
 KEYTOOL = $(shell bash hack/keytool.sh)
 
-.PHONY: all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka cli-demo bench-mapper-agent bench-mapper-aggregator test-istio-validation
+.PHONY: all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka cli-demo demo-mapper bench-mapper-agent bench-mapper-aggregator test-istio-validation
 
 all: build test
 
@@ -34,6 +34,12 @@ cli-demo:
 	@bin/intentguard explain client.otterize-tutorial-kafka-mtls kafka.kafka --topic mytopic --op consume --dir $(CLI_DATA)/kafka
 	@echo; echo '$$ intentguard graph -o mermaid --dir tutorial/ --dir kafka/'
 	@bin/intentguard graph -o mermaid --snapshot $(CLI_DATA)/tutorial/cluster.yaml --dir $(CLI_DATA)/tutorial/change --dir $(CLI_DATA)/kafka
+
+## demo-mapper: the network mapper on the tutorial's pods in network namespaces (needs root):
+## real traffic, the agent and aggregator, then intentguard map list and map export
+demo-mapper:
+	go build -o bin/intentguard ./cmd/intentguard
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./cmd/localcluster demo-mapper --intentguard bin/intentguard
 
 ## demo-credentials: local control plane + both operators; a Deployment asks for a certificate and gets a Secret
 demo-credentials:

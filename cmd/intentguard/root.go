@@ -52,6 +52,6 @@ nothing is wrong, 1 when the input fails its checks, 2 when the command cannot r
 		return &output.ExitError{Code: output.ExitUsage, Err: err}
 	})
 	root.PersistentFlags().IntVarP(&verbosity, "verbosity", "v", 0, "log verbosity on standard error (0: only what needs reading)")
-	root.AddCommand(newValidate(s), newSnapshot(s), newPlan(s), newExplain(s), newGraph(s))
+	root.AddCommand(newValidate(s), newSnapshot(s), newPlan(s), newExplain(s), newGraph(s), newMap(s))
 	return root
 }

@@ -1,6 +1,7 @@
 // Command localcluster runs a local control plane with the intents operator: "demo" walks
 // through the network-policy tutorial and prints what was enforced; "demo-kafka" does the
-// same for the Kafka tutorial on an in-process broker; "up" keeps the control plane
+// same for the Kafka tutorial on an in-process broker; "demo-mapper" runs the network
+// mapper on the tutorial's pods in network namespaces; "up" keeps the control plane
 // running for kubectl.
 package main
 
@@ -55,7 +56,7 @@ func main() {
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "print the operator's logs")
-	root.AddCommand(demoCommand(), demoKafkaCommand(), demoCredentialsCommand(), upCommand())
+	root.AddCommand(demoCommand(), demoKafkaCommand(), demoCredentialsCommand(), demoMapperCommand(), upCommand())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,16 +20,21 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/intentguard/intentguard/internal/cli/input"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/mapper/agent"
 	"github.com/intentguard/intentguard/internal/mapper/aggregator"
 	"github.com/intentguard/intentguard/internal/mapper/aggregator/edges"
+	"github.com/intentguard/intentguard/internal/mapper/export"
+	"github.com/intentguard/intentguard/internal/mapper/mapsource"
 	"github.com/intentguard/intentguard/internal/netns"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/mapcheck"
 	"github.com/intentguard/intentguard/internal/testsupport/netnode"
 	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
@@ -40,25 +44,9 @@ const (
 	apiName = "api.shop.svc.cluster.local"
 )
 
-func serveEcho(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			_, _ = io.Copy(c, c)
-		}()
-	}
-}
-
 func ping(t *testing.T, c net.Conn) {
 	t.Helper()
-	if _, err := c.Write([]byte{1}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+	if err := netnode.Ping(c); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -182,7 +170,7 @@ func TestMapperOnRealTraffic(t *testing.T) {
 	web, api, dns := node.AddPod(t), node.AddPod(t), node.AddPod(t)
 	for _, ip := range []netip.Addr{api.IPv4, api.IPv6} {
 		for _, port := range []uint16{8080, 8081, 8082} {
-			go serveEcho(api.Listen(t, "tcp", netip.AddrPortFrom(ip, port).String()))
+			go netnode.ServeEcho(api.Listen(t, "tcp", netip.AddrPortFrom(ip, port).String()))
 		}
 	}
 	go serveDNS(t, dns.ListenPacket(t, "udp", netip.AddrPortFrom(dns.IPv4, 53).String()), []netip.Addr{api.IPv4, api.IPv6})
@@ -318,6 +306,38 @@ func TestMapperOnRealTraffic(t *testing.T) {
 			t.Errorf("phantom edge %s", k)
 		}
 	}
+	exportedAllowExactlyTheObservedCalls(t, c.Config, srv.URL)
+}
+
+// exportedAllowExactlyTheObservedCalls exports the aggregator's map as the CLI does and
+// holds the ClientIntents, applied to the cluster's objects, to the calls observed:
+// each allowed, every other pod denied at the servers they protect.
+func exportedAllowExactlyTheObservedCalls(t *testing.T, cfg *rest.Config, aggregatorURL string) {
+	t.Helper()
+	ctx := context.Background()
+	observed, err := mapsource.Load(ctx, aggregatorURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := export.Export(observed, export.Options{})
+	if len(res.Intents) == 0 {
+		t.Fatalf("nothing exported from %d edges (skipped %v)", len(observed), res.Skipped)
+	}
+	objects, err := (&input.Live{Config: cfg}).Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := mapcheck.Check(ctx, objects, res.Intents, observed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Err(); err != nil {
+		t.Fatalf("the exported intents do not allow exactly the observed calls:\n%v", err)
+	}
+	if rep.Allowed == 0 || rep.Denied == 0 {
+		t.Fatalf("checked %d allowed and %d denied pod pairs: nothing to hold the export to", rep.Allowed, rep.Denied)
+	}
+	t.Logf("exported %d ClientIntents; %d observed pod pairs allowed, %d others denied", len(res.Intents), rep.Allowed, rep.Denied)
 }
 
 func keys(m map[string]edges.Edge) []string {

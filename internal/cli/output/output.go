@@ -84,6 +84,7 @@ const (
 	Mermaid  Format = "mermaid"
 	SVG      Format = "svg"
 	YAML     Format = "yaml"
+	Table    Format = "table"
 )
 
 // FormatFlag is a -o flag that accepts only the formats a command offers.

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http/httptest"
 	"net/netip"
@@ -18,29 +17,11 @@ import (
 	"github.com/intentguard/intentguard/internal/testsupport/netnode"
 )
 
-// serveEcho accepts connections and answers each byte, so a dial completes its handshake
-// and the test can check the connection carries data.
-func serveEcho(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			_, _ = io.Copy(c, c)
-		}()
-	}
-}
-
-// ping writes a byte and reads it back.
+// ping makes one round trip on c.
 func ping(t testing.TB, c net.Conn) {
 	t.Helper()
-	if _, err := c.Write([]byte{1}); err != nil {
-		t.Fatalf("writing to %s: %v", c.RemoteAddr(), err)
-	}
-	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
-		t.Fatalf("reading from %s: %v", c.RemoteAddr(), err)
+	if err := netnode.Ping(c); err != nil {
+		t.Fatalf("calling %s: %v", c.RemoteAddr(), err)
 	}
 }
 
@@ -60,7 +41,7 @@ func TestAgentOnRealTraffic(t *testing.T) {
 		netip.AddrPortFrom(server.IPv4, 7001).String(),
 		netip.AddrPortFrom(server.IPv6, 7001).String(),
 	} {
-		go serveEcho(server.Listen(t, "tcp", addr))
+		go netnode.ServeEcho(server.Listen(t, "tcp", addr))
 	}
 	resolver := testDNS{target: "pod-b.test.", targetIPs: []netip.Addr{server.IPv4, server.IPv6}, ttlSeconds: 30}
 	for _, ip := range []netip.Addr{dns.IPv4, dns.IPv6} {

@@ -78,7 +78,7 @@ func TestLoadRefusesWhatIsNotAMap(t *testing.T) {
 		"server refuses": {srv.URL, "", "503"},
 		"not JSON":       {"-", "edges: []", "JSON array of edges"},
 		"unknown kind":   {"-", `[{"client":{"kind":"pod","name":"a"},"server":{"kind":"node","name":"n"}}]`, `unknown kind "pod"`},
-		"no namespace":   {"-", `[{"client":{"kind":"workload","name":"a"},"server":{"kind":"node","name":"n"}}]`, "needs a namespace"},
+		"no name":        {"-", `[{"client":{"kind":"workload","namespace":"a"},"server":{"kind":"node","name":"n"}}]`, "client workload needs a name"},
 		"missing file":   {filepath.Join(t.TempDir(), "absent.json"), "", "reading the map"},
 	}
 	for name, c := range cases {

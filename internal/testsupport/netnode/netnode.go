@@ -1,4 +1,4 @@
-// Package netnode builds, for tests, a small node out of Linux network namespaces: a
+// Package netnode builds, for tests and the mapper demo, a small node out of Linux network namespaces: a
 // node namespace with a bridge, and pod namespaces attached to it by veth pairs, each
 // with an IPv4 and an IPv6 address and a long-running process (like a pod's pause
 // container) so the pod's namespace is visible under /proc. Everything it creates is
@@ -7,6 +7,7 @@ package netnode
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -15,11 +16,22 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/intentguard/intentguard/internal/netns"
 )
+
+// T is what building a node needs of its caller: a test's testing.TB, or a program's
+// stand-in that runs the cleanups when it ends (the mapper demo's).
+type T interface {
+	Helper()
+	Cleanup(func())
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Logf(format string, args ...any)
+	Skipf(format string, args ...any)
+}
 
 // nodes numbers the nodes of one test process, so names never collide.
 var nodes atomic.Int64
@@ -55,7 +67,7 @@ type Pod struct {
 
 // Require fails the test (under CI=true) or skips it when network namespaces cannot be
 // created here: that needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) and iproute2.
-func Require(t testing.TB) {
+func Require(t T) {
 	t.Helper()
 	reason := ""
 	if os.Geteuid() != 0 {
@@ -81,7 +93,7 @@ func Require(t testing.TB) {
 
 // New creates a node namespace with a bridge. subnet4 and subnet6 are the pods' networks
 // (for example 10.77.0.0/24 and fd77::/64); they exist only inside the namespaces.
-func New(t testing.TB, subnet4, subnet6 string) *Node {
+func New(t T, subnet4, subnet6 string) *Node {
 	t.Helper()
 	Require(t)
 	removeStale(t)
@@ -103,7 +115,7 @@ func New(t testing.TB, subnet4, subnet6 string) *Node {
 
 // AddPod creates a pod namespace with the next addresses of the node's subnets, attached
 // to the bridge, and starts its long-running process.
-func (n *Node) AddPod(t testing.TB) *Pod {
+func (n *Node) AddPod(t T) *Pod {
 	t.Helper()
 	n.pods++
 	p := &Pod{
@@ -145,13 +157,13 @@ func (n *Node) AddPod(t testing.TB) *Pod {
 }
 
 // NetNSInode is the inode that identifies the pod's network namespace.
-func (p *Pod) NetNSInode(t testing.TB) uint64 {
+func (p *Pod) NetNSInode(t T) uint64 {
 	t.Helper()
 	return netNSIno(t, p.Path)
 }
 
 // Listen opens a listener inside the namespace.
-func (ns *Namespace) Listen(t testing.TB, network, addr string) net.Listener {
+func (ns *Namespace) Listen(t T, network, addr string) net.Listener {
 	t.Helper()
 	var ln net.Listener
 	if err := netns.Do(ns.Path, func() error {
@@ -166,7 +178,7 @@ func (ns *Namespace) Listen(t testing.TB, network, addr string) net.Listener {
 }
 
 // ListenPacket opens a packet listener inside the namespace.
-func (ns *Namespace) ListenPacket(t testing.TB, network, addr string) net.PacketConn {
+func (ns *Namespace) ListenPacket(t T, network, addr string) net.PacketConn {
 	t.Helper()
 	var pc net.PacketConn
 	if err := netns.Do(ns.Path, func() error {
@@ -181,7 +193,7 @@ func (ns *Namespace) ListenPacket(t testing.TB, network, addr string) net.Packet
 }
 
 // Dial connects from inside the namespace.
-func (ns *Namespace) Dial(t testing.TB, network, addr string) net.Conn {
+func (ns *Namespace) Dial(t T, network, addr string) net.Conn {
 	t.Helper()
 	var c net.Conn
 	if err := netns.Do(ns.Path, func() error {
@@ -197,7 +209,7 @@ func (ns *Namespace) Dial(t testing.TB, network, addr string) net.Conn {
 
 // removeStale deletes the namespaces of test processes that were killed before their
 // cleanup ran (a timeout, a signal): names carry the creating process's id.
-func removeStale(t testing.TB) {
+func removeStale(t T) {
 	t.Helper()
 	entries, err := os.ReadDir("/run/netns")
 	if err != nil {
@@ -223,7 +235,7 @@ func removeStale(t testing.TB) {
 
 // newNamespace creates a named namespace and removes it (with the interfaces in it) when
 // the test ends.
-func newNamespace(t testing.TB, name string) Namespace {
+func newNamespace(t T, name string) Namespace {
 	t.Helper()
 	run(t, "ip", "netns", "add", name)
 	t.Cleanup(func() {
@@ -234,14 +246,14 @@ func newNamespace(t testing.TB, name string) Namespace {
 	return Namespace{Name: name, Path: filepath.Join("/run/netns", name)}
 }
 
-func run(t testing.TB, name string, args ...string) {
+func run(t T, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 }
 
-func netNSIno(t testing.TB, path string) uint64 {
+func netNSIno(t T, path string) uint64 {
 	t.Helper()
 	ino, err := inode(path)
 	if err != nil {
@@ -257,4 +269,31 @@ func nth(prefix netip.Prefix, i int) netip.Addr {
 		a = a.Next()
 	}
 	return a
+}
+
+// ServeEcho accepts connections on ln, and sends back what each sends, until ln is
+// closed: a server the pods' calls reach.
+func ServeEcho(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			_, _ = io.Copy(c, c)
+		}()
+	}
+}
+
+// Ping sends a byte on c and reads it back: one round trip of a call.
+func Ping(c net.Conn) error {
+	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte{1}); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(c, make([]byte, 1))
+	return err
 }
