@@ -22,7 +22,8 @@ import (
 	"github.com/intentguard/intentguard/internal/mapper/mapview"
 )
 
-// now is the clock ages in listings are relative to.
+// now is the clock the map's ages ("last seen 2 min ago") are relative to, in listings
+// and in plan's roll-out report.
 var now = time.Now
 
 func newMap(s output.Streams) *cobra.Command {

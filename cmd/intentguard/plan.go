@@ -6,7 +6,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -38,9 +37,6 @@ type mapReport struct {
 	// Servers are the servers the change protects or changes, and those in shadow mode.
 	Servers []rollout.Server `json:"servers"`
 }
-
-// now dates the map's evidence ("last seen 2 min ago").
-var now = time.Now
 
 func newPlan(s output.Streams) *cobra.Command {
 	var (

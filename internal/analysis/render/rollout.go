@@ -52,7 +52,7 @@ func RolloutMarkdown(w io.Writer, servers []rollout.Server, now time.Time) {
 			if caveat(c) != "" {
 				note = " (" + strings.TrimPrefix(caveat(c), "; ") + ")"
 			}
-			fmt.Fprintf(w, "| `%s`%s | `%s` %s/%d | %s | %s |\n", peer(c.Client), cell(note), peer(c.Called), c.Protocol, c.Port, ago(c.LastSeen, now), thousands(c.Count))
+			fmt.Fprintf(w, "| `%s`%s | `%s` %s/%d | %s | %s |\n", Peer(c.Client), cell(note), Peer(c.Called), c.Protocol, c.Port, Age(now, c.LastSeen), thousands(c.Count))
 		}
 		fmt.Fprintf(w, "\n%s%s.\n", strings.ToUpper(stayAllowed(s.Allowed)[:1]), stayAllowed(s.Allowed)[1:])
 	}
@@ -89,26 +89,11 @@ func stayAllowed(allowed []rollout.Caller) string {
 
 // call renders an observed call: client -> server called, port.
 func call(c rollout.Caller) string {
-	return fmt.Sprintf("%s -> %s %s/%d", peer(c.Client), peer(c.Called), c.Protocol, c.Port)
-}
-
-// peer renders a map peer as the map commands do: ns/name[Kind] for a workload,
-// ns/name[Service], node:name and external:name.
-func peer(p edges.Peer) string {
-	switch p.Kind {
-	case edges.PeerWorkload:
-		if p.WorkloadKind != "" {
-			return p.Namespace + "/" + p.Name + "[" + p.WorkloadKind + "]"
-		}
-		return p.Namespace + "/" + p.Name
-	case edges.PeerService:
-		return p.Namespace + "/" + p.Name + "[Service]"
-	}
-	return string(p.Kind) + ":" + p.Name
+	return fmt.Sprintf("%s -> %s %s/%d", Peer(c.Client), Peer(c.Called), c.Protocol, c.Port)
 }
 
 func evidence(c rollout.Caller, now time.Time) string {
-	s := fmt.Sprintf("last seen %s, %s %s", ago(c.LastSeen, now), thousands(c.Count), plural(c.Count, "connection"))
+	s := fmt.Sprintf("last seen %s, %s %s", Age(now, c.LastSeen), thousands(c.Count), plural(c.Count, "connection"))
 	if len(c.ClientPods) > 0 {
 		s += ", pods " + strings.Join(c.ClientPods, ", ")
 	}
@@ -128,31 +113,6 @@ func caveat(c rollout.Caller) string {
 		return "; from a node's host network: the node a pod runs on reaches it all the same"
 	}
 	return ""
-}
-
-// ago renders how long before now t was, in the largest whole unit as the map commands
-// do ("2 min ago"), or "in 10 s" for a time ahead of now (clocks disagree).
-func ago(t, now time.Time) string {
-	d := now.Sub(t)
-	switch {
-	case d < 0:
-		return "in " + duration(-d)
-	case d < time.Second:
-		return "just now"
-	}
-	return duration(d) + " ago"
-}
-
-func duration(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%d s", int(d/time.Second))
-	case d < time.Hour:
-		return fmt.Sprintf("%d min", int(d/time.Minute))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d h", int(d/time.Hour))
-	}
-	return fmt.Sprintf("%d d", int(d/(24*time.Hour)))
 }
 
 // thousands renders n with commas between groups of three digits.

@@ -15,7 +15,7 @@ func TestEvidenceFormats(t *testing.T) {
 		{0, "just now"}, {10 * time.Second, "10 s ago"}, {2*time.Minute + 59*time.Second, "2 min ago"},
 		{47 * time.Hour, "47 h ago"}, {72 * time.Hour, "3 d ago"}, {-10 * time.Second, "in 10 s"},
 	} {
-		if got := ago(now.Add(-tc.before), now); got != tc.want {
+		if got := Age(now, now.Add(-tc.before)); got != tc.want {
 			t.Errorf("%v before: %q, want %q", tc.before, got, tc.want)
 		}
 	}

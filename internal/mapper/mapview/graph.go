@@ -102,9 +102,9 @@ func NewGraph(es []edges.Edge, declared []v2beta1.ClientIntents, f Filter) Graph
 			}
 		}
 	}
-	slices.SortFunc(g.Nodes, func(a, b edges.Peer) int { return cmp.Compare(Node(a), Node(b)) })
+	slices.SortFunc(g.Nodes, func(a, b edges.Peer) int { return cmp.Compare(render.Peer(a), render.Peer(b)) })
 	slices.SortFunc(g.Arrows, func(a, b Arrow) int {
-		return cmp.Or(cmp.Compare(Node(a.Client), Node(b.Client)), cmp.Compare(Node(a.Server), Node(b.Server)), cmp.Compare(a.State, b.State))
+		return cmp.Or(cmp.Compare(render.Peer(a.Client), render.Peer(b.Client)), cmp.Compare(render.Peer(a.Server), render.Peer(b.Server)), cmp.Compare(a.State, b.State))
 	})
 	return g
 }
@@ -194,11 +194,11 @@ func (a Arrow) Label() string {
 func (g Graph) drawing() ([]string, []render.Arrow) {
 	nodes := make([]string, len(g.Nodes))
 	for i, n := range g.Nodes {
-		nodes[i] = Node(n)
+		nodes[i] = render.Peer(n)
 	}
 	arrows := make([]render.Arrow, len(g.Arrows))
 	for i, a := range g.Arrows {
-		arrows[i] = render.Arrow{From: Node(a.Client), To: Node(a.Server), Label: a.Label()}
+		arrows[i] = render.Arrow{From: render.Peer(a.Client), To: render.Peer(a.Server), Label: a.Label()}
 		switch a.State {
 		case Undeclared:
 			arrows[i].Line = render.Bold

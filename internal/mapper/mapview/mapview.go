@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/intentguard/intentguard/internal/analysis/render"
 	"github.com/intentguard/intentguard/internal/mapper/aggregator/edges"
 	"github.com/intentguard/intentguard/internal/mapper/export"
 )
@@ -45,7 +46,7 @@ func (f Filter) Apply(es []edges.Edge) []edges.Edge {
 // name alone, name.namespace, namespace/name, Node renders it (ns/name[Kind]) or the
 // map's own form (Deployment/ns/name, service/ns/name, node/name, external/name).
 func Names(p edges.Peer, s string) bool {
-	if s == p.Name || s == p.String() || s == Node(p) {
+	if s == p.Name || s == p.String() || s == render.Peer(p) {
 		return true
 	}
 	if p.Namespace == "" {
@@ -54,56 +55,14 @@ func Names(p edges.Peer, s string) bool {
 	return s == p.Name+"."+p.Namespace || s == p.Namespace+"/"+p.Name
 }
 
-// Node renders a peer as a graph node and in tables: ns/name[Kind] for a workload (as
-// intentguard graph draws them), ns/name[Service], node:name and external:name.
-func Node(p edges.Peer) string {
-	switch p.Kind {
-	case edges.PeerWorkload:
-		if p.WorkloadKind == "" {
-			return p.Namespace + "/" + p.Name
-		}
-		return p.Namespace + "/" + p.Name + "[" + p.WorkloadKind + "]"
-	case edges.PeerService:
-		return p.Namespace + "/" + p.Name + "[Service]"
-	default:
-		return string(p.Kind) + ":" + p.Name
-	}
-}
-
-// Age renders how long before now t was: "just now", "45 s ago", "2 min ago", "3 h ago",
-// "5 d ago"; "in 10 s" for a time ahead of now (clocks disagree).
-func Age(now, t time.Time) string {
-	d := now.Sub(t)
-	if d < 0 {
-		return "in " + short(-d)
-	}
-	if d < time.Second {
-		return "just now"
-	}
-	return short(d) + " ago"
-}
-
-func short(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%d s", int(d/time.Second))
-	case d < time.Hour:
-		return fmt.Sprintf("%d min", int(d/time.Minute))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d h", int(d/time.Hour))
-	default:
-		return fmt.Sprintf("%d d", int(d/(24*time.Hour)))
-	}
-}
-
 // Table writes the edges as a table, ages relative to now.
 func Table(w io.Writer, es []edges.Edge, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLIENT\tSERVER\tPORT\tDNS NAMES\tCOUNT\tFIRST SEEN\tLAST SEEN\tAGENTS")
 	for _, e := range es {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", Node(e.Client), Node(e.Server), export.PortName(e.Key),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", render.Peer(e.Client), render.Peer(e.Server), export.PortName(e.Key),
 			orDash(strings.Join(e.DNSNames, ",")), strconv.FormatUint(e.Count, 10),
-			Age(now, e.FirstSeen), Age(now, e.LastSeen), orDash(strings.Join(e.Agents, ",")))
+			render.Age(now, e.FirstSeen), render.Age(now, e.LastSeen), orDash(strings.Join(e.Agents, ",")))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing the table: %w", err)

@@ -2,33 +2,13 @@ package mapview
 
 import (
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/analysis/render"
 	"github.com/intentguard/intentguard/internal/mapper/aggregator/edges"
 )
-
-func TestAge(t *testing.T) {
-	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		ago  time.Duration
-		want string
-	}{
-		{0, "just now"},
-		{45 * time.Second, "45 s ago"},
-		{2*time.Minute + 59*time.Second, "2 min ago"},
-		{3 * time.Hour, "3 h ago"},
-		{47 * time.Hour, "47 h ago"},
-		{5 * 24 * time.Hour, "5 d ago"},
-		{-10 * time.Second, "in 10 s"},
-	} {
-		if got := Age(now, now.Add(-tc.ago)); got != tc.want {
-			t.Errorf("%s ago: %q, want %q", tc.ago, got, tc.want)
-		}
-	}
-}
 
 var (
 	web = edges.Peer{Kind: edges.PeerWorkload, Namespace: "shop", Name: "web", WorkloadKind: "Deployment"}
@@ -84,7 +64,7 @@ func TestGraphStates(t *testing.T) {
 	states := func(g Graph) map[string]string {
 		out := map[string]string{}
 		for _, a := range g.Arrows {
-			out[Node(a.Client)+" -> "+Node(a.Server)] = string(a.State) + " " + a.Label()
+			out[render.Peer(a.Client)+" -> "+render.Peer(a.Server)] = string(a.State) + " " + a.Label()
 		}
 		return out
 	}
