@@ -26,7 +26,8 @@ import (
 
 // The binary against an API server: it becomes ready once it has listed the pods,
 // records a batch, and after SIGTERM and a new start has the same map and recognises the
-// batch if it is sent again.
+// batch if it is sent again. Started again with --read-listen, it serves the map on that
+// port only and batches on the other only, as the chart runs it.
 func TestAggregatorProcessRestart(t *testing.T) {
 	c, kube := controlplane.ForTest(t, controlplane.Options{WithoutControllerManager: true})
 	ctx := context.Background()
@@ -56,8 +57,9 @@ func TestAggregatorProcessRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	start := func() *process.Process {
-		cmd := exec.Command(bin, "--kubeconfig", c.Kubeconfig, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--db", filepath.Join(dir, "map.db"))
+	readURL := url
+	start := func(extra ...string) *process.Process {
+		cmd := exec.Command(bin, append([]string{"--kubeconfig", c.Kubeconfig, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--db", filepath.Join(dir, "map.db")}, extra...)...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		p, err := process.Start(cmd)
 		if err != nil {
@@ -65,7 +67,7 @@ func TestAggregatorProcessRestart(t *testing.T) {
 		}
 		t.Cleanup(func() { p.Stop(process.StopGrace) })
 		suite.WaitFor(t, "the aggregator to be ready", 30*time.Second, func() (bool, error) {
-			resp, err := http.Get(url + "/readyz")
+			resp, err := http.Get(readURL + "/readyz")
 			if err != nil {
 				return false, nil
 			}
@@ -75,7 +77,7 @@ func TestAggregatorProcessRestart(t *testing.T) {
 		return p
 	}
 	list := func() []edges.Edge {
-		resp, err := http.Get(url + aggregator.EdgesPath)
+		resp, err := http.Get(readURL + aggregator.EdgesPath)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +121,7 @@ func TestAggregatorProcessRestart(t *testing.T) {
 	if err := p.Err(); err != nil {
 		t.Fatalf("the aggregator did not stop cleanly on SIGTERM: %v", err)
 	}
-	start()
+	p = start()
 	after := list()
 	if fmt.Sprintf("%+v", after) != fmt.Sprintf("%+v", before) {
 		t.Errorf("after a restart\n got %+v\nwant %+v", after, before)
@@ -129,5 +131,35 @@ func TestAggregatorProcessRestart(t *testing.T) {
 	}
 	if got := list(); len(got) != 1 || got[0].Count != 1 {
 		t.Errorf("after the repeat: %+v", got)
+	}
+
+	p.Stop(process.StopGrace)
+	readPort, err := process.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readURL = fmt.Sprintf("http://127.0.0.1:%d", readPort)
+	start("--read-listen", fmt.Sprintf("127.0.0.1:%d", readPort), "--edge-retention", "1h")
+	if got := list(); len(got) != 1 || got[0].Count != 1 {
+		t.Errorf("the map on the read port: %+v", got)
+	}
+	batch.Seq = 2
+	if r := post(batch); r.Recorded != 1 {
+		t.Errorf("batch on the agents' port with the map apart: %+v", r)
+	}
+	status := func(method, url string) int {
+		req, _ := http.NewRequest(method, url, bytes.NewReader([]byte("{}")))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := status(http.MethodGet, url+aggregator.EdgesPath); code != http.StatusNotFound {
+		t.Errorf("the map on the agents' port: %d, want 404", code)
+	}
+	if code := status(http.MethodPost, readURL+aggregator.BatchPath); code != http.StatusNotFound {
+		t.Errorf("a batch on the read port: %d, want 404", code)
 	}
 }
