@@ -1,10 +1,7 @@
-package main
+package image
 
 import (
-	"archive/tar"
 	"bytes"
-	"errors"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -15,19 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
-
-	"github.com/intentguard/intentguard/internal/image"
 )
-
-// layerFile is a file of an image's layer.
-type layerFile struct {
-	mode  int64
-	xattr map[string]string
-	data  []byte
-}
 
 // TestMapperImage builds the mapper's binaries and image as `make image` does and checks
 // what a runtime unpacks: both binaries, the aggregator as entrypoint, run as 65532, and
@@ -50,57 +36,26 @@ func TestMapperImage(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	gobuild := exec.Command("go", "build", "-o", dir+"/", "../mapper-agent", "../mapper-aggregator")
+	gobuild := exec.Command("go", "build", "-o", dir+"/", "../../cmd/mapper-agent", "../../cmd/mapper-aggregator")
 	gobuild.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := gobuild.CombinedOutput(); err != nil {
 		t.Fatalf("building the mapper: %v\n%s", err, out)
 	}
+	spec := Images["mapper"]
+	spec.Binary, spec.Arch = filepath.Join(dir, "mapper-aggregator"), runtime.GOARCH
+	spec.More = []File{spec.More[0]}
+	spec.More[0].Binary = filepath.Join(dir, "mapper-agent")
+	img, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(dir, "mapper.tar")
-	if err := build("mapper", dir, out, "", runtime.GOARCH); err != nil {
+	if err := WriteTarball(img, "ghcr.io/intentguard/mapper:test", out); err != nil {
 		t.Fatal(err)
 	}
-	tag, _ := name.NewTag("ghcr.io/intentguard/mapper:dev")
-	img, err := tarball.ImageFromPath(out, &tag)
-	if err != nil {
-		t.Fatalf("reading the tarball back: %v", err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cf.Config.User != image.NonRoot || !slices.Equal(cf.Config.Entrypoint, []string{"/mapper-aggregator"}) {
+	cf, files := readBack(t, out, "ghcr.io/intentguard/mapper:test")
+	if cf.Config.User != NonRoot || !slices.Equal(cf.Config.Entrypoint, []string{"/mapper-aggregator"}) {
 		t.Errorf("user %q, entrypoint %q", cf.Config.User, cf.Config.Entrypoint)
-	}
-	layers, err := img.Layers()
-	if err != nil || len(layers) != 1 {
-		t.Fatalf("%d layers, %v", len(layers), err)
-	}
-	rc, err := layers[0].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	files := map[string]layerFile{}
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := layerFile{mode: h.Mode, data: data, xattr: map[string]string{}}
-		for k, v := range h.PAXRecords {
-			if strings.HasPrefix(k, "SCHILY.xattr.") {
-				f.xattr[k] = v
-			}
-		}
-		files[h.Name] = f
 	}
 	agent, aggregator := files["mapper-agent"], files["mapper-aggregator"]
 	if len(files) != 2 || agent.data == nil || aggregator.data == nil {
@@ -108,7 +63,7 @@ func TestMapperImage(t *testing.T) {
 	}
 	// vfs_cap_data revision 2, effective, permitted NET_RAW (13) and SYS_PTRACE (19).
 	wantCaps := "\x01\x00\x00\x02" + "\x00\x20\x08\x00" + strings.Repeat("\x00", 12)
-	if got := agent.xattr[image.CapabilityXattrKey]; got != wantCaps {
+	if got := agent.xattr[CapabilityXattrKey]; got != wantCaps {
 		t.Errorf("the agent's file capabilities %x, want %x", got, wantCaps)
 	}
 	if len(aggregator.xattr) != 0 {
