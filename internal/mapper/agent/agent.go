@@ -59,6 +59,9 @@ func (a *Agent) Run(ctx context.Context) error {
 				}
 			case KindDNS:
 				a.Batcher.AddDNSAnswer(answer)
+				for p.NextAnswer(at, &answer) {
+					a.Batcher.AddDNSAnswer(answer)
+				}
 			}
 		})
 	})

@@ -48,7 +48,8 @@ func ping(t testing.TB, c net.Conn) {
 // server pod and a DNS server pod on a bridge. A connection opened before the agent
 // starts must come from the socket scan; new IPv4 and IPv6 connections, from pods and
 // from the node itself, from their SYNs;
-// DNS answers over UDP and TCP, IPv4 and IPv6, with their CNAME chains. Each connection is
+// DNS answers over UDP and TCP, IPv4 and IPv6, with their CNAME chains, also responses
+// sent over TCP in two segments. Each connection is
 // reported once although its SYN crosses two interfaces of the node and the sockets are
 // scanned again and again while it stays open.
 func TestAgentOnRealTraffic(t *testing.T) {
@@ -121,6 +122,15 @@ func TestAgentOnRealTraffic(t *testing.T) {
 			queries[name] = transport
 			exchange(t, client.Dial(t, transport, netip.AddrPortFrom(ip, 53).String()), name)
 		}
+	}
+	// Responses the server sends in two segments.
+	for _, ip := range []netip.Addr{dns.IPv4, dns.IPv6} {
+		name := "tcp4split.test."
+		if ip.Is6() {
+			name = "tcp6split.test."
+		}
+		queries[name] = "tcp"
+		exchange(t, client.Dial(t, "tcp", netip.AddrPortFrom(ip, 53).String()), name)
 	}
 
 	addrPort := func(c net.Conn, local bool) netip.AddrPort {
