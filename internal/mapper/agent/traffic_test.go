@@ -49,7 +49,8 @@ func ping(t testing.TB, c net.Conn) {
 // starts must come from the socket scan; new IPv4 and IPv6 connections, from pods and
 // from the node itself, from their SYNs;
 // DNS answers over UDP and TCP, IPv4 and IPv6, with their CNAME chains, also responses
-// sent over TCP in two segments. Each connection is
+// sent over TCP in two segments, each naming the client's network namespace, known from
+// its addresses at the last scan. Each connection is
 // reported once although its SYN crosses two interfaces of the node and the sockets are
 // scanned again and again while it stays open.
 func TestAgentOnRealTraffic(t *testing.T) {
@@ -111,6 +112,10 @@ func TestAgentOnRealTraffic(t *testing.T) {
 	ping(t, conn4)
 	ping(t, conn6)
 	ping(t, fromNode)
+	// A DNS answer names its client's namespace once a scan has read the namespaces.
+	for deadline := time.Now().Add(10 * time.Second); a.netnsOf(client.IPv4) == 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	queries := map[string]string{} // name -> DNS server address and transport
 	for _, transport := range []string{"udp", "tcp"} {
 		for _, ip := range []netip.Addr{dns.IPv4, dns.IPv6} {
@@ -230,8 +235,9 @@ func TestAgentOnRealTraffic(t *testing.T) {
 			continue
 		}
 		if d.ClientIP != want || !slices.Equal(d.CNAMEs, []string{"pod-b.test"}) ||
-			!slices.Equal(d.IPs, []netip.Addr{server.IPv4, server.IPv6}) || d.TTL != 30*time.Second {
-			t.Errorf("DNS answer for %s over %s = %+v, want client %s, CNAME pod-b.test, the server's addresses, TTL 30s", name, transport, d, want)
+			!slices.Equal(d.IPs, []netip.Addr{server.IPv4, server.IPv6}) || d.TTL != 30*time.Second || d.NetNS != clientNetNS {
+			t.Errorf("DNS answer for %s over %s = %+v, want client %s in network namespace %d, CNAME pod-b.test, the server's addresses, TTL 30s",
+				name, transport, d, want, clientNetNS)
 		}
 	}
 }
