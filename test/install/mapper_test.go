@@ -58,7 +58,7 @@ func TestHelmInstallMapper(t *testing.T) {
 	ctx := context.Background()
 	const rel, ns = "map", "mapper-system"
 	adoptCRDs(t, rel, ns)
-	helmRun(t, "install", rel, chartDir, "-n", ns, "--create-namespace",
+	notes := helmRun(t, "install", rel, chartDir, "-n", ns, "--create-namespace",
 		"--set", "mapper.enabled=true", "--set", "mapper.networkPolicy.agentSources={10.0.0.0/16}",
 		"--set", "mapper.networkPolicy.readers[0].namespaceSelector.matchLabels.team=platform",
 		"--set", "ownerResources[0].apiGroups={argoproj.io}", "--set", "ownerResources[0].resources={rollouts}")
@@ -70,6 +70,9 @@ func TestHelmInstallMapper(t *testing.T) {
 		}
 	}()
 	name := rel + "-intentguard-mapper-"
+	if !strings.Contains(notes, "port-forward svc/"+name+"aggregator 8081") {
+		t.Errorf("the release notes do not say how to read the map:\n%s", notes)
+	}
 	for _, o := range []client.Object{
 		&appsv1.DaemonSet{}, &corev1.ServiceAccount{},
 	} {
