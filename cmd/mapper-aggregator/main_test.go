@@ -18,8 +18,11 @@ import (
 
 	"github.com/intentguard/intentguard/internal/mapper/aggregator"
 	"github.com/intentguard/intentguard/internal/mapper/aggregator/edges"
+	"github.com/intentguard/intentguard/internal/mapper/mtls"
 	"github.com/intentguard/intentguard/internal/mapper/observation"
+	"github.com/intentguard/intentguard/internal/pki"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/credfiles"
 	"github.com/intentguard/intentguard/internal/testsupport/process"
 	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
@@ -88,9 +91,10 @@ func TestAggregatorProcessRestart(t *testing.T) {
 		}
 		return out
 	}
+	client := http.DefaultClient
 	post := func(b observation.Batch) aggregator.Result {
 		body, _ := json.Marshal(b)
-		resp, err := http.Post(url+aggregator.BatchPath, "application/json", bytes.NewReader(body))
+		resp, err := client.Post(url+aggregator.BatchPath, "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +143,7 @@ func TestAggregatorProcessRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	readURL = fmt.Sprintf("http://127.0.0.1:%d", readPort)
-	start("--read-listen", fmt.Sprintf("127.0.0.1:%d", readPort), "--edge-retention", "1h")
+	p = start("--read-listen", fmt.Sprintf("127.0.0.1:%d", readPort), "--edge-retention", "1h")
 	if got := list(); len(got) != 1 || got[0].Count != 1 {
 		t.Errorf("the map on the read port: %+v", got)
 	}
@@ -161,5 +165,52 @@ func TestAggregatorProcessRestart(t *testing.T) {
 	}
 	if code := status(http.MethodPost, readURL+aggregator.BatchPath); code != http.StatusNotFound {
 		t.Errorf("a batch on the read port: %d, want 404", code)
+	}
+
+	// With mutual TLS on the batch port: an agent's certificate is admitted, plain HTTP
+	// and other workloads' certificates are not; the map's port stays as it was.
+	p.Stop(process.StopGrace)
+	ca := credfiles.NewCA(t, "mapper-ca")
+	serverDir, agentDir, otherDir := t.TempDir(), t.TempDir(), t.TempDir()
+	credfiles.Write(t, serverDir, ca, "mapper-aggregator.ops", pki.ServerAuth|pki.ClientAuth, "localhost")
+	credfiles.Write(t, agentDir, ca, "mapper-agent.ops", pki.ServerAuth|pki.ClientAuth)
+	credfiles.Write(t, otherDir, ca, "web.shop", pki.ServerAuth|pki.ClientAuth)
+	start("--read-listen", fmt.Sprintf("127.0.0.1:%d", readPort), "--tls-dir", serverDir, "--agent-identities", "mapper-agent.ops,mapper-agent.other")
+	tlsClient := func(dir string) *http.Client {
+		creds, err := mtls.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: mtls.ClientConfig(creds, "localhost")}, Timeout: 5 * time.Second}
+	}
+	plainURL := url
+	url = fmt.Sprintf("https://localhost:%d", port)
+	client = tlsClient(agentDir)
+	batch.Seq = 3
+	if r := post(batch); r.Recorded != 1 {
+		t.Errorf("an agent's batch over mutual TLS: %+v", r)
+	}
+	if got := list(); len(got) != 1 || got[0].Count != 3 {
+		t.Errorf("the map after three batches: %+v", got)
+	}
+	batch.Seq = 4
+	body, _ := json.Marshal(batch)
+	for name, try := range map[string]func() (*http.Response, error){
+		"plain HTTP": func() (*http.Response, error) {
+			return http.Post(plainURL+aggregator.BatchPath, "application/json", bytes.NewReader(body))
+		},
+		"another workload's certificate": func() (*http.Response, error) {
+			return tlsClient(otherDir).Post(url+aggregator.BatchPath, "application/json", bytes.NewReader(body))
+		},
+	} {
+		if resp, err := try(); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Errorf("a batch over %s was accepted", name)
+			}
+		}
+	}
+	if got := list(); len(got) != 1 || got[0].Count != 3 {
+		t.Errorf("refused batches were counted: %+v", got)
 	}
 }
