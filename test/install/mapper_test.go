@@ -2,7 +2,13 @@ package install
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,18 +20,23 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/go-logr/logr/testr"
 
+	"github.com/intentguard/intentguard/internal/credentials"
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/mapper/aggregator"
+	"github.com/intentguard/intentguard/internal/mapper/mtls"
+	"github.com/intentguard/intentguard/internal/testsupport/suite"
 )
 
 // access is one question to the API server's authorizer.
@@ -199,6 +210,153 @@ func TestHelmInstallMapper(t *testing.T) {
 	rollout := schema.GroupVersionKind{Group: "argoproj.io", Version: "v1alpha1", Kind: "Rollout"}
 	if ok, err := owners.Readable(ctx, rollout); ok || err != nil {
 		t.Errorf("rollouts are not served here, yet readable %v (%v)", ok, err)
+	}
+	rec.check(t)
+}
+
+// rendered returns the rendered object of kind and name, decoded into out.
+func rendered(t *testing.T, objs []*unstructured.Unstructured, kind, name string, out any) {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, out); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("the chart rendered no %s %s", kind, name)
+}
+
+// argValue returns the value of --name in args.
+func argValue(t *testing.T, args []string, name string) string {
+	t.Helper()
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v
+		}
+	}
+	t.Fatalf("no --%s in %v", name, args)
+	return ""
+}
+
+// credentialsDir waits for the Secret the credentials operator writes and puts its files
+// in a directory, as the pod's Secret volume would.
+func credentialsDir(t *testing.T, name string) string {
+	t.Helper()
+	var s corev1.Secret
+	suite.WaitFor(t, "Secret "+name, time.Minute, func() (bool, error) {
+		err := kube.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &s)
+		return err == nil, client.IgnoreNotFound(err)
+	})
+	dir := t.TempDir()
+	for _, f := range []string{mtls.CertFile, mtls.KeyFile, mtls.CAFile} {
+		if err := os.WriteFile(filepath.Join(dir, f), s.Data[f], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// With mapper.tls.enabled, the chart's pods get their certificates from the chart's
+// credentials operator (run with its RBAC), and with them, as the chart passes them, the
+// agent reaches the aggregator at the Service name it dials and is admitted as an agent:
+// the annotations, the DNS name, the identities and the flags agree.
+func TestMapperMutualTLSWithIssuedCertificates(t *testing.T) {
+	ctx := context.Background()
+	ensureNamespace(t, namespace)
+	objs := render(t, "credentialsOperator.enabled=true", "mapper.enabled=true", "mapper.tls.enabled=true", "mapper.networkPolicy.agentSources={10.0.0.0/16}")
+	apply(t, objs)
+	agentName, aggName := fullname+"-mapper-agent", fullname+"-mapper-aggregator"
+	var ds appsv1.DaemonSet
+	var dep appsv1.Deployment
+	rendered(t, objs, "DaemonSet", agentName, &ds)
+	rendered(t, objs, "Deployment", aggName, &dep)
+
+	// Nothing runs the controllers here: the pods are made by hand from the templates,
+	// with the owner references their controllers would give them.
+	var liveDS appsv1.DaemonSet
+	var liveDep appsv1.Deployment
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: namespace, Name: agentName}, &liveDS); err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: namespace, Name: aggName}, &liveDep); err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: aggName + "-1", OwnerReferences: []metav1.OwnerReference{
+			{APIVersion: "apps/v1", Kind: "Deployment", Name: aggName, UID: liveDep.UID, Controller: &yes}}},
+		Spec: appsv1.ReplicaSetSpec{Selector: dep.Spec.Selector, Template: dep.Spec.Template},
+	}
+	if err := kube.Create(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*corev1.Pod{
+		{ObjectMeta: metav1.ObjectMeta{Name: agentName + "-node1", Labels: ds.Spec.Template.Labels, Annotations: ds.Spec.Template.Annotations,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: agentName, UID: liveDS.UID, Controller: &yes}}},
+			Spec: ds.Spec.Template.Spec},
+		{ObjectMeta: metav1.ObjectMeta{Name: aggName + "-1-x", Labels: dep.Spec.Template.Labels, Annotations: dep.Spec.Template.Annotations,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes}}},
+			Spec: dep.Spec.Template.Spec},
+	} {
+		p.Namespace = namespace
+		if err := kube.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = kube.Delete(context.Background(), p) })
+	}
+	t.Cleanup(func() { _ = kube.Delete(context.Background(), rs) })
+
+	rec := &forbiddenRecorder{}
+	cc := credentials.Defaults()
+	cc.Namespace, cc.MetricsAddr, cc.ProbeAddr, cc.InProcess = namespace, "0", "0", true
+	suite.RunManager(t, "credentials operator", func(ctx context.Context) (ctrl.Manager, error) {
+		return credentials.New(ctx, as(credentialsAccount, rec), cc)
+	})
+	agentVol, aggVol := ds.Spec.Template.Spec.Volumes, dep.Spec.Template.Spec.Volumes
+	agentDir := credentialsDir(t, agentVol[len(agentVol)-1].Secret.SecretName)
+	aggDir := credentialsDir(t, aggVol[len(aggVol)-1].Secret.SecretName)
+
+	aggArgs, agentArgs := dep.Spec.Template.Spec.Containers[0].Args, ds.Spec.Template.Spec.Containers[0].Args
+	aggCreds, err := mtls.Load(aggDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", mtls.ServerConfig(aggCreds, strings.Split(argValue(t, aggArgs, "agent-identities"), ",")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.TLS.PeerCertificates[0].Subject.CommonName)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	// The agent dials the Service's name, which resolves to the aggregator (here, to the
+	// listener above).
+	aggURL, err := url.Parse(argValue(t, agentArgs, "aggregator-url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentCreds, err := mtls.Load(agentDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{
+		TLSClientConfig: mtls.ClientConfig(agentCreds, aggURL.Hostname()),
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, ln.Addr().String())
+		},
+	}
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(aggURL.String() + "/")
+	if err != nil {
+		t.Fatalf("the agent, with its issued certificate, reaching %s: %v", aggURL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if aggURL.Scheme != "https" || string(body) != agentName+"."+namespace {
+		t.Errorf("the aggregator at %s admitted %q, want the agents' identity %s.%s", aggURL, body, agentName, namespace)
 	}
 	rec.check(t)
 }

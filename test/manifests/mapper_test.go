@@ -28,7 +28,7 @@ func mapperFlags(t *testing.T, cmd string) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile(`flag\.(String|Bool|Int|Duration)(?:Var)?\((?:&[^,]+, )?"([^"]+)"`)
+	re := regexp.MustCompile(`flag\.(String|Bool|Int|Duration|Func)(?:Var)?\((?:&[^,]+, )?"([^"]+)"`)
 	flags := map[string]bool{"zap-log-level": false, "zap-encoder": false, "zap-devel": true}
 	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
 		flags[m[2]] = m[1] == "Bool"
@@ -282,6 +282,67 @@ func TestHelmRenderMapper(t *testing.T) {
 		if _, ok := o.obj.(*networkingv1.NetworkPolicy); ok && strings.Contains(o.obj.GetName(), "mapper") {
 			t.Errorf("mapper.networkPolicy.enabled=false rendered %s", o)
 		}
+	}
+}
+
+// TestHelmRenderMapperTLS renders the mapper with mutual TLS: both parts ask the
+// credentials operator for a certificate, mount it where their --tls-dir points, the
+// agent dials https at the name the aggregator's certificate holds, and the aggregator
+// admits the agents' identity; readiness stays on the plain port. Without the credentials
+// operator, rendering fails.
+func TestHelmRenderMapperTLS(t *testing.T) {
+	if _, err := renderMapper(t, "mapper.tls.enabled=true", "mapper.networkPolicy.agentSources={10.0.0.0/16}"); err == nil ||
+		!strings.Contains(err.Error(), "credentialsOperator.enabled") {
+		t.Errorf("mutual TLS rendered without the credentials operator (error %v)", err)
+	}
+	objs, err := renderMapper(t, "mapper.tls.enabled=true", "credentialsOperator.enabled=true", "mapper.networkPolicy.agentSources={10.0.0.0/16}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secretAnn, dnsAnn = "credentials-operator.otterize.com/tls-secret-name", "credentials-operator.otterize.com/dns-names"
+	// tlsDir checks that the pod mounts the Secret it asks for at --tls-dir.
+	tlsDir := func(who string, tpl corev1.PodTemplateSpec) {
+		t.Helper()
+		c := tpl.Spec.Containers[0]
+		dir := ""
+		for _, a := range c.Args {
+			if v, ok := strings.CutPrefix(a, "--tls-dir="); ok {
+				dir = v
+			}
+		}
+		var vol string
+		for _, m := range c.VolumeMounts {
+			if m.MountPath == dir && m.ReadOnly {
+				vol = m.Name
+			}
+		}
+		secret := ""
+		for _, v := range tpl.Spec.Volumes {
+			if v.Name == vol && v.Secret != nil {
+				secret = v.Secret.SecretName
+			}
+		}
+		if dir == "" || secret == "" || secret != tpl.Annotations[secretAnn] {
+			t.Errorf("%s: --tls-dir %q, mounted Secret %q, asked for %q", who, dir, secret, tpl.Annotations[secretAnn])
+		}
+	}
+	ds := find[*appsv1.DaemonSet](t, objs, "helm template", "ig-intentguard-mapper-agent")
+	d := find[*appsv1.Deployment](t, objs, "helm template", "ig-intentguard-mapper-aggregator")
+	tlsDir("agent", ds.Spec.Template)
+	tlsDir("aggregator", d.Spec.Template)
+	agent, agg := ds.Spec.Template.Spec.Containers[0], d.Spec.Template.Spec.Containers[0]
+	checkArgs(t, "agent", agent.Args, mapperFlags(t, "mapper-agent"))
+	checkArgs(t, "aggregator", agg.Args, mapperFlags(t, "mapper-aggregator"))
+	wantURL := "--aggregator-url=https://" + d.Spec.Template.Annotations[dnsAnn] + ":8080"
+	if d.Spec.Template.Annotations[dnsAnn] != "ig-intentguard-mapper-aggregator.ops.svc" || !slices.Contains(agent.Args, wantURL) {
+		t.Errorf("the agent dials %v; the aggregator's certificate names %q", agent.Args, d.Spec.Template.Annotations[dnsAnn])
+	}
+	// The credentials operator names a DaemonSet's pods <DaemonSet>.<namespace>.
+	if !slices.Contains(agg.Args, "--agent-identities="+ds.Name+".ops") {
+		t.Errorf("aggregator args %v do not admit the agents' identity %s.ops", agg.Args, ds.Name)
+	}
+	if p := agg.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Port.String() != "map" {
+		t.Errorf("readiness probe %+v: with mutual TLS on the batch port, the kubelet has no certificate to probe it with", p)
 	}
 }
 

@@ -89,3 +89,15 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "intentguard.mapperImage" -}}
 {{- printf "%s:%s" .Values.mapper.image.repository (.Values.mapper.image.tag | default .Chart.AppVersion) }}
 {{- end }}
+
+{{/* Where the mapper's parts find the certificate the credentials operator issues them. */}}
+{{- define "intentguard.mapperTLSDir" -}}
+/etc/intentguard-mapper/tls
+{{- end }}
+
+{{/* Refuses mutual TLS for the mapper without the credentials operator, which issues its certificates. */}}
+{{- define "intentguard.mapperTLSCheck" -}}
+{{- if and .Values.mapper.tls.enabled (not .Values.credentialsOperator.enabled) }}
+{{- fail "mapper.tls.enabled needs credentialsOperator.enabled: the credentials operator issues the mapper's certificates" }}
+{{- end }}
+{{- end }}
