@@ -134,8 +134,9 @@ bench-mapper-aggregator:
 build:
 	go build -o bin/ ./cmd/...
 
-## image: the operator's OCI image as bin/intents-operator.tar, built without a container engine
-## (load it with `docker load -i` or push it with `crane push`); the Dockerfile builds the same
+## image: the images the chart runs as bin/<image>.tar (intents-operator, credentials-operator,
+## mapper), built without a container engine (load one with `docker load -i` or push it with
+## `crane push`); the Dockerfiles build the same operators' images
 image:
-	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o bin/intents-operator ./cmd/intents-operator
-	go run ./cmd/build-image -binary bin/intents-operator -out bin/intents-operator.tar
+	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o bin/ ./cmd/intents-operator ./cmd/credentials-operator ./cmd/mapper-agent ./cmd/mapper-aggregator
+	for i in intents-operator credentials-operator mapper; do go run ./cmd/build-image -image $$i || exit 1; done

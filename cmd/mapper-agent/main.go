@@ -9,6 +9,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/intentguard/intentguard/internal/mapper/agent"
+	"github.com/intentguard/intentguard/internal/mapper/mtls"
 )
 
 func main() {
@@ -26,6 +29,7 @@ func main() {
 	scanInterval := flag.Duration("scan-interval", time.Minute, "how often established sockets are read, for connections opened before the agent started")
 	flushInterval := flag.Duration("flush-interval", 10*time.Second, "how often observations are sent")
 	maxPending := flag.Int("max-pending-batches", 60, "batches kept while the aggregator is unreachable; older ones are dropped")
+	tlsDir := flag.String("tls-dir", "", "directory of the agent's certificate (cert.pem, key.pem, ca.pem, as the credentials operator writes them) for mutual TLS with an https aggregator URL; empty: plain HTTP")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -39,12 +43,21 @@ func main() {
 		log.Error(err, "starting capture")
 		os.Exit(1)
 	}
+	sender := agent.HTTPSender{URL: *aggregator}
+	if *tlsDir != "" {
+		client, err := tlsClient(*tlsDir, *aggregator)
+		if err != nil {
+			log.Error(err, "setting up mutual TLS with the aggregator")
+			os.Exit(2)
+		}
+		sender.Client = client
+	}
 	a := &agent.Agent{
 		Node:          *node,
 		Capture:       capture,
 		Scanner:       agent.Scanner{Proc: *proc, Node: *node},
 		ScanInterval:  *scanInterval,
-		Batcher:       agent.NewBatcher(*node, *maxPending, agent.HTTPSender{URL: *aggregator}),
+		Batcher:       agent.NewBatcher(*node, *maxPending, sender),
 		FlushInterval: *flushInterval,
 		Log:           log,
 	}
@@ -55,4 +68,18 @@ func main() {
 		log.Error(err, "mapper agent stopped")
 		os.Exit(1)
 	}
+}
+
+// tlsClient is an HTTP client presenting the agent's certificate in dir to the aggregator
+// at rawURL, which must be https, and verifying the aggregator's certificate for its host.
+func tlsClient(dir, rawURL string) (*http.Client, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "https" {
+		return nil, fmt.Errorf("--tls-dir needs an https --aggregator-url, not %q", rawURL)
+	}
+	creds, err := mtls.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: mtls.ClientConfig(creds, u.Hostname())}}, nil
 }

@@ -5,11 +5,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,24 +26,51 @@ import (
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/mapper/aggregator"
 	"github.com/intentguard/intentguard/internal/mapper/aggregator/edges"
+	"github.com/intentguard/intentguard/internal/mapper/mtls"
 )
 
 func main() {
-	listen := flag.String("listen", ":8080", "address serving agents' batches ("+aggregator.BatchPath+"), the map ("+aggregator.EdgesPath+") and /readyz")
-	db := flag.String("db", "/var/lib/intentguard-mapper/map.db", "the map's database file, on a volume that outlives the pod")
+	var o options
+	flag.StringVar(&o.listen, "listen", ":8080", "address serving agents' batches ("+aggregator.BatchPath+"), /readyz and, unless --read-listen is set, the map ("+aggregator.EdgesPath+")")
+	flag.StringVar(&o.readListen, "read-listen", "", "address serving the map ("+aggregator.EdgesPath+") and /readyz, apart from the agents' port so that each can be opened to its own clients; empty serves the map on --listen")
+	flag.StringVar(&o.db, "db", "/var/lib/intentguard-mapper/map.db", "the map's database file, on a volume that outlives the pod")
+	flag.StringVar(&o.tlsDir, "tls-dir", "", "directory of the aggregator's certificate (cert.pem, key.pem, ca.pem, as the credentials operator writes them): the batch port then serves TLS and admits only the --agent-identities; empty: plain HTTP")
+	flag.Func("agent-identities", "comma-separated common names (workload.namespace) of the agents' certificates admitted to the batch port, with --tls-dir", func(v string) error {
+		o.agentIdentities = strings.Split(v, ",")
+		return nil
+	})
+	flag.DurationVar(&o.edgeRetention, "edge-retention", aggregator.DefaultEdgeRetention, "how long an edge is kept after it was last seen; 0 keeps edges until the database is deleted")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("mapper-aggregator")
-	if err := run(ctrl.SetupSignalHandler(), *listen, *db); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
 		log.Error(err, "mapper aggregator stopped")
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, listen, dbPath string) error {
+// options are the command's flags.
+type options struct {
+	listen, readListen, db, tlsDir string
+	agentIdentities                []string
+	edgeRetention                  time.Duration
+}
+
+func run(ctx context.Context, o options) error {
 	log := ctrl.Log.WithName("mapper-aggregator")
+	var batchTLS *tls.Config
+	if o.tlsDir != "" {
+		if len(o.agentIdentities) == 0 {
+			return errors.New("--tls-dir needs --agent-identities: the agents whose certificates are admitted")
+		}
+		creds, err := mtls.Load(o.tlsDir)
+		if err != nil {
+			return err
+		}
+		batchTLS = mtls.ServerConfig(creds, o.agentIdentities)
+	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
@@ -70,7 +99,7 @@ func run(ctx context.Context, listen, dbPath string) error {
 	if err != nil {
 		return err
 	}
-	store, err := edges.Open(dbPath)
+	store, err := edges.Open(o.db)
 	if err != nil {
 		return err
 	}
@@ -80,23 +109,43 @@ func run(ctx context.Context, listen, dbPath string) error {
 		}
 	}()
 	agg := aggregator.New(cluster, store, log)
+	agg.EdgeRetention = o.edgeRetention
 	go agg.Run(ctx)
 	cacheErr := make(chan error, 1)
 	go func() { cacheErr <- informers.Start(ctx) }()
 
-	mux := http.NewServeMux()
-	mux.Handle("/", agg.Handler())
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	ready := func(w http.ResponseWriter, _ *http.Request) {
 		if !allSynced(synced) {
 			http.Error(w, "pods, Services and Nodes not listed yet", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok"))
-	})
-	srv := &http.Server{Addr: listen, Handler: gateUntilSynced(mux, synced), ReadHeaderTimeout: 10 * time.Second}
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.ListenAndServe() }()
-	log.Info("serving", "listen", listen, "db", dbPath, "edges", store.Len())
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /readyz", ready)
+	var servers []*http.Server
+	if o.readListen == "" {
+		mux.Handle("/", agg.Handler())
+	} else {
+		mux.Handle("/", agg.BatchHandler())
+		read := http.NewServeMux()
+		read.HandleFunc("GET /readyz", ready)
+		read.Handle("/", agg.EdgesHandler())
+		servers = append(servers, &http.Server{Addr: o.readListen, Handler: read, ReadHeaderTimeout: 10 * time.Second})
+	}
+	servers = append(servers, &http.Server{Addr: o.listen, Handler: gateUntilSynced(mux, synced), ReadHeaderTimeout: 10 * time.Second, TLSConfig: batchTLS})
+	srvErr := make(chan error, len(servers))
+	for _, srv := range servers {
+		go func() {
+			if srv.TLSConfig != nil {
+				// The certificate comes from TLSConfig, read again as it is renewed.
+				srvErr <- srv.ListenAndServeTLS("", "")
+				return
+			}
+			srvErr <- srv.ListenAndServe()
+		}()
+	}
+	log.Info("serving", "listen", o.listen, "tls", batchTLS != nil, "readListen", o.readListen, "db", o.db, "edges", store.Len(), "edgeRetention", o.edgeRetention.String())
 	select {
 	case <-ctx.Done():
 	case err = <-cacheErr:
@@ -106,8 +155,10 @@ func run(ctx context.Context, listen, dbPath string) error {
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if serr := srv.Shutdown(shutdown); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		log.Error(serr, "stopping the server")
+	for _, srv := range servers {
+		if serr := srv.Shutdown(shutdown); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			log.Error(serr, "stopping the server", "listen", srv.Addr)
+		}
 	}
 	return err
 }

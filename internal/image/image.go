@@ -1,13 +1,14 @@
-// Package image builds the operator's OCI image without a container engine: one layer
-// holding the static binary on an empty base, run as the non-root user 65532 with the
+// Package image builds the project's OCI images without a container engine: one layer
+// holding static binaries on an empty base, run as the non-root user 65532 with one
 // binary as entrypoint, which is what the Dockerfile's distroless/static:nonroot image
-// amounts to for a binary that needs no files from its base. CI builds it this way
+// amounts to for binaries that need no files from their base. CI builds it this way
 // because neither a Docker engine nor the distroless base is reachable there.
 package image
 
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -32,23 +33,74 @@ type Spec struct {
 	Path string
 	// Arch is the GOARCH the binary was built for.
 	Arch string
+	// More are further binaries of the image, run by naming them as the container's command.
+	More []File
 }
+
+// File is a binary shipped beside the entrypoint.
+type File struct {
+	// Binary is the path of the statically linked binary to ship.
+	Binary string
+	// Path is where the binary goes in the image.
+	Path string
+	// Capabilities are file capabilities, permitted and effective when the binary runs.
+	// A non-root process gets them only where the container's capability set (its
+	// bounding and, with no_new_privs, permitted set) holds them too.
+	Capabilities []Capability
+}
+
+// Capability is a Linux capability's number.
+type Capability uint
+
+// The capabilities the project's binaries carry.
+const (
+	// CapNetRaw opens packet sockets.
+	CapNetRaw Capability = 13
+	// CapSysPtrace inspects other users' processes, their namespaces included.
+	CapSysPtrace Capability = 19
+)
+
+// Images are the images the chart runs, by name, with the paths of their binaries in
+// the image (each built as a binary of the same base name): the intents operator's, the
+// credentials operator's and the network mapper's, whose one image holds the aggregator
+// (its entrypoint) and the agent, which the chart runs by naming it as the command.
+var Images = map[string]Spec{
+	"intents-operator":     {Path: "/intents-operator"},
+	"credentials-operator": {Path: "/credentials-operator"},
+	"mapper": {Path: "/mapper-aggregator", More: []File{
+		{Path: "/mapper-agent", Capabilities: []Capability{CapNetRaw, CapSysPtrace}},
+	}},
+}
+
+// capabilityXattr is the security.capability extended attribute (struct vfs_cap_data,
+// revision 2) granting caps permitted and effective, and no inheritable ones.
+func capabilityXattr(caps []Capability) string {
+	const revision2, effective = 0x02000000, 0x000001
+	var permitted uint64
+	for _, c := range caps {
+		permitted |= 1 << c
+	}
+	b := make([]byte, 20)
+	binary.LittleEndian.PutUint32(b[0:], revision2|effective)
+	binary.LittleEndian.PutUint32(b[4:], uint32(permitted))
+	binary.LittleEndian.PutUint32(b[12:], uint32(permitted>>32))
+	return string(b)
+}
+
+// CapabilityXattrKey is the tar PAX record holding a file's capabilities, which container
+// runtimes set as the file's security.capability attribute when they unpack the layer.
+const CapabilityXattrKey = "SCHILY.xattr.security.capability"
 
 // Build returns the image of spec. Timestamps are fixed so the same binary always gives
 // the same image digest.
 func Build(spec Spec) (v1.Image, error) {
-	bin, err := os.ReadFile(spec.Binary)
-	if err != nil {
-		return nil, fmt.Errorf("reading the binary: %w", err)
-	}
+	epoch := time.Unix(0, 0)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	epoch := time.Unix(0, 0)
-	if err := tw.WriteHeader(&tar.Header{Name: spec.Path[1:], Mode: 0o755, Size: int64(len(bin)), ModTime: epoch, Typeflag: tar.TypeReg, Uid: 0, Gid: 0}); err != nil {
-		return nil, fmt.Errorf("writing the layer: %w", err)
-	}
-	if _, err := tw.Write(bin); err != nil {
-		return nil, fmt.Errorf("writing the layer: %w", err)
+	for _, f := range append([]File{{Binary: spec.Binary, Path: spec.Path}}, spec.More...) {
+		if err := addFile(tw, f); err != nil {
+			return nil, err
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("writing the layer: %w", err)
@@ -78,6 +130,26 @@ func Build(spec Spec) (v1.Image, error) {
 	cf.Config.WorkingDir = "/"
 	cf.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	return mutate.ConfigFile(img, cf)
+}
+
+// addFile writes a binary into the layer, with its capabilities if it has any.
+func addFile(tw *tar.Writer, f File) error {
+	bin, err := os.ReadFile(f.Binary)
+	if err != nil {
+		return fmt.Errorf("reading the binary: %w", err)
+	}
+	h := &tar.Header{Name: f.Path[1:], Mode: 0o755, Size: int64(len(bin)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg, Uid: 0, Gid: 0}
+	if len(f.Capabilities) > 0 {
+		h.Format = tar.FormatPAX
+		h.PAXRecords = map[string]string{CapabilityXattrKey: capabilityXattr(f.Capabilities)}
+	}
+	if err := tw.WriteHeader(h); err != nil {
+		return fmt.Errorf("writing %s to the layer: %w", f.Path, err)
+	}
+	if _, err := tw.Write(bin); err != nil {
+		return fmt.Errorf("writing %s to the layer: %w", f.Path, err)
+	}
+	return nil
 }
 
 // WriteTarball writes img as a tarball that `docker load`, `podman load` and

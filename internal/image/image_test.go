@@ -2,16 +2,20 @@ package image
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -34,15 +38,7 @@ func TestOperatorImage(t *testing.T) {
 	if err := WriteTarball(img, "ghcr.io/intentguard/intents-operator:test", path); err != nil {
 		t.Fatal(err)
 	}
-	tag, _ := name.NewTag("ghcr.io/intentguard/intents-operator:test")
-	loaded, err := tarball.ImageFromPath(path, &tag)
-	if err != nil {
-		t.Fatalf("reading the tarball back: %v", err)
-	}
-	cf, err := loaded.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cf, files := readBack(t, path, "ghcr.io/intentguard/intents-operator:test")
 	if cf.Config.User != "65532:65532" {
 		t.Errorf("user %q, want 65532:65532 (non-root)", cf.Config.User)
 	}
@@ -52,38 +48,15 @@ func TestOperatorImage(t *testing.T) {
 	if cf.OS != "linux" || cf.Architecture != runtime.GOARCH {
 		t.Errorf("platform %s/%s", cf.OS, cf.Architecture)
 	}
-	layers, err := loaded.Layers()
-	if err != nil || len(layers) != 1 {
-		t.Fatalf("%d layers, %v", len(layers), err)
+	if !slices.Equal(slices.Sorted(maps.Keys(files)), []string{"intents-operator"}) {
+		t.Errorf("layer files %v", slices.Sorted(maps.Keys(files)))
 	}
-	rc, err := layers[0].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
+	f := files["intents-operator"]
+	if f.mode&0o111 == 0 {
+		t.Errorf("binary mode %o is not executable", f.mode)
 	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	var files []string
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, h.Name)
-		if h.Name == "intents-operator" {
-			if h.Mode&0o111 == 0 {
-				t.Errorf("binary mode %o is not executable", h.Mode)
-			}
-			head := make([]byte, 4)
-			if _, err := io.ReadFull(tr, head); err != nil || string(head) != "\x7fELF" {
-				t.Errorf("the binary in the image is not an ELF file (%q, %v)", head, err)
-			}
-		}
-	}
-	if !slices.Equal(files, []string{"intents-operator"}) {
-		t.Errorf("layer files %v", files)
+	if !bytes.HasPrefix(f.data, []byte("\x7fELF")) {
+		t.Errorf("the binary in the image is not an ELF file")
 	}
 
 	// The same binary gives the same image.
@@ -95,5 +68,58 @@ func TestOperatorImage(t *testing.T) {
 	d2, _ := again.Digest()
 	if d1 != d2 {
 		t.Errorf("two builds of one binary differ: %s, %s", d1, d2)
+	}
+}
+
+// layerFile is a file of an image's layer.
+type layerFile struct {
+	mode  int64
+	xattr map[string]string
+	data  []byte
+}
+
+// readBack reads an image tarball as a container runtime would: its configuration and the
+// files of its only layer, with their extended attributes.
+func readBack(t *testing.T, path, ref string) (*v1.ConfigFile, map[string]layerFile) {
+	t.Helper()
+	tag, _ := name.NewTag(ref)
+	img, err := tarball.ImageFromPath(path, &tag)
+	if err != nil {
+		t.Fatalf("reading the tarball back: %v", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("%d layers, %v", len(layers), err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	files := map[string]layerFile{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return cf, files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := layerFile{mode: h.Mode, data: data, xattr: map[string]string{}}
+		for k, v := range h.PAXRecords {
+			if strings.HasPrefix(k, "SCHILY.xattr.") {
+				f.xattr[k] = v
+			}
+		}
+		files[h.Name] = f
 	}
 }

@@ -595,15 +595,12 @@ func helmRun(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// TestHelmInstallUpgradeUninstall goes through a release's life with helm itself: the
-// documented marking of CRDs that exist already, install, the operator's caBundles
-// surviving `helm upgrade`, and `helm uninstall` leaving the CRDs (and so the intents).
-func TestHelmInstallUpgradeUninstall(t *testing.T) {
+// adoptCRDs marks the CRDs, which exist already (as after an Otterize install or the
+// chart's crds/), as the release's, as docs/getting-started.md says, so that `helm
+// install` takes them over; and points their conversion at a Service again.
+func adoptCRDs(t *testing.T, rel, ns string) {
+	t.Helper()
 	ctx := context.Background()
-	const rel, ns = "upg", "upgrade-test"
-	hook := rel + "-intentguard-webhook"
-	// The CRDs exist (as after an Otterize install or the chart's crds/): mark them, as
-	// docs/getting-started.md says.
 	for _, name := range crdNames {
 		var crd apiextensionsv1.CustomResourceDefinition
 		if err := kube.Get(ctx, client.ObjectKey{Name: name}, &crd); err != nil {
@@ -622,6 +619,16 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		}
 	}
 	unroute(t)
+}
+
+// TestHelmInstallUpgradeUninstall goes through a release's life with helm itself: the
+// documented marking of CRDs that exist already, install, the operator's caBundles
+// surviving `helm upgrade`, and `helm uninstall` leaving the CRDs (and so the intents).
+func TestHelmInstallUpgradeUninstall(t *testing.T) {
+	ctx := context.Background()
+	const rel, ns = "upg", "upgrade-test"
+	hook := rel + "-intentguard-webhook"
+	adoptCRDs(t, rel, ns)
 	helmRun(t, "install", rel, chartDir, "-n", ns, "--create-namespace")
 
 	// What the operator does on start: set the caBundles.

@@ -65,8 +65,12 @@ func newTyped(apiVersion, kind string) (metav1.Object, bool) {
 		return &networkingv1.NetworkPolicy{}, true
 	case "admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration":
 		return &admissionv1.ValidatingWebhookConfiguration{}, true
+	case "v1/PersistentVolumeClaim":
+		return &corev1.PersistentVolumeClaim{}, true
 	case "apps/v1/Deployment":
 		return &appsv1.Deployment{}, true
+	case "apps/v1/DaemonSet":
+		return &appsv1.DaemonSet{}, true
 	case "batch/v1/Job":
 		return &batchv1.Job{}, true
 	case "rbac.authorization.k8s.io/v1/ClusterRole":

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -38,6 +39,8 @@ type Agent struct {
 	mu     sync.Mutex
 	known  map[connKey]bool
 	synced map[connKey]bool
+	// netns maps addresses to the network namespaces that held them at the last scan.
+	netns map[netip.Addr]uint64
 }
 
 // Run captures, scans and sends until ctx ends, then sends what it still holds once.
@@ -58,7 +61,10 @@ func (a *Agent) Run(ctx context.Context) error {
 					a.Batcher.AddConnection(conn)
 				}
 			case KindDNS:
-				a.Batcher.AddDNSAnswer(answer)
+				for ok := true; ok; ok = p.NextAnswer(at, &answer) {
+					answer.NetNS = a.netnsOf(answer.ClientIP)
+					a.Batcher.AddDNSAnswer(answer)
+				}
 			}
 		})
 	})
@@ -114,21 +120,30 @@ func (a *Agent) firstSighting(c observation.Connection) bool {
 	return true
 }
 
+// netnsOf returns the inode of the network namespace that held addr at the last scan, or
+// 0 if none or several did.
+func (a *Agent) netnsOf(addr netip.Addr) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.netns[addr]
+}
+
 // scan reads the socket tables and records the connections neither an earlier scan nor
 // a SYN reported; a failed scan is retried at the next interval, and a partial one still
 // counts for the namespaces it read.
 func (a *Agent) scan() {
-	conns, err := a.Scanner.Scan(time.Now())
+	res, err := a.Scanner.Scan(time.Now())
 	if err != nil {
 		a.Log.Error(err, "scanning established sockets")
-		if len(conns) == 0 {
+		if len(res.Connections) == 0 && len(res.NetNS) == 0 {
 			return
 		}
 	}
-	found := make(map[connKey]bool, len(conns))
+	found := make(map[connKey]bool, len(res.Connections))
 	a.mu.Lock()
+	a.netns = res.NetNS
 	var fresh []observation.Connection
-	for _, c := range conns {
+	for _, c := range res.Connections {
 		k := keyOf(c)
 		found[k] = true
 		if !a.known[k] && !a.synced[k] {

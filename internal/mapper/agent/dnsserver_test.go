@@ -8,12 +8,14 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
 )
 
 // testDNS answers every A query for <anything>.test with a CNAME to target.test and
-// target's addresses, over UDP and TCP.
+// target's addresses, over UDP and TCP. Over TCP, a name containing "split" is answered
+// in two segments, cut inside the response's first record.
 type testDNS struct {
 	target     string
 	targetIPs  []netip.Addr
@@ -21,16 +23,22 @@ type testDNS struct {
 }
 
 func (d testDNS) answer(t testing.TB, query []byte) []byte {
+	msg, _ := d.answerName(t, query)
+	return msg
+}
+
+// answerName answers a query and returns the name asked for too.
+func (d testDNS) answerName(t testing.TB, query []byte) ([]byte, string) {
 	var p dnsmessage.Parser
 	hdr, err := p.Start(query)
 	if err != nil {
 		t.Errorf("DNS server: reading query: %v", err)
-		return nil
+		return nil, ""
 	}
 	q, err := p.Question()
 	if err != nil {
 		t.Errorf("DNS server: reading question: %v", err)
-		return nil
+		return nil, ""
 	}
 	var records []dnsRecord
 	if q.Name.String() != d.target {
@@ -41,7 +49,7 @@ func (d testDNS) answer(t testing.TB, query []byte) []byte {
 	}
 	msg := dnsResponse(t, q.Name.String(), dnsmessage.RCodeSuccess, records...)
 	binary.BigEndian.PutUint16(msg, hdr.ID)
-	return msg
+	return msg, q.Name.String()
 }
 
 func (d testDNS) serveUDP(t testing.TB, pc net.PacketConn) {
@@ -73,9 +81,18 @@ func (d testDNS) serveTCP(t testing.TB, ln net.Listener) {
 			if _, err := io.ReadFull(c, query); err != nil {
 				return
 			}
-			if msg := d.answer(t, query); msg != nil {
-				_, _ = c.Write(tcpDNS(msg))
+			msg, name := d.answerName(t, query)
+			if msg == nil {
+				return
 			}
+			framed := tcpDNS(msg)
+			if strings.Contains(name, "split") {
+				// Writes are sent at once (TCP_NODELAY), so each is a segment of its own.
+				_, _ = c.Write(framed[:30])
+				time.Sleep(50 * time.Millisecond)
+				framed = framed[30:]
+			}
+			_, _ = c.Write(framed)
 		}()
 	}
 }
@@ -111,6 +128,15 @@ func exchange(t testing.TB, c net.Conn, name string) {
 	}
 	buf := make([]byte, 1500)
 	n, err := c.Read(buf)
+	if tcp && err == nil && n >= 2 {
+		// The whole framed response, however many segments it came in.
+		want := 2 + int(binary.BigEndian.Uint16(buf))
+		if want <= len(buf) && n < want {
+			var more int
+			more, err = io.ReadFull(c, buf[n:want])
+			n += more
+		}
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		t.Fatalf("reading answer for %s: %v", name, err)
 	}

@@ -35,9 +35,15 @@ func ipPacket(src, dst netip.Addr, proto byte, payload []byte) []byte {
 
 // tcpSegment builds a TCP header with the given flags (0x02 SYN, 0x10 ACK) and payload.
 func tcpSegment(sport, dport uint16, flags byte, payload []byte) []byte {
+	return tcpSegmentAt(sport, dport, flags, 0, payload)
+}
+
+// tcpSegmentAt builds a TCP segment whose payload starts at sequence number seq.
+func tcpSegmentAt(sport, dport uint16, flags byte, seq uint32, payload []byte) []byte {
 	h := make([]byte, 20, 20+len(payload))
 	binary.BigEndian.PutUint16(h[0:], sport)
 	binary.BigEndian.PutUint16(h[2:], dport)
+	binary.BigEndian.PutUint32(h[4:], seq)
 	h[12] = 5 << 4
 	h[13] = flags
 	return append(h, payload...)

@@ -38,10 +38,17 @@ type Parser struct {
 	// Node is written into every observation.
 	Node string
 	dns  dnsmessage.Parser
+	tcp  dnsStreams
+	// pending are the DNS-over-TCP messages the last segment completed and NextAnswer
+	// has not read yet, sent to pendingClient.
+	pending       [][]byte
+	pendingClient netip.Addr
 }
 
-// Parse reads one packet. For KindSYN it fills conn, for KindDNS it fills answer; other
-// packets (including malformed ones, which a capture must expect) give KindNone.
+// Parse reads one packet. For KindSYN it fills conn, for KindDNS it fills answer (and
+// NextAnswer gives the packet's further answers); other packets (including malformed
+// ones, which a capture must expect) give KindNone. DNS responses over TCP are
+// reassembled from their segments.
 func (p *Parser) Parse(pkt []byte, now time.Time, conn *observation.Connection, answer *observation.DNSAnswer) Kind {
 	src, dst, proto, payload, ok := ipHeader(pkt)
 	if !ok {
@@ -70,13 +77,15 @@ func (p *Parser) Parse(pkt []byte, now time.Time, conn *observation.Connection, 
 		if off < 20 || off > len(payload) {
 			return KindNone
 		}
-		msg := payload[off:]
-		// DNS over TCP prefixes each message with its length. Only a response that arrives
-		// whole in one segment is read: segments are not reassembled.
-		if len(msg) < 2 || int(binary.BigEndian.Uint16(msg)) != len(msg)-2 {
-			return KindNone
+		// DNS over TCP prefixes each message with its length; a response may span
+		// segments, and a segment may end more than one.
+		flow := tcpFlow{server: netip.AddrPortFrom(src, sport), client: netip.AddrPortFrom(dst, dport)}
+		p.pending = p.tcp.add(flow, binary.BigEndian.Uint32(payload[4:8]), payload[off:], flags&0x05 != 0, now)
+		p.pendingClient = dst
+		if p.NextAnswer(now, answer) {
+			return KindDNS
 		}
-		return p.parseDNS(msg[2:], dst, now, answer)
+		return KindNone
 	case protoUDP:
 		if len(payload) < 8 || binary.BigEndian.Uint16(payload[0:2]) != dnsPort {
 			return KindNone
@@ -84,6 +93,20 @@ func (p *Parser) Parse(pkt []byte, now time.Time, conn *observation.Connection, 
 		return p.parseDNS(payload[8:], dst, now, answer)
 	}
 	return KindNone
+}
+
+// NextAnswer fills answer with the next DNS answer the last packet completed, if there is
+// one more: a TCP segment can end several pipelined responses. Call it after Parse
+// returns KindDNS, until it returns false.
+func (p *Parser) NextAnswer(now time.Time, answer *observation.DNSAnswer) bool {
+	for len(p.pending) > 0 {
+		msg := p.pending[0]
+		p.pending = p.pending[1:]
+		if p.parseDNS(msg, p.pendingClient, now, answer) == KindDNS {
+			return true
+		}
+	}
+	return false
 }
 
 // ipHeader splits an IPv4 or IPv6 packet into addresses, transport protocol and payload.

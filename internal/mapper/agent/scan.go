@@ -138,18 +138,27 @@ type Scanner struct {
 	Node string
 }
 
-// Scan reads the socket tables now. A process that exits during the scan is not an
-// error: its namespace is read through another process or on the next scan. Processes
-// the agent may not inspect are skipped and reported in the error, which then comes with
-// the connections of the namespaces it could read.
-func (s Scanner) Scan(now time.Time) ([]observation.Connection, error) {
+// ScanResult is what a scan found.
+type ScanResult struct {
+	// Connections are the established connections of every namespace read.
+	Connections []observation.Connection
+	// NetNS maps each address a namespace read holds to its inode; 0 for an address
+	// several namespaces hold.
+	NetNS map[netip.Addr]uint64
+}
+
+// Scan reads the socket tables and addresses now. A process that exits during the scan
+// is not an error: its namespace is read through another process or on the next scan.
+// Processes the agent may not inspect are skipped and reported in the error, which then
+// comes with what the namespaces it could read hold.
+func (s Scanner) Scan(now time.Time) (ScanResult, error) {
+	res := ScanResult{NetNS: netnsByAddr{}}
 	entries, err := os.ReadDir(s.Proc)
 	if err != nil {
-		return nil, fmt.Errorf("listing processes in %s: %w", s.Proc, err)
+		return res, fmt.Errorf("listing processes in %s: %w", s.Proc, err)
 	}
 	done := map[uint64]bool{}
 	denied := 0
-	var out []observation.Connection
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
@@ -167,17 +176,31 @@ func (s Scanner) Scan(now time.Time) ([]observation.Connection, error) {
 			continue
 		}
 		var sockets []Socket
+		var addrs []netip.Addr
 		complete := true
-		for _, table := range []string{"tcp", "tcp6"} {
-			got, err := readSockets(filepath.Join(dir, "net", table))
+		for _, table := range []string{"tcp", "tcp6", "fib_trie", "if_inet6"} {
+			var err error
+			switch path := filepath.Join(dir, "net", table); table {
+			case "tcp", "tcp6":
+				var got []Socket
+				got, err = readTable(path, ParseSockets)
+				sockets = append(sockets, got...)
+			case "fib_trie":
+				var got []netip.Addr
+				got, err = readTable(path, ParseLocalIPv4)
+				addrs = append(addrs, got...)
+			case "if_inet6":
+				var got []netip.Addr
+				got, err = readTable(path, ParseLocalIPv6)
+				addrs = append(addrs, got...)
+			}
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 					complete = false
 					break
 				}
-				return nil, err
+				return res, err
 			}
-			sockets = append(sockets, got...)
 		}
 		if !complete {
 			continue
@@ -185,29 +208,31 @@ func (s Scanner) Scan(now time.Time) ([]observation.Connection, error) {
 		done[st.Ino] = true
 		for _, c := range Connections(sockets) {
 			c.Time, c.Node, c.NetNS = now, s.Node, st.Ino
-			out = append(out, c)
+			res.Connections = append(res.Connections, c)
 		}
+		netnsByAddr(res.NetNS).add(st.Ino, addrs)
 	}
 	if denied > 0 {
 		// Without ptrace read access the kernel hides which namespace a process is in.
-		return out, fmt.Errorf("%d processes' network namespaces were unreadable (the agent needs CAP_SYS_PTRACE): %w", denied, fs.ErrPermission)
+		return res, fmt.Errorf("%d processes' network namespaces were unreadable (the agent needs CAP_SYS_PTRACE): %w", denied, fs.ErrPermission)
 	}
-	return out, nil
+	return res, nil
 }
 
-// readSockets reads one socket table file. A namespace without IPv6 has no tcp6 file.
-func readSockets(path string) ([]Socket, error) {
+// readTable reads one table of a namespace's /proc/<pid>/net. A namespace without IPv6
+// has no tcp6 or if_inet6 file.
+func readTable[T any](path string, parse func(io.Reader) ([]T, error)) ([]T, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) && filepath.Base(path) == "tcp6" {
+		if base := filepath.Base(path); errors.Is(err, fs.ErrNotExist) && (base == "tcp6" || base == "if_inet6") {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	defer f.Close()
-	sockets, err := ParseSockets(f)
+	rows, err := parse(f)
 	if err != nil {
 		return nil, fmt.Errorf("parsing %s: %w", path, err)
 	}
-	return sockets, nil
+	return rows, nil
 }

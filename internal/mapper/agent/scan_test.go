@@ -76,3 +76,54 @@ func TestParseSocketsRejectsMalformedLines(t *testing.T) {
 		}
 	}
 }
+
+// fibTrie is a /proc/net/fib_trie excerpt of a pod's namespace: its own 10.77.0.3 and
+// loopback addresses in the Local table, the subnet's network and broadcast addresses,
+// and the Main table repeating the local address.
+const fibTrie = `Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 10.77.0.0/24 2 0 2
+        |-- 10.77.0.0
+           /24 link UNICAST
+        |-- 10.77.0.3
+           /32 host LOCAL
+Local:
+  +-- 10.77.0.0/24 2 0 2
+     |-- 10.77.0.3
+        /32 host LOCAL
+     |-- 10.77.0.255
+        /32 link BROADCAST
+  +-- 127.0.0.0/8 2 0 2
+     |-- 127.0.0.1
+        /32 host LOCAL
+`
+
+// ifInet6 is a /proc/net/if_inet6: loopback, a global and a link-local address.
+const ifInet6 = `00000000000000000000000000000001 01 80 10 80       lo
+fd770000000000000000000000000003 04 40 00 80     eth0
+fe8000000000000000fc00fffe000001 04 40 20 80     eth0
+`
+
+func TestNamespaceAddresses(t *testing.T) {
+	v4, err := ParseLocalIPv4(strings.NewReader(fibTrie))
+	if err != nil || !reflect.DeepEqual(v4, []netip.Addr{netip.MustParseAddr("10.77.0.3")}) {
+		t.Errorf("IPv4 addresses %v (%v), want 10.77.0.3 only", v4, err)
+	}
+	v6, err := ParseLocalIPv6(strings.NewReader(ifInet6))
+	if err != nil || !reflect.DeepEqual(v6, []netip.Addr{netip.MustParseAddr("fd77::3")}) {
+		t.Errorf("IPv6 addresses %v (%v), want fd77::3 only", v6, err)
+	}
+	if _, err := ParseLocalIPv6(strings.NewReader("fd77 04 40 00 80 eth0\n")); err == nil {
+		t.Error("a short address parsed")
+	}
+	m := netnsByAddr{}
+	a, b, shared := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("169.254.1.1")
+	m.add(100, []netip.Addr{a, shared})
+	m.add(200, []netip.Addr{b, shared})
+	m.add(200, []netip.Addr{b})
+	if m[a] != 100 || m[b] != 200 || m[shared] != 0 {
+		t.Errorf("namespaces by address %v: want 10.0.0.1 in 100, 10.0.0.2 in 200, the shared one in neither", m)
+	}
+}

@@ -29,7 +29,9 @@ func ping(t testing.TB, c net.Conn) {
 // server pod and a DNS server pod on a bridge. A connection opened before the agent
 // starts must come from the socket scan; new IPv4 and IPv6 connections, from pods and
 // from the node itself, from their SYNs;
-// DNS answers over UDP and TCP, IPv4 and IPv6, with their CNAME chains. Each connection is
+// DNS answers over UDP and TCP, IPv4 and IPv6, with their CNAME chains, also responses
+// sent over TCP in two segments, each naming the client's network namespace, known from
+// its addresses at the last scan. Each connection is
 // reported once although its SYN crosses two interfaces of the node and the sockets are
 // scanned again and again while it stays open.
 func TestAgentOnRealTraffic(t *testing.T) {
@@ -91,6 +93,10 @@ func TestAgentOnRealTraffic(t *testing.T) {
 	ping(t, conn4)
 	ping(t, conn6)
 	ping(t, fromNode)
+	// A DNS answer names its client's namespace once a scan has read the namespaces.
+	for deadline := time.Now().Add(10 * time.Second); a.netnsOf(client.IPv4) == 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	queries := map[string]string{} // name -> DNS server address and transport
 	for _, transport := range []string{"udp", "tcp"} {
 		for _, ip := range []netip.Addr{dns.IPv4, dns.IPv6} {
@@ -102,6 +108,15 @@ func TestAgentOnRealTraffic(t *testing.T) {
 			queries[name] = transport
 			exchange(t, client.Dial(t, transport, netip.AddrPortFrom(ip, 53).String()), name)
 		}
+	}
+	// Responses the server sends in two segments.
+	for _, ip := range []netip.Addr{dns.IPv4, dns.IPv6} {
+		name := "tcp4split.test."
+		if ip.Is6() {
+			name = "tcp6split.test."
+		}
+		queries[name] = "tcp"
+		exchange(t, client.Dial(t, "tcp", netip.AddrPortFrom(ip, 53).String()), name)
 	}
 
 	addrPort := func(c net.Conn, local bool) netip.AddrPort {
@@ -201,8 +216,9 @@ func TestAgentOnRealTraffic(t *testing.T) {
 			continue
 		}
 		if d.ClientIP != want || !slices.Equal(d.CNAMEs, []string{"pod-b.test"}) ||
-			!slices.Equal(d.IPs, []netip.Addr{server.IPv4, server.IPv6}) || d.TTL != 30*time.Second {
-			t.Errorf("DNS answer for %s over %s = %+v, want client %s, CNAME pod-b.test, the server's addresses, TTL 30s", name, transport, d, want)
+			!slices.Equal(d.IPs, []netip.Addr{server.IPv4, server.IPv6}) || d.TTL != 30*time.Second || d.NetNS != clientNetNS {
+			t.Errorf("DNS answer for %s over %s = %+v, want client %s in network namespace %d, CNAME pod-b.test, the server's addresses, TTL 30s",
+				name, transport, d, want, clientNetNS)
 		}
 	}
 }

@@ -27,6 +27,10 @@ const (
 	// Retention is how long the addresses given back are remembered, and so the oldest
 	// observation that can be attributed; older ones are dropped.
 	Retention = 15 * time.Minute
+	// DefaultEdgeRetention is how long an edge is kept after it was last seen, unless the
+	// aggregator is told otherwise: longer than a month, so that the calls of monthly jobs
+	// are still in the map when the next run comes.
+	DefaultEdgeRetention = 40 * 24 * time.Hour
 	// MaxSkew is how far in the future (by the aggregator's clock) an observation may be
 	// stamped before it is dropped as coming from a broken clock.
 	MaxSkew = time.Minute
@@ -40,11 +44,15 @@ type Aggregator struct {
 	store   *edges.Store
 	log     logr.Logger
 	now     func() time.Time
+
+	// EdgeRetention is how long an edge is kept after it was last seen; 0 keeps edges
+	// until the database is deleted.
+	EdgeRetention time.Duration
 }
 
 // New returns an aggregator resolving against cluster and recording into store.
 func New(cluster *Cluster, store *edges.Store, log logr.Logger) *Aggregator {
-	return &Aggregator{cluster: cluster, names: dnsnames.New(), recent: newRecent(), store: store, log: log, now: time.Now}
+	return &Aggregator{cluster: cluster, names: dnsnames.New(), recent: newRecent(), store: store, log: log, now: time.Now, EdgeRetention: DefaultEdgeRetention}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -188,10 +196,12 @@ func (a *Aggregator) resolve(ctx context.Context, agent string, c observation.Co
 }
 
 // Run prunes what can no longer be used until ctx ends: addresses given back more than
-// Retention ago and DNS answers past their TTL.
+// Retention ago, DNS answers past their TTL and edges not seen within EdgeRetention
+// (also at once, for a map that aged while the aggregator was down).
 func (a *Aggregator) Run(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
+	a.expireEdges()
 	for {
 		select {
 		case <-ctx.Done():
@@ -202,7 +212,22 @@ func (a *Aggregator) Run(ctx context.Context) {
 			a.names.Prune(now)
 			a.store.ForgetMarks(now.Add(-2 * Retention))
 			a.recent.prune(now.Add(-SameConnection))
+			a.expireEdges()
 		}
+	}
+}
+
+// expireEdges forgets the edges not seen within EdgeRetention.
+func (a *Aggregator) expireEdges() {
+	if a.EdgeRetention <= 0 {
+		return
+	}
+	n, err := a.store.Expire(a.now().Add(-a.EdgeRetention), edges.ExpireChunk)
+	if err != nil {
+		a.log.Error(err, "forgetting edges not seen within the retention; trying again in a minute")
+	}
+	if n > 0 {
+		a.log.Info("forgot edges not seen within the retention", "edges", n, "retention", a.EdgeRetention)
 	}
 }
 

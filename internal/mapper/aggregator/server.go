@@ -21,7 +21,21 @@ const (
 // Handler serves the agents' batches and the map.
 func (a *Aggregator) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle(BatchPath, a.BatchHandler())
+	mux.Handle(EdgesPath, a.EdgesHandler())
+	return mux
+}
+
+// BatchHandler serves the agents' batches only, for a port the map is not read from.
+func (a *Aggregator) BatchHandler() http.Handler {
+	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+BatchPath, a.serveBatch)
+	return mux
+}
+
+// EdgesHandler serves the map only, for a port agents do not post to.
+func (a *Aggregator) EdgesHandler() http.Handler {
+	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+EdgesPath, a.serveEdges)
 	return mux
 }

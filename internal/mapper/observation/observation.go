@@ -57,7 +57,8 @@ type DNSAnswer struct {
 	Time time.Time `json:"time"`
 	// Node is the name of the node the agent runs on.
 	Node string `json:"node"`
-	// NetNS is the inode of the client's network namespace when known; 0 otherwise.
+	// NetNS is the inode of the network namespace that held ClientIP at the agent's last
+	// socket scan; 0 when none or several did.
 	NetNS uint64 `json:"netns,omitempty"`
 	// ClientIP is the address the response was sent to.
 	ClientIP netip.Addr `json:"clientIP"`

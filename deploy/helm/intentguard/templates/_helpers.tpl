@@ -66,3 +66,38 @@ app.kubernetes.io/component: intents-operator
   verbs: ["get", "list", "watch"]
 {{- end }}
 {{- end }}
+
+{{/* Labels that select the pods of one component of the release; call with (list $ "component"). */}}
+{{- define "intentguard.componentSelectorLabels" -}}
+{{- $ := index . 0 -}}
+app.kubernetes.io/name: {{ include "intentguard.name" $ }}
+app.kubernetes.io/instance: {{ $.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{/* Name of the network mapper's aggregator: its ServiceAccount, ClusterRole, volume claim, Deployment and Service. */}}
+{{- define "intentguard.mapperAggregatorName" -}}
+{{- printf "%s-mapper-aggregator" (include "intentguard.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Name of the network mapper's agent: its ServiceAccount and DaemonSet. */}}
+{{- define "intentguard.mapperAgentName" -}}
+{{- printf "%s-mapper-agent" (include "intentguard.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The network mapper's image. */}}
+{{- define "intentguard.mapperImage" -}}
+{{- printf "%s:%s" .Values.mapper.image.repository (.Values.mapper.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/* Where the mapper's parts find the certificate the credentials operator issues them. */}}
+{{- define "intentguard.mapperTLSDir" -}}
+/etc/intentguard-mapper/tls
+{{- end }}
+
+{{/* Refuses mutual TLS for the mapper without the credentials operator, which issues its certificates. */}}
+{{- define "intentguard.mapperTLSCheck" -}}
+{{- if and .Values.mapper.tls.enabled (not .Values.credentialsOperator.enabled) }}
+{{- fail "mapper.tls.enabled needs credentialsOperator.enabled: the credentials operator issues the mapper's certificates" }}
+{{- end }}
+{{- end }}

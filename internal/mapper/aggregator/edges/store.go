@@ -1,6 +1,7 @@
 package edges
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -214,7 +215,9 @@ func (s *Store) Commit() error {
 	edges := make(map[string][]byte, len(s.dirty))
 	marks := make(map[string][]byte, len(s.marked))
 	for k := range s.dirty {
-		edges[string(mustJSON(k))] = mustJSON(s.edges[k])
+		if e := s.edges[k]; e != nil {
+			edges[string(mustJSON(k))] = mustJSON(e)
+		}
 	}
 	for a := range s.marked {
 		marks[a] = mustJSON(s.marks[a])
@@ -248,7 +251,9 @@ func (s *Store) Commit() error {
 	if err != nil {
 		// Put the changes back so that the next commit tries them again.
 		for k := range dirty {
-			s.dirty[k] = struct{}{}
+			if _, ok := s.edges[k]; ok {
+				s.dirty[k] = struct{}{}
+			}
 		}
 		for a := range marked {
 			if _, ok := s.marks[a]; ok {
@@ -263,6 +268,72 @@ func (s *Store) Commit() error {
 		return fmt.Errorf("writing %d edges to the edge database: %w", len(edges), err)
 	}
 	s.committed = gen
+	return nil
+}
+
+// ExpireChunk is how many edges one expiry transaction deletes at most: a transaction
+// holds its pages in memory until it commits, and batch acknowledgements wait for it.
+const ExpireChunk = 1000
+
+// Expire forgets the edges last seen before cutoff, in memory at once and on disk in
+// transactions of at most chunk deletions, and returns how many it forgot. An edge seen
+// again while Expire runs is recorded anew and kept. Edges a failed deletion left on
+// disk come back at the next start and are expired then.
+func (s *Store) Expire(cutoff time.Time, chunk int) (int, error) {
+	s.mu.Lock()
+	var stale []storedKey
+	for k, e := range s.edges {
+		if e.LastSeen.Before(cutoff) {
+			delete(s.edges, k)
+			delete(s.dirty, k)
+			stale = append(stale, storedKey{k, mustJSON(k)})
+		}
+	}
+	s.mu.Unlock()
+	// In key order, for the same reason as Commit's puts.
+	slices.SortFunc(stale, func(a, b storedKey) int { return bytes.Compare(a.db, b.db) })
+	for rest := stale; len(rest) > 0; {
+		n := min(max(chunk, 1), len(rest))
+		if err := s.deleteEdges(rest[:n]); err != nil {
+			return 0, err
+		}
+		rest = rest[n:]
+	}
+	return len(stale), nil
+}
+
+// storedKey is an edge's key with its database form.
+type storedKey struct {
+	key Key
+	db  []byte
+}
+
+// deleteEdges deletes the stored edges of keys that have not been recorded again since
+// they were expired. Holding commitMu orders the deletion before any commit that could
+// write such an edge anew.
+func (s *Store) deleteEdges(keys []storedKey) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.Lock()
+	gone := make([][]byte, 0, len(keys))
+	for _, k := range keys {
+		if _, back := s.edges[k.key]; !back {
+			gone = append(gone, k.db)
+		}
+	}
+	s.mu.Unlock()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		eb := tx.Bucket(edgesBucket)
+		for _, k := range gone {
+			if err := eb.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("deleting %d expired edges from the edge database: %w", len(gone), err)
+	}
 	return nil
 }
 

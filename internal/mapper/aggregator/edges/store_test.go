@@ -195,6 +195,61 @@ func TestForgetMarks(t *testing.T) {
 	}
 }
 
+// Edges not seen within the retention are forgotten in memory and on disk, in as many
+// transactions as the chunk size asks, and stay forgotten after a restart; an edge seen
+// again after being expired starts anew.
+func TestExpireOverARestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "map.db")
+	s := open(t, path)
+	var old []Sighting
+	for i := range 5 {
+		old = append(old, sighting(fmt.Sprintf("old%d", i), "api", 80, 0, "node-a"))
+	}
+	fresh := sighting("web", "api", 80, time.Hour, "node-a")
+	// Seen early and again late: its last sighting keeps it.
+	again := sighting("cron", "api", 80, 0, "node-a")
+	againLate := again
+	againLate.Time = t0.Add(2 * time.Hour)
+	s.Record(Mark{"node-a", t0, 1}, t0, append(old, fresh, again, againLate))
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// Uncommitted, and expired before any commit: it must not reach the disk as an empty edge.
+	s.Record(Mark{"node-a", t0, 2}, t0, []Sighting{sighting("gone", "api", 80, 0, "node-a")})
+	n, err := s.Expire(t0.Add(30*time.Minute), 2)
+	if err != nil || n != 6 {
+		t.Fatalf("expired %d edges (%v), want 6", n, err)
+	}
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	names := func(s *Store) []string {
+		var out []string
+		for _, e := range s.Edges() {
+			out = append(out, e.Client.Name)
+		}
+		return out
+	}
+	if got := names(s); !reflect.DeepEqual(got, []string{"cron", "web"}) {
+		t.Errorf("in memory after expiry: %v, want cron and web", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	if got := names(s); !reflect.DeepEqual(got, []string{"cron", "web"}) {
+		t.Errorf("after a restart: %v, want cron and web", got)
+	}
+	s.Record(Mark{"node-a", t0, 3}, t0, []Sighting{sighting("old0", "api", 80, 3*time.Hour, "node-a")})
+	if e := s.Edges()[1]; e.Client.Name != "old0" || e.Count != 1 || !e.FirstSeen.Equal(t0.Add(3*time.Hour)) {
+		t.Errorf("an expired edge seen again: %+v, want a new edge counted once", e)
+	}
+	if n, err := s.Expire(t0, 2); n != 0 || err != nil {
+		t.Errorf("nothing is older than the cutoff, yet %d expired (%v)", n, err)
+	}
+}
+
 func TestOpenFailsOnAnUnusablePath(t *testing.T) {
 	if _, err := Open(filepath.Join(t.TempDir(), "missing", "map.db")); err == nil {
 		t.Error("opened a database in a directory that does not exist")
