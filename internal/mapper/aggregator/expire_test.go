@@ -23,7 +23,9 @@ func TestRunForgetsEdgesPastTheRetention(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		peer := func(name string) edges.Peer { return edges.Peer{Kind: edges.PeerWorkload, Namespace: "shop", Name: name} }
+		peer := func(name string) edges.Peer {
+			return edges.Peer{Kind: edges.PeerWorkload, Namespace: "shop", Name: name}
+		}
 		store.Record(edges.Mark{Agent: "node-a", Boot: t0, Seq: 1}, t0, []edges.Sighting{
 			{Key: edges.Key{Client: peer("monthly-report"), Server: peer("db"), Port: 5432, Protocol: "TCP"}, Time: t0},
 			{Key: edges.Key{Client: peer("web"), Server: peer("db"), Port: 5432, Protocol: "TCP"}, Time: t0.Add(30 * 24 * time.Hour)},
