@@ -261,22 +261,52 @@ func (r *Result) explainIstio(q Query) (Explanation, bool) {
 	}
 	o := is.Outcomes[declaring[0]]
 	e.Chain = append(e.Chain, fmt.Sprintf("-> AuthorizationPolicy %s", strings.Join(names, ", ")))
+	admitted := false
 	for _, p := range r.principalsOf(q.From, is.TrustDomain) {
 		if admits(is.Policies, p) {
+			admitted = true
 			e.Chain = append(e.Chain, "-> a rule admits principal "+p)
 		}
 	}
-	switch o.State {
-	case enforcement.Enforced:
+	switch {
+	case o.State == enforcement.Enforced:
 		e.Verdict = Allowed
 		if o.Message != "" {
 			e.Chain = append(e.Chain, "warning: "+o.Message)
 		}
+	case o.State == enforcement.Waiting && admitted:
+		// Waiting with a rule admitting the client: its meshed pods get through, and
+		// what waits decides the rest.
+		e.Verdict = Mixed
+		if r.inMesh(q.From) && !r.inMesh(q.To) {
+			// Only the server's pods outside the mesh wait, and they accept every call.
+			e.Verdict = Allowed
+		}
+		e.Chain = append(e.Chain, "warning: "+o.Message)
 	default:
 		e.Verdict = Denied
 		e.Missing = []string{o.Message}
 	}
 	return e, true
+}
+
+// inMesh reports whether every pod of the endpoint runs in the Istio mesh (a sidecar or
+// ambient mode), so that its calls carry an identity and calls to it are checked.
+func (r *Result) inMesh(e Endpoint) bool {
+	labels := map[string]string{}
+	if ns := r.Snapshot.Namespace(e.Namespace); ns != nil {
+		labels = ns.Labels
+	}
+	for _, p := range r.Snapshot.Pods(e.Namespace) {
+		if !e.matches(p) {
+			continue
+		}
+		pod, ok := r.Snapshot.Pod(p.Meta.Namespace, p.Meta.Name)
+		if ok && authz.PodMode(pod, labels) == authz.Outside {
+			return false
+		}
+	}
+	return true
 }
 
 // authorizationPolicies are every AuthorizationPolicy the operator would hold.

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
+	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/point/istio/authz"
 	"github.com/intentguard/intentguard/internal/testsupport/tutorial"
 )
@@ -94,5 +95,55 @@ func TestIstioPlanAndExplain(t *testing.T) {
 	r = analyze(t, Options{}, objects...)
 	if len(r.Istio) != 0 {
 		t.Fatal("Istio analysed without being asked")
+	}
+}
+
+// TestIstioWaitingIsNotDenied: a declared client the policy admits is not reported as
+// denied while part of the path is outside the mesh: with a client pod outside the mesh
+// some of its calls are refused (mixed); with a server pod outside the mesh every call
+// gets through (allowed, with the warning).
+func TestIstioWaitingIsNotDenied(t *testing.T) {
+	ci := clientIntents("shop", "client", v2beta1.Target{Kubernetes: &v2beta1.KubernetesTarget{Name: "nginx"}})
+	// named gives a Deployment's pods the identity name, so that two Deployments, one in
+	// the mesh and one not, make one workload.
+	named := func(d *appsv1.Deployment, name string, meshed bool) *appsv1.Deployment {
+		d.Spec.Template.Annotations = map[string]string{identity.WorkloadNameAnnotation: name}
+		if !meshed {
+			d.Spec.Template.Spec.Containers = d.Spec.Template.Spec.Containers[:1]
+		}
+		return d
+	}
+	explain := func(objects ...client.Object) Explanation {
+		t.Helper()
+		r := analyze(t, Options{Istio: &IstioOptions{TrustDomain: "corp.example"}}, objects...)
+		es, err := r.Explain(Query{From: Endpoint{Namespace: "shop", Name: "client"}, To: Endpoint{Namespace: "shop", Name: "nginx"}, Port: "80"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if e.Point == Istio {
+				return e
+			}
+		}
+		t.Fatalf("no Istio explanation among %+v", es)
+		return Explanation{}
+	}
+	cases := []struct {
+		name    string
+		objects []client.Object
+		want    string
+	}{
+		{"everything in the mesh", []client.Object{named(meshWorkload("nginx", "nginx"), "nginx", true), named(meshWorkload("client", "client"), "client", true)}, Allowed},
+		{"client outside the mesh", []client.Object{named(meshWorkload("nginx", "nginx"), "nginx", true), named(meshWorkload("client", "client"), "client", false)}, Denied},
+		{"one of the client's Deployments outside the mesh", []client.Object{named(meshWorkload("nginx", "nginx"), "nginx", true),
+			named(meshWorkload("client", "client"), "client", true), named(meshWorkload("client-legacy", "client"), "client", false)}, Mixed},
+		{"one of the server's Deployments outside the mesh", []client.Object{named(meshWorkload("nginx", "nginx"), "nginx", true),
+			named(meshWorkload("nginx-legacy", "nginx"), "nginx", false), named(meshWorkload("client", "client"), "client", true)}, Allowed},
+	}
+	for _, tc := range cases {
+		e := explain(append(tc.objects, ci)...)
+		if e.Verdict != tc.want {
+			t.Errorf("%s: verdict %s, want %s: %+v", tc.name, e.Verdict, tc.want, e)
+		}
 	}
 }
