@@ -91,11 +91,17 @@ func (r *Result) Explain(q Query) ([]Explanation, error) {
 		return []Explanation{e}, nil
 	}
 	es, err := r.explainNetwork(q)
-	if err != nil {
+	mesh, ok := r.explainIstio(q)
+	switch {
+	case err != nil && !ok:
 		return nil, err
+	case err != nil:
+		// The mesh's answer stands on its own (a client without pods in the inputs is
+		// still judged by what it declares): give it, and say why the other is missing.
+		es = []Explanation{{Query: q, Point: NetworkPolicy, Verdict: Unknown, Chain: []string{"cannot be answered: " + err.Error()}}}
 	}
-	if e, ok := r.explainIstio(q); ok {
-		es = append(es, e)
+	if ok {
+		es = append(es, mesh)
 	}
 	return es, nil
 }

@@ -147,3 +147,22 @@ func TestIstioWaitingIsNotDenied(t *testing.T) {
 		}
 	}
 }
+
+// TestIstioAnswerWithoutNetworkAnswer: when the NetworkPolicy question cannot be answered
+// (the client has no pods in the inputs), the mesh's answer is still given.
+func TestIstioAnswerWithoutNetworkAnswer(t *testing.T) {
+	ci := clientIntents("shop", "ghost", v2beta1.Target{Kubernetes: &v2beta1.KubernetesTarget{Name: "nginx"}})
+	r := analyze(t, Options{Istio: &IstioOptions{TrustDomain: "corp.example"}}, meshWorkload("nginx", "nginx"), ci)
+	es, err := r.Explain(Query{From: Endpoint{Namespace: "shop", Name: "ghost"}, To: Endpoint{Namespace: "shop", Name: "nginx"}, Port: "80"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || es[0].Point != NetworkPolicy || es[0].Verdict != Unknown || es[1].Point != Istio ||
+		!strings.Contains(strings.Join(es[1].Missing, " "), "no pods yet") {
+		t.Fatalf("explanations: %+v", es)
+	}
+	r = analyze(t, Options{}, meshWorkload("nginx", "nginx"), ci)
+	if _, err := r.Explain(Query{From: Endpoint{Namespace: "shop", Name: "ghost"}, To: Endpoint{Namespace: "shop", Name: "nginx"}, Port: "80"}); err == nil {
+		t.Fatal("without the mesh, a question about a client without pods is answered")
+	}
+}
