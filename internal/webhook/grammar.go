@@ -58,6 +58,9 @@ func ValidateGrammar(spec v2beta1.ClientIntentsSpec, root *field.Path) field.Err
 			}
 		case t.Internet != nil:
 			in := p.Child("internet")
+			if len(t.Internet.Domains)+len(t.Internet.IPs) == 0 {
+				errs = append(errs, field.Required(in, "an internet target needs at least one domain or ip"))
+			}
 			for j, d := range t.Internet.Domains {
 				check(len(d) <= 253 && domainGrammar.MatchString(d), in.Child("domains").Index(j), d, "not a DNS name (like api.example.com, or *.example.com for its subdomains)")
 			}

@@ -150,4 +150,8 @@ func TestGrammarOfNamedThings(t *testing.T) {
 	if n := strings.Count(ports.Error(), "Invalid value"); n != 3 {
 		t.Errorf("ValidateGrammar: %d errors, want 3: %v", n, ports)
 	}
+	empty := webhook.ValidateGrammar(one(target{Internet: &v2beta1.InternetTarget{Ports: []int32{443}}}), field.NewPath("spec")).ToAggregate()
+	if empty == nil || !strings.Contains(empty.Error(), "spec.targets[0].internet: Required value: an internet target needs at least one domain or ip") {
+		t.Errorf("ValidateGrammar on an internet target without a destination: %v", empty)
+	}
 }
