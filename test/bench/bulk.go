@@ -164,8 +164,9 @@ func summarize(lags []time.Duration, notReady int) lagSummary {
 }
 
 // follow lists and then watches list's kind, handing every object to note with the time
-// it was seen; when a watch ends (it expired, or the server closed it) it lists again.
-// It reports on opened once the first watch is open, and runs until ctx ends.
+// it was seen; when a watch ends (it expired, or the server closed it) it lists again and
+// hands on only the objects that changed meanwhile, so that a relist does not pass for a
+// write. It reports on opened once the first watch is open, and runs until ctx ends.
 func follow(ctx context.Context, c client.WithWatch, list client.ObjectList, opts []client.ListOption, opened chan<- error, note func(obj any, deleted bool, at time.Time)) {
 	first := true
 	report := func(err error) {
@@ -173,10 +174,24 @@ func follow(ctx context.Context, c client.WithWatch, list client.ObjectList, opt
 		case first:
 			opened <- err
 			first = false
-		case err != nil:
+		case err != nil && ctx.Err() == nil:
 			// Later failures leave the figures short; the wait for convergence times out.
 			fmt.Fprintln(os.Stderr, "bench:", err)
 		}
+	}
+	// versions holds the resource version last seen of each object.
+	versions := map[client.ObjectKey]string{}
+	seen := func(obj any) bool {
+		o, ok := obj.(client.Object)
+		if !ok {
+			return false
+		}
+		k := client.ObjectKeyFromObject(o)
+		if versions[k] == o.GetResourceVersion() {
+			return false
+		}
+		versions[k] = o.GetResourceVersion()
+		return true
 	}
 	for ctx.Err() == nil {
 		l := list.DeepCopyObject().(client.ObjectList)
@@ -185,7 +200,12 @@ func follow(ctx context.Context, c client.WithWatch, list client.ObjectList, opt
 			return
 		}
 		now := time.Now()
-		if err := meta.EachListItem(l, func(o runtime.Object) error { note(o, false, now); return nil }); err != nil {
+		if err := meta.EachListItem(l, func(o runtime.Object) error {
+			if seen(o) {
+				note(o, false, now)
+			}
+			return nil
+		}); err != nil {
 			report(err)
 			return
 		}
@@ -199,6 +219,7 @@ func follow(ctx context.Context, c client.WithWatch, list client.ObjectList, opt
 			if ev.Type == watch.Error {
 				break // the watch expired: list again
 			}
+			seen(ev.Object)
 			note(ev.Object, ev.Type == watch.Deleted, time.Now())
 		}
 		w.Stop()
