@@ -18,42 +18,50 @@ import (
 
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/enforcement"
+	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 	"github.com/intentguard/intentguard/internal/testsupport/process"
 )
 
 // bulkWatch follows, on watches opened before the bulk starts, the operator's
-// NetworkPolicies and the ClientIntents: when each policy was last written, when each
-// ClientIntents last turned Ready, and when every expected policy first equalled the
-// compiled one. Only times and verdicts are kept, not the objects, so that it stays small
-// at 10,000 workloads.
+// NetworkPolicies, the pods' labels and the ClientIntents: when each policy was last
+// written, when each ClientIntents last turned Ready, and when enforcement first was
+// complete: every expected policy equal to the compiled one and every pod the policies
+// select by the operator's labels carrying them. Only times and verdicts are kept, not
+// the objects, so that it stays small at 10,000 workloads.
 type bulkWatch struct {
-	want map[client.ObjectKey]*networkingv1.NetworkPolicy
+	want   map[client.ObjectKey]*networkingv1.NetworkPolicy
+	labels map[client.ObjectKey]map[string]string
 
 	mu         sync.Mutex
-	good       map[client.ObjectKey]bool
+	good       map[part]bool
 	nGood      int
 	lastPolicy map[client.ObjectKey]time.Time
 	readyAt    map[client.ObjectKey]time.Time
 	converged  chan struct{}
 }
 
-func newBulkWatch(want map[client.ObjectKey]*networkingv1.NetworkPolicy) *bulkWatch {
-	return &bulkWatch{
+func newBulkWatch(want map[client.ObjectKey]*networkingv1.NetworkPolicy, labels []podLabel) *bulkWatch {
+	b := &bulkWatch{
 		want:       want,
-		good:       map[client.ObjectKey]bool{},
+		labels:     map[client.ObjectKey]map[string]string{},
+		good:       map[part]bool{},
 		lastPolicy: map[client.ObjectKey]time.Time{},
 		readyAt:    map[client.ObjectKey]time.Time{},
 		converged:  make(chan struct{}),
 	}
+	for _, l := range labels {
+		b.labels[client.ObjectKey{Namespace: l.ns, Name: l.name}] = l.labels
+	}
+	return b
 }
 
 // start opens both watches; they run until ctx ends. It returns once both are open, so
 // that nothing written afterwards is missed.
 func (b *bulkWatch) start(ctx context.Context, c client.WithWatch) error {
 	managed := client.MatchingLabels{ownership.Label: ownership.IntentsOperator}
-	opened := make(chan error, 2)
+	opened := make(chan error, 3)
 	go follow(ctx, c, &networkingv1.NetworkPolicyList{}, []client.ListOption{managed}, opened, func(obj any, deleted bool, at time.Time) {
 		if p, ok := obj.(*networkingv1.NetworkPolicy); ok {
 			b.notePolicy(client.ObjectKeyFromObject(p), !deleted && b.upToDate(p), at)
@@ -64,7 +72,12 @@ func (b *bulkWatch) start(ctx context.Context, c client.WithWatch) error {
 			b.noteIntents(client.ObjectKeyFromObject(ci), !deleted && meta.IsStatusConditionTrue(ci.Status.Conditions, enforcement.ConditionReady), at)
 		}
 	})
-	for range 2 {
+	go follow(ctx, c, informer.PodMetaList(), nil, opened, func(obj any, deleted bool, at time.Time) {
+		if p, ok := obj.(*metav1.PartialObjectMetadata); ok {
+			b.notePod(client.ObjectKeyFromObject(p), !deleted && b.labelled(p), at)
+		}
+	})
+	for range 3 {
 		if err := <-opened; err != nil {
 			return err
 		}
@@ -77,20 +90,58 @@ func (b *bulkWatch) upToDate(p *networkingv1.NetworkPolicy) bool {
 	return ok && compile.UpToDate(w, p)
 }
 
+// labelled reports whether the pod carries the operator labels enforcement needs on it.
+func (b *bulkWatch) labelled(p *metav1.PartialObjectMetadata) bool {
+	want, ok := b.labels[client.ObjectKeyFromObject(p)]
+	if !ok {
+		return false
+	}
+	for k, v := range want {
+		if p.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
 func (b *bulkWatch) notePolicy(k client.ObjectKey, good bool, at time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.lastPolicy[k] = at
-	if _, wanted := b.want[k]; !wanted || b.good[k] == good {
+	if _, wanted := b.want[k]; wanted {
+		b.mark(policyKey(k), good)
+	}
+}
+
+func (b *bulkWatch) notePod(k client.ObjectKey, good bool, _ time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, wanted := b.labels[k]; wanted {
+		b.mark(podKey(k), good)
+	}
+}
+
+// part is one thing enforcement needs: a policy or a pod's labels.
+type part struct {
+	pod bool
+	key client.ObjectKey
+}
+
+func policyKey(k client.ObjectKey) part { return part{key: k} }
+func podKey(k client.ObjectKey) part    { return part{pod: true, key: k} }
+
+// mark records whether one part is in place, and closes converged once all are; b.mu is held.
+func (b *bulkWatch) mark(p part, good bool) {
+	if b.good[p] == good {
 		return
 	}
-	b.good[k] = good
+	b.good[p] = good
 	if good {
 		b.nGood++
 	} else {
 		b.nGood--
 	}
-	if b.nGood == len(b.want) {
+	if b.nGood == len(b.want)+len(b.labels) {
 		select {
 		case <-b.converged:
 		default:

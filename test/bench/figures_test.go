@@ -6,6 +6,7 @@ import (
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -103,6 +104,27 @@ func TestSummarizeProperties(t *testing.T) {
 	}
 }
 
+func TestLabelled(t *testing.T) {
+	bw := newBulkWatch(nil, []podLabel{{ns: "n", name: "p", labels: map[string]string{"x": "1", "y": "2"}}})
+	pod := func(name string, labels map[string]string) *metav1.PartialObjectMetadata {
+		return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "n", Name: name, Labels: labels}}
+	}
+	for _, tc := range []struct {
+		name string
+		pod  *metav1.PartialObjectMetadata
+		want bool
+	}{
+		{"all labels, and more", pod("p", map[string]string{"x": "1", "y": "2", "app": "w"}), true},
+		{"one missing", pod("p", map[string]string{"x": "1"}), false},
+		{"another value", pod("p", map[string]string{"x": "1", "y": "3"}), false},
+		{"a pod not needed", pod("q", map[string]string{"x": "1", "y": "2"}), false},
+	} {
+		if got := bw.labelled(tc.pod); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func durationsMs(d []time.Duration) []float64 {
 	out := make([]float64, len(d))
 	for i, x := range d {
@@ -111,13 +133,14 @@ func durationsMs(d []time.Duration) []float64 {
 	return out
 }
 
-// The watch's bookkeeping: convergence once every expected policy is up to date, a
-// policy that goes bad again undoes it, and each ClientIntents' lag is taken from the
+// The watch's bookkeeping: convergence once every expected policy is up to date and
+// every pod labelled, a policy that goes bad again undoes it, and each ClientIntents' lag is taken from the
 // last write among the policies it needs to the time it last turned Ready.
 func TestBulkWatchBookkeeping(t *testing.T) {
 	a, b := client.ObjectKey{Namespace: "n", Name: "a"}, client.ObjectKey{Namespace: "n", Name: "b"}
 	ci1, ci2, ci3 := client.ObjectKey{Namespace: "n", Name: "c1"}, client.ObjectKey{Namespace: "n", Name: "c2"}, client.ObjectKey{Namespace: "n", Name: "c3"}
-	bw := newBulkWatch(map[client.ObjectKey]*networkingv1.NetworkPolicy{a: {}, b: {}})
+	pod := client.ObjectKey{Namespace: "n", Name: "p-0"}
+	bw := newBulkWatch(map[client.ObjectKey]*networkingv1.NetworkPolicy{a: {}, b: {}}, []podLabel{{ns: "n", name: "p-0", labels: map[string]string{"x": "1"}}})
 	t0 := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	converged := func() bool {
@@ -140,8 +163,16 @@ func TestBulkWatchBookkeeping(t *testing.T) {
 		t.Fatal("converged after a went bad again")
 	}
 	bw.notePolicy(a, true, at(50))
+	if converged() {
+		t.Fatal("converged with the pod not labelled")
+	}
+	bw.notePod(client.ObjectKey{Namespace: "n", Name: "b"}, true, at(52)) // a pod named like a policy
+	if converged() {
+		t.Fatal("converged on a pod enforcement does not need")
+	}
+	bw.notePod(pod, true, at(55))
 	if !converged() {
-		t.Fatal("not converged with both up to date")
+		t.Fatal("not converged with both policies up to date and the pod labelled")
 	}
 	bw.notePolicy(a, true, at(60)) // a rewrite after convergence still moves a's last write
 	bw.noteIntents(ci1, true, at(40))

@@ -257,7 +257,7 @@ func run(o options) (*result, error) {
 	log("bulk: applying %d ClientIntents with %d calls", len(clients), res.Edges)
 	watchCtx, stopWatches := context.WithCancel(ctx)
 	defer stopWatches()
-	bw := newBulkWatch(want)
+	bw := newBulkWatch(want, labels)
 	if err := bw.start(watchCtx, c); err != nil {
 		return nil, err
 	}
@@ -290,7 +290,7 @@ func run(o options) (*result, error) {
 	select {
 	case <-bw.converged:
 	case <-time.After(30 * time.Minute):
-		return nil, fmt.Errorf("the %d expected policies were not all written within 30 minutes", len(want))
+		return nil, fmt.Errorf("the %d expected policies and %d pod labels were not all written within 30 minutes", len(want), len(labels))
 	}
 	if o.mesh {
 		// One AuthorizationPolicy per server, as one NetworkPolicy.
