@@ -109,12 +109,15 @@ type options struct {
 	workloads, namespaces, edges, pods int
 	seed                               uint64
 	// qps overrides the operator's client limit (burst twice as much); 0 keeps the binary's.
-	qps        float64
-	runs       int
-	quiet      time.Duration
-	logFile    string
-	cpuProfile string
-	mesh       bool
+	qps  float64
+	runs int
+	// throttledRuns is how often the throttled floor is measured: at the scale-out size
+	// one run takes minutes.
+	throttledRuns int
+	quiet         time.Duration
+	logFile       string
+	cpuProfile    string
+	mesh          bool
 }
 
 func main() {
@@ -128,6 +131,7 @@ func main() {
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
 	fs.Float64Var(&o.qps, "qps", 0, "override the operator's client QPS (burst twice as much); 0 runs it with its shipped defaults")
 	fs.IntVar(&o.runs, "runs", 5, "repetitions of each one-change measurement")
+	fs.IntVar(&o.throttledRuns, "throttled-floor-runs", 3, "runs of the floor at the operator's client limit (the median is reported)")
 	fs.DurationVar(&o.quiet, "quiet", 5*time.Second, "how long the operator must be idle after bulk convergence for its last write to count as the last")
 	output := fs.String("o", "table", "output: table or json")
 	fs.StringVar(&o.logFile, "operator-log", "", "file for the operator's log (default: discard)")
@@ -229,11 +233,11 @@ func run(o options) (*result, error) {
 	res.Policies, res.PodLabels = len(want), len(labels)
 
 	log("floor: writing the %d final policies and %d pod labels without a client limit (%d runs)", len(want), len(labels), floorRuns)
-	if res.Floor, err = measureFloor(ctx, c, c, want, labels); err != nil {
+	if res.Floor, err = measureFloor(ctx, c, c, want, labels, floorRuns); err != nil {
 		return nil, err
 	}
-	log("floor: the same at the operator's client limit, %g QPS, burst %d (%d runs)", res.Limit.QPS, res.Limit.Burst, floorRuns)
-	if res.ThrottledFloor, err = measureFloor(ctx, throttled, c, want, labels); err != nil {
+	log("floor: the same at the operator's client limit, %g QPS, burst %d (%d runs)", res.Limit.QPS, res.Limit.Burst, o.throttledRuns)
+	if res.ThrottledFloor, err = measureFloor(ctx, throttled, c, want, labels, o.throttledRuns); err != nil {
 		return nil, err
 	}
 
