@@ -10,7 +10,7 @@ HELM = $(shell bash hack/helm.sh)
 # keytool (a JDK) for the Java keystore tests; hack/keytool.sh installs one if it can.
 KEYTOOL = $(shell bash hack/keytool.sh)
 
-.PHONY: all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-credentials bench-credentials-smoke bench-kafka cli-demo demo-mapper bench-mapper-agent bench-mapper-aggregator test-istio-validation
+.PHONY: all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-scale bench-credentials bench-credentials-smoke bench-kafka bench-kafka-scale cli-demo demo-mapper bench-mapper-agent bench-mapper-aggregator test-istio-validation
 
 all: build test
 
@@ -109,7 +109,12 @@ bench:
 
 ## bench-smoke: the harness at its smallest size, as CI runs it (no timing is asserted)
 bench-smoke:
-	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workloads 20 -edges 40 -namespaces 2 -runs 1
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workloads 20 -edges 40 -namespaces 2 -runs 1 -quiet 2s
+
+## bench-scale: the scale-out size, 10,000 workloads and 30,000 calls over 100 namespaces
+## (several minutes on 2 cores; not run in CI)
+bench-scale:
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workloads 10000 -edges 30000 -namespaces 100 -runs 1 -throttled-floor-runs 1
 
 ## bench-credentials: 1,000 annotated pods across 200 workloads (see docs/performance.md)
 bench-credentials:
@@ -122,6 +127,10 @@ bench-credentials-smoke:
 ## bench-kafka: the Kafka ACL benchmark at the issue's size (1,000 clients, 5,000 ACLs)
 bench-kafka:
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/kafkabench -clients 1000
+
+## bench-kafka-scale: the Kafka ACL benchmark at the scale-out size (10,000 clients, 50,000 ACLs; not run in CI)
+bench-kafka-scale:
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/kafkabench -clients 10000
 
 ## bench-mapper-agent: the mapper agent's packet path at 1,000 new connections per second
 bench-mapper-agent:

@@ -60,6 +60,48 @@ func scrapeAPIWrites(ctx context.Context, cfg *rest.Config) (apiWrites, error) {
 	return out, nil
 }
 
+// writeSplit sorts write requests by what they are, as the performance table reports
+// them. In the bulk phase the generator writes only ClientIntents; everything else is
+// the operator's.
+type writeSplit struct {
+	// Policies are NetworkPolicy and AuthorizationPolicy writes.
+	Policies float64 `json:"policies"`
+	// PodLabels are pod updates and patches (pod creates are the generator's).
+	PodLabels float64 `json:"podLabels"`
+	// Status are writes to any status subresource.
+	Status float64 `json:"status"`
+	Events float64 `json:"events"`
+	// Intents are ClientIntents writes other than status: the generator's creates.
+	Intents float64 `json:"intents"`
+	Other   float64 `json:"other"`
+}
+
+// split sorts the counts into a writeSplit.
+func (w apiWrites) split() writeSplit {
+	var s writeSplit
+	for k, n := range w {
+		kind, verb, _ := strings.Cut(k, " ")
+		resource, sub, _ := strings.Cut(kind, "/")
+		switch {
+		case sub == "status":
+			s.Status += n
+		case sub != "":
+			s.Other += n
+		case resource == "networkpolicies" || resource == "authorizationpolicies":
+			s.Policies += n
+		case resource == "pods" && verb != "POST" && verb != "DELETE":
+			s.PodLabels += n
+		case resource == "events":
+			s.Events += n
+		case resource == "clientintents":
+			s.Intents += n
+		default:
+			s.Other += n
+		}
+	}
+	return s
+}
+
 // minus returns the writes made since base, leaving out kinds with none.
 func (w apiWrites) minus(base apiWrites) apiWrites {
 	out := apiWrites{}

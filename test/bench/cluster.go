@@ -158,8 +158,9 @@ func serviceOf(w workload) *corev1.Service {
 	}
 }
 
-// expected compiles, without any cluster, the policies the operator must converge to.
-func (s *synthetic) expected() map[client.ObjectKey]*networkingv1.NetworkPolicy {
+// expected compiles, without any cluster, the policies the operator must converge to,
+// and for each ClientIntents the policies its calls need.
+func (s *synthetic) expected() (policies map[client.ObjectKey]*networkingv1.NetworkPolicy, needs map[client.ObjectKey][]client.ObjectKey) {
 	type server struct {
 		index   int
 		service bool
@@ -178,7 +179,8 @@ func (s *synthetic) expected() map[client.ObjectKey]*networkingv1.NetworkPolicy 
 		pods := []compile.Pod{{Labels: podLabels(w), Identity: identity.Identity{Namespace: w.ns, Name: w.name, Kind: w.kind}}}
 		return compile.SelectPods(w.ref(), []compile.Workload{{Kind: w.kind, Name: w.name, Selector: &metav1.LabelSelector{MatchLabels: podLabels(w)}}}, pods).Selector
 	}
-	out := map[client.ObjectKey]*networkingv1.NetworkPolicy{}
+	policies = map[client.ObjectKey]*networkingv1.NetworkPolicy{}
+	needs = map[client.ObjectKey][]client.ObjectKey{}
 	for srv, clients := range clientsOf {
 		w := s.workloads[srv.index]
 		in := compile.Input{Server: intent.Server{Ref: w.ref()}, Pods: sel(w)}
@@ -190,9 +192,14 @@ func (s *synthetic) expected() map[client.ObjectKey]*networkingv1.NetworkPolicy 
 			in.Clients = append(in.Clients, compile.Client{Ref: s.workloads[c].ref(), Pods: sel(s.workloads[c])})
 		}
 		p := compile.Compile(in)
-		out[client.ObjectKeyFromObject(p)] = p
+		k := client.ObjectKeyFromObject(p)
+		policies[k] = p
+		for _, c := range clients {
+			ci := client.ObjectKey{Namespace: s.workloads[c].ns, Name: s.workloads[c].name}
+			needs[ci] = append(needs[ci], k)
+		}
 	}
-	return out
+	return policies, needs
 }
 
 // create writes namespaces, then each workload as a Deployment, a ReplicaSet it owns and

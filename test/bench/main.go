@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -39,7 +40,6 @@ import (
 	"github.com/intentguard/intentguard/internal/ownership"
 	"github.com/intentguard/intentguard/internal/point/istio"
 	"github.com/intentguard/intentguard/internal/point/istio/authz"
-	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 	"github.com/intentguard/intentguard/internal/testsupport/process"
 )
@@ -51,24 +51,45 @@ type result struct {
 	Edges      int    `json:"edges"`
 	Pods       int    `json:"pods"`
 	Policies   int    `json:"policies"`
+	PodLabels  int    `json:"podLabels"`
 	Seed       uint64 `json:"seed"`
-	QPS        int    `json:"qps"`
+	// Limit is the operator's client-side limit: the binary's defaults unless overridden.
+	Limit clientLimit `json:"operatorClientLimit"`
 
-	FloorSeconds     float64   `json:"floorSeconds"`
-	BulkSeconds      float64   `json:"bulkSeconds"`
-	BulkRatio        float64   `json:"bulkRatioToFloor"`
-	BulkWrites       float64   `json:"bulkWrites"`
-	BulkAPIWrites    apiWrites `json:"bulkAPIWritesByKind"`
-	EvaluatorChecked int       `json:"evaluatorPairsChecked"`
-	EvaluatorWrong   int       `json:"evaluatorPairsWrong"`
-	Changes          []change  `json:"changes"`
-	IdleResyncWrites float64   `json:"idleResyncWrites"`
-	PeakRSSBytes     int64     `json:"peakRSSBytes"`
+	// Floor is the final policies and pod labels written by 4 clients without a client
+	// limit; ThrottledFloor the same with the operator's limit, for reference.
+	Floor          floor   `json:"unthrottledFloor"`
+	ThrottledFloor floor   `json:"throttledFloor"`
+	BulkSeconds    float64 `json:"bulkSeconds"`
+	// BulkRatio is against the unthrottled floor.
+	BulkRatio float64 `json:"bulkRatioToFloor"`
+	// BulkCPUSeconds is the operator's user and system CPU time from the first create
+	// until it was quiet.
+	BulkCPUSeconds float64 `json:"bulkOperatorCPUSeconds"`
+	// BulkWrites are the operator's own non-GET requests (rest_client_requests_total).
+	BulkWrites float64 `json:"bulkWrites"`
+	// BulkSplit sorts the API server's writes in the bulk phase by what they are.
+	BulkSplit     writeSplit `json:"bulkWritesSplit"`
+	BulkAPIWrites apiWrites  `json:"bulkAPIWritesByKind"`
+	// LastWriteAfterStart and LastWriteAfterConvergence time the operator's last write of
+	// the bulk phase from its first create and from convergence.
+	LastWriteAfterStart       float64    `json:"lastWriteAfterStartSeconds"`
+	LastWriteAfterConvergence float64    `json:"lastWriteAfterConvergenceSeconds"`
+	ReadyLag                  lagSummary `json:"readyLag"`
+	BulkPeakHeapBytes         float64    `json:"bulkPeakHeapInuseBytes"`
+	EvaluatorChecked          int        `json:"evaluatorPairsChecked"`
+	EvaluatorWrong            int        `json:"evaluatorPairsWrong"`
+	Changes                   []change   `json:"changes"`
+	IdleResyncWrites          float64    `json:"idleResyncWrites"`
+	PeakRSSBytes              int64      `json:"peakRSSBytes"`
 	// IdleAPIWrites are the idle resync's writes by kind, all writers.
 	IdleAPIWrites apiWrites `json:"idleAPIWritesByKind,omitempty"`
 	// IstioPolicies are the AuthorizationPolicies the bulk phase waited for (-istio).
 	IstioPolicies  int     `json:"istioPolicies,omitempty"`
 	HeapInuseBytes float64 `json:"heapInuseBytes"`
+	// BenchPeakRSSBytes is the bench process's own peak RSS: the generator, the watches and
+	// the evaluator.
+	BenchPeakRSSBytes int64 `json:"benchPeakRSSBytes"`
 }
 
 // change is the cost of one kind of change in the converged cluster.
@@ -83,24 +104,41 @@ type change struct {
 	LastAPIWrites apiWrites `json:"lastRunAPIWritesByKind"`
 }
 
+// options are the bench's command-line settings.
+type options struct {
+	workloads, namespaces, edges, pods int
+	seed                               uint64
+	// qps overrides the operator's client limit (burst twice as much); 0 keeps the binary's.
+	qps  float64
+	runs int
+	// throttledRuns is how often the throttled floor is measured: at the scale-out size
+	// one run takes minutes.
+	throttledRuns int
+	quiet         time.Duration
+	logFile       string
+	cpuProfile    string
+	mesh          bool
+}
+
 func main() {
 	// A flag set of its own: the libraries linked in register flags the harness does not take.
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
-	var (
-		workloads  = fs.Int("workloads", 100, "Deployments to generate")
-		namespaces = fs.Int("namespaces", 5, "namespaces to spread them over")
-		edges      = fs.Int("edges", 300, "declared calls (client -> server) to generate")
-		pods       = fs.Int("pods", 1, "pods per workload")
-		seed       = fs.Uint64("seed", 1, "generator seed")
-		qps        = fs.Int("qps", 200, "client QPS for the operator and the floor writer")
-		runs       = fs.Int("runs", 5, "repetitions of each one-change measurement")
-		output     = fs.String("o", "table", "output: table or json")
-		logFile    = fs.String("operator-log", "", "file for the operator's log (default: discard)")
-		cpuProfile = fs.String("cpuprofile", "", "write the operator's CPU profile during bulk convergence to this file (and its heap after it to FILE.heap)")
-		mesh       = fs.Bool("istio", false, "also run the Istio point, every namespace in ambient mode: bulk convergence waits for the AuthorizationPolicies too")
-	)
+	var o options
+	fs.IntVar(&o.workloads, "workloads", 100, "workloads to generate")
+	fs.IntVar(&o.namespaces, "namespaces", 5, "namespaces to spread them over")
+	fs.IntVar(&o.edges, "edges", 300, "declared calls (client -> server) to generate")
+	fs.IntVar(&o.pods, "pods", 1, "pods per workload")
+	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
+	fs.Float64Var(&o.qps, "qps", 0, "override the operator's client QPS (burst twice as much); 0 runs it with its shipped defaults")
+	fs.IntVar(&o.runs, "runs", 5, "repetitions of each one-change measurement")
+	fs.IntVar(&o.throttledRuns, "throttled-floor-runs", 3, "runs of the floor at the operator's client limit (the median is reported)")
+	fs.DurationVar(&o.quiet, "quiet", 5*time.Second, "how long the operator must be idle after bulk convergence for its last write to count as the last")
+	output := fs.String("o", "table", "output: table or json")
+	fs.StringVar(&o.logFile, "operator-log", "", "file for the operator's log (default: discard)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the operator's CPU profile during bulk convergence to this file (and its heap after it to FILE.heap)")
+	fs.BoolVar(&o.mesh, "istio", false, "also run the Istio point, every namespace in ambient mode: bulk convergence waits for the AuthorizationPolicies too")
 	_ = fs.Parse(os.Args[1:])
-	res, err := run(*workloads, *namespaces, *edges, *pods, *seed, *qps, *runs, *logFile, *cpuProfile, *mesh)
+	res, err := run(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -117,10 +155,10 @@ func main() {
 	}
 }
 
-func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, logFile, cpuProfile string, mesh bool) (*result, error) {
+func run(o options) (*result, error) {
 	ctx := context.Background()
 	log := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
-	res := &result{Workloads: workloads, Namespaces: namespaces, Pods: workloads * pods, Seed: seed, QPS: qps}
+	res := &result{Workloads: o.workloads, Namespaces: o.namespaces, Pods: o.workloads * o.pods, Seed: o.seed}
 
 	tmp, err := os.MkdirTemp("", "intentguard-bench-")
 	if err != nil {
@@ -131,9 +169,15 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	if err := process.Build("./cmd/intents-operator", bin); err != nil {
 		return nil, err
 	}
+	if res.Limit, err = shippedLimit(bin); err != nil {
+		return nil, err
+	}
+	if o.qps != 0 {
+		res.Limit = clientLimit{QPS: o.qps, Burst: int(2 * o.qps), Override: true}
+	}
 	opLog, err := os.Create(os.DevNull)
-	if logFile != "" {
-		opLog, err = os.Create(logFile)
+	if o.logFile != "" {
+		opLog, err = os.Create(o.logFile)
 	}
 	if err != nil {
 		return nil, err
@@ -143,77 +187,91 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	log("starting the local control plane")
 	// Workloads are written as Deployment -> ReplicaSet -> Pods by the generator itself;
 	// the controller manager only deletes namespaces.
-	lc, err := controlplane.Start(ctx, controlplane.Options{Controllers: []string{"namespace", "garbagecollector"}, Istio: mesh})
+	// A third of the Deployments and StatefulSets have a Service: 2,300 at 10,000
+	// workloads, more than envtest's default range of cluster IPs holds.
+	lc, err := controlplane.Start(ctx, controlplane.Options{Controllers: []string{"namespace", "garbagecollector"}, Istio: o.mesh, ServiceCIDR: "10.96.0.0/16"})
 	if err != nil {
 		return nil, err
 	}
 	defer lc.Stop()
-	cfg := rest.CopyConfig(lc.Config)
-	cfg.QPS, cfg.Burst = float32(qps), qps*2
 	scheme := informer.Scheme()
 	if err := istio.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
-	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	// The generator stands for users and other controllers, and the bench's own reads and
+	// watches must not wait on a client limit: no client-side limit (QPS -1).
+	ucfg := rest.CopyConfig(lc.Config)
+	ucfg.QPS = -1
+	c, err := client.NewWithWatch(ucfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err
 	}
-	// The generator stands for users and other controllers: its writes are not throttled
-	// on the client, so the ClientIntents of the bulk phase arrive as fast as the API
-	// server takes them, and the measured time is the operator's.
-	ucfg := rest.CopyConfig(lc.Config)
-	ucfg.QPS = -1
-	gen, err := client.New(ucfg, client.Options{Scheme: informer.Scheme()})
+	// The throttled floor's writer has the operator's client limit, as the operator's
+	// binary sets it on its rest.Config.
+	tcfg := rest.CopyConfig(lc.Config)
+	tcfg.QPS, tcfg.Burst = float32(res.Limit.QPS), res.Limit.Burst
+	throttled, err := client.New(tcfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err
 	}
 
-	syn := generate(seed, namespaces, workloads, edges, pods)
+	syn := generate(o.seed, o.namespaces, o.workloads, o.edges, o.pods)
+	clients := syn.clients()
 	res.Edges = 0
 	for _, s := range syn.calls {
 		res.Edges += len(s)
 	}
-	log("creating %d workloads with %d pods in %d namespaces", workloads, res.Pods, namespaces)
-	if err := syn.create(ctx, gen, 16); err != nil {
+	log("creating %d workloads with %d pods in %d namespaces", o.workloads, res.Pods, o.namespaces)
+	if err := syn.create(ctx, c, 16); err != nil {
 		return nil, err
 	}
-	if mesh {
-		if err := ambient(ctx, gen, syn.namespaces); err != nil {
+	if o.mesh {
+		if err := ambient(ctx, c, syn.namespaces); err != nil {
 			return nil, err
 		}
 	}
-	want := syn.expected()
-	res.Policies = len(want)
+	want, needs := syn.expected()
+	labels := syn.labelled()
+	res.Policies, res.PodLabels = len(want), len(labels)
 
-	log("floor: writing the %d final policies with a plain client", len(want))
-	floor, err := writeFloor(ctx, c, want, syn.labelled())
-	if err != nil {
+	log("floor: writing the %d final policies and %d pod labels without a client limit (%d runs)", len(want), len(labels), floorRuns)
+	if res.Floor, err = measureFloor(ctx, c, c, want, labels, floorRuns); err != nil {
 		return nil, err
 	}
-	res.FloorSeconds = floor.Seconds()
+	log("floor: the same at the operator's client limit, %g QPS, burst %d (%d runs)", res.Limit.QPS, res.Limit.Burst, o.throttledRuns)
+	if res.ThrottledFloor, err = measureFloor(ctx, throttled, c, want, labels, o.throttledRuns); err != nil {
+		return nil, err
+	}
 
 	log("starting the operator")
 	pprofAddr := ""
-	if cpuProfile != "" {
+	if o.cpuProfile != "" {
 		port, err := process.FreePort()
 		if err != nil {
 			return nil, err
 		}
 		pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	}
-	op, err := startOperator(ctx, bin, lc.Kubeconfig, qps, qps*2, pprofAddr, opLog, mesh)
+	op, err := startOperator(ctx, bin, lc.Kubeconfig, res.Limit, pprofAddr, opLog, o.mesh)
 	if err != nil {
 		return nil, err
 	}
-	base, err := op.Quiesce(ctx, time.Second, false)
-	if err != nil {
+	if _, err := op.Quiesce(ctx, time.Second, false); err != nil {
 		return nil, err
 	}
 
-	log("bulk: applying %d ClientIntents with %d calls", len(syn.calls), res.Edges)
+	log("bulk: applying %d ClientIntents with %d calls", len(clients), res.Edges)
+	watchCtx, stopWatches := context.WithCancel(ctx)
+	defer stopWatches()
+	bw := newBulkWatch(want, labels)
+	if err := bw.start(watchCtx, c); err != nil {
+		return nil, err
+	}
 	profDone := make(chan error, 1)
-	if cpuProfile != "" {
-		go func() { profDone <- fetchProfile("http://"+pprofAddr+"/debug/pprof/profile?seconds=20", cpuProfile) }()
+	if o.cpuProfile != "" {
+		go func() {
+			profDone <- fetchProfile("http://"+pprofAddr+"/debug/pprof/profile?seconds=20", o.cpuProfile)
+		}()
 	} else {
 		profDone <- nil
 	}
@@ -221,34 +279,51 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	if err != nil {
 		return nil, err
 	}
+	converged := make(chan struct{})
+	followed := make(chan error, 1)
+	var act activity
+	go func() {
+		var err error
+		act, err = followOperator(ctx, op, converged, o.quiet)
+		followed <- err
+	}()
 	t0 := time.Now()
-	if err := parallel(len(syn.clients()), 16, func(i int) error {
-		return gen.Create(ctx, syn.intents(syn.clients()[i]))
+	if err := parallel(len(clients), 16, func(i int) error {
+		return c.Create(ctx, syn.intents(clients[i]))
 	}); err != nil {
 		return nil, err
 	}
-	if err := waitPolicies(ctx, c, want); err != nil {
-		return nil, err
+	select {
+	case <-bw.converged:
+	case <-time.After(30 * time.Minute):
+		return nil, fmt.Errorf("the %d expected policies and %d pod labels were not all written within 30 minutes", len(want), len(labels))
 	}
-	if mesh {
+	if o.mesh {
 		// One AuthorizationPolicy per server, as one NetworkPolicy.
 		if res.IstioPolicies, err = waitAuthorizationPolicies(ctx, c, len(want)); err != nil {
 			return nil, err
 		}
 	}
-	res.BulkSeconds = time.Since(t0).Seconds()
+	convergedAt := time.Now()
+	close(converged)
+	res.BulkSeconds = convergedAt.Sub(t0).Seconds()
+	if err := <-followed; err != nil {
+		return nil, err
+	}
+	stopWatches()
 	if err := <-profDone; err != nil {
 		return nil, err
 	}
-	res.BulkRatio = res.BulkSeconds / res.FloorSeconds
-	after, err := op.Quiesce(ctx, time.Second, false)
-	if err != nil {
-		return nil, err
-	}
-	res.BulkWrites = after.Writes - base.Writes
-	if cpuProfile != "" {
+	res.BulkRatio = res.BulkSeconds / res.Floor.Seconds
+	res.BulkWrites = act.end.Writes - act.start.Writes
+	res.BulkCPUSeconds = act.cpu.Seconds()
+	res.BulkPeakHeapBytes = act.peakHeap
+	res.LastWriteAfterStart = act.lastWrite.Sub(t0).Seconds()
+	res.LastWriteAfterConvergence = act.lastWrite.Sub(convergedAt).Seconds()
+	res.ReadyLag = summarize(bw.readyLags(needs))
+	if o.cpuProfile != "" {
 		// The heap once the bulk is carried out, beside the CPU profile.
-		if err := fetchProfile("http://"+pprofAddr+"/debug/pprof/heap", cpuProfile+".heap"); err != nil {
+		if err := fetchProfile("http://"+pprofAddr+"/debug/pprof/heap", o.cpuProfile+".heap"); err != nil {
 			return nil, err
 		}
 	}
@@ -257,19 +332,20 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 		return nil, err
 	}
 	res.BulkAPIWrites = apiAfter.minus(apiBase)
+	res.BulkSplit = res.BulkAPIWrites.split()
 
 	log("checking connectivity with the evaluator")
-	res.EvaluatorChecked, res.EvaluatorWrong, err = checkConnectivity(ctx, c, syn, seed)
+	res.EvaluatorChecked, res.EvaluatorWrong, err = checkConnectivity(ctx, c, syn, o.seed)
 	if err != nil {
 		return nil, err
 	}
 
-	r := rand.New(rand.NewPCG(seed, 7))
+	r := rand.New(rand.NewPCG(o.seed, 7))
 	for _, sc := range scenarios(syn, r) {
 		log("one change: %s", sc.name)
 		ch := change{Kind: sc.name}
 		var writes, lat []float64
-		for i := 0; i < runs; i++ {
+		for i := 0; i < o.runs; i++ {
 			apiBase, err := scrapeAPIWrites(ctx, lc.Config)
 			if err != nil {
 				return nil, err
@@ -285,7 +361,7 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 			}
 			ch.LastAPIWrites = apiAfter.minus(apiBase)
 		}
-		ch.Runs = runs
+		ch.Runs = o.runs
 		ch.MedianWrites, ch.MaxWrites = median(writes), maxOf(writes)
 		ch.MedianLatency, ch.MaxLatency = median(lat), maxOf(lat)
 		res.Changes = append(res.Changes, ch)
@@ -306,7 +382,7 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 		return nil, err
 	}
 	op.Stop(process.StopGrace)
-	op, err = startOperator(ctx, bin, lc.Kubeconfig, qps, qps*2, "", opLog, mesh)
+	op, err = startOperator(ctx, bin, lc.Kubeconfig, res.Limit, "", opLog, o.mesh)
 	if err != nil {
 		return nil, err
 	}
@@ -329,106 +405,10 @@ func run(workloads, namespaces, edges, pods int, seed uint64, qps, runs int, log
 	if rss, err := op.PeakRSS(); err == nil && rss > res.PeakRSSBytes {
 		res.PeakRSSBytes = rss
 	}
+	if res.BenchPeakRSSBytes, err = process.SelfPeakRSS(); err != nil {
+		return nil, err
+	}
 	return res, nil
-}
-
-// writeFloor creates the final policies and labels the pods they select by the operator's
-// labels, with a plain client and as many writers as the operator has reconcile
-// workers, then undoes both; it returns the time taken: the API server's own limit for
-// the writes enforcement needs.
-func writeFloor(ctx context.Context, c client.Client, want map[client.ObjectKey]*networkingv1.NetworkPolicy, labels []podLabel) (time.Duration, error) {
-	policies := make([]*networkingv1.NetworkPolicy, 0, len(want))
-	for _, p := range want {
-		policies = append(policies, p.DeepCopy())
-	}
-	patch := func(l podLabel, remove bool) error {
-		m := map[string]any{}
-		for k, v := range l.labels {
-			m[k] = v
-			if remove {
-				m[k] = nil
-			}
-		}
-		body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": m}})
-		if err != nil {
-			return err
-		}
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: l.ns, Name: l.name}}
-		return c.Patch(ctx, pod, client.RawPatch(types.MergePatchType, body))
-	}
-	t0 := time.Now()
-	err := parallel(len(policies)+len(labels), 4, func(i int) error {
-		if i < len(labels) {
-			return patch(labels[i], false)
-		}
-		return c.Create(ctx, policies[i-len(labels)])
-	})
-	took := time.Since(t0)
-	if err != nil {
-		return 0, fmt.Errorf("floor writes: %w", err)
-	}
-	if err := parallel(len(policies), 16, func(i int) error { return c.Delete(ctx, policies[i]) }); err != nil {
-		return 0, fmt.Errorf("removing floor policies: %w", err)
-	}
-	if err := parallel(len(labels), 16, func(i int) error { return patch(labels[i], true) }); err != nil {
-		return 0, fmt.Errorf("removing floor labels: %w", err)
-	}
-	return took, nil
-}
-
-// waitPolicies waits until every expected policy exists and equals the compiled one. It
-// lists once and then follows a watch, so that waiting does not load the API server.
-func waitPolicies(ctx context.Context, c client.WithWatch, want map[client.ObjectKey]*networkingv1.NetworkPolicy) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
-	defer cancel()
-	managed := client.MatchingLabels{ownership.Label: ownership.IntentsOperator}
-	for {
-		var list networkingv1.NetworkPolicyList
-		if err := c.List(ctx, &list, managed); err != nil {
-			return err
-		}
-		good := map[client.ObjectKey]bool{}
-		note := func(p *networkingv1.NetworkPolicy, deleted bool) {
-			k := client.ObjectKeyFromObject(p)
-			if w, found := want[k]; found {
-				good[k] = !deleted && compile.UpToDate(w, p)
-			}
-		}
-		done := func() bool {
-			n := 0
-			for _, ok := range good {
-				if ok {
-					n++
-				}
-			}
-			return n == len(want)
-		}
-		for i := range list.Items {
-			note(&list.Items[i], false)
-		}
-		if done() {
-			return nil
-		}
-		w, err := c.Watch(ctx, &networkingv1.NetworkPolicyList{}, managed, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
-		if err != nil {
-			return err
-		}
-		for ev := range w.ResultChan() {
-			p, ok := ev.Object.(*networkingv1.NetworkPolicy)
-			if !ok {
-				break // an error event: the watch expired; list again
-			}
-			note(p, ev.Type == watch.Deleted)
-			if done() {
-				w.Stop()
-				return nil
-			}
-		}
-		w.Stop()
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("waiting for the expected policies: %w", err)
-		}
-	}
 }
 
 // ambient puts the namespaces in Istio's ambient mode, so that their pods are in the mesh.
@@ -680,15 +660,33 @@ func maxOf(v []float64) float64 {
 	return m
 }
 
+// printTable prints the issue's table row for the run, then the details behind it.
 func printTable(r *result) {
+	mib := func(b float64) float64 { return b / (1 << 20) }
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "cluster\t%d workloads, %d pods, %d namespaces, %d calls, %d policies (seed %d, %d qps)\n", r.Workloads, r.Pods, r.Namespaces, r.Edges, r.Policies, r.Seed, r.QPS)
-	if r.IstioPolicies > 0 {
-		fmt.Fprintf(tw, "istio\t%d AuthorizationPolicies, namespaces in ambient mode\n", r.IstioPolicies)
+	fmt.Fprintln(tw, "size (ns / workloads / calls)\tbulk convergence\tunthrottled floor\tratio\toperator CPU\twrites in bulk (policies / pod labels / status / events; operator total)\tlast write after start / convergence\tReady lag max / p99\tpeak RSS / heap")
+	fmt.Fprintf(tw, "%d / %d / %d\t%.2f s\t%.2f s\t%.1fx\t%.2f s\t%.0f / %.0f / %.0f / %.0f; %.0f\t%.2f s / %+.2f s\t%.0f ms / %.0f ms\t%.1f / %.1f MiB\n",
+		r.Namespaces, r.Workloads, r.Edges, r.BulkSeconds, r.Floor.Seconds, r.BulkRatio, r.BulkCPUSeconds,
+		r.BulkSplit.Policies, r.BulkSplit.PodLabels, r.BulkSplit.Status, r.BulkSplit.Events, r.BulkWrites,
+		r.LastWriteAfterStart, r.LastWriteAfterConvergence, r.ReadyLag.MaxMs, r.ReadyLag.P99Ms,
+		mib(float64(r.PeakRSSBytes)), mib(r.BulkPeakHeapBytes))
+	fmt.Fprintln(tw)
+	_ = tw.Flush()
+
+	limit := "the binary's defaults"
+	if r.Limit.Override {
+		limit = "overridden by -qps"
 	}
-	fmt.Fprintf(tw, "floor (plain client writes the final policies and pod labels)\t%.2fs\n", r.FloorSeconds)
-	fmt.Fprintf(tw, "bulk convergence\t%.2fs (%.2fx floor), %.0f operator writes\n", r.BulkSeconds, r.BulkRatio, r.BulkWrites)
+	fmt.Fprintf(tw, "cluster\t%d workloads, %d pods, %d namespaces, %d calls, %d policies, %d pod labels (seed %d)\n", r.Workloads, r.Pods, r.Namespaces, r.Edges, r.Policies, r.PodLabels, r.Seed)
+	fmt.Fprintf(tw, "operator client limit\t%g QPS, burst %d (%s)\n", r.Limit.QPS, r.Limit.Burst, limit)
+	if r.IstioPolicies > 0 {
+		fmt.Fprintf(tw, "istio\t%d AuthorizationPolicies, namespaces in ambient mode; the floors write NetworkPolicies only\n", r.IstioPolicies)
+	}
+	fmt.Fprintf(tw, "floor, no client limit (4 writers)\tmedian %.2fs of %s\n", r.Floor.Seconds, seconds(r.Floor.Runs))
+	fmt.Fprintf(tw, "floor at the operator's client limit\tmedian %.2fs of %s (bulk %.2fx this)\n", r.ThrottledFloor.Seconds, seconds(r.ThrottledFloor.Runs), r.BulkSeconds/r.ThrottledFloor.Seconds)
+	fmt.Fprintf(tw, "bulk writes, API server\t%.0f policies, %.0f pod labels, %.0f status, %.0f events, %.0f other (and %.0f ClientIntents by the generator)\n", r.BulkSplit.Policies, r.BulkSplit.PodLabels, r.BulkSplit.Status, r.BulkSplit.Events, r.BulkSplit.Other, r.BulkSplit.Intents)
 	fmt.Fprintf(tw, "bulk API writes by kind (all writers)\t%s\n", r.BulkAPIWrites)
+	fmt.Fprintf(tw, "Ready lag (last policy write -> Ready)\tmax %.0f ms, p99 %.0f ms; %d Ready before their last policy write, %d not Ready\n", r.ReadyLag.MaxMs, r.ReadyLag.P99Ms, r.ReadyLag.Early, r.ReadyLag.NotReady)
 	fmt.Fprintf(tw, "evaluator\t%d pairs checked, %d wrong\n", r.EvaluatorChecked, r.EvaluatorWrong)
 	for _, ch := range r.Changes {
 		fmt.Fprintf(tw, "%s\twrites median %.0f max %.0f; last policy write after median %.1fms max %.1fms (%d runs)\n", ch.Kind, ch.MedianWrites, ch.MaxWrites, ch.MedianLatency, ch.MaxLatency, ch.Runs)
@@ -698,8 +696,18 @@ func printTable(r *result) {
 	if len(r.IdleAPIWrites) > 0 {
 		fmt.Fprintf(tw, "  API writes by kind (all writers)\t%s\n", r.IdleAPIWrites.top(6))
 	}
-	fmt.Fprintf(tw, "operator memory\tpeak RSS %.1f MiB, heap in use %.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20), r.HeapInuseBytes/(1<<20))
+	fmt.Fprintf(tw, "operator memory\tpeak RSS %.1f MiB, heap in use %.1f MiB (peak in bulk %.1f MiB)\n", mib(float64(r.PeakRSSBytes)), mib(r.HeapInuseBytes), mib(r.BulkPeakHeapBytes))
+	fmt.Fprintf(tw, "bench process\tpeak RSS %.1f MiB\n", mib(float64(r.BenchPeakRSSBytes)))
 	_ = tw.Flush()
+}
+
+// seconds lists durations in seconds, as "0.41s, 0.39s, 0.44s".
+func seconds(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.2fs", x)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func fetchProfile(url, path string) error {

@@ -5,6 +5,7 @@
 //
 //	go run ./test/kafkabench                  # 100 clients, 500 ACLs
 //	go run ./test/kafkabench -clients 1000    # 1,000 clients, 5,000 ACLs (make bench-kafka)
+//	go run ./test/kafkabench -clients 10000   # 10,000 clients, 50,000 ACLs (make bench-kafka-scale)
 package main
 
 import (
@@ -14,9 +15,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -35,6 +38,7 @@ import (
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 	"github.com/intentguard/intentguard/internal/testsupport/kafkatest"
+	"github.com/intentguard/intentguard/internal/testsupport/process"
 )
 
 // aclsPerClient is what each client's intents compile to: Read and Write on its input
@@ -51,6 +55,32 @@ type phase struct {
 	// and finalizer, and the owned-ACL record. The NetworkPolicy and status controllers of
 	// the same operator (settling 1,000 new ClientIntents) are not counted.
 	APIWrites int64 `json:"apiWrites"`
+	// CPUSeconds is the user and system CPU time of the whole bench process during the
+	// phase: the operator runs in it, beside the kfake broker and the harness's polling.
+	CPUSeconds float64 `json:"processCPUSeconds"`
+}
+
+// cpuTime returns the CPU time, user and system, this process has used so far.
+func cpuTime() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("reading the CPU time: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// meter times a phase's CPU from its start.
+type meter struct{ start time.Duration }
+
+func startMeter() meter {
+	t, _ := cpuTime() // Getrusage on RUSAGE_SELF fails only with a bad argument
+	return meter{start: t}
+}
+
+// seconds is the CPU time used since the meter started.
+func (m meter) seconds() float64 {
+	t, _ := cpuTime()
+	return (t - m.start).Seconds()
 }
 
 // writes counts the Kafka point's successful mutating API requests.
@@ -78,6 +108,10 @@ type result struct {
 	// LiveWriteSeconds is how long writing the ClientIntents of the live phase took: the
 	// floor of that phase.
 	LiveWriteSeconds float64 `json:"liveWriteSeconds"`
+	// PeakRSSBytes is the bench process's peak RSS (operator, broker and harness), and
+	// HeapInuseBytes its Go heap in use once the first bulk is in sync.
+	PeakRSSBytes   int64  `json:"processPeakRSSBytes"`
+	HeapInuseBytes uint64 `json:"heapInuseBytes"`
 }
 
 func main() {
@@ -128,7 +162,7 @@ func run(n int, resync time.Duration, format string) error {
 	res := result{Clients: n, ACLs: n * aclsPerClient}
 
 	// Bulk: the KafkaServerConfig appears after every ClientIntents.
-	t0 := time.Now()
+	t0, cpu := time.Now(), startMeter()
 	ksc, err := createConfig(ctx, kube, ns, b.Addr)
 	if err != nil {
 		return err
@@ -136,9 +170,12 @@ func run(n int, resync time.Duration, format string) error {
 	if err := waitOwned(ctx, kube, ksc, res.ACLs); err != nil {
 		return err
 	}
-	res.Phases = append(res.Phases, phase{Name: "bulk creation", Seconds: time.Since(t0).Seconds(), Counts: reqs.Take(), APIWrites: opWrites.n.Swap(0)})
+	res.Phases = append(res.Phases, phase{Name: "bulk creation", Seconds: time.Since(t0).Seconds(), Counts: reqs.Take(), APIWrites: opWrites.n.Swap(0), CPUSeconds: cpu.seconds()})
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	res.HeapInuseBytes = mem.HeapInuse
 	var record corev1.ConfigMap
-	if err := kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: kafka.OwnedConfigMapName("kafka")}, &record); err != nil {
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: metav1.NamespaceSystem, Name: kafka.OwnedConfigMapName(ksc.UID)}, &record); err != nil {
 		return fmt.Errorf("reading the owned-ACL record: %w", err)
 	}
 	for _, v := range record.BinaryData {
@@ -149,12 +186,12 @@ func run(n int, resync time.Duration, format string) error {
 	time.Sleep(resync / 2)
 	reqs.Take()
 	opWrites.n.Store(0)
-	t0 = time.Now()
+	t0, cpu = time.Now(), startMeter()
 	time.Sleep(3 * resync)
-	res.Phases = append(res.Phases, phase{Name: "idle, 3 resync periods", Seconds: time.Since(t0).Seconds(), Counts: reqs.Take(), APIWrites: opWrites.n.Swap(0)})
+	res.Phases = append(res.Phases, phase{Name: "idle, 3 resync periods", Seconds: time.Since(t0).Seconds(), Counts: reqs.Take(), APIWrites: opWrites.n.Swap(0), CPUSeconds: cpu.seconds()})
 
 	// One edit: one client's output topic renamed.
-	t0 = time.Now()
+	t0, cpu = time.Now(), startMeter()
 	var ci v2beta1.ClientIntents
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: "c7"}, &ci); err != nil {
 		return err
@@ -171,23 +208,23 @@ func run(n int, resync time.Duration, format string) error {
 	}
 	el := time.Since(t0).Seconds()
 	time.Sleep(resync / 2) // anything else the edit caused lands here
-	res.Phases = append(res.Phases, phase{Name: "one edited ClientIntents", Seconds: el, Counts: reqs.Take(), APIWrites: opWrites.n.Swap(0)})
+	res.Phases = append(res.Phases, phase{Name: "one edited ClientIntents", Seconds: el, Counts: reqs.Take(), APIWrites: opWrites.n.Swap(0), CPUSeconds: cpu.seconds()})
 
 	// Restart: a new operator, nothing changed.
 	stop()
 	reqs.Take()
 	opWrites.n.Store(0)
-	t0 = time.Now()
+	t0, cpu = time.Now(), startMeter()
 	stop, err = startOperator(ctx, opCfg, resync)
 	if err != nil {
 		return err
 	}
 	if err := waitFor(ctx, func() (bool, error) { return reqs.Peek().Describe >= 1, nil }); err != nil {
-		return err
+		return fmt.Errorf("waiting for the restarted operator's first list: %w", err)
 	}
 	el = time.Since(t0).Seconds()
 	time.Sleep(resync + resync/2)
-	res.Phases = append(res.Phases, phase{Name: "operator restart, no change", Seconds: el, Counts: reqs.Take(), APIWrites: opWrites.n.Swap(0)})
+	res.Phases = append(res.Phases, phase{Name: "operator restart, no change", Seconds: el, Counts: reqs.Take(), APIWrites: opWrites.n.Swap(0), CPUSeconds: cpu.seconds()})
 
 	// Bulk again, on a second broker whose config exists first: the ClientIntents arrive
 	// while the operator runs, and each reconcile creates what has arrived since the last.
@@ -206,10 +243,10 @@ func run(n int, resync time.Duration, format string) error {
 		return err
 	}
 	if err := waitFor(ctx, func() (bool, error) { return reqs2.Peek().Describe >= 1, nil }); err != nil {
-		return err
+		return fmt.Errorf("waiting for the first list on the second broker: %w", err)
 	}
 	opWrites.n.Store(0)
-	t0 = time.Now()
+	t0, cpu = time.Now(), startMeter()
 	if err := createIntents(ctx, kube, live, n); err != nil {
 		return err
 	}
@@ -217,8 +254,11 @@ func run(n int, resync time.Duration, format string) error {
 	if err := waitOwned(ctx, kube, ksc2, res.ACLs); err != nil {
 		return err
 	}
-	res.Phases = append(res.Phases, phase{Name: "bulk, intents arriving live", Seconds: time.Since(t0).Seconds(), Counts: reqs2.Take(), APIWrites: opWrites.n.Swap(0)})
+	res.Phases = append(res.Phases, phase{Name: "bulk, intents arriving live", Seconds: time.Since(t0).Seconds(), Counts: reqs2.Take(), APIWrites: opWrites.n.Swap(0), CPUSeconds: cpu.seconds()})
 	stop()
+	if res.PeakRSSBytes, err = process.SelfPeakRSS(); err != nil {
+		return err
+	}
 
 	if format == "json" {
 		enc := json.NewEncoder(os.Stdout)
@@ -227,14 +267,15 @@ func run(n int, resync time.Duration, format string) error {
 	}
 	fmt.Printf("%d client identities, %d ACLs on one broker; owned-ACL record %d bytes\n\n", res.Clients, res.ACLs, res.RecordBytes)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "phase\tseconds\tlist\tcreate req\tACLs created\tdelete req\tACLs deleted\tKafka API writes")
+	fmt.Fprintln(tw, "phase\tseconds\tlist\tcreate req\tACLs created\tdelete req\tACLs deleted\tKafka API writes\tprocess CPU s")
 	for _, p := range res.Phases {
-		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\n", p.Name, p.Seconds, p.Counts.Describe, p.Counts.Create, p.Counts.CreatedCarried, p.Counts.Delete, p.Counts.DeletedCarried, p.APIWrites)
+		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\n", p.Name, p.Seconds, p.Counts.Describe, p.Counts.Create, p.Counts.CreatedCarried, p.Counts.Delete, p.Counts.DeletedCarried, p.APIWrites, p.CPUSeconds)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Printf("\n(the live phase's ClientIntents took %.2f s to write)\n", res.LiveWriteSeconds)
+	fmt.Printf("process (operator, kfake broker, harness): peak RSS %.1f MiB, heap in use after the first bulk %.1f MiB\n", float64(res.PeakRSSBytes)/(1<<20), float64(res.HeapInuseBytes)/(1<<20))
 	return nil
 }
 
@@ -275,7 +316,8 @@ func createIntents(ctx context.Context, kube client.Client, ns string, n int) er
 
 func createConfig(ctx context.Context, kube client.Client, ns, addr string) (*v2beta1.KafkaServerConfig, error) {
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kafka-admin"},
+		// The operator reads only Secrets their owner opted in for reaching a broker.
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kafka-admin", Labels: map[string]string{kafka.CredentialsLabel: "true"}},
 		StringData: map[string]string{"username": kafkatest.AdminUser, "password": kafkatest.AdminPassword},
 	}
 	if err := kube.Create(ctx, secret); err != nil {
@@ -308,13 +350,17 @@ func startOperator(ctx context.Context, cfg *rest.Config, resync time.Duration) 
 }
 
 func waitOwned(ctx context.Context, kube client.Client, ksc *v2beta1.KafkaServerConfig, n int) error {
-	return waitFor(ctx, func() (bool, error) {
-		var got v2beta1.KafkaServerConfig
+	var got v2beta1.KafkaServerConfig
+	err := waitFor(ctx, func() (bool, error) {
 		if err := kube.Get(ctx, client.ObjectKeyFromObject(ksc), &got); err != nil {
 			return false, err
 		}
 		return int(got.Status.OwnedACLs) == n && apimeta.IsStatusConditionTrue(got.Status.Conditions, kafka.ConditionACLsInSync), nil
 	})
+	if err != nil {
+		return fmt.Errorf("waiting for %s/%s to own %d ACLs in sync (it owns %d; conditions %+v): %w", ksc.Namespace, ksc.Name, n, got.Status.OwnedACLs, got.Status.Conditions, err)
+	}
+	return nil
 }
 
 func waitFor(ctx context.Context, cond func() (bool, error)) error {

@@ -69,6 +69,9 @@ type Options struct {
 	// process for as long as the cluster runs, so that every served version converts and
 	// invalid objects are refused as in a real install.
 	Webhooks bool
+	// ServiceCIDR is the API server's service-cluster-ip-range; empty keeps envtest's
+	// 10.0.0.0/24, which holds 254 Services with a cluster IP.
+	ServiceCIDR string
 }
 
 // Start brings up the control plane and installs the CRDs. The binaries are looked up in
@@ -100,6 +103,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		ErrorIfCRDPathMissing:    true,
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
+	}
+	if opts.ServiceCIDR != "" {
+		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", opts.ServiceCIDR)
 	}
 	if opts.Webhooks {
 		hooks, err := ValidatingWebhooks()

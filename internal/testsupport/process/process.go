@@ -62,7 +62,15 @@ func (p *Process) Stop(grace time.Duration) {
 // PeakRSS returns the process's peak resident set size in bytes (VmHWM), which stays
 // readable until the process is stopped.
 func (p *Process) PeakRSS() (int64, error) {
-	status := fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)
+	return peakRSS(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+}
+
+// SelfPeakRSS returns the calling process's own peak resident set size in bytes, so that
+// a harness can show it stays small beside what it measures.
+func SelfPeakRSS() (int64, error) { return peakRSS("/proc/self/status") }
+
+// peakRSS reads VmHWM from a /proc/<pid>/status file.
+func peakRSS(status string) (int64, error) {
 	b, err := os.ReadFile(status)
 	if err != nil {
 		return 0, fmt.Errorf("reading the peak memory: %w", err)
@@ -75,6 +83,45 @@ func (p *Process) PeakRSS() (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmHWM in %s", status)
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of the CPU times in /proc/<pid>/stat: 100
+// on every Linux architecture Go supports.
+const clockTicks = 100
+
+// CPUTime returns the CPU time the process has used so far, user and system (utime and
+// stime from /proc/<pid>/stat), readable until the process is stopped.
+func (p *Process) CPUTime() (time.Duration, error) {
+	path := fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("reading the CPU time: %w", err)
+	}
+	return parseCPUTime(string(b))
+}
+
+// parseCPUTime reads utime and stime from the contents of a /proc/<pid>/stat file. The
+// command name in parentheses may hold spaces and parentheses itself, so the fields are
+// counted from the last closing parenthesis.
+func parseCPUTime(stat string) (time.Duration, error) {
+	end := strings.LastIndexByte(stat, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("no command name in %q", stat)
+	}
+	// After the name: state (field 3) ... utime (14), stime (15).
+	f := strings.Fields(stat[end+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("too few fields in %q", stat)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("reading CPU ticks %q: %w", s, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
 // FreePort returns a TCP port on the loopback interface that nothing listens on.

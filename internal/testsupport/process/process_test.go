@@ -73,6 +73,73 @@ func TestExited(t *testing.T) {
 	}
 }
 
+func TestParseCPUTime(t *testing.T) {
+	for _, tc := range []struct {
+		name, stat string
+		want       time.Duration
+		fail       bool
+	}{
+		{name: "plain", stat: "4242 (intents-operat) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 37 0 0 20 0 12 0 100 0 0", want: 2870 * time.Millisecond},
+		{name: "spaces and parentheses in the name", stat: "7 (a) b (c)) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 5 0 0", want: 30 * time.Millisecond},
+		{name: "no name", stat: "7 a R 1", fail: true},
+		{name: "truncated", stat: "7 (a) R 1 7 7", fail: true},
+		{name: "not a number", stat: "7 (a) R 1 7 7 0 -1 0 0 0 0 0 x 2 0", fail: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseCPUTime(tc.stat)
+			if (err != nil) != tc.fail {
+				t.Fatalf("error %v, want failure %v", err, tc.fail)
+			}
+			if got != tc.want {
+				t.Fatalf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// A busy process's CPU time grows, and is read from its /proc entry.
+func TestCPUTimeGrows(t *testing.T) {
+	p, err := Start(exec.Command("sh", "-c", "while :; do :; done"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cpu, err := p.CPUTime()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cpu >= 100*time.Millisecond {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a busy loop used %s of CPU in 20 s", cpu)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The harness's own peak RSS is read, and grows with what it holds.
+func TestSelfPeakRSS(t *testing.T) {
+	before, err := SelfPeakRSS()
+	if err != nil || before <= 0 {
+		t.Fatalf("own peak RSS: %d, %v", before, err)
+	}
+	held := make([]byte, 64<<20)
+	for i := range held {
+		held[i] = 1
+	}
+	after, err := SelfPeakRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after < before+32<<20 {
+		t.Fatalf("peak RSS %d after touching 64 MiB, %d before", after, before)
+	}
+	_ = held[len(held)-1]
+}
+
 func TestFreePortIsFree(t *testing.T) {
 	port, err := FreePort()
 	if err != nil {
