@@ -59,10 +59,6 @@ func (p *Point) Subscribe() <-chan event.TypedGenericEvent[client.Object] {
 	return p.notices.Subscribe()
 }
 
-// Backlog implements enforcement.Point: the servers with changes in hand that are neither
-// failing nor waiting longer than enforcement.PendingAfter.
-func (p *Point) Backlog() int { return p.progress.backlog(enforcement.PendingAfter) }
-
 // Outcomes implements enforcement.Point.
 func (p *Point) Outcomes(_ context.Context, ci *v2beta1.ClientIntents) ([]enforcement.TargetState, error) {
 	key := client.ObjectKeyFromObject(ci)

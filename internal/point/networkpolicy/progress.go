@@ -116,17 +116,3 @@ func (p *progress) failed(r reconcile.Request) bool {
 	s := p.servers[r]
 	return s != nil && s.failed
 }
-
-// backlog counts the servers with changes in hand that are neither failing nor older than
-// stale: the NetworkPolicy controller's work still to do.
-func (p *progress) backlog(stale time.Duration) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, s := range p.servers {
-		if s.marked != 0 && !s.failed && time.Since(s.since) < stale {
-			n++
-		}
-	}
-	return n
-}

@@ -80,19 +80,3 @@ func TestProgressInHandSinceStartsTheWaitOnce(t *testing.T) {
 		t.Fatal("still in hand after a reconcile that began after the question")
 	}
 }
-
-func TestProgressBacklogLeavesOutFailingAndStaleServers(t *testing.T) {
-	p := newProgress()
-	p.mark(req("a"), req("b"), req("c"))
-	p.finish(req("b"), p.begin(), errors.New("connection refused"))
-	if got := p.backlog(time.Hour); got != 2 {
-		t.Fatalf("backlog %d, want 2 (a and c; b is failing)", got)
-	}
-	if got := p.backlog(0); got != 0 {
-		t.Fatalf("backlog %d with everything stale, want 0", got)
-	}
-	p.finish(req("a"), p.begin(), nil)
-	if got := p.backlog(time.Hour); got != 1 {
-		t.Fatalf("backlog %d, want 1 (c)", got)
-	}
-}
