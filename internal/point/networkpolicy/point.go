@@ -106,12 +106,20 @@ func (p *Point) recorded(server intent.Server, pick func(*record) (enforcement.T
 }
 
 // inHand is the state of a server whose record does not reflect what status sees yet.
+// While the reconciler works through its queue (a burst of intents: the server waits its
+// turn), the wait counts from now, so a long burst writes no Pending status that its
+// Ready replaces a moment later; once the queue stops moving, the wait counts from when
+// the change was taken in hand.
 func (p *Point) inHand(server intent.Server) enforcement.TargetState {
+	since := p.progress.inHandSince(serverRequest(server))
+	if p.progress.moving() {
+		since = time.Now()
+	}
 	return enforcement.TargetState{
 		State:   enforcement.Waiting,
 		Message: fmt.Sprintf("waiting for NetworkPolicy %s/%s to be written", server.Namespace, compile.PolicyName(server)),
 		InHand:  true,
-		Since:   p.progress.inHandSince(serverRequest(server)),
+		Since:   since,
 	}
 }
 

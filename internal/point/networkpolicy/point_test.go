@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -152,5 +153,27 @@ func TestChangedNotifiesOnlyWhoseOutcomeChanged(t *testing.T) {
 				t.Fatalf("notified %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// A change waiting its turn while the reconciler works through its queue counts its wait
+// from now; once the queue stops moving, from when it was taken in hand.
+func TestAWaitCountsOnlyOnceTheQueueStops(t *testing.T) {
+	p := newPoint()
+	ci := intentsOn("client", 1, "api")
+	server := intent.Server{Ref: intent.Ref{Namespace: "ns", Name: "api"}}
+	taken := time.Now().Add(-time.Minute)
+	p.progress.mark(serverRequest(server))
+	p.progress.servers[serverRequest(server)].since = taken
+
+	p.progress.finish(req("other"), p.progress.begin(), nil) // another server carried out
+	got, _ := p.Outcomes(context.Background(), &ci)
+	if len(got) != 1 || !got[0].InHand || time.Since(got[0].Since) > movingWithin {
+		t.Fatalf("while the queue moves: %+v, want in hand since about now", got)
+	}
+	p.progress.finished = time.Now().Add(-2 * movingWithin)
+	got, _ = p.Outcomes(context.Background(), &ci)
+	if len(got) != 1 || !got[0].InHand || !got[0].Since.Equal(taken) {
+		t.Fatalf("once the queue stopped: %+v, want in hand since %v", got, taken)
 	}
 }

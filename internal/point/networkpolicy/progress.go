@@ -19,7 +19,13 @@ type progress struct {
 	mu      sync.Mutex
 	seq     uint64
 	servers map[reconcile.Request]*serverProgress
+	// finished is when a reconcile last ended.
+	finished time.Time
 }
+
+// movingWithin is how recently a reconcile must have ended for the reconciler to count as
+// working through its queue.
+const movingWithin = time.Second
 
 type serverProgress struct {
 	// marked is the sequence number of the last change seen; zero once carried out.
@@ -73,6 +79,7 @@ func (p *progress) begin() uint64 {
 func (p *progress) finish(r reconcile.Request, token uint64, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.finished = time.Now()
 	s := p.servers[r]
 	if err != nil {
 		if s == nil {
@@ -107,6 +114,14 @@ func (p *progress) inHandSince(r reconcile.Request) time.Time {
 		s.marked, s.since = p.seq, time.Now()
 	}
 	return s.since
+}
+
+// moving reports whether the reconciler is working through its queue: a reconcile ended
+// within movingWithin.
+func (p *progress) moving() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Since(p.finished) < movingWithin
 }
 
 // failed reports whether the last attempt at the server failed.
