@@ -18,7 +18,7 @@ const (
 	burstEvents = 16
 	burstWindow = time.Second
 	// burstQuiet is the pause that ends a burst: the servers held are handed over then.
-	burstQuiet = 200 * time.Millisecond
+	burstQuiet = 500 * time.Millisecond
 	// burstMaxHold bounds how long a server is held, so a long stream of intents is
 	// enforced as it goes, in steps.
 	burstMaxHold = 5 * time.Second
