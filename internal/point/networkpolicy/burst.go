@@ -47,8 +47,12 @@ func newCoalescer() *coalescer {
 	return &coalescer{quiet: burstQuiet, maxHold: burstMaxHold, held: map[reconcile.Request]bool{}}
 }
 
-// add enqueues reqs at once outside a burst, or holds them until it pauses.
+// add enqueues reqs at once outside a burst, or holds them until it pauses. Events that
+// bring no server (pods nothing calls) do not count towards a burst.
 func (c *coalescer) add(q workqueue.TypedRateLimitingInterface[reconcile.Request], reqs []reconcile.Request) {
+	if len(reqs) == 0 {
+		return
+	}
 	now := time.Now()
 	c.mu.Lock()
 	if now.Sub(c.windowStart) > burstWindow {

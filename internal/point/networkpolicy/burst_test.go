@@ -32,6 +32,9 @@ func TestCoalescerHoldsServersOnlyDuringABurst(t *testing.T) {
 	c := newCoalescer()
 	c.quiet, c.maxHold = 50*time.Millisecond, time.Minute
 	q := newQueue(t)
+	for range 10 * burstEvents {
+		c.add(q, nil) // pods that bear on no server
+	}
 	for i := range burstEvents {
 		c.add(q, []reconcile.Request{req(fmt.Sprint("early-", i))})
 		if q.Len() != 1 {
