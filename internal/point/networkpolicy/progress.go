@@ -24,8 +24,9 @@ type progress struct {
 }
 
 // movingWithin is how recently a reconcile must have ended for the reconciler to count as
-// working through its queue.
-const movingWithin = time.Second
+// working through its queue. One reconcile labels every pod of its clients, which on a
+// loaded API server takes seconds for workloads of many pods.
+const movingWithin = 5 * time.Second
 
 type serverProgress struct {
 	// marked is the sequence number of the last change seen; zero once carried out.
