@@ -30,6 +30,8 @@ const (
 // client that arrived after its first write (15-19% of the policy writes of a bulk).
 type coalescer struct {
 	quiet, maxHold time.Duration
+	// holding, when set, is told when servers start and stop being held.
+	holding func(bool)
 
 	mu sync.Mutex
 	// windowStart and events count the events of the current burstWindow.
@@ -69,6 +71,9 @@ func (c *coalescer) add(q workqueue.TypedRateLimitingInterface[reconcile.Request
 	defer c.mu.Unlock()
 	if len(c.held) == 0 {
 		c.first = now
+		if c.holding != nil {
+			c.holding(true)
+		}
 	}
 	c.last, c.queue = now, q
 	for _, r := range reqs {
@@ -92,6 +97,9 @@ func (c *coalescer) release() {
 	}
 	held, q := c.held, c.queue
 	c.held, c.timer = map[reconcile.Request]bool{}, nil
+	if c.holding != nil {
+		c.holding(false)
+	}
 	c.mu.Unlock()
 	for r := range held {
 		q.Add(r)

@@ -172,6 +172,16 @@ func TestAWaitCountsOnlyOnceTheQueueStops(t *testing.T) {
 		t.Fatalf("while the queue moves: %+v, want in hand since about now", got)
 	}
 	p.progress.finished = time.Now().Add(-2 * movingWithin)
+	p.progress.begin() // a long reconcile of another server
+	if got, _ = p.Outcomes(context.Background(), &ci); time.Since(got[0].Since) > movingWithin {
+		t.Fatalf("while another server is reconciled: %+v, want in hand since about now", got)
+	}
+	p.progress.active = 0
+	p.progress.hold(true) // a burst held back to be queued together
+	if got, _ = p.Outcomes(context.Background(), &ci); time.Since(got[0].Since) > movingWithin {
+		t.Fatalf("while a burst is held: %+v, want in hand since about now", got)
+	}
+	p.progress.hold(false)
 	got, _ = p.Outcomes(context.Background(), &ci)
 	if len(got) != 1 || !got[0].InHand || !got[0].Since.Equal(taken) {
 		t.Fatalf("once the queue stopped: %+v, want in hand since %v", got, taken)

@@ -19,8 +19,11 @@ type progress struct {
 	mu      sync.Mutex
 	seq     uint64
 	servers map[reconcile.Request]*serverProgress
-	// finished is when a reconcile last ended.
+	// finished is when a reconcile last ended; active counts those running; holding is
+	// true while a burst's servers are held back (coalescer).
 	finished time.Time
+	active   int
+	holding  bool
 }
 
 // movingWithin is how recently a reconcile must have ended for the reconciler to count as
@@ -72,6 +75,7 @@ func (p *progress) mark(reqs ...reconcile.Request) {
 func (p *progress) begin() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.active++
 	return p.seq
 }
 
@@ -81,6 +85,7 @@ func (p *progress) finish(r reconcile.Request, token uint64, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.finished = time.Now()
+	p.active--
 	s := p.servers[r]
 	if err != nil {
 		if s == nil {
@@ -117,12 +122,19 @@ func (p *progress) inHandSince(r reconcile.Request) time.Time {
 	return s.since
 }
 
-// moving reports whether the reconciler is working through its queue: a reconcile ended
-// within movingWithin.
+// moving reports whether the reconciler is working through its queue: a reconcile runs,
+// one ended within movingWithin, or a burst's servers are held to be queued together.
 func (p *progress) moving() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return time.Since(p.finished) < movingWithin
+	return p.active > 0 || p.holding || time.Since(p.finished) < movingWithin
+}
+
+// hold records whether a burst's servers are being held back.
+func (p *progress) hold(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holding = on
 }
 
 // failed reports whether the last attempt at the server failed.

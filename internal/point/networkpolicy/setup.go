@@ -47,6 +47,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts e
 	point := newPoint()
 	prog := point.progress
 	bursts := newCoalescer()
+	bursts.holding = prog.hold
 
 	echoes := newEchoes()
 	policies := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Reader: reader, Planner: planner, point: point, echoes: echoes}
