@@ -128,7 +128,9 @@ func (p *Point) inHand(server intent.Server) enforcement.TargetState {
 func (p *Point) record(server intent.Server, plan compile.Plan, err error) {
 	next := outcome(server, plan, err)
 	if next != nil && next.forIntents.InHand {
-		next.forIntents.Since = p.progress.inHandSince(serverRequest(server))
+		// A failed attempt: the wait that counts is that of the failures, as a conflict
+		// after a long turn in a burst's queue is retried at once.
+		next.forIntents.Since = p.progress.failingSince(serverRequest(server))
 		next.forProtected.Since = next.forIntents.Since
 	}
 	p.mu.Lock()

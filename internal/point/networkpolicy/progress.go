@@ -36,8 +36,10 @@ type serverProgress struct {
 	marked uint64
 	// since is when the server last went from carried out to outstanding.
 	since time.Time
-	// failed is true when the last attempt failed.
-	failed bool
+	// failed is true when the last attempt failed; failedSince is when the attempts
+	// began to fail.
+	failed      bool
+	failedSince time.Time
 }
 
 func newProgress() *progress {
@@ -92,6 +94,9 @@ func (p *progress) finish(r reconcile.Request, token uint64, err error) {
 			s = &serverProgress{marked: token, since: time.Now()}
 			p.servers[r] = s
 		}
+		if !s.failed {
+			s.failedSince = time.Now()
+		}
 		s.failed = true
 		return
 	}
@@ -135,6 +140,17 @@ func (p *progress) hold(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.holding = on
+}
+
+// failingSince returns when the attempts at the server began to fail, now for an attempt
+// that is the first to fail.
+func (p *progress) failingSince(r reconcile.Request) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.servers[r]; s != nil && s.failed {
+		return s.failedSince
+	}
+	return time.Now()
 }
 
 // failed reports whether the last attempt at the server failed.

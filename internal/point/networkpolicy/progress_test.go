@@ -80,3 +80,28 @@ func TestProgressInHandSinceStartsTheWaitOnce(t *testing.T) {
 		t.Fatal("still in hand after a reconcile that began after the question")
 	}
 }
+
+// A failed attempt's wait counts from the first failure, however long the change waited
+// its turn before; a success ends it.
+func TestProgressFailuresCountFromTheFirst(t *testing.T) {
+	p := newProgress()
+	a := req("a")
+	p.mark(a)
+	p.servers[a].since = time.Now().Add(-time.Minute)
+	if since := p.failingSince(a); time.Since(since) > time.Second {
+		t.Fatalf("first failure counts from %v, want now", since)
+	}
+	p.finish(a, p.begin(), errors.New("the object has been modified"))
+	first := p.failingSince(a)
+	time.Sleep(10 * time.Millisecond)
+	p.finish(a, p.begin(), errors.New("the object has been modified"))
+	if got := p.failingSince(a); !got.Equal(first) {
+		t.Fatalf("failing since %v after a second failure, want %v", got, first)
+	}
+	p.mark(a)
+	p.finish(a, p.begin(), nil)
+	p.mark(a)
+	if since := p.failingSince(a); time.Since(since) > time.Second || since.Equal(first) {
+		t.Fatalf("after a success the failures count from %v, want now", since)
+	}
+}
