@@ -78,7 +78,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (intent.Se
 	// Pods are labelled before a policy relies on the labels, so no declared client is
 	// cut off in between; labels are removed by the pod label controller, once no live
 	// policy relies on them.
-	lab := labeler{client: r.Client, reader: r.Reader, planner: planner}
+	lab := labeler{client: r.Client, reader: r.Reader, planner: planner, live: r.APIReader}
 	for _, ref := range plan.Involved {
 		_, pods, err := planner.SelectPods(ctx, ref)
 		if err != nil {
