@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/intentguard/intentguard/internal/clientlimit"
 	"github.com/intentguard/intentguard/internal/credentials"
 )
 
@@ -54,10 +55,7 @@ func main() {
 	flag.BoolVar(&c.LeaderElection, "leader-elect", false, "elect a leader so only one replica issues")
 	flag.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's)")
 	flag.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", c.MaxConcurrentReconciles, "Secrets issued in parallel")
-	var qps float64
-	var burst int
-	flag.Float64Var(&qps, "kube-api-qps", 50, "queries per second to the API server")
-	flag.IntVar(&burst, "kube-api-burst", 100, "burst of queries to the API server")
+	limit := clientlimit.Bind(flag.CommandLine)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -75,7 +73,7 @@ func main() {
 		log.Error(err, "loading kubeconfig")
 		os.Exit(1)
 	}
-	cfg.QPS, cfg.Burst = float32(qps), burst
+	limit.Apply(cfg)
 	mgr, err := credentials.New(ctx, cfg, c)
 	if err != nil {
 		log.Error(err, "building the credentials operator")

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/intentguard/intentguard/internal/clientlimit"
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/point/istio"
@@ -68,10 +69,7 @@ func main() {
 	flag.StringVar(&c.Istio.TrustDomain, "istio-trust-domain", "", "trust domain of the mesh's identities (default: the trustDomain of istiod's mesh configuration)")
 	flag.StringVar(&meshConfig, "istio-mesh-config", istio.DefaultMeshConfig.String(), "namespace/name of istiod's ConfigMap holding the mesh configuration")
 	flag.StringVar(&enforced, "enforced-namespaces", "", "comma-separated namespaces enforced even in shadow mode")
-	var qps float64
-	var burst int
-	flag.Float64Var(&qps, "kube-api-qps", 50, "queries per second to the API server")
-	flag.IntVar(&burst, "kube-api-burst", 100, "burst of queries to the API server")
+	limit := clientlimit.Bind(flag.CommandLine)
 	flag.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "reconciles run in parallel per controller")
 	flag.StringVar(&c.PprofAddr, "pprof-bind-address", "", "address of the Go pprof endpoints; empty turns them off")
 	flag.DurationVar(&c.SyncPeriod, "sync-period", 0, "how often every object is reconciled again even without changes (default 10h)")
@@ -119,7 +117,7 @@ func main() {
 		log.Error(err, "loading kubeconfig")
 		os.Exit(1)
 	}
-	cfg.QPS, cfg.Burst = float32(qps), burst
+	limit.Apply(cfg)
 	if releaseFinalizers {
 		os.Exit(release(ctx, cfg, log))
 	}

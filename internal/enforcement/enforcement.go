@@ -71,7 +71,4 @@ type Point interface {
 	// Subscribe returns a new channel on which the point sends each ClientIntents and
 	// ProtectedService (namespace and name only) whose recorded outcome changed.
 	Subscribe() <-chan event.TypedGenericEvent[client.Object]
-	// Backlog counts the changes the point has in hand and is still carrying out, so that
-	// in a burst status can leave the API server to the point first.
-	Backlog() int
 }

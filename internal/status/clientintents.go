@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,8 +29,8 @@ const (
 
 // ClientIntentsReconciler reports, on each ClientIntents, what the enforcement points
 // recorded for its targets: whether they exist, whether they are enforced, and whether
-// every point reflects its generation; it emits an Event whenever one of those answers
-// changes.
+// every point reflects its generation; it emits an Event when one of those answers turns
+// to something a user acts on, or back from it.
 type ClientIntentsReconciler struct {
 	Client client.Client
 	// Points are the enforcement points whose records make up the status.
@@ -47,9 +45,6 @@ type ClientIntentsReconciler struct {
 // memory is what the status reconciler remembers of one ClientIntents. The work queue
 // never reconciles one key twice at a time, so only the map needs the lock.
 type memory struct {
-	// deferredSince is when its status was first held back for the points' backlog;
-	// zero when not held back.
-	deferredSince time.Time
 	// written is the last status written, and the resourceVersion that write replaced,
 	// so that a reconcile reading the cache before it has caught up with the write does
 	// not write the same status again.
@@ -78,18 +73,6 @@ func (r *ClientIntentsReconciler) forget(key client.ObjectKey) {
 	delete(r.memory, key)
 }
 
-const (
-	// backlogThreshold is the number of changes the points have in hand above which
-	// status writes wait, so that in a burst (many intents applied at once, an operator
-	// start) the API server spends its capacity on enforcement first.
-	backlogThreshold = 16
-	// backlogRecheck is how often status held back for the backlog looks again.
-	backlogRecheck = 500 * time.Millisecond
-	// backlogMaxDefer bounds how long status is held back for the backlog, so that
-	// steady churn elsewhere cannot starve it.
-	backlogMaxDefer = 10 * time.Second
-)
-
 // +kubebuilder:rbac:groups=k8s.otterize.com,resources=clientintents/status;protectedservices/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -101,10 +84,6 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err != nil || !ci.DeletionTimestamp.IsZero() {
 		r.forget(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	mem := r.recall(req.NamespacedName)
-	if wait := r.waitForBacklog(mem); wait > 0 {
-		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	var recorded []enforcement.TargetState
 	var states []v2beta1.TargetStatus
@@ -208,6 +187,7 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if equality.Semantic.DeepEqual(status, &ci.Status) {
 		return ctrl.Result{}, nil
 	}
+	mem := r.recall(req.NamespacedName)
 	if mem.written != nil && mem.writtenOver == ci.ResourceVersion && equality.Semantic.DeepEqual(status, mem.written) {
 		return ctrl.Result{}, nil
 	}
@@ -232,54 +212,14 @@ func describe(st v2beta1.TargetStatus) string {
 	return st.Target + " (" + st.Point + "): " + st.Message
 }
 
-// waitForBacklog holds status back while the points have a backlog, for at most
-// backlogMaxDefer per ClientIntents.
-func (r *ClientIntentsReconciler) waitForBacklog(mem *memory) time.Duration {
-	backlog := 0
-	for _, p := range r.Points {
-		backlog += p.Backlog()
-	}
-	if backlog < backlogThreshold {
-		mem.deferredSince = time.Time{}
-		return 0
-	}
-	if mem.deferredSince.IsZero() {
-		mem.deferredSince = time.Now()
-	}
-	if time.Since(mem.deferredSince) >= backlogMaxDefer {
-		mem.deferredSince = time.Time{}
-		return 0
-	}
-	return backlogRecheck
-}
-
-// announced are the reasons worth an Event when a condition takes them: what users need
-// to know, not every step of normal operation. Reconciling and Stalled repeat Ready and
-// are not announced again.
-var announced = map[string]string{
-	enforcement.ReasonReconciled:    corev1.EventTypeNormal,
-	enforcement.ReasonPending:       corev1.EventTypeWarning,
-	enforcement.ReasonFailed:        corev1.EventTypeWarning,
-	enforcement.ReasonNotEnforced:   corev1.EventTypeNormal,
-	enforcement.ReasonTargetMissing: corev1.EventTypeWarning,
-	enforcement.ReasonShadow:        corev1.EventTypeNormal,
-	enforcement.ReasonPartial:       corev1.EventTypeNormal,
-}
-
-// announce emits an Event for each condition that newly took an announced reason.
+// announce emits an Event for each condition whose change deserves one (eventFor).
 func (r *ClientIntentsReconciler) announce(ci *v2beta1.ClientIntents, next *v2beta1.ClientIntentsStatus) {
 	if r.Recorder == nil {
 		return
 	}
 	for _, c := range next.Conditions {
-		kind, ok := announced[c.Reason]
-		if c.Type == enforcement.ConditionReconciling || c.Type == enforcement.ConditionStalled {
-			continue
+		if kind, ok := eventFor(meta.FindStatusCondition(ci.Status.Conditions, c.Type), c); ok {
+			r.Recorder.Eventf(ci, nil, kind, c.Reason, c.Type, "%s", enforcement.EventNote(c.Message))
 		}
-		prev := meta.FindStatusCondition(ci.Status.Conditions, c.Type)
-		if !ok || (prev != nil && prev.Status == c.Status && prev.Reason == c.Reason) {
-			continue
-		}
-		r.Recorder.Eventf(ci, nil, kind, c.Reason, c.Type, "%s", enforcement.EventNote(c.Message))
 	}
 }

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -70,11 +68,7 @@ func (r *ProtectedServiceReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, nil
 	}
 	cond := meta.FindStatusCondition(status.Conditions, enforcement.ConditionReady)
-	if r.Recorder != nil && (prev == nil || prev.Status != cond.Status || prev.Reason != cond.Reason) {
-		kind := corev1.EventTypeNormal
-		if cond.Status != metav1.ConditionTrue && prev != nil && prev.Status == metav1.ConditionTrue {
-			kind = corev1.EventTypeWarning
-		}
+	if kind, ok := eventFor(prev, *cond); ok && r.Recorder != nil {
 		r.Recorder.Eventf(&ps, nil, kind, cond.Reason, enforcement.ConditionReady, "%s", enforcement.EventNote(cond.Message))
 	}
 	patch := client.MergeFrom(ps.DeepCopy())

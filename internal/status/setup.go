@@ -10,6 +10,7 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -24,7 +25,8 @@ func Setup(mgr ctrl.Manager, points ...enforcement.Point) error {
 	intents := &ClientIntentsReconciler{Client: mgr.GetClient(), Points: points, Recorder: mgr.GetEventRecorder("intentguard")}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("clientintents-status").
-		For(&v2beta1.ClientIntents{})
+		For(&v2beta1.ClientIntents{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: statusWorkers * max(1, mgr.GetControllerOptions().MaxConcurrentReconciles)})
 	for _, p := range points {
 		b = b.WatchesRawSource(source.Channel(p.Subscribe(), handler.TypedEnqueueRequestsFromMapFunc(noticesOf[*v2beta1.ClientIntents])))
 	}
@@ -44,6 +46,12 @@ func Setup(mgr ctrl.Manager, points ...enforcement.Point) error {
 	}
 	return nil
 }
+
+// statusWorkers is how many times as many reconciles in parallel the ClientIntents status
+// controller runs as the others: in a burst each policy written completes about one
+// ClientIntents, and a status patch of a custom resource costs the API server more than a
+// policy create, so with as many workers status trailed its policies by seconds.
+const statusWorkers = 2
 
 // noticesOf passes on the notices about objects of type T: each status reconciler
 // subscribes to every point and keeps its own kind.

@@ -212,14 +212,21 @@ func assertReadiness(t *testing.T, ci *v2beta1.ClientIntents, holds string) {
 }
 
 func hasEvent(ns, name, reason string) (bool, error) {
+	got, err := eventsOn(ns, name)
+	return slices.ContainsFunc(got, func(e string) bool { return strings.HasSuffix(e, " "+reason) }), err
+}
+
+// eventsOn lists the type and reason of each Event on a ClientIntents.
+func eventsOn(ns, name string) ([]string, error) {
 	var events eventsv1.EventList
 	if err := kube.List(context.Background(), &events, client.InNamespace(ns)); err != nil {
-		return false, err
+		return nil, err
 	}
+	var out []string
 	for _, e := range events.Items {
-		if e.Regarding.Kind == "ClientIntents" && e.Regarding.Name == name && e.Reason == reason {
-			return true, nil
+		if e.Regarding.Kind == "ClientIntents" && e.Regarding.Name == name {
+			out = append(out, e.Type+" "+e.Reason)
 		}
 	}
-	return false, nil
+	return out, nil
 }

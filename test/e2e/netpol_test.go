@@ -400,7 +400,8 @@ spec:
 }
 
 // A hand-written policy that happens to carry the name the operator would use is left
-// alone, and the intents report why they are not in force.
+// alone, and the intents report why they are not in force, with a Warning Event, until it
+// is gone.
 func TestForeignPolicyWithOperatorNameLeftAlone(t *testing.T) {
 	startOperator(t, enforcement.Options{})
 	ns := env.Namespace(t, "squatter")
@@ -431,6 +432,38 @@ spec:
 	}
 	if after.Generation != 1 || len(after.Labels) != 0 {
 		t.Fatalf("foreign policy modified: %+v", after.ObjectMeta)
+	}
+
+	// Events are for what a user acts on: the failure is a Warning, its end a Normal
+	// Event, and intents enforced from the start get none, only their status.
+	suite.WaitFor(t, "a Warning Failed Event", 30*time.Second, func() (bool, error) {
+		got, err := eventsOn(ns, ci.Name)
+		return slices.Contains(got, corev1.EventTypeWarning+" "+enforcement.ReasonFailed), err
+	})
+	deleteObj(t, squatter)
+	waitReady(t, ci)
+	suite.WaitFor(t, "a Normal Reconciled Event after the failure", 30*time.Second, func() (bool, error) {
+		got, err := eventsOn(ns, ci.Name)
+		return slices.Contains(got, corev1.EventTypeNormal+" "+enforcement.ReasonReconciled), err
+	})
+	env.Deployment(t, ns, "quiet", 1, nil, nil)
+	quiet := waitReady(t, env.ApplyIntents(t, ns, `
+metadata: {name: quiet}
+spec:
+  workload: {name: quiet}
+  targets:
+  - kubernetes: {name: server}
+`))
+	time.Sleep(time.Second) // an Event the status write caused would be recorded by now
+	if got, err := eventsOn(ns, quiet.Name); err != nil || len(got) != 0 {
+		t.Fatalf("enforced intents got Events %v (%v), want none", got, err)
+	}
+	// Ready and Enforced each announce the failure and its end.
+	want := []string{"Normal Enforced", "Normal NotEnforced", "Normal Reconciled", "Warning Failed"}
+	got, err := eventsOn(ns, ci.Name)
+	slices.Sort(got)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("Events %v (%v), want %v", got, err, want)
 	}
 }
 
@@ -569,7 +602,8 @@ spec:
 }
 
 // Editing one ClientIntents writes the one policy it changes and its own status, nothing
-// else: no Pending status on the way, no other server's policy, no other intents' status.
+// else: no Pending status on the way, no other server's policy, no other intents' status,
+// no Event. New intents cost the same.
 func TestOneEditWritesOnlyWhatChanged(t *testing.T) {
 	ns := env.Namespace(t, "one-edit")
 	for _, name := range []string{"alpha", "beta", "first", "second"} {
@@ -602,23 +636,40 @@ spec:
 	}
 	waitReady(t, first)
 	eventuallyConnectivity(t, http8080, calls{"alpha.one-edit": {"first.one-edit", "second.one-edit"}, "beta.one-edit": {"first.one-edit", "second.one-edit"}}, ns)
-	time.Sleep(time.Second) // anything the edit still causes would be written by now
 	// Namespaces of earlier tests may still be terminating, with the operator reporting
-	// on them; only this namespace's writes are the edit's.
-	var got []string
-	for _, r := range counter.Requests()[before:] {
-		if strings.Contains(r, "/namespaces/"+ns+"/") {
-			got = append(got, r)
+	// on them; only this namespace's writes are the change's.
+	expectWrites := func(change string, want ...string) {
+		t.Helper()
+		time.Sleep(time.Second) // anything the change still causes would be written by now
+		var got []string
+		for _, r := range counter.Requests()[before:] {
+			if strings.Contains(r, "/namespaces/"+ns+"/") {
+				got = append(got, r)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s wrote %v, want %v", change, got, want)
 		}
 	}
-	want := []string{
+	expectWrites("one edit",
 		"PATCH /apis/k8s.otterize.com/v2beta1/namespaces/one-edit/clientintents/first/status",
-		"PATCH /apis/networking.k8s.io/v1/namespaces/one-edit/networkpolicies/access-to.any.beta",
-	}
-	slices.Sort(got)
-	if !slices.Equal(got, want) {
-		t.Fatalf("one edit wrote %v, want %v", got, want)
-	}
+		"PATCH /apis/networking.k8s.io/v1/namespaces/one-edit/networkpolicies/access-to.any.beta")
+
+	// New intents that are enforced at once cost their policy change and one status,
+	// and no Event.
+	env.Deployment(t, ns, "third", 1, nil, nil)
+	before = len(counter.Requests())
+	waitReady(t, env.ApplyIntents(t, ns, `
+metadata: {name: third}
+spec:
+  workload: {name: third}
+  targets:
+  - kubernetes: {name: beta}
+`))
+	expectWrites("new intents",
+		"PATCH /apis/k8s.otterize.com/v2beta1/namespaces/one-edit/clientintents/third/status",
+		"PATCH /apis/networking.k8s.io/v1/namespaces/one-edit/networkpolicies/access-to.any.beta")
 }
 
 // reconciles reads the successful reconciles of one controller from the process's

@@ -258,14 +258,17 @@ func sameBytes(t *testing.T, src, dst string) {
 // operatorFlags returns the flags cmd/intents-operator defines, with whether each is boolean.
 func operatorFlags(t *testing.T) map[string]bool {
 	t.Helper()
-	src, err := os.ReadFile(root + "/cmd/intents-operator/main.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	re := regexp.MustCompile(`flag\.(String|Bool|Int|Int64|Uint|Uint64|Float64|Duration)Var\(&[^,]+, "([^"]+)"`)
+	re := regexp.MustCompile(`(?:flag|fs)\.(String|Bool|Int|Int64|Uint|Uint64|Float64|Duration)Var\(&[^,]+, "([^"]+)"`)
 	flags := map[string]bool{}
-	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
-		flags[m[2]] = m[1] == "Bool"
+	// main.go defines its flags, and binds the client limit's from its package.
+	for _, file := range []string{"/cmd/intents-operator/main.go", "/internal/clientlimit/clientlimit.go"} {
+		src, err := os.ReadFile(root + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+			flags[m[2]] = m[1] == "Bool"
+		}
 	}
 	// zap.Options.BindFlags defines the logging flags.
 	for _, z := range []string{"zap-log-level", "zap-encoder", "zap-stacktrace-level", "zap-time-encoding"} {
@@ -596,7 +599,7 @@ func TestHelmRender(t *testing.T) {
 	}
 	flags := operatorFlags(t)
 	baseArgs := []string{"--webhook-port=9443", "--webhook-cert-dir=/etc/intentguard/webhook",
-		"--webhook-cert-secret=ig-intentguard-webhook", "--webhook-service=ig-intentguard-webhook", "--webhook-configurations=ig-intentguard-webhook", "--conversion-crds=clientintents.k8s.otterize.com,kafkaserverconfigs.k8s.otterize.com,protectedservices.k8s.otterize.com", "--webhook-cert-validity=8760h", "--webhook-cert-check-interval=1h", "--kube-api-qps=50", "--kube-api-burst=100", "--max-concurrent-reconciles=4", "--zap-log-level=info"}
+		"--webhook-cert-secret=ig-intentguard-webhook", "--webhook-service=ig-intentguard-webhook", "--webhook-configurations=ig-intentguard-webhook", "--conversion-crds=clientintents.k8s.otterize.com,kafkaserverconfigs.k8s.otterize.com,protectedservices.k8s.otterize.com", "--webhook-cert-validity=8760h", "--webhook-cert-check-interval=1h", "--kube-api-qps=0", "--kube-api-burst=100", "--max-concurrent-reconciles=4", "--zap-log-level=info"}
 	for _, tc := range []struct {
 		name     string
 		set      []string

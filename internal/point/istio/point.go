@@ -59,20 +59,6 @@ func (p *Point) Subscribe() <-chan event.TypedGenericEvent[client.Object] {
 	return p.notices.Subscribe()
 }
 
-// Backlog implements enforcement.Point: the servers with a change seen and not carried
-// out, for at most enforcement.PendingAfter.
-func (p *Point) Backlog() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, since := range p.pending {
-		if time.Since(since) < enforcement.PendingAfter {
-			n++
-		}
-	}
-	return n
-}
-
 // Outcomes implements enforcement.Point: the kubernetes and service targets of ci.
 func (p *Point) Outcomes(_ context.Context, ci *v2beta1.ClientIntents) ([]enforcement.TargetState, error) {
 	key := client.ObjectKeyFromObject(ci)

@@ -49,9 +49,6 @@ func TestOutcomesReadTheRecordOfTheGeneration(t *testing.T) {
 	if got, _ = p.Outcomes(context.Background(), intents(2)); got[0].State != enforcement.Waiting || !got[0].InHand {
 		t.Fatalf("newer generation: %+v", got)
 	}
-	if p.Backlog() != 1 {
-		t.Fatalf("backlog %d with a generation in hand, want 1", p.Backlog())
-	}
 
 	// The same record again notifies nobody; a changed state notifies the ClientIntents.
 	p.record(server, &record{intents: map[types.NamespacedName]int64{key: 1}, clients: map[types.NamespacedName]enforcement.TargetState{key: enforced}}, false)

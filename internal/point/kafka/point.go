@@ -46,9 +46,6 @@ func (p *Point) Protection(context.Context, *v2beta1.ProtectedService) ([]enforc
 	return nil, nil
 }
 
-// Backlog implements enforcement.Point: broker syncs are not held back for.
-func (p *Point) Backlog() int { return 0 }
-
 func (p *Point) record(key types.NamespacedName, st syncState) {
 	p.mu.Lock()
 	prev := p.states[key]

@@ -68,6 +68,10 @@ type labeler struct {
 	// release lets the labeler remove labels no policy relies on; without it, it only
 	// adds and updates.
 	release bool
+	// live, when set, reads a pod again after a patch lost to a concurrent change (most
+	// often the pod label reconciler writing the same labels), so that the patch is
+	// decided again at once instead of failing the reconcile and waiting for a retry.
+	live client.Reader
 }
 
 // sync gives each pod the operator labels its identity needs and, when releasing,
@@ -89,6 +93,22 @@ func (l labeler) sync(ctx context.Context, pods []facts.Pod) error {
 // A label to remove stays while the pod still has the identity it names and a live
 // policy selects by it.
 func (l labeler) patch(ctx context.Context, pod *metav1.PartialObjectMetadata, id identity.Identity, want map[string]string) error {
+	err := l.patchOnce(ctx, pod, id, want)
+	if !apierrors.IsConflict(err) || l.live == nil {
+		return err
+	}
+	fresh := informer.PodMeta()
+	if err := l.live.Get(ctx, client.ObjectKeyFromObject(pod), fresh); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("reading pod %s/%s again: %w", pod.Namespace, pod.Name, err)
+	}
+	return l.patchOnce(ctx, fresh, id, want)
+}
+
+// patchOnce is one attempt of patch, on the pod as read.
+func (l labeler) patchOnce(ctx context.Context, pod *metav1.PartialObjectMetadata, id identity.Identity, want map[string]string) error {
 	keep := !l.release
 	if have := pod.Labels[compile.WorkloadLabel]; l.release && have != "" && want[compile.WorkloadLabel] != have && have == compile.LabelValue(id.Name) {
 		relied, err := policiesSelecting(ctx, l.reader, pod.Namespace, have)

@@ -59,10 +59,6 @@ func (p *Point) Subscribe() <-chan event.TypedGenericEvent[client.Object] {
 	return p.notices.Subscribe()
 }
 
-// Backlog implements enforcement.Point: the servers with changes in hand that are neither
-// failing nor waiting longer than enforcement.PendingAfter.
-func (p *Point) Backlog() int { return p.progress.backlog(enforcement.PendingAfter) }
-
 // Outcomes implements enforcement.Point.
 func (p *Point) Outcomes(_ context.Context, ci *v2beta1.ClientIntents) ([]enforcement.TargetState, error) {
 	key := client.ObjectKeyFromObject(ci)
@@ -110,12 +106,20 @@ func (p *Point) recorded(server intent.Server, pick func(*record) (enforcement.T
 }
 
 // inHand is the state of a server whose record does not reflect what status sees yet.
+// While the reconciler works through its queue (a burst of intents: the server waits its
+// turn), the wait counts from now, so a long burst writes no Pending status that its
+// Ready replaces a moment later; once the queue stops moving, the wait counts from when
+// the change was taken in hand.
 func (p *Point) inHand(server intent.Server) enforcement.TargetState {
+	since := p.progress.inHandSince(serverRequest(server))
+	if p.progress.moving() {
+		since = time.Now()
+	}
 	return enforcement.TargetState{
 		State:   enforcement.Waiting,
 		Message: fmt.Sprintf("waiting for NetworkPolicy %s/%s to be written", server.Namespace, compile.PolicyName(server)),
 		InHand:  true,
-		Since:   p.progress.inHandSince(serverRequest(server)),
+		Since:   since,
 	}
 }
 
@@ -124,7 +128,9 @@ func (p *Point) inHand(server intent.Server) enforcement.TargetState {
 func (p *Point) record(server intent.Server, plan compile.Plan, err error) {
 	next := outcome(server, plan, err)
 	if next != nil && next.forIntents.InHand {
-		next.forIntents.Since = p.progress.inHandSince(serverRequest(server))
+		// A failed attempt: the wait that counts is that of the failures, as a conflict
+		// after a long turn in a burst's queue is retried at once.
+		next.forIntents.Since = p.progress.failingSince(serverRequest(server))
 		next.forProtected.Since = next.forIntents.Since
 	}
 	p.mu.Lock()

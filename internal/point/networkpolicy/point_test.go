@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -112,9 +113,6 @@ func TestOutcomesReadOnlyRecordsOfTheSameGeneration(t *testing.T) {
 	if len(got) != 1 || got[0].State != enforcement.Waiting || !got[0].InHand || got[0].Since.IsZero() {
 		t.Fatalf("a generation not recorded yet read as %+v, want Waiting in hand", got)
 	}
-	if p.Backlog() != 1 {
-		t.Fatalf("backlog %d, want the server status asked about", p.Backlog())
-	}
 }
 
 // Only the intents whose outcome changed are notified: a record that says the same to
@@ -155,5 +153,37 @@ func TestChangedNotifiesOnlyWhoseOutcomeChanged(t *testing.T) {
 				t.Fatalf("notified %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// A change waiting its turn while the reconciler works through its queue counts its wait
+// from now; once the queue stops moving, from when it was taken in hand.
+func TestAWaitCountsOnlyOnceTheQueueStops(t *testing.T) {
+	p := newPoint()
+	ci := intentsOn("client", 1, "api")
+	server := intent.Server{Ref: intent.Ref{Namespace: "ns", Name: "api"}}
+	taken := time.Now().Add(-time.Minute)
+	p.progress.mark(serverRequest(server))
+	p.progress.servers[serverRequest(server)].since = taken
+
+	p.progress.finish(req("other"), p.progress.begin(), nil) // another server carried out
+	got, _ := p.Outcomes(context.Background(), &ci)
+	if len(got) != 1 || !got[0].InHand || time.Since(got[0].Since) > movingWithin {
+		t.Fatalf("while the queue moves: %+v, want in hand since about now", got)
+	}
+	p.progress.finished = time.Now().Add(-2 * movingWithin)
+	p.progress.begin() // a long reconcile of another server
+	if got, _ = p.Outcomes(context.Background(), &ci); time.Since(got[0].Since) > movingWithin {
+		t.Fatalf("while another server is reconciled: %+v, want in hand since about now", got)
+	}
+	p.progress.active = 0
+	p.progress.hold(true) // a burst held back to be queued together
+	if got, _ = p.Outcomes(context.Background(), &ci); time.Since(got[0].Since) > movingWithin {
+		t.Fatalf("while a burst is held: %+v, want in hand since about now", got)
+	}
+	p.progress.hold(false)
+	got, _ = p.Outcomes(context.Background(), &ci)
+	if len(got) != 1 || !got[0].InHand || !got[0].Since.Equal(taken) {
+		t.Fatalf("once the queue stopped: %+v, want in hand since %v", got, taken)
 	}
 }

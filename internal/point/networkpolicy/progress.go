@@ -19,15 +19,27 @@ type progress struct {
 	mu      sync.Mutex
 	seq     uint64
 	servers map[reconcile.Request]*serverProgress
+	// finished is when a reconcile last ended; active counts those running; holding is
+	// true while a burst's servers are held back (coalescer).
+	finished time.Time
+	active   int
+	holding  bool
 }
+
+// movingWithin is how recently a reconcile must have ended for the reconciler to count as
+// working through its queue. One reconcile labels every pod of its clients, which on a
+// loaded API server takes seconds for workloads of many pods.
+const movingWithin = 5 * time.Second
 
 type serverProgress struct {
 	// marked is the sequence number of the last change seen; zero once carried out.
 	marked uint64
 	// since is when the server last went from carried out to outstanding.
 	since time.Time
-	// failed is true when the last attempt failed.
-	failed bool
+	// failed is true when the last attempt failed; failedSince is when the attempts
+	// began to fail.
+	failed      bool
+	failedSince time.Time
 }
 
 func newProgress() *progress {
@@ -65,6 +77,7 @@ func (p *progress) mark(reqs ...reconcile.Request) {
 func (p *progress) begin() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.active++
 	return p.seq
 }
 
@@ -73,11 +86,16 @@ func (p *progress) begin() uint64 {
 func (p *progress) finish(r reconcile.Request, token uint64, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.finished = time.Now()
+	p.active--
 	s := p.servers[r]
 	if err != nil {
 		if s == nil {
 			s = &serverProgress{marked: token, since: time.Now()}
 			p.servers[r] = s
+		}
+		if !s.failed {
+			s.failedSince = time.Now()
 		}
 		s.failed = true
 		return
@@ -109,24 +127,36 @@ func (p *progress) inHandSince(r reconcile.Request) time.Time {
 	return s.since
 }
 
+// moving reports whether the reconciler is working through its queue: a reconcile runs,
+// one ended within movingWithin, or a burst's servers are held to be queued together.
+func (p *progress) moving() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.active > 0 || p.holding || time.Since(p.finished) < movingWithin
+}
+
+// hold records whether a burst's servers are being held back.
+func (p *progress) hold(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holding = on
+}
+
+// failingSince returns when the attempts at the server began to fail, now for an attempt
+// that is the first to fail.
+func (p *progress) failingSince(r reconcile.Request) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.servers[r]; s != nil && s.failed {
+		return s.failedSince
+	}
+	return time.Now()
+}
+
 // failed reports whether the last attempt at the server failed.
 func (p *progress) failed(r reconcile.Request) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.servers[r]
 	return s != nil && s.failed
-}
-
-// backlog counts the servers with changes in hand that are neither failing nor older than
-// stale: the NetworkPolicy controller's work still to do.
-func (p *progress) backlog(stale time.Duration) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, s := range p.servers {
-		if s.marked != 0 && !s.failed && time.Since(s.since) < stale {
-			n++
-		}
-	}
-	return n
 }

@@ -81,18 +81,27 @@ func TestProgressInHandSinceStartsTheWaitOnce(t *testing.T) {
 	}
 }
 
-func TestProgressBacklogLeavesOutFailingAndStaleServers(t *testing.T) {
+// A failed attempt's wait counts from the first failure, however long the change waited
+// its turn before; a success ends it.
+func TestProgressFailuresCountFromTheFirst(t *testing.T) {
 	p := newProgress()
-	p.mark(req("a"), req("b"), req("c"))
-	p.finish(req("b"), p.begin(), errors.New("connection refused"))
-	if got := p.backlog(time.Hour); got != 2 {
-		t.Fatalf("backlog %d, want 2 (a and c; b is failing)", got)
+	a := req("a")
+	p.mark(a)
+	p.servers[a].since = time.Now().Add(-time.Minute)
+	if since := p.failingSince(a); time.Since(since) > time.Second {
+		t.Fatalf("first failure counts from %v, want now", since)
 	}
-	if got := p.backlog(0); got != 0 {
-		t.Fatalf("backlog %d with everything stale, want 0", got)
+	p.finish(a, p.begin(), errors.New("the object has been modified"))
+	first := p.failingSince(a)
+	time.Sleep(10 * time.Millisecond)
+	p.finish(a, p.begin(), errors.New("the object has been modified"))
+	if got := p.failingSince(a); !got.Equal(first) {
+		t.Fatalf("failing since %v after a second failure, want %v", got, first)
 	}
-	p.finish(req("a"), p.begin(), nil)
-	if got := p.backlog(time.Hour); got != 1 {
-		t.Fatalf("backlog %d, want 1 (c)", got)
+	p.mark(a)
+	p.finish(a, p.begin(), nil)
+	p.mark(a)
+	if since := p.failingSince(a); time.Since(since) > time.Second || since.Equal(first) {
+		t.Fatalf("after a success the failures count from %v, want now", since)
 	}
 }

@@ -38,6 +38,8 @@ type Reconciler struct {
 
 	// point records how each reconcile ended, and learns which servers are in hand.
 	point *Point
+	// echoes learns the version of every policy written, so its watch event is ignored.
+	echoes *echoes
 }
 
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
@@ -76,7 +78,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (intent.Se
 	// Pods are labelled before a policy relies on the labels, so no declared client is
 	// cut off in between; labels are removed by the pod label controller, once no live
 	// policy relies on them.
-	lab := labeler{client: r.Client, reader: r.Reader, planner: planner}
+	lab := labeler{client: r.Client, reader: r.Reader, planner: planner, live: r.APIReader}
 	for _, ref := range plan.Involved {
 		_, pods, err := planner.SelectPods(ctx, ref)
 		if err != nil {
@@ -189,8 +191,10 @@ func (r *Reconciler) create(ctx context.Context, server intent.Server, desired *
 			return fmt.Errorf("reading NetworkPolicy %s: %w", key, err)
 		}
 	}
-	err := r.Client.Create(ctx, desired.DeepCopy(), client.FieldOwner(FieldManager))
+	created := desired.DeepCopy()
+	err := r.Client.Create(ctx, created, client.FieldOwner(FieldManager))
 	if err == nil {
+		r.echoes.wrote(created)
 		log.FromContext(ctx).Info("created NetworkPolicy", "policy", key, "server", desired.Annotations[compile.ServerAnnotation])
 		return nil
 	}
@@ -233,6 +237,7 @@ func (r *Reconciler) apply(ctx context.Context, desired *networkingv1.NetworkPol
 		return fmt.Errorf("decoding applied NetworkPolicy %s: %w", key, err)
 	}
 	logger.Info("applied NetworkPolicy", "policy", key, "server", desired.Annotations[compile.ServerAnnotation])
+	r.echoes.wrote(&applied)
 	if compile.UpToDate(desired, &applied) {
 		return nil
 	}
@@ -240,6 +245,7 @@ func (r *Reconciler) apply(ctx context.Context, desired *networkingv1.NetworkPol
 	if err := r.Client.Update(ctx, &applied, client.FieldOwner(FieldManager)); err != nil {
 		return fmt.Errorf("replacing edited NetworkPolicy %s: %w", key, err)
 	}
+	r.echoes.wrote(&applied)
 	logger.Info("replaced hand-edited NetworkPolicy", "policy", key)
 	return nil
 }

@@ -46,19 +46,22 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts e
 	m := mapper{reader: reader, opts: opts}
 	point := newPoint()
 	prog := point.progress
+	bursts := newCoalescer()
+	bursts.holding = prog.hold
 
-	policies := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Reader: reader, Planner: planner, point: point}
+	echoes := newEchoes()
+	policies := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Reader: reader, Planner: planner, point: point, echoes: echoes}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
-		Watches(&v2beta1.ClientIntents{}, prog.enqueueServers(m.serversOfIntents)).
+		Watches(&v2beta1.ClientIntents{}, enqueueCoalesced(prog, bursts, m.serversOfIntents), builder.WithPredicates(specOrDeletionChanged)).
 		Watches(&v2beta1.ProtectedService{}, prog.enqueueServers(m.serversOfProtected)).
-		Watches(&networkingv1.NetworkPolicy{}, prog.enqueueServers(serverOfPolicy)).
+		Watches(&networkingv1.NetworkPolicy{}, prog.enqueuePolicyServers(echoes)).
 		Watches(&corev1.Service{}, prog.enqueueServers(m.serversOfService)).
 		Watches(&appsv1.Deployment{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		Watches(&appsv1.StatefulSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		Watches(&appsv1.DaemonSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		WatchesMetadata(namespaces(), prog.enqueueServers(m.serversInNamespace), builder.WithPredicates(namespaceLifecycle)).
-		WatchesRawSource(ids.Source(enqueueServersOf(prog, m.serversOfPodChange))).
+		WatchesRawSource(ids.Source(enqueueCoalesced(prog, bursts, m.serversOfPodChange))).
 		Complete(policies)
 	if err != nil {
 		return nil, fmt.Errorf("setting up the NetworkPolicy controller: %w", err)
@@ -68,7 +71,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts e
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("podlabels").
 		WatchesRawSource(ids.Source(handler.TypedEnqueueRequestsFromMapFunc(podOfChange))).
-		Watches(&v2beta1.ClientIntents{}, handler.EnqueueRequestsFromMapFunc(m.podsOfIntents)).
+		Watches(&v2beta1.ClientIntents{}, handler.EnqueueRequestsFromMapFunc(m.podsOfIntents), builder.WithPredicates(specOrDeletionChanged)).
 		Watches(&v2beta1.ProtectedService{}, handler.EnqueueRequestsFromMapFunc(m.podsOfProtected)).
 		Watches(&networkingv1.NetworkPolicy{}, m.podsReleasedByPolicy()).
 		Complete(labels)
@@ -224,15 +227,6 @@ func (m mapper) serversOfPodChange(ctx context.Context, c informer.PodChange) []
 	return out
 }
 
-// enqueueServersOf is enqueueServers for changes that come from a channel.
-func enqueueServersOf[T any](p *progress, f func(context.Context, T) []reconcile.Request) handler.TypedEventHandler[T, reconcile.Request] {
-	return handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, o T) []reconcile.Request {
-		reqs := f(ctx, o)
-		p.mark(reqs...)
-		return reqs
-	})
-}
-
 // serverOfPolicy returns the server request recorded on a policy of the operator.
 func serverOfPolicy(_ context.Context, o client.Object) []reconcile.Request {
 	key, ok := o.GetAnnotations()[compile.ServerAnnotation]
@@ -340,6 +334,17 @@ func (m mapper) podsOfProtected(ctx context.Context, o client.Object) []reconcil
 var namespaceLifecycle = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
+	},
+}
+
+// specOrDeletionChanged passes the ClientIntents events that can change a plan: all but
+// updates that change neither the generation (the spec) nor whether the object is being
+// deleted. Status writes are such updates: without it, each status written in a bulk
+// brought back every server and pod of its intents.
+var specOrDeletionChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
+			e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
 	},
 }
 
