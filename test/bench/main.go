@@ -210,6 +210,9 @@ func run(o options) (*result, error) {
 	// binary sets it on its rest.Config.
 	tcfg := rest.CopyConfig(lc.Config)
 	tcfg.QPS, tcfg.Burst = float32(res.Limit.QPS), res.Limit.Burst
+	if res.Limit.QPS <= 0 {
+		tcfg.QPS = -1
+	}
 	throttled, err := client.New(tcfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err
@@ -238,9 +241,16 @@ func run(o options) (*result, error) {
 	if res.Floor, err = measureFloor(ctx, c, c, want, labels, floorRuns); err != nil {
 		return nil, err
 	}
-	log("floor: the same at the operator's client limit, %g QPS, burst %d (%d runs)", res.Limit.QPS, res.Limit.Burst, o.throttledRuns)
-	if res.ThrottledFloor, err = measureFloor(ctx, throttled, c, want, labels, o.throttledRuns); err != nil {
-		return nil, err
+	if res.Limit.QPS <= 0 {
+		// The operator sets no client-side limit (its flag reads 0 or less as none): the
+		// throttled floor is the unthrottled one.
+		log("floor: the operator ships no client limit, so the throttled floor is the unthrottled one")
+		res.ThrottledFloor = res.Floor
+	} else {
+		log("floor: the same at the operator's client limit, %g QPS, burst %d (%d runs)", res.Limit.QPS, res.Limit.Burst, o.throttledRuns)
+		if res.ThrottledFloor, err = measureFloor(ctx, throttled, c, want, labels, o.throttledRuns); err != nil {
+			return nil, err
+		}
 	}
 
 	log("starting the operator")
@@ -678,7 +688,11 @@ func printTable(r *result) {
 		limit = "overridden by -qps"
 	}
 	fmt.Fprintf(tw, "cluster\t%d workloads, %d pods, %d namespaces, %d calls, %d policies, %d pod labels (seed %d)\n", r.Workloads, r.Pods, r.Namespaces, r.Edges, r.Policies, r.PodLabels, r.Seed)
-	fmt.Fprintf(tw, "operator client limit\t%g QPS, burst %d (%s)\n", r.Limit.QPS, r.Limit.Burst, limit)
+	if r.Limit.QPS <= 0 {
+		fmt.Fprintf(tw, "operator client limit\tnone (%s): the API server's Priority and Fairness paces it\n", limit)
+	} else {
+		fmt.Fprintf(tw, "operator client limit\t%g QPS, burst %d (%s)\n", r.Limit.QPS, r.Limit.Burst, limit)
+	}
 	if r.IstioPolicies > 0 {
 		fmt.Fprintf(tw, "istio\t%d AuthorizationPolicies, namespaces in ambient mode; the floors write NetworkPolicies only\n", r.IstioPolicies)
 	}
