@@ -167,13 +167,7 @@ func requestsDeclared(ci *v2beta1.ClientIntents, server intent.Server) []string 
 		if s, ok := intent.ServerOf(ci, t); !ok || s != server {
 			continue
 		}
-		var http []v2beta1.HTTPTarget
-		switch {
-		case t.Kubernetes != nil:
-			http = t.Kubernetes.HTTP
-		case t.Service != nil:
-			http = t.Service.HTTP
-		}
+		http := intent.HTTPOf(t)
 		if len(http) == 0 {
 			return []string{"any request"}
 		}

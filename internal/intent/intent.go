@@ -190,3 +190,15 @@ func ServerOf(ci *v2beta1.ClientIntents, t v2beta1.Target) (Server, bool) {
 	}
 	return servers[0], true
 }
+
+// HTTPOf returns the HTTP resources a target declares: those of a kubernetes or service
+// target, none for the others (none also means any request to the server).
+func HTTPOf(t v2beta1.Target) []v2beta1.HTTPTarget {
+	switch {
+	case t.Kubernetes != nil:
+		return t.Kubernetes.HTTP
+	case t.Service != nil:
+		return t.Service.HTTP
+	}
+	return nil
+}

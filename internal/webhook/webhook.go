@@ -202,7 +202,7 @@ func ValidateHTTPPaths(ci, old *v2beta1.ClientIntents, paths Paths) field.ErrorL
 	had := map[string]bool{}
 	if old != nil {
 		for _, t := range old.Spec.Targets {
-			for _, h := range httpOf(t) {
+			for _, h := range intent.HTTPOf(t) {
 				had[h.Path] = true
 			}
 		}
@@ -220,7 +220,7 @@ func ValidateHTTPPaths(ci, old *v2beta1.ClientIntents, paths Paths) field.ErrorL
 		default:
 			p = p.Child("service", "http")
 		}
-		for j, h := range httpOf(t) {
+		for j, h := range intent.HTTPOf(t) {
 			at := p.Index(j)
 			if err := authz.ValidatePath(h.Path); err != nil && !had[h.Path] {
 				errs = append(errs, field.Invalid(at.Child("path"), h.Path, err.Error()))
@@ -233,16 +233,6 @@ func ValidateHTTPPaths(ci, old *v2beta1.ClientIntents, paths Paths) field.ErrorL
 		}
 	}
 	return errs
-}
-
-func httpOf(t v2beta1.Target) []v2beta1.HTTPTarget {
-	switch {
-	case t.Kubernetes != nil:
-		return t.Kubernetes.HTTP
-	case t.Service != nil:
-		return t.Service.HTTP
-	}
-	return nil
 }
 
 func methodNames() []string {

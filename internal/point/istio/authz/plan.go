@@ -153,13 +153,7 @@ func (p Planner) client(ctx context.Context, ci *v2beta1.ClientIntents, server i
 		if s, ok := intent.ServerOf(ci, t); !ok || s != server {
 			continue
 		}
-		var http []v2beta1.HTTPTarget
-		switch {
-		case t.Kubernetes != nil:
-			http = t.Kubernetes.HTTP
-		case t.Service != nil:
-			http = t.Service.HTTP
-		}
+		http := intent.HTTPOf(t)
 		if len(http) == 0 {
 			c.AnyRequest = true
 		}
