@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,9 +41,10 @@ func main() {
 	conc := flag.Int("concurrency", 4, "requests in flight")
 	targets := flag.Int("targets", 3, "targets per ClientIntents")
 	rounds := flag.Int("rounds", 3, "runs of each variant (the median is reported)")
+	profile := flag.String("profile", "", "write a CPU profile of kube-apiserver during the first run of the operator's status patch to this file")
 	watchers := flag.Int("watchers", 0, "watches of ClientIntents and NetworkPolicies held open, as an operator and a bench hold them")
 	flag.Parse()
-	if err := run(*n, *conc, *targets, *rounds, *watchers); err != nil {
+	if err := run(*n, *conc, *targets, *rounds, *watchers, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -56,7 +58,7 @@ type cost struct {
 	apiCPU, etcCPU time.Duration
 }
 
-func run(n, conc, targets, rounds, watchers int) error {
+func run(n, conc, targets, rounds, watchers int, profile string) error {
 	ctx := context.Background()
 	lc, err := controlplane.Start(ctx, controlplane.Options{WithoutControllerManager: true})
 	if err != nil {
@@ -107,6 +109,13 @@ func run(n, conc, targets, rounds, watchers int) error {
 		}
 	}
 	m := &meter{api: api, etcd: etcd, conc: conc, n: n}
+	if profile != "" {
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return fmt.Errorf("API client: %w", err)
+		}
+		m.profiled, m.profileTo, m.pprof = "status merge patch, full", profile, cs.Discovery().RESTClient()
+	}
 	ns := 0
 	fresh := func() (string, error) {
 		ns++
@@ -198,6 +207,9 @@ func run(n, conc, targets, rounds, watchers int) error {
 type meter struct {
 	api, etcd int
 	conc, n   int
+	// profiled names the variant whose first run is profiled into profileTo, from pprof.
+	profiled, profileTo string
+	pprof               rest.Interface
 	// seen holds each variant's runs, order the variants in the order they first ran.
 	seen  map[string][]cost
 	order []string
@@ -223,6 +235,18 @@ func (m *meter) report() {
 
 func ms(d time.Duration, n int) float64 { return float64(d.Microseconds()) / 1000 / float64(n) }
 
+// takeProfile writes a two-second CPU profile of kube-apiserver, taken while a variant runs.
+func (m *meter) takeProfile() error {
+	b, err := m.pprof.Get().AbsPath("/debug/pprof/profile").Param("seconds", "2").DoRaw(context.Background())
+	if err != nil {
+		return fmt.Errorf("profiling kube-apiserver: %w", err)
+	}
+	if err := os.WriteFile(m.profileTo, b, 0o644); err != nil {
+		return fmt.Errorf("writing the profile: %w", err)
+	}
+	return nil
+}
+
 // cpu reads the CPU time kube-apiserver and etcd have used.
 func (m *meter) cpu() (api, etcd time.Duration, err error) {
 	api, err = cpu(m.api)
@@ -238,6 +262,13 @@ func (m *meter) phase(name string, do func(i int) error) error {
 	a0, e0, err := m.cpu()
 	if err != nil {
 		return err
+	}
+	profileDone := make(chan error, 1)
+	if name == m.profiled {
+		m.profiled = ""
+		go func() { profileDone <- m.takeProfile() }()
+	} else {
+		profileDone <- nil
 	}
 	start := time.Now()
 	next := make(chan int)
@@ -261,8 +292,8 @@ func (m *meter) phase(name string, do func(i int) error) error {
 	close(next)
 	wg.Wait()
 	wall := time.Since(start)
-	if first != nil {
-		return first
+	if err := errors.Join(first, <-profileDone); err != nil {
+		return err
 	}
 	a1, e1, err := m.cpu()
 	if err != nil {
