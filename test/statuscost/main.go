@@ -2,7 +2,7 @@
 // NetworkPolicy creates, ClientIntents creates and ClientIntents status writes in several
 // shapes (merge patch as the operator sends it, a smaller status, server-side apply, a
 // full update, a second patch over existing managed fields), with the CRD's validation
-// rules and without them. For each it reports wall time at a fixed concurrency and the
+// rules, without them, and with a schema that accepts anything. For each it reports wall time at a fixed concurrency and the
 // CPU the kube-apiserver and etcd processes used, per request.
 package main
 
