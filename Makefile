@@ -10,7 +10,7 @@ HELM = $(shell bash hack/helm.sh)
 # keytool (a JDK) for the Java keystore tests; hack/keytool.sh installs one if it can.
 KEYTOOL = $(shell bash hack/keytool.sh)
 
-.PHONY: all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-scale bench-credentials bench-credentials-smoke bench-kafka bench-kafka-scale cli-demo demo-mapper bench-mapper-agent bench-mapper-aggregator test-istio-validation
+.PHONY: all demo demo-credentials demo-kafka cluster test helm-lint image fuzz test-unit test-e2e generate verify-generated build bench bench-smoke bench-scale bench-status-cost bench-credentials bench-credentials-smoke bench-kafka bench-kafka-scale cli-demo demo-mapper bench-mapper-agent bench-mapper-aggregator test-istio-validation
 
 all: build test
 
@@ -115,6 +115,11 @@ bench-smoke:
 ## (several minutes on 2 cores; not run in CI)
 bench-scale:
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workloads 10000 -edges 30000 -namespaces 100 -runs 1 -throttled-floor-runs 1
+
+## bench-status-cost: what the API server spends per NetworkPolicy create, ClientIntents
+## create and ClientIntents status write, in several shapes (not run in CI)
+bench-status-cost:
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/statuscost
 
 ## bench-credentials: 1,000 annotated pods across 200 workloads (see docs/performance.md)
 bench-credentials:
