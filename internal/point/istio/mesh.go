@@ -75,10 +75,13 @@ func (m cachedMesh) ServicesSelecting(ctx context.Context, namespace string, pod
 	return out, nil
 }
 
-// PodsWithServiceAccount implements authz.MeshFacts.
+// PodsWithServiceAccount implements authz.MeshFacts. The pods are the cache's own, not
+// copies: every client of every server asks for the pods of its ServiceAccount, often a
+// namespace's default one that all its pods share, and copying them was most of the
+// point's CPU in a bulk. The answer only ever reads them.
 func (m cachedMesh) PodsWithServiceAccount(ctx context.Context, namespace, serviceAccount string) ([]facts.Pod, error) {
 	var list corev1.PodList
-	if err := m.reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexServiceAccount: serviceAccount}); err != nil {
+	if err := m.reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexServiceAccount: serviceAccount}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing the pods of ServiceAccount %s/%s: %w", namespace, serviceAccount, err)
 	}
 	out := make([]facts.Pod, 0, len(list.Items))

@@ -13,6 +13,7 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/point/burst"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
@@ -23,6 +24,8 @@ const PointName = "IstioAuthorizationPolicy"
 // answers status from those records alone.
 type Point struct {
 	notices enforcement.Notices
+	// activity tells a server waiting its turn in a burst from one that is late.
+	activity burst.Activity
 
 	mu      sync.Mutex
 	records map[intent.Server]*record
@@ -114,12 +117,20 @@ func (r *record) generation(key types.NamespacedName) (int64, bool) {
 }
 
 // inHand is the state of a server whose record does not reflect what status sees yet.
+// While the reconciler works through its queue (a burst of intents: the server waits its
+// turn), the wait counts from now, so a bulk writes no Pending status that its Ready
+// replaces a moment later; once the queue stops moving, the wait counts from when the
+// change was taken in hand.
 func (p *Point) inHand(server intent.Server) enforcement.TargetState {
+	since := p.mark(server)
+	if p.activity.Moving() {
+		since = time.Now()
+	}
 	return enforcement.TargetState{
 		State:   enforcement.Waiting,
 		Message: fmt.Sprintf("waiting for AuthorizationPolicy %s/%s to be written", server.Namespace, compile.PolicyName(server)),
 		InHand:  true,
-		Since:   p.mark(server),
+		Since:   since,
 	}
 }
 

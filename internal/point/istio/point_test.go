@@ -3,6 +3,7 @@ package istio
 import (
 	"context"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -99,5 +100,44 @@ func TestSlimPodKeepsWhatMeshDetectionReads(t *testing.T) {
 	meta := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "p", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}}}
 	if out, err := slimPod(meta); err != nil || out.(*metav1.PartialObjectMetadata).ManagedFields != nil {
 		t.Fatalf("metadata-only pod: managed fields kept (%v)", err)
+	}
+}
+
+// TestAWaitCountsOnlyOnceTheQueueStops: a server waiting its turn while the reconciler
+// works through a burst counts its wait from now, so status writes no Pending that a Ready
+// replaces a moment later; once the queue stops, from when it was taken in hand.
+func TestAWaitCountsOnlyOnceTheQueueStops(t *testing.T) {
+	p := newPoint()
+	within := 100 * time.Millisecond
+	p.activity.Within = within
+	server := intent.Server{Ref: intent.Ref{Namespace: "shop", Name: "nginx"}}
+	taken := time.Now().Add(-time.Minute)
+	p.pending[server] = taken
+	since := func() time.Time {
+		got, _ := p.Outcomes(context.Background(), intents(1))
+		if len(got) != 1 || !got[0].InHand {
+			t.Fatalf("outcomes %+v, want one target in hand", got)
+		}
+		return got[0].Since
+	}
+	if got := since(); !got.Equal(taken) {
+		t.Fatalf("with an idle queue: in hand since %v, want %v", got, taken)
+	}
+	p.activity.Begin() // another server is reconciled
+	if got := since(); time.Since(got) > time.Second {
+		t.Fatalf("while another server is reconciled: in hand since %v, want about now", got)
+	}
+	p.activity.End()
+	if got := since(); time.Since(got) > time.Second {
+		t.Fatalf("just after a reconcile ended: in hand since %v, want about now", got)
+	}
+	time.Sleep(2 * within)
+	p.activity.Hold(true) // a burst held back to be queued together
+	if got := since(); time.Since(got) > time.Second {
+		t.Fatalf("while a burst is held: in hand since %v, want about now", got)
+	}
+	p.activity.Hold(false)
+	if got := since(); !got.Equal(taken) {
+		t.Fatalf("once the queue stopped: in hand since %v, want %v", got, taken)
 	}
 }

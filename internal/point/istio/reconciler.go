@@ -19,6 +19,7 @@ import (
 
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/intent"
+	"github.com/intentguard/intentguard/internal/point/burst"
 	"github.com/intentguard/intentguard/internal/point/istio/authz"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
@@ -42,12 +43,16 @@ type Reconciler struct {
 	Planner authz.Planner
 
 	point *Point
+	// echoes learns the version of every policy written, so its watch event is ignored.
+	echoes *burst.Echoes
 }
 
 // +kubebuilder:rbac:groups=security.istio.io,resources=authorizationpolicies,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile writes, updates or deletes one server's policies, and records how that ended.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	r.point.activity.Begin()
+	defer r.point.activity.End()
 	server, err := intent.ParseKey(req.Namespace, req.Name)
 	if err != nil {
 		log.FromContext(ctx).Error(err, "dropping malformed request")
@@ -229,8 +234,10 @@ func (r *Reconciler) create(ctx context.Context, server intent.Server, desired *
 			return fmt.Errorf("reading AuthorizationPolicy %s: %w", key, err)
 		}
 	}
-	err := r.Client.Create(ctx, desired.DeepCopy(), client.FieldOwner(FieldManager))
+	created := desired.DeepCopy()
+	err := r.Client.Create(ctx, created, client.FieldOwner(FieldManager))
 	if err == nil {
+		r.echoes.Wrote(created)
 		log.FromContext(ctx).Info("created AuthorizationPolicy", "policy", key, "server", server.String())
 		return nil
 	}
@@ -281,12 +288,14 @@ func (r *Reconciler) apply(ctx context.Context, desired *securityv1.Authorizatio
 		return fmt.Errorf("decoding applied AuthorizationPolicy %s: %w", key, err)
 	}
 	if authz.UpToDate(desired, &applied) {
+		r.echoes.Wrote(&applied)
 		return nil
 	}
 	desired.Spec.DeepCopyInto(&applied.Spec)
 	if err := r.Client.Update(ctx, &applied, client.FieldOwner(FieldManager)); err != nil {
 		return fmt.Errorf("replacing edited AuthorizationPolicy %s: %w", key, err)
 	}
+	r.echoes.Wrote(&applied)
 	log.FromContext(ctx).Info("replaced hand-edited AuthorizationPolicy", "policy", key)
 	return nil
 }

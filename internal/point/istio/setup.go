@@ -35,6 +35,7 @@ import (
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/ownership"
+	"github.com/intentguard/intentguard/internal/point/burst"
 	"github.com/intentguard/intentguard/internal/point/istio/authz"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
@@ -107,21 +108,25 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts O
 		Rollout:   compile.Planner{Facts: reader, Options: opts.Enforcement},
 		Planner:   authz.Planner{Facts: reader, Mesh: mesh, TrustDomain: opts.TrustDomain},
 		point:     point,
+		echoes:    burst.NewEchoes(),
 	}
 	m := mapper{reader: reader, point: point, mesh: mesh, sharing: newSharingRefresh(sharingDelay)}
+	bursts := burst.NewCoalescer()
+	bursts.Holding = point.activity.Hold
+	mark := func(reqs ...reconcile.Request) { m.marked(reqs) }
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("istio-authorizationpolicies").
-		Watches(&v2beta1.ClientIntents{}, m.enqueue(m.serversOfIntents), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v2beta1.ClientIntents{}, burst.Enqueue(mark, bursts, m.serversOfIntents), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v2beta1.ProtectedService{}, m.enqueue(m.serversOfNamespaceOf), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&securityv1.AuthorizationPolicy{}, m.enqueue(serverOfPolicy)).
+		Watches(&securityv1.AuthorizationPolicy{}, burst.EnqueueUnlessEcho(r.echoes, mark, serverOfPolicy)).
 		Watches(&corev1.Service{}, m.enqueue(m.serversOfNamespaceOf)).
-		Watches(&corev1.Pod{}, m.enqueue(m.serversOfPod), builder.WithPredicates(podMeshChanged)).
+		Watches(&corev1.Pod{}, burst.Enqueue(mark, bursts, m.serversOfPod), builder.WithPredicates(podMeshChanged)).
 		Watches(&corev1.ConfigMap{}, m.enqueue(m.everyServer), builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 			return client.ObjectKeyFromObject(o) == opts.MeshConfig
 		}))).
 		WatchesMetadata(namespaceMeta(), m.enqueue(m.serversOfNamespace)).
 		WatchesRawSource(source.Channel(m.sharing.events, m.enqueue(m.serversSharing))).
-		WatchesRawSource(reader.Identities.Source(handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, c informer.PodChange) []reconcile.Request {
+		WatchesRawSource(reader.Identities.Source(burst.Enqueue(mark, bursts, func(ctx context.Context, c informer.PodChange) []reconcile.Request {
 			if c.Old == c.New && maps.Equal(withoutOperatorLabels(c.OldLabels), withoutOperatorLabels(c.NewLabels)) {
 				return nil
 			}
@@ -132,7 +137,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts O
 					out = append(out, m.serversOfPodAs(ctx, c.Namespace, c.Name, id, l)...)
 				}
 			}
-			return m.marked(out)
+			return out
 		}))).
 		Complete(r)
 	if err != nil {

@@ -160,6 +160,8 @@ func TestChangedNotifiesOnlyWhoseOutcomeChanged(t *testing.T) {
 // from now; once the queue stops moving, from when it was taken in hand.
 func TestAWaitCountsOnlyOnceTheQueueStops(t *testing.T) {
 	p := newPoint()
+	within := 100 * time.Millisecond
+	p.progress.activity.Within = within
 	ci := intentsOn("client", 1, "api")
 	server := intent.Server{Ref: intent.Ref{Namespace: "ns", Name: "api"}}
 	taken := time.Now().Add(-time.Minute)
@@ -168,20 +170,21 @@ func TestAWaitCountsOnlyOnceTheQueueStops(t *testing.T) {
 
 	p.progress.finish(req("other"), p.progress.begin(), nil) // another server carried out
 	got, _ := p.Outcomes(context.Background(), &ci)
-	if len(got) != 1 || !got[0].InHand || time.Since(got[0].Since) > movingWithin {
+	if len(got) != 1 || !got[0].InHand || time.Since(got[0].Since) > time.Second {
 		t.Fatalf("while the queue moves: %+v, want in hand since about now", got)
 	}
-	p.progress.finished = time.Now().Add(-2 * movingWithin)
-	p.progress.begin() // a long reconcile of another server
-	if got, _ = p.Outcomes(context.Background(), &ci); time.Since(got[0].Since) > movingWithin {
+	time.Sleep(2 * within)
+	token := p.progress.begin() // a long reconcile of another server
+	if got, _ = p.Outcomes(context.Background(), &ci); time.Since(got[0].Since) > time.Second {
 		t.Fatalf("while another server is reconciled: %+v, want in hand since about now", got)
 	}
-	p.progress.active = 0
-	p.progress.hold(true) // a burst held back to be queued together
-	if got, _ = p.Outcomes(context.Background(), &ci); time.Since(got[0].Since) > movingWithin {
+	p.progress.finish(req("other"), token, nil)
+	time.Sleep(2 * within)
+	p.progress.activity.Hold(true) // a burst held back to be queued together
+	if got, _ = p.Outcomes(context.Background(), &ci); time.Since(got[0].Since) > time.Second {
 		t.Fatalf("while a burst is held: %+v, want in hand since about now", got)
 	}
-	p.progress.hold(false)
+	p.progress.activity.Hold(false)
 	got, _ = p.Outcomes(context.Background(), &ci)
 	if len(got) != 1 || !got[0].InHand || !got[0].Since.Equal(taken) {
 		t.Fatalf("once the queue stopped: %+v, want in hand since %v", got, taken)

@@ -8,6 +8,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/intentguard/intentguard/internal/point/burst"
 )
 
 // progress knows which servers have changes the NetworkPolicy reconciler has not carried
@@ -19,17 +21,9 @@ type progress struct {
 	mu      sync.Mutex
 	seq     uint64
 	servers map[reconcile.Request]*serverProgress
-	// finished is when a reconcile last ended; active counts those running; holding is
-	// true while a burst's servers are held back (coalescer).
-	finished time.Time
-	active   int
-	holding  bool
+	// activity tells whether the reconciler works through its queue.
+	activity burst.Activity
 }
-
-// movingWithin is how recently a reconcile must have ended for the reconciler to count as
-// working through its queue. One reconcile labels every pod of its clients, which on a
-// loaded API server takes seconds for workloads of many pods.
-const movingWithin = 5 * time.Second
 
 type serverProgress struct {
 	// marked is the sequence number of the last change seen; zero once carried out.
@@ -75,19 +69,18 @@ func (p *progress) mark(reqs ...reconcile.Request) {
 
 // begin returns the token a reconcile of the server passes to finish.
 func (p *progress) begin() uint64 {
+	p.activity.Begin()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.active++
 	return p.seq
 }
 
 // finish records how a reconcile that started at token ended. Changes marked after it
 // started stay outstanding: the queue holds another reconcile for them.
 func (p *progress) finish(r reconcile.Request, token uint64, err error) {
+	p.activity.End()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.finished = time.Now()
-	p.active--
 	s := p.servers[r]
 	if err != nil {
 		if s == nil {
@@ -127,19 +120,9 @@ func (p *progress) inHandSince(r reconcile.Request) time.Time {
 	return s.since
 }
 
-// moving reports whether the reconciler is working through its queue: a reconcile runs,
-// one ended within movingWithin, or a burst's servers are held to be queued together.
+// moving reports whether the reconciler is working through its queue (burst.Activity).
 func (p *progress) moving() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.active > 0 || p.holding || time.Since(p.finished) < movingWithin
-}
-
-// hold records whether a burst's servers are being held back.
-func (p *progress) hold(on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.holding = on
+	return p.activity.Moving()
 }
 
 // failingSince returns when the attempts at the server began to fail, now for an attempt

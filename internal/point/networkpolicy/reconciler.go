@@ -18,6 +18,7 @@ import (
 	"github.com/intentguard/intentguard/internal/facts/informer"
 	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/ownership"
+	"github.com/intentguard/intentguard/internal/point/burst"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
@@ -39,7 +40,7 @@ type Reconciler struct {
 	// point records how each reconcile ended, and learns which servers are in hand.
 	point *Point
 	// echoes learns the version of every policy written, so its watch event is ignored.
-	echoes *echoes
+	echoes *burst.Echoes
 }
 
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
@@ -194,7 +195,7 @@ func (r *Reconciler) create(ctx context.Context, server intent.Server, desired *
 	created := desired.DeepCopy()
 	err := r.Client.Create(ctx, created, client.FieldOwner(FieldManager))
 	if err == nil {
-		r.echoes.wrote(created)
+		r.echoes.Wrote(created)
 		log.FromContext(ctx).Info("created NetworkPolicy", "policy", key, "server", desired.Annotations[compile.ServerAnnotation])
 		return nil
 	}
@@ -237,7 +238,7 @@ func (r *Reconciler) apply(ctx context.Context, desired *networkingv1.NetworkPol
 		return fmt.Errorf("decoding applied NetworkPolicy %s: %w", key, err)
 	}
 	logger.Info("applied NetworkPolicy", "policy", key, "server", desired.Annotations[compile.ServerAnnotation])
-	r.echoes.wrote(&applied)
+	r.echoes.Wrote(&applied)
 	if compile.UpToDate(desired, &applied) {
 		return nil
 	}
@@ -245,7 +246,7 @@ func (r *Reconciler) apply(ctx context.Context, desired *networkingv1.NetworkPol
 	if err := r.Client.Update(ctx, &applied, client.FieldOwner(FieldManager)); err != nil {
 		return fmt.Errorf("replacing edited NetworkPolicy %s: %w", key, err)
 	}
-	r.echoes.wrote(&applied)
+	r.echoes.Wrote(&applied)
 	logger.Info("replaced hand-edited NetworkPolicy", "policy", key)
 	return nil
 }

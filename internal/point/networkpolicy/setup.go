@@ -31,6 +31,7 @@ import (
 	"github.com/intentguard/intentguard/internal/identity"
 	"github.com/intentguard/intentguard/internal/intent"
 	"github.com/intentguard/intentguard/internal/ownership"
+	"github.com/intentguard/intentguard/internal/point/burst"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 )
 
@@ -46,22 +47,22 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts e
 	m := mapper{reader: reader, opts: opts}
 	point := newPoint()
 	prog := point.progress
-	bursts := newCoalescer()
-	bursts.holding = prog.hold
+	bursts := burst.NewCoalescer()
+	bursts.Holding = prog.activity.Hold
 
-	echoes := newEchoes()
+	echoes := burst.NewEchoes()
 	policies := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Reader: reader, Planner: planner, point: point, echoes: echoes}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
-		Watches(&v2beta1.ClientIntents{}, enqueueCoalesced(prog, bursts, m.serversOfIntents), builder.WithPredicates(specOrDeletionChanged)).
+		Watches(&v2beta1.ClientIntents{}, burst.Enqueue(prog.mark, bursts, m.serversOfIntents), builder.WithPredicates(specOrDeletionChanged)).
 		Watches(&v2beta1.ProtectedService{}, prog.enqueueServers(m.serversOfProtected)).
-		Watches(&networkingv1.NetworkPolicy{}, prog.enqueuePolicyServers(echoes)).
+		Watches(&networkingv1.NetworkPolicy{}, burst.EnqueueUnlessEcho(echoes, prog.mark, serverOfPolicy)).
 		Watches(&corev1.Service{}, prog.enqueueServers(m.serversOfService)).
 		Watches(&appsv1.Deployment{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		Watches(&appsv1.StatefulSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		Watches(&appsv1.DaemonSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		WatchesMetadata(namespaces(), prog.enqueueServers(m.serversInNamespace), builder.WithPredicates(namespaceLifecycle)).
-		WatchesRawSource(ids.Source(enqueueCoalesced(prog, bursts, m.serversOfPodChange))).
+		WatchesRawSource(ids.Source(burst.Enqueue(prog.mark, bursts, m.serversOfPodChange))).
 		Complete(policies)
 	if err != nil {
 		return nil, fmt.Errorf("setting up the NetworkPolicy controller: %w", err)

@@ -1,4 +1,9 @@
-package networkpolicy
+// Package burst holds what the enforcement points share to carry out a burst of changes
+// (a directory of intents applied at once, a GitOps sync) with one write per server: the
+// coalescer that holds a burst's servers until it pauses, the filter that keeps the watch
+// event of a point's own write from bringing its server back, and the activity that tells
+// a queue being worked through from a wait.
+package burst
 
 import (
 	"context"
@@ -24,14 +29,14 @@ const (
 	burstMaxHold = 5 * time.Second
 )
 
-// coalescer holds back the servers that ClientIntents and pod events map to while the
+// Coalescer holds back the servers that ClientIntents and pod events map to while the
 // events come in a burst, and hands them to the queue together when the burst pauses. A server that
 // several clients of the burst call is then written once, instead of once more for every
 // client that arrived after its first write (15-19% of the policy writes of a bulk).
-type coalescer struct {
+type Coalescer struct {
 	quiet, maxHold time.Duration
-	// holding, when set, is told when servers start and stop being held.
-	holding func(bool)
+	// Holding, when set, is told when servers start and stop being held.
+	Holding func(bool)
 
 	mu sync.Mutex
 	// windowStart and events count the events of the current burstWindow.
@@ -45,13 +50,14 @@ type coalescer struct {
 	timer       *time.Timer
 }
 
-func newCoalescer() *coalescer {
-	return &coalescer{quiet: burstQuiet, maxHold: burstMaxHold, held: map[reconcile.Request]bool{}}
+// NewCoalescer returns a coalescer with the shipped burst settings.
+func NewCoalescer() *Coalescer {
+	return &Coalescer{quiet: burstQuiet, maxHold: burstMaxHold, held: map[reconcile.Request]bool{}}
 }
 
-// add enqueues reqs at once outside a burst, or holds them until it pauses. Events that
+// Add enqueues reqs at once outside a burst, or holds them until it pauses. Events that
 // bring no server (pods nothing calls) do not count towards a burst.
-func (c *coalescer) add(q workqueue.TypedRateLimitingInterface[reconcile.Request], reqs []reconcile.Request) {
+func (c *Coalescer) Add(q workqueue.TypedRateLimitingInterface[reconcile.Request], reqs []reconcile.Request) {
 	if len(reqs) == 0 {
 		return
 	}
@@ -71,8 +77,8 @@ func (c *coalescer) add(q workqueue.TypedRateLimitingInterface[reconcile.Request
 	defer c.mu.Unlock()
 	if len(c.held) == 0 {
 		c.first = now
-		if c.holding != nil {
-			c.holding(true)
+		if c.Holding != nil {
+			c.Holding(true)
 		}
 	}
 	c.last, c.queue = now, q
@@ -86,7 +92,7 @@ func (c *coalescer) add(q workqueue.TypedRateLimitingInterface[reconcile.Request
 
 // release hands the held servers to the queue once the burst paused for c.quiet or they
 // were held for c.maxHold, and otherwise looks again when one of those can be true.
-func (c *coalescer) release() {
+func (c *Coalescer) release() {
 	c.mu.Lock()
 	now := time.Now()
 	wait := min(c.quiet-now.Sub(c.last), c.maxHold-now.Sub(c.first))
@@ -97,8 +103,8 @@ func (c *coalescer) release() {
 	}
 	held, q := c.held, c.queue
 	c.held, c.timer = map[reconcile.Request]bool{}, nil
-	if c.holding != nil {
-		c.holding(false)
+	if c.Holding != nil {
+		c.Holding(false)
 	}
 	c.mu.Unlock()
 	for r := range held {
@@ -106,19 +112,19 @@ func (c *coalescer) release() {
 	}
 }
 
-// enqueueCoalesced is the event handler of the watches that bring servers in bursts
-// (ClientIntents, and pod changes, which the labels written in a bulk cause in numbers):
-// it marks the servers an event maps to as in hand at once, and enqueues them through the
-// coalescer, which the watches share so that a burst on either holds both.
-func enqueueCoalesced[T any](p *progress, c *coalescer, f func(context.Context, T) []reconcile.Request) handler.TypedEventHandler[T, reconcile.Request] {
+// Enqueue is the event handler of the watches that bring servers in bursts (ClientIntents,
+// and pod changes, which a bulk causes in numbers): it marks the servers an event maps to
+// as in hand at once, and enqueues them through the coalescer, which a point's watches
+// share so that a burst on any of them holds them all.
+func Enqueue[T any](mark func(...reconcile.Request), c *Coalescer, f func(context.Context, T) []reconcile.Request) handler.TypedEventHandler[T, reconcile.Request] {
 	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 	add := func(ctx context.Context, q queue, objs ...T) {
 		var reqs []reconcile.Request
 		for _, o := range objs {
 			reqs = append(reqs, f(ctx, o)...)
 		}
-		p.mark(reqs...)
-		c.add(q, reqs)
+		mark(reqs...)
+		c.Add(q, reqs)
 	}
 	return handler.TypedFuncs[T, reconcile.Request]{
 		CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[T], q queue) { add(ctx, q, e.Object) },
