@@ -34,6 +34,7 @@ import (
 	"github.com/intentguard/intentguard/api/v2beta1"
 	"github.com/intentguard/intentguard/internal/enforcement"
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
+	"github.com/intentguard/intentguard/internal/testsupport/process"
 )
 
 func main() {
@@ -249,11 +250,11 @@ func (m *meter) takeProfile() error {
 
 // cpu reads the CPU time kube-apiserver and etcd have used.
 func (m *meter) cpu() (api, etcd time.Duration, err error) {
-	api, err = cpu(m.api)
+	api, err = process.CPUTimeOf(m.api)
 	if err != nil {
 		return 0, 0, err
 	}
-	etcd, err = cpu(m.etcd)
+	etcd, err = process.CPUTimeOf(m.etcd)
 	return api, etcd, err
 }
 
@@ -337,25 +338,6 @@ func statFields(s string) []string {
 		return nil
 	}
 	return append([]string{s[open : close+1]}, strings.Fields(s[close+1:])...)
-}
-
-// cpu is the user and system time a process has used (clock ticks of 10 ms).
-func cpu(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("reading the CPU time of %d: %w", pid, err)
-	}
-	f := statFields(string(b))
-	// After the name: state, ppid, ..., utime is the 12th and stime the 13th.
-	if len(f) < 14 {
-		return 0, fmt.Errorf("short stat of %d", pid)
-	}
-	u, err1 := strconv.ParseInt(f[12], 10, 64)
-	s, err2 := strconv.ParseInt(f[13], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("parsing the stat of %d: %w", pid, err)
-	}
-	return time.Duration(u+s) * 10 * time.Millisecond, nil
 }
 
 func policy(ns string, i int) *networkingv1.NetworkPolicy {

@@ -4,6 +4,8 @@ import (
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/intentguard/intentguard/internal/testsupport/process"
 )
 
 func TestStatFields(t *testing.T) {
@@ -26,7 +28,7 @@ func TestStatFields(t *testing.T) {
 // TestCPUOfThisProcess reads this test's own CPU time after it has used some: the fields
 // taken from /proc must be utime and stime, which only grow.
 func TestCPUOfThisProcess(t *testing.T) {
-	before, err := cpu(os.Getpid())
+	before, err := process.CPUTimeOf(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +36,7 @@ func TestCPUOfThisProcess(t *testing.T) {
 	for i := range 300_000_000 {
 		x ^= i
 	}
-	after, err := cpu(os.Getpid())
+	after, err := process.CPUTimeOf(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}

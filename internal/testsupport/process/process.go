@@ -92,10 +92,14 @@ const clockTicks = 100
 // CPUTime returns the CPU time the process has used so far, user and system (utime and
 // stime from /proc/<pid>/stat), readable until the process is stopped.
 func (p *Process) CPUTime() (time.Duration, error) {
-	path := fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid)
-	b, err := os.ReadFile(path)
+	return CPUTimeOf(p.cmd.Process.Pid)
+}
+
+// CPUTimeOf returns the CPU time, user and system, that the process pid has used so far.
+func CPUTimeOf(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, fmt.Errorf("reading the CPU time: %w", err)
+		return 0, fmt.Errorf("reading the CPU time of process %d: %w", pid, err)
 	}
 	return parseCPUTime(string(b))
 }
