@@ -121,8 +121,10 @@ func (p Planner) Gather(ctx context.Context, server intent.Server) (Input, error
 	if err != nil {
 		return in, fmt.Errorf("listing the intents calling %s: %w", server, err)
 	}
+	// Every client in a namespace shares its ServiceAccounts' pods; read them once.
+	users := map[string][]identity.Identity{}
 	for i := range intents {
-		c, err := p.client(ctx, &intents[i], server)
+		c, err := p.client(ctx, &intents[i], server, users)
 		if err != nil {
 			return in, err
 		}
@@ -147,7 +149,8 @@ func (p Planner) trustDomain(ctx context.Context) (string, error) {
 
 // client gathers one client of server: its pods with their spec, what it declared on
 // server over all its targets naming it, and who else runs under its ServiceAccounts.
-func (p Planner) client(ctx context.Context, ci *v2beta1.ClientIntents, server intent.Server) (Client, error) {
+// users holds, by namespace/ServiceAccount, the identities already read.
+func (p Planner) client(ctx context.Context, ci *v2beta1.ClientIntents, server intent.Server, users map[string][]identity.Identity) (Client, error) {
 	c := Client{Ref: intent.Client(ci)}
 	for _, t := range ci.Spec.Targets {
 		if s, ok := intent.ServerOf(ci, t); !ok || s != server {
@@ -177,21 +180,44 @@ func (p Planner) client(ctx context.Context, ci *v2beta1.ClientIntents, server i
 		if _, done := c.SharedWith[sa]; done {
 			continue
 		}
-		users, err := p.Mesh.PodsWithServiceAccount(ctx, c.Ref.Namespace, sa)
+		ids, err := p.serviceAccountUsers(ctx, users, c.Ref.Namespace, sa)
 		if err != nil {
-			return c, fmt.Errorf("listing the pods of ServiceAccount %s/%s: %w", c.Ref.Namespace, sa, err)
+			return c, err
 		}
 		if c.SharedWith == nil {
 			c.SharedWith = map[string][]identity.Identity{}
 		}
 		c.SharedWith[sa] = nil
-		for _, u := range users {
-			if !c.Ref.Matches(u.Identity) && !slices.Contains(c.SharedWith[sa], u.Identity) {
-				c.SharedWith[sa] = append(c.SharedWith[sa], u.Identity)
+		for _, id := range ids {
+			if !c.Ref.Matches(id) {
+				c.SharedWith[sa] = append(c.SharedWith[sa], id)
 			}
 		}
 	}
 	return c, nil
+}
+
+// serviceAccountUsers returns the distinct identities of the pods running under
+// namespace/serviceAccount, read once per memo.
+func (p Planner) serviceAccountUsers(ctx context.Context, memo map[string][]identity.Identity, namespace, serviceAccount string) ([]identity.Identity, error) {
+	key := namespace + "/" + serviceAccount
+	if ids, ok := memo[key]; ok {
+		return ids, nil
+	}
+	pods, err := p.Mesh.PodsWithServiceAccount(ctx, namespace, serviceAccount)
+	if err != nil {
+		return nil, fmt.Errorf("listing the pods of ServiceAccount %s: %w", key, err)
+	}
+	seen := make(map[identity.Identity]bool, len(pods))
+	ids := make([]identity.Identity, 0, len(pods))
+	for _, u := range pods {
+		if !seen[u.Identity] {
+			seen[u.Identity] = true
+			ids = append(ids, u.Identity)
+		}
+	}
+	memo[key] = ids
+	return ids, nil
 }
 
 // servicesOf returns the Services in front of any of the pods, once each.
