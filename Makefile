@@ -114,7 +114,7 @@ bench-smoke:
 ## bench-scale: the scale-out size, 10,000 workloads and 30,000 calls over 100 namespaces
 ## (several minutes on 2 cores; not run in CI)
 bench-scale:
-	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workloads 10000 -edges 30000 -namespaces 100 -runs 1 -throttled-floor-runs 1
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workloads 10000 -edges 30000 -namespaces 100 -runs 1 -throttled-floor-runs 1 -full-floor-runs 1
 
 ## bench-status-cost: what the API server spends per NetworkPolicy create, ClientIntents
 ## create and ClientIntents status write, in several shapes (not run in CI)
