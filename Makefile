@@ -109,12 +109,12 @@ bench:
 
 ## bench-smoke: the harness at its smallest size, as CI runs it (no timing is asserted)
 bench-smoke:
-	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workloads 20 -edges 40 -namespaces 2 -runs 1 -quiet 2s
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workloads 20 -edges 40 -namespaces 2 -runs 1 -quiet 2s -full-floor-runs 1
 
 ## bench-scale: the scale-out size, 10,000 workloads and 30,000 calls over 100 namespaces
 ## (several minutes on 2 cores; not run in CI)
 bench-scale:
-	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workloads 10000 -edges 30000 -namespaces 100 -runs 1 -throttled-floor-runs 1
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workloads 10000 -edges 30000 -namespaces 100 -runs 1 -throttled-floor-runs 1 -full-floor-runs 1
 
 ## bench-status-cost: what the API server spends per NetworkPolicy create, ClientIntents
 ## create and ClientIntents status write, in several shapes (not run in CI)

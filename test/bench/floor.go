@@ -47,25 +47,10 @@ func writeFloor(ctx context.Context, c, undo client.Client, want map[client.Obje
 	for _, p := range want {
 		policies = append(policies, p.DeepCopy())
 	}
-	patch := func(c client.Client, l podLabel, remove bool) error {
-		m := map[string]any{}
-		for k, v := range l.labels {
-			m[k] = v
-			if remove {
-				m[k] = nil
-			}
-		}
-		body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": m}})
-		if err != nil {
-			return err
-		}
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: l.ns, Name: l.name}}
-		return c.Patch(ctx, pod, client.RawPatch(types.MergePatchType, body))
-	}
 	t0 := time.Now()
 	err := parallel(len(policies)+len(labels), 4, func(i int) error {
 		if i < len(labels) {
-			return patch(c, labels[i], false)
+			return patchLabels(ctx, c, labels[i], false)
 		}
 		return c.Create(ctx, policies[i-len(labels)])
 	})
@@ -73,11 +58,34 @@ func writeFloor(ctx context.Context, c, undo client.Client, want map[client.Obje
 	if err != nil {
 		return 0, fmt.Errorf("floor writes: %w", err)
 	}
+	return took, undoFloor(ctx, undo, policies, labels)
+}
+
+// undoFloor deletes the floor's policies and removes its pod labels with the client undo.
+func undoFloor(ctx context.Context, undo client.Client, policies []*networkingv1.NetworkPolicy, labels []podLabel) error {
 	if err := parallel(len(policies), 16, func(i int) error { return undo.Delete(ctx, policies[i]) }); err != nil {
-		return 0, fmt.Errorf("removing floor policies: %w", err)
+		return fmt.Errorf("removing floor policies: %w", err)
 	}
-	if err := parallel(len(labels), 16, func(i int) error { return patch(undo, labels[i], true) }); err != nil {
-		return 0, fmt.Errorf("removing floor labels: %w", err)
+	if err := parallel(len(labels), 16, func(i int) error { return patchLabels(ctx, undo, labels[i], true) }); err != nil {
+		return fmt.Errorf("removing floor labels: %w", err)
 	}
-	return took, nil
+	return nil
+}
+
+// patchLabels sets the operator labels l names on its pod, or removes them, with a merge
+// patch as the operator writes them.
+func patchLabels(ctx context.Context, c client.Client, l podLabel, remove bool) error {
+	m := map[string]any{}
+	for k, v := range l.labels {
+		m[k] = v
+		if remove {
+			m[k] = nil
+		}
+	}
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": m}})
+	if err != nil {
+		return fmt.Errorf("encoding the labels of pod %s/%s: %w", l.ns, l.name, err)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: l.ns, Name: l.name}}
+	return c.Patch(ctx, pod, client.RawPatch(types.MergePatchType, body))
 }

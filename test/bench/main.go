@@ -63,9 +63,14 @@ type result struct {
 	// ClientIntents (16 writers, no client limit), within the bulk convergence time.
 	IntentsCreatedSeconds float64 `json:"intentsCreatedSeconds"`
 	ThrottledFloor        floor   `json:"throttledFloor"`
-	BulkSeconds           float64 `json:"bulkSeconds"`
+	// FullFloor adds to the unthrottled floor's writes the bulk's ClientIntents creates
+	// and one status write per ClientIntents: the bulk's whole work, done the least way.
+	FullFloor   fullFloor `json:"fullFloor"`
+	BulkSeconds float64   `json:"bulkSeconds"`
 	// BulkRatio is against the unthrottled floor.
 	BulkRatio float64 `json:"bulkRatioToFloor"`
+	// BulkFullRatio is against the full floor.
+	BulkFullRatio float64 `json:"bulkRatioToFullFloor"`
 	// BulkCPUSeconds is the operator's user and system CPU time from the first create
 	// until it was quiet.
 	BulkCPUSeconds float64 `json:"bulkOperatorCPUSeconds"`
@@ -117,10 +122,12 @@ type options struct {
 	// throttledRuns is how often the throttled floor is measured: at the scale-out size
 	// one run takes minutes.
 	throttledRuns int
-	quiet         time.Duration
-	logFile       string
-	cpuProfile    string
-	mesh          bool
+	// fullRuns is how often the full floor is measured.
+	fullRuns   int
+	quiet      time.Duration
+	logFile    string
+	cpuProfile string
+	mesh       bool
 }
 
 func main() {
@@ -135,6 +142,7 @@ func main() {
 	fs.Float64Var(&o.qps, "qps", 0, "override the operator's client QPS (burst twice as much); 0 runs it with its shipped defaults")
 	fs.IntVar(&o.runs, "runs", 5, "repetitions of each one-change measurement")
 	fs.IntVar(&o.throttledRuns, "throttled-floor-runs", 3, "runs of the floor at the operator's client limit (the median is reported)")
+	fs.IntVar(&o.fullRuns, "full-floor-runs", 3, "runs of the full floor: the bulk's ClientIntents, policies, pod labels and statuses written without an operator (the median is reported)")
 	fs.DurationVar(&o.quiet, "quiet", 5*time.Second, "how long the operator must be idle after bulk convergence for its last write to count as the last")
 	output := fs.String("o", "table", "output: table or json")
 	fs.StringVar(&o.logFile, "operator-log", "", "file for the operator's log (default: discard)")
@@ -300,9 +308,13 @@ func run(o options) (*result, error) {
 		act, err = followOperator(ctx, op, converged, o.quiet)
 		followed <- err
 	}()
+	bulkIntents := make([]*v2beta1.ClientIntents, len(clients))
+	for i, cl := range clients {
+		bulkIntents[i] = syn.intents(cl)
+	}
 	t0 := time.Now()
 	if err := parallel(len(clients), 16, func(i int) error {
-		return c.Create(ctx, syn.intents(clients[i]))
+		return c.Create(ctx, bulkIntents[i].DeepCopy())
 	}); err != nil {
 		return nil, err
 	}
@@ -329,6 +341,16 @@ func run(o options) (*result, error) {
 		return nil, err
 	}
 	res.BulkRatio = res.BulkSeconds / res.Floor.Seconds
+	// The operator is quiet: every ClientIntents carries the last status it wrote, which
+	// the full floor writes.
+	var quiet v2beta1.ClientIntentsList
+	if err := c.List(ctx, &quiet); err != nil {
+		return nil, fmt.Errorf("reading the converged ClientIntents: %w", err)
+	}
+	full, err := newFullFloorPlan(bulkIntents, quiet.Items, want, needs, labels)
+	if err != nil {
+		return nil, err
+	}
 	res.BulkWrites = act.end.Writes - act.start.Writes
 	res.BulkCPUSeconds = act.cpu.Seconds()
 	res.BulkPeakHeapBytes = act.peakHeap
@@ -419,6 +441,18 @@ func run(o options) (*result, error) {
 	if rss, err := op.PeakRSS(); err == nil && rss > res.PeakRSSBytes {
 		res.PeakRSSBytes = rss
 	}
+
+	op.Stop(process.StopGrace)
+	log("full floor: the operator stopped; removing what the bulk and the changes wrote")
+	if err := clearBulk(ctx, c, syn.namespaces, labels); err != nil {
+		return nil, err
+	}
+	log("full floor: creating the %d ClientIntents (16 writers) while 4 writers write the %d policies, %d pod labels and each status once its ClientIntents and policies exist (%d runs)", len(full.intents), len(full.policies), len(full.labels), o.fullRuns)
+	scrape := func() (apiWrites, error) { return scrapeAPIWrites(ctx, lc.Config) }
+	if res.FullFloor, err = measureFullFloor(ctx, c, scrape, full, o.fullRuns); err != nil {
+		return nil, err
+	}
+	res.BulkFullRatio = res.BulkSeconds / res.FullFloor.Seconds
 	if res.BenchPeakRSSBytes, err = process.SelfPeakRSS(); err != nil {
 		return nil, err
 	}
@@ -678,9 +712,9 @@ func maxOf(v []float64) float64 {
 func printTable(r *result) {
 	mib := func(b float64) float64 { return b / (1 << 20) }
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "size (ns / workloads / calls)\tbulk convergence\tunthrottled floor\tratio\toperator CPU\twrites in bulk (policies / pod labels / status / events; operator total)\tlast write after start / convergence\tReady lag max / p99\tpeak RSS / heap")
-	fmt.Fprintf(tw, "%d / %d / %d\t%.2f s\t%.2f s\t%.1fx\t%.2f s\t%.0f / %.0f / %.0f / %.0f; %.0f\t%.2f s / %+.2f s\t%.0f ms / %.0f ms\t%.1f / %.1f MiB\n",
-		r.Namespaces, r.Workloads, r.Edges, r.BulkSeconds, r.Floor.Seconds, r.BulkRatio, r.BulkCPUSeconds,
+	fmt.Fprintln(tw, "size (ns / workloads / calls)\tbulk convergence\tunthrottled floor\tratio\tfull floor (input)\tratio\toperator CPU\twrites in bulk (policies / pod labels / status / events; operator total)\tlast write after start / convergence\tReady lag max / p99\tpeak RSS / heap")
+	fmt.Fprintf(tw, "%d / %d / %d\t%.2f s\t%.2f s\t%.1fx\t%.2f s (%.2f s)\t%.1fx\t%.2f s\t%.0f / %.0f / %.0f / %.0f; %.0f\t%.2f s / %+.2f s\t%.0f ms / %.0f ms\t%.1f / %.1f MiB\n",
+		r.Namespaces, r.Workloads, r.Edges, r.BulkSeconds, r.Floor.Seconds, r.BulkRatio, r.FullFloor.Seconds, r.FullFloor.InputSeconds, r.BulkFullRatio, r.BulkCPUSeconds,
 		r.BulkSplit.Policies, r.BulkSplit.PodLabels, r.BulkSplit.Status, r.BulkSplit.Events, r.BulkWrites,
 		r.LastWriteAfterStart, r.LastWriteAfterConvergence, r.ReadyLag.MaxMs, r.ReadyLag.P99Ms,
 		mib(float64(r.PeakRSSBytes)), mib(r.BulkPeakHeapBytes))
@@ -702,7 +736,10 @@ func printTable(r *result) {
 	}
 	fmt.Fprintf(tw, "floor, no client limit (4 writers)\tmedian %.2fs of %s\n", r.Floor.Seconds, seconds(r.Floor.Runs))
 	fmt.Fprintf(tw, "floor at the operator's client limit\tmedian %.2fs of %s (bulk %.2fx this)\n", r.ThrottledFloor.Seconds, seconds(r.ThrottledFloor.Runs), r.BulkSeconds/r.ThrottledFloor.Seconds)
-	fmt.Fprintf(tw, "ClientIntents created (generator, 16 writers)\t%.2fs after the first create\n", r.IntentsCreatedSeconds)
+	fmt.Fprintf(tw, "full floor: ClientIntents, policies, pod labels, status\tmedian %.2fs of %s (bulk %.2fx this); statuses equal to the bulk's: %d\n", r.FullFloor.Seconds, seconds(r.FullFloor.Runs), r.BulkFullRatio, r.FullFloor.StatusesEqual)
+	fmt.Fprintf(tw, "  its input: ClientIntents created (16 writers)\tmedian %.2fs of %s\n", r.FullFloor.InputSeconds, seconds(r.FullFloor.InputRuns))
+	fmt.Fprintf(tw, "  last run, API writes by kind\t%s\n", r.FullFloor.Writes.top(6))
+	fmt.Fprintf(tw, "ClientIntents created in the bulk (generator, 16 writers)\t%.2fs after the first create\n", r.IntentsCreatedSeconds)
 	fmt.Fprintf(tw, "bulk writes, API server\t%.0f policies, %.0f pod labels, %.0f status, %.0f events, %.0f other (and %.0f ClientIntents by the generator)\n", r.BulkSplit.Policies, r.BulkSplit.PodLabels, r.BulkSplit.Status, r.BulkSplit.Events, r.BulkSplit.Other, r.BulkSplit.Intents)
 	fmt.Fprintf(tw, "bulk API writes by kind (all writers)\t%s\n", r.BulkAPIWrites)
 	fmt.Fprintf(tw, "Ready lag (last policy write -> Ready)\tmax %.0f ms, p99 %.0f ms; %d Ready before their last policy write, %d not Ready\n", r.ReadyLag.MaxMs, r.ReadyLag.P99Ms, r.ReadyLag.Early, r.ReadyLag.NotReady)
