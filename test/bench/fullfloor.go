@@ -130,10 +130,11 @@ func (g *gate) written(policy int) {
 }
 
 // runFullFloor creates the ClientIntents on 16 writers, as the bulk's generator does,
-// while 4 writers, as many as the operator has reconcile workers, write the policies and
-// pod labels and then each status as the gate releases it. It returns the time until the
-// last write and the time the creates alone took. A failed write still releases what waits
-// for it, so that the run ends; the first error is returned.
+// while 4 writers, as many as the operator's NetworkPolicy controller has workers, write
+// the policies and pod labels, and 8, as many as its status controller has, write each
+// status as the gate releases it. It returns the time until the last write and the time
+// the creates alone took. A failed write still releases what waits for it, so that the
+// run ends; the first error is returned.
 func runFullFloor(needs [][]int, policies, labels int, w fullFloorWrites) (total, input time.Duration, err error) {
 	var once sync.Once
 	fail := func(e error) {
@@ -141,10 +142,11 @@ func runFullFloor(needs [][]int, policies, labels int, w fullFloorWrites) (total
 			once.Do(func() { err = e })
 		}
 	}
-	jobs := make(chan func(), labels+policies+len(needs))
+	jobs := make(chan func(), labels+policies)
+	statuses := make(chan func(), len(needs))
 	var pending sync.WaitGroup
-	pending.Add(cap(jobs))
-	g := newGate(needs, policies, func(ci int) { jobs <- func() { fail(w.status(ci)) } })
+	pending.Add(cap(jobs) + cap(statuses))
+	g := newGate(needs, policies, func(ci int) { statuses <- func() { fail(w.status(ci)) } })
 	for i := range labels {
 		jobs <- func() { fail(w.label(i)) }
 	}
@@ -152,17 +154,21 @@ func runFullFloor(needs [][]int, policies, labels int, w fullFloorWrites) (total
 		jobs <- func() { fail(w.policy(i)); g.written(i) }
 	}
 	var writers sync.WaitGroup
-	t0 := time.Now()
-	for range 4 {
-		writers.Add(1)
-		go func() {
-			defer writers.Done()
-			for job := range jobs {
-				job()
-				pending.Done()
-			}
-		}()
+	work := func(queue <-chan func(), n int) {
+		for range n {
+			writers.Add(1)
+			go func() {
+				defer writers.Done()
+				for job := range queue {
+					job()
+					pending.Done()
+				}
+			}()
+		}
 	}
+	t0 := time.Now()
+	work(jobs, 4)
+	work(statuses, 8)
 	fail(parallel(len(needs), 16, func(i int) error {
 		defer g.created(i)
 		return w.create(i)
@@ -171,6 +177,7 @@ func runFullFloor(needs [][]int, policies, labels int, w fullFloorWrites) (total
 	pending.Wait()
 	total = time.Since(t0)
 	close(jobs)
+	close(statuses)
 	writers.Wait()
 	return total, input, err
 }

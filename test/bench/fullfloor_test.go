@@ -22,12 +22,19 @@ type recorder struct {
 	needs [][]int
 	r     *rand.Rand
 
-	mu                       sync.Mutex
-	created, policy, label   map[int]int
-	status                   map[int]int
-	floorBusy, maxFloorBusy  int
-	creatorBusy, maxCreators int
+	mu                     sync.Mutex
+	created, policy, label map[int]int
+	status                 map[int]int
+	// busy and peak count, by pool, the writes in flight now and at most.
+	busy, peak [3]int
 }
+
+// The writer pools of the full floor.
+const (
+	creators = iota
+	floorWriters
+	statusWriters
+)
 
 func newRecorder(t *testing.T, needs [][]int, seed uint64) *recorder {
 	return &recorder{t: t, needs: needs, r: rand.New(rand.NewPCG(seed, 3)),
@@ -36,30 +43,26 @@ func newRecorder(t *testing.T, needs [][]int, seed uint64) *recorder {
 
 // write runs one write of a pool: it counts how many of the pool are in flight, and
 // holds a random moment so that the writes interleave.
-func (rec *recorder) write(creator bool, do func()) {
+func (rec *recorder) write(pool int, do func()) {
 	rec.mu.Lock()
-	busy, peak := &rec.floorBusy, &rec.maxFloorBusy
-	if creator {
-		busy, peak = &rec.creatorBusy, &rec.maxCreators
-	}
-	*busy++
-	*peak = max(*peak, *busy)
+	rec.busy[pool]++
+	rec.peak[pool] = max(rec.peak[pool], rec.busy[pool])
 	hold := time.Duration(rec.r.IntN(200)) * time.Microsecond
 	rec.mu.Unlock()
 	time.Sleep(hold)
 	rec.mu.Lock()
 	do()
-	*busy--
+	rec.busy[pool]--
 	rec.mu.Unlock()
 }
 
 func (rec *recorder) writes() fullFloorWrites {
 	return fullFloorWrites{
-		create: func(i int) error { rec.write(true, func() { rec.created[i]++ }); return nil },
-		policy: func(i int) error { rec.write(false, func() { rec.policy[i]++ }); return nil },
-		label:  func(i int) error { rec.write(false, func() { rec.label[i]++ }); return nil },
+		create: func(i int) error { rec.write(creators, func() { rec.created[i]++ }); return nil },
+		policy: func(i int) error { rec.write(floorWriters, func() { rec.policy[i]++ }); return nil },
+		label:  func(i int) error { rec.write(floorWriters, func() { rec.label[i]++ }); return nil },
 		status: func(i int) error {
-			rec.write(false, func() {
+			rec.write(statusWriters, func() {
 				if rec.created[i] != 1 {
 					rec.t.Errorf("status of ClientIntents %d written before it was created", i)
 				}
@@ -76,8 +79,8 @@ func (rec *recorder) writes() fullFloorWrites {
 }
 
 // Whatever the calls and the order writes finish in, every write is made once, each
-// status only after its ClientIntents and the policies it needs, with at most 4 floor
-// writers and 16 creators in flight, and the creates alone take no longer than the run.
+// status only after its ClientIntents and the policies it needs, with at most 16
+// creators, 4 policy and label writers and 8 status writers in flight, and the creates alone take no longer than the run.
 func TestRunFullFloorOrder(t *testing.T) {
 	for seed := range uint64(60) {
 		r := rand.New(rand.NewPCG(seed, 1))
@@ -111,8 +114,8 @@ func TestRunFullFloorOrder(t *testing.T) {
 				}
 			}
 		}
-		if rec.maxFloorBusy > 4 || rec.maxCreators > 16 {
-			t.Fatalf("seed %d: %d floor writers and %d creators in flight at once, want at most 4 and 16", seed, rec.maxFloorBusy, rec.maxCreators)
+		if rec.peak != [3]int{min(16, rec.peak[creators]), min(4, rec.peak[floorWriters]), min(8, rec.peak[statusWriters])} {
+			t.Fatalf("seed %d: %v creators, policy writers and status writers in flight at once, want at most 16, 4 and 8", seed, rec.peak)
 		}
 	}
 }
