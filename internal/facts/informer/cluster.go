@@ -57,7 +57,7 @@ func NameKey(namespace, name string) string { return namespace + "/" + name }
 // Start registers the indexes and starts the pod identity index on the manager's cache,
 // and returns a Reader over both. The manager is ready only once the identity index is.
 func Start(ctx context.Context, mgr ctrl.Manager) (Reader, error) {
-	if err := RegisterIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := RegisterIndexes(ctx, ClusterWideIndexer{Cache: mgr.GetCache()}); err != nil {
 		return Reader{}, err
 	}
 	ids := NewIdentities(mgr.GetCache(), mgr.GetAPIReader(), mgr.GetLogger().WithName("identities"))
@@ -75,7 +75,8 @@ func Start(ctx context.Context, mgr ctrl.Manager) (Reader, error) {
 	return Reader{Reader: mgr.GetClient(), Identities: ids}, nil
 }
 
-// RegisterIndexes adds the indexes the controllers query to the cache.
+// RegisterIndexes adds the indexes the controllers query to the cache. Every value names
+// its namespace, and every query is across namespaces: idx may be a ClusterWideIndexer.
 func RegisterIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	ciIndexes := map[string]client.IndexerFunc{
 		IndexServer: func(o client.Object) []string {
