@@ -1,6 +1,7 @@
 package networkpolicy
 
 import (
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"testing"
@@ -66,7 +67,8 @@ func TestSlimPolicyAnswersAsTheWholePolicy(t *testing.T) {
 }
 
 // A hand edit of the spec is seen through the digest, and annotations of the digest's
-// names on the live object are replaced, not trusted.
+// names on the live object are replaced, not trusted, even with the mark of a slimmed
+// policy of another process.
 func TestSlimPolicySeesEditsAndIgnoresForgedDigests(t *testing.T) {
 	desired := compiled("a", "b")
 	edited := desired.DeepCopy()
@@ -77,11 +79,26 @@ func TestSlimPolicySeesEditsAndIgnoresForgedDigests(t *testing.T) {
 	forged := edited.DeepCopy()
 	forged.Annotations[cachedSpecDigest] = compile.SpecDigest(&desired.Spec)
 	forged.Annotations[cachedLabelRefs] = ""
+	forged.Annotations[cachedBy] = rand.Text()
 	cached := slim(t, forged)
 	if upToDate(desired, cached) {
 		t.Error("a forged digest annotation made an edited policy count as up to date")
 	}
 	if got, want := policyLabelRefs(cached), policyLabelRefs(edited); !slices.Equal(got, want) {
 		t.Errorf("label refs %v from forged annotations, want %v", got, want)
+	}
+}
+
+// The informer hands a streamed list to the transform twice: the second pass keeps what
+// the first recorded of the spec it took out.
+func TestSlimPolicyTwice(t *testing.T) {
+	live := compiled("a", "b", "c")
+	once := slim(t, live)
+	twice := slim(t, once)
+	if !upToDate(compiled("a", "b", "c"), twice) {
+		t.Error("a policy slimmed twice is no longer up to date")
+	}
+	if got, want := policyLabelRefs(twice), policyLabelRefs(live); !slices.Equal(got, want) {
+		t.Errorf("label refs after two passes %v, want %v", got, want)
 	}
 }

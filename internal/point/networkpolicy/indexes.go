@@ -2,6 +2,7 @@ package networkpolicy
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"strings"
 
@@ -32,7 +33,14 @@ const (
 	cachedSpecDigest = "cache.intentguard.dev/spec-digest"
 	// cachedLabelRefs are the policy's policyLabelRefs, comma-separated.
 	cachedLabelRefs = "cache.intentguard.dev/label-refs"
+	// cachedBy marks a policy slimPolicy made, with slimMark.
+	cachedBy = "cache.intentguard.dev/slimmed-by"
 )
+
+// slimMark tells a policy this process slimmed from one the API server sent, which may
+// carry annotations of the names above: it is drawn at random when the process starts
+// and never leaves it, so no object written to the API server can carry it.
+var slimMark = rand.Text()
 
 // LimitCache keeps only the operator's own NetworkPolicies in the cache, and of each
 // only its metadata, a digest of its spec and the pod labels it selects by: nothing
@@ -49,31 +57,38 @@ func LimitCache(opts *cache.Options) {
 }
 
 // slimPolicy is the cache's transform of a NetworkPolicy: no managed fields, and the
-// spec replaced by the annotations cachedSpecDigest and cachedLabelRefs. It is applied
-// once to each object the API server sends, so annotations of those names on the live
-// object are overwritten, never trusted.
+// spec replaced by the annotations cachedSpecDigest and cachedLabelRefs. The informer
+// may hand it a policy it slimmed already (a list streamed by watch goes through it
+// twice), which it returns as it is; annotations of those names on a policy from the API
+// server are overwritten, never trusted.
 func slimPolicy(obj any) (any, error) {
 	np, ok := obj.(*networkingv1.NetworkPolicy)
-	if !ok {
+	if !ok || slimmed(np) {
 		return obj, nil
 	}
-	ann := make(map[string]string, len(np.Annotations)+2)
+	ann := make(map[string]string, len(np.Annotations)+3)
 	for k, v := range np.Annotations {
 		ann[k] = v
 	}
 	ann[cachedSpecDigest] = compile.SpecDigest(&np.Spec)
 	ann[cachedLabelRefs] = strings.Join(specLabelRefs(np), ",")
+	ann[cachedBy] = slimMark
 	np.Annotations = ann
 	np.Spec = networkingv1.NetworkPolicySpec{}
 	np.ManagedFields = nil
 	return np, nil
 }
 
+// slimmed reports whether slimPolicy made np.
+func slimmed(np *networkingv1.NetworkPolicy) bool {
+	return np.Annotations[cachedBy] == slimMark
+}
+
 // upToDate is compile.UpToDate for a policy read from the cache, which holds its spec as
 // a digest.
 func upToDate(desired, cached *networkingv1.NetworkPolicy) bool {
-	if digest, ok := cached.Annotations[cachedSpecDigest]; ok {
-		return compile.UpToDateWithSpec(desired, cached, digest)
+	if slimmed(cached) {
+		return compile.UpToDateWithSpec(desired, cached, cached.Annotations[cachedSpecDigest])
 	}
 	return compile.UpToDate(desired, cached)
 }
@@ -103,7 +118,7 @@ func policyLabelRefs(o client.Object) []string {
 	if !ok {
 		return nil
 	}
-	if _, slim := np.Annotations[cachedSpecDigest]; slim {
+	if slimmed(np) {
 		if refs := np.Annotations[cachedLabelRefs]; refs != "" {
 			return strings.Split(refs, ",")
 		}
