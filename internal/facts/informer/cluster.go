@@ -341,10 +341,13 @@ func (r Reader) WorkloadsSelecting(ctx context.Context, namespace string, podLab
 	return out, nil
 }
 
-// IntentsFor lists the live ClientIntents matching an index value.
+// IntentsFor lists the live ClientIntents matching an index value. They share their
+// spec and status with the cache, read only: every server and pod reconcile lists the
+// intents of its identities, and copying each one's status was a fifth of the operator's
+// CPU in a bulk.
 func (r Reader) IntentsFor(ctx context.Context, index, value string) ([]v2beta1.ClientIntents, error) {
 	var list v2beta1.ClientIntentsList
-	if err := r.List(ctx, &list, client.MatchingFields{index: value}); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{index: value}, noCopy); err != nil {
 		return nil, fmt.Errorf("listing ClientIntents by %s=%s: %w", index, value, err)
 	}
 	out := list.Items[:0]
@@ -356,10 +359,11 @@ func (r Reader) IntentsFor(ctx context.Context, index, value string) ([]v2beta1.
 	return out, nil
 }
 
-// ProtectedNamed implements facts.Facts.
+// ProtectedNamed implements facts.Facts; the ProtectedServices share their contents with
+// the cache, read only.
 func (r Reader) ProtectedNamed(ctx context.Context, namespace, name string) ([]v2beta1.ProtectedService, error) {
 	var list v2beta1.ProtectedServiceList
-	if err := r.List(ctx, &list, client.MatchingFields{IndexProtectedName: NameKey(namespace, name)}); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{IndexProtectedName: NameKey(namespace, name)}, noCopy); err != nil {
 		return nil, fmt.Errorf("listing ProtectedServices for %s/%s: %w", namespace, name, err)
 	}
 	out := list.Items[:0]
