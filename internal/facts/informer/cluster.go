@@ -155,9 +155,10 @@ func (r Reader) NamespaceReady(ctx context.Context, namespace string) (bool, err
 	return ns.DeletionTimestamp.IsZero(), nil
 }
 
-// CacheOptions keeps the cache to what the operator needs: no managed fields, and
-// workload objects without their pod templates. Enforcement points narrow it further
-// to the objects they own.
+// CacheOptions keeps the cache to what the operator needs: no managed fields, workload
+// objects without their pod templates, and of the ReplicaSets, Jobs and CronJobs
+// between pods and their workloads only the owner references that resolving an
+// identity reads. Enforcement points narrow it further to the objects they own.
 func CacheOptions() cache.Options {
 	dropTemplate := func(obj any) (any, error) {
 		switch w := obj.(type) {
@@ -171,7 +172,7 @@ func CacheOptions() cache.Options {
 		}
 		return cache.TransformStripManagedFields()(obj)
 	}
-	return cache.Options{
+	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}:  {Transform: dropTemplate},
@@ -179,6 +180,35 @@ func CacheOptions() cache.Options {
 			&appsv1.DaemonSet{}:   {Transform: dropTemplate},
 		},
 	}
+	for _, gvk := range []schema.GroupVersionKind{replicaSetGVK, jobGVK, cronJobGVK} {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(gvk)
+		opts.ByObject[m] = cache.ByObject{Transform: slimOwner}
+	}
+	return opts
+}
+
+// slimOwner keeps of an intermediate owner's metadata what the identity index and
+// Workloads read: its name, version, deletion and owner references (kind and name).
+// Their labels and annotations (a ReplicaSet carries its pod template's labels and its
+// Deployment's revision) are never read, and there is one such owner or two per workload.
+func slimOwner(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return cache.TransformStripManagedFields()(obj)
+	}
+	refs := make([]metav1.OwnerReference, len(m.OwnerReferences))
+	for i, r := range m.OwnerReferences {
+		refs[i] = metav1.OwnerReference{APIVersion: r.APIVersion, Kind: r.Kind, Name: r.Name, Controller: r.Controller}
+	}
+	if len(refs) == 0 {
+		refs = nil
+	}
+	m.ObjectMeta = metav1.ObjectMeta{
+		Namespace: m.Namespace, Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		Generation: m.Generation, DeletionTimestamp: m.DeletionTimestamp, OwnerReferences: refs,
+	}
+	return m, nil
 }
 
 // noCopy lists straight from the cache without copying: every list here is read only.
