@@ -158,7 +158,8 @@ func (r Reader) NamespaceReady(ctx context.Context, namespace string) (bool, err
 // CacheOptions keeps the cache to what the operator needs: no managed fields, workload
 // objects without their pod templates, and of the ReplicaSets, Jobs and CronJobs
 // between pods and their workloads only the owner references that resolving an
-// identity reads. Enforcement points narrow it further to the objects they own.
+// identity reads; the strings ClientIntents' statuses repeat are kept once. Enforcement
+// points narrow it further to the objects they own.
 func CacheOptions() cache.Options {
 	dropTemplate := func(obj any) (any, error) {
 		switch w := obj.(type) {
@@ -175,9 +176,10 @@ func CacheOptions() cache.Options {
 	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}:  {Transform: dropTemplate},
-			&appsv1.StatefulSet{}: {Transform: dropTemplate},
-			&appsv1.DaemonSet{}:   {Transform: dropTemplate},
+			&appsv1.Deployment{}:     {Transform: dropTemplate},
+			&appsv1.StatefulSet{}:    {Transform: dropTemplate},
+			&appsv1.DaemonSet{}:      {Transform: dropTemplate},
+			&v2beta1.ClientIntents{}: {Transform: slimIntents()},
 		},
 	}
 	for _, gvk := range []schema.GroupVersionKind{replicaSetGVK, jobGVK, cronJobGVK} {
