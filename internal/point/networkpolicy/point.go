@@ -173,9 +173,14 @@ func outcome(server intent.Server, plan compile.Plan, err error) *record {
 	if len(plan.Intents) == 0 && len(plan.Protectors) == 0 {
 		return nil
 	}
-	r := &record{intents: map[types.NamespacedName]int64{}, protectors: map[types.NamespacedName]int64{}}
+	// A record lives as long as its server; most servers have no ProtectedService, and
+	// their record holds no map for them.
+	r := &record{intents: make(map[types.NamespacedName]int64, len(plan.Intents))}
 	for i := range plan.Intents {
 		r.intents[client.ObjectKeyFromObject(&plan.Intents[i])] = plan.Intents[i].Generation
+	}
+	if len(plan.Protectors) > 0 {
+		r.protectors = make(map[types.NamespacedName]int64, len(plan.Protectors))
 	}
 	for i := range plan.Protectors {
 		r.protectors[client.ObjectKeyFromObject(&plan.Protectors[i])] = plan.Protectors[i].Generation
