@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -72,7 +73,7 @@ func Start(ctx context.Context, mgr ctrl.Manager) (Reader, error) {
 	}); err != nil {
 		return Reader{}, fmt.Errorf("adding the identity index readiness check: %w", err)
 	}
-	return Reader{Reader: mgr.GetClient(), Identities: ids}, nil
+	return Reader{Reader: mgr.GetClient(), Identities: ids, Informers: mgr.GetCache()}, nil
 }
 
 // RegisterIndexes adds the indexes the controllers query to the cache. Every value names
@@ -222,6 +223,9 @@ type Reader struct {
 	// Identities finds pods by identity; PodsOf needs it. Without it,
 	// Identity walks owners through Reader.
 	Identities *Identities
+	// Informers, when set, are the informers behind Reader, which WorkloadsSelecting
+	// reads in place.
+	Informers cache.Informers
 }
 
 // PodMeta returns an empty metadata-only pod to read into.
@@ -349,6 +353,9 @@ func (r Reader) WorkloadsSelecting(ctx context.Context, namespace string, podLab
 			out = append(out, name)
 		}
 	}
+	if done, err := r.eachWorkloadIn(ctx, namespace, match); done || err != nil {
+		return out, err
+	}
 	var ds appsv1.DeploymentList
 	if err := r.List(ctx, &ds, client.InNamespace(namespace), noCopy); err != nil {
 		return nil, fmt.Errorf("listing Deployments in %s: %w", namespace, err)
@@ -371,6 +378,47 @@ func (r Reader) WorkloadsSelecting(ctx context.Context, namespace string, podLab
 		match(dss.Items[i].Name, dss.Items[i].Spec.Selector)
 	}
 	return out, nil
+}
+
+// eachWorkloadIn calls f with the name and selector of every Deployment, StatefulSet
+// and DaemonSet in namespace, read in place from the informers' stores; done is false
+// when the Reader has no informers to read. A list from the cache copies every object
+// into its items: every pod event asks, and a namespace of many Deployments made that
+// most of what the operator allocated.
+func (r Reader) eachWorkloadIn(ctx context.Context, namespace string, f func(name string, s *metav1.LabelSelector)) (done bool, err error) {
+	if r.Informers == nil {
+		return false, nil
+	}
+	type indexed interface{ GetIndexer() toolscache.Indexer }
+	var stores []toolscache.Indexer
+	for _, obj := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{}} {
+		inf, err := r.Informers.GetInformer(ctx, obj)
+		if err != nil {
+			return true, fmt.Errorf("getting the %T informer: %w", obj, err)
+		}
+		store, ok := inf.(indexed)
+		if !ok {
+			return false, nil
+		}
+		stores = append(stores, store.GetIndexer())
+	}
+	for _, store := range stores {
+		items, err := store.ByIndex(toolscache.NamespaceIndex, namespace)
+		if err != nil {
+			return true, fmt.Errorf("reading the workloads of %s: %w", namespace, err)
+		}
+		for _, item := range items {
+			switch w := item.(type) {
+			case *appsv1.Deployment:
+				f(w.Name, w.Spec.Selector)
+			case *appsv1.StatefulSet:
+				f(w.Name, w.Spec.Selector)
+			case *appsv1.DaemonSet:
+				f(w.Name, w.Spec.Selector)
+			}
+		}
+	}
+	return true, nil
 }
 
 // IntentsFor lists the live ClientIntents matching an index value. They share their

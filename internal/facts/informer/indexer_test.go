@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -17,10 +18,10 @@ import (
 	"github.com/intentguard/intentguard/internal/testsupport/controlplane"
 )
 
-// The indexes registered through ClusterWideIndexer answer controller-runtime's cache
-// queries across namespaces, as those of its own FieldIndexer do: the cache still looks
-// values up under the key and index names ClusterWideIndexer writes.
-func TestClusterWideIndexer(t *testing.T) {
+// What the operator reads from its cache in place of controller-runtime's own ways
+// answers as they do, against a real API server: the indexes of ClusterWideIndexer, and
+// the workloads WorkloadsSelecting reads from the informers' stores.
+func TestCacheReads(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cp, err := controlplane.Start(ctx, controlplane.Options{WithoutControllerManager: true})
@@ -45,7 +46,22 @@ func TestClusterWideIndexer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, err := cache.New(cp.Config, cache.Options{Scheme: scheme})
+	for i, w := range []client.Object{
+		deployment("one", "web", map[string]string{"app": "web"}),
+		deployment("one", "web-canary", map[string]string{"app": "web", "track": "canary"}),
+		deployment("one", "db", map[string]string{"app": "db"}),
+		deployment("two", "web", map[string]string{"app": "web"}),
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "one", Name: "queue"}, Spec: appsv1.StatefulSetSpec{
+			Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"web", "queue"}}}},
+			Template: podTemplate(map[string]string{"app": "queue"})}},
+	} {
+		if err := admin.Create(ctx, w); err != nil {
+			t.Fatalf("workload %d: %v", i, err)
+		}
+	}
+	opts := informer.CacheOptions()
+	opts.Scheme = scheme
+	c, err := cache.New(cp.Config, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +72,44 @@ func TestClusterWideIndexer(t *testing.T) {
 	if !c.WaitForCacheSync(ctx) {
 		t.Fatal("cache not synced")
 	}
+	t.Run("ClusterWideIndexer", func(t *testing.T) { indexedLookups(ctx, t, c) })
+	t.Run("WorkloadsSelecting", func(t *testing.T) {
+		// Informers are started by the first read, as a controller's watch does.
+		inPlace := informer.Reader{Reader: c, Informers: c}
+		for _, labels := range []map[string]string{{"app": "web"}, {"app": "web", "track": "canary"}, {"app": "db"}, {"app": "none"}} {
+			got, err := inPlace.WorkloadsSelecting(ctx, "one", labels)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := informer.Reader{Reader: c}.WorkloadsSelecting(ctx, "one", labels)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) || (labels["app"] == "web" && len(got) < 2) {
+				t.Errorf("pod labels %v: workloads %v read in place, %v listed", labels, got, want)
+			}
+		}
+		if done, err := informer.EachWorkloadIn(inPlace, ctx, "one", func(string, *metav1.LabelSelector) {}); !done || err != nil {
+			t.Errorf("the workloads were not read in place (%v)", err)
+		}
+	})
+}
+
+func deployment(ns, name string, selector map[string]string) *appsv1.Deployment {
+	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: appsv1.DeploymentSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: selector}, Template: podTemplate(selector)}}
+}
+
+func podTemplate(labels map[string]string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
+}
+
+// indexedLookups checks the ClientIntents indexes of the cache c against the objects
+// TestCacheReads created.
+func indexedLookups(ctx context.Context, t *testing.T, c cache.Cache) {
 	for _, tc := range []struct {
 		index, value string
 		want         []string
