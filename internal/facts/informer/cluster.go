@@ -40,6 +40,8 @@ const (
 	IndexServerNamespace = "intentguard.serverNamespace"
 	// IndexProtectedName maps ProtectedServices to "namespace/name".
 	IndexProtectedName = "intentguard.protectedName"
+	// IndexPodLabel maps pods to "namespace/value" of the label Start was given.
+	IndexPodLabel = "intentguard.podLabel"
 )
 
 var (
@@ -57,9 +59,17 @@ func NameKey(namespace, name string) string { return namespace + "/" + name }
 
 // Start registers the indexes and starts the pod identity index on the manager's cache,
 // and returns a Reader over both. The manager is ready only once the identity index is.
-func Start(ctx context.Context, mgr ctrl.Manager) (Reader, error) {
-	if err := RegisterIndexes(ctx, ClusterWideIndexer{Cache: mgr.GetCache()}); err != nil {
+// Pods are also indexed by the value of podLabel, when given: the Reader finds the pods
+// carrying a value of it without reading every pod of the namespace.
+func Start(ctx context.Context, mgr ctrl.Manager, podLabel string) (Reader, error) {
+	idx := ClusterWideIndexer{Cache: mgr.GetCache()}
+	if err := RegisterIndexes(ctx, idx); err != nil {
 		return Reader{}, err
+	}
+	if podLabel != "" {
+		if err := RegisterPodLabelIndex(ctx, idx, podLabel); err != nil {
+			return Reader{}, err
+		}
 	}
 	ids := NewIdentities(mgr.GetCache(), mgr.GetAPIReader(), mgr.GetLogger().WithName("identities"))
 	if err := ids.Start(ctx); err != nil {
@@ -73,7 +83,20 @@ func Start(ctx context.Context, mgr ctrl.Manager) (Reader, error) {
 	}); err != nil {
 		return Reader{}, fmt.Errorf("adding the identity index readiness check: %w", err)
 	}
-	return Reader{Reader: mgr.GetClient(), Identities: ids, Informers: mgr.GetCache()}, nil
+	return Reader{Reader: mgr.GetClient(), Identities: ids, Informers: mgr.GetCache(), IndexedPodLabel: podLabel}, nil
+}
+
+// RegisterPodLabelIndex indexes the pods' metadata by the value of label (IndexPodLabel).
+func RegisterPodLabelIndex(ctx context.Context, idx client.FieldIndexer, label string) error {
+	if err := idx.IndexField(ctx, PodMeta(), IndexPodLabel, func(o client.Object) []string {
+		if v, ok := o.GetLabels()[label]; ok {
+			return []string{NameKey(o.GetNamespace(), v)}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("indexing pods by %s: %w", label, err)
+	}
+	return nil
 }
 
 // RegisterIndexes adds the indexes the controllers query to the cache. Every value names
@@ -129,7 +152,7 @@ func RegisterIndexes(ctx context.Context, idx client.FieldIndexer) error {
 // PodsMatching implements facts.Facts.
 func (r Reader) PodsMatching(ctx context.Context, namespace string, selector map[string]string) ([]facts.Pod, error) {
 	list := PodMetaList()
-	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels(selector), noCopy); err != nil {
+	if err := r.List(ctx, list, r.podsSelected(namespace, selector)...); err != nil {
 		return nil, fmt.Errorf("listing pods in %s: %w", namespace, err)
 	}
 	out := make([]facts.Pod, 0, len(list.Items))
@@ -226,6 +249,18 @@ type Reader struct {
 	// Informers, when set, are the informers behind Reader, which WorkloadsSelecting
 	// reads in place.
 	Informers cache.Informers
+	// IndexedPodLabel, when set, is the label pods are indexed by (IndexPodLabel).
+	IndexedPodLabel string
+}
+
+// podsSelected returns the list options of the pods in namespace whose labels include
+// selector: through IndexPodLabel when the selector is the indexed label alone, else
+// by reading the labels of every pod of the namespace. Lists are read only.
+func (r Reader) podsSelected(namespace string, selector map[string]string) []client.ListOption {
+	if v, ok := selector[r.IndexedPodLabel]; ok && len(selector) == 1 && r.IndexedPodLabel != "" {
+		return []client.ListOption{client.MatchingFields{IndexPodLabel: NameKey(namespace, v)}, noCopy}
+	}
+	return []client.ListOption{client.InNamespace(namespace), client.MatchingLabels(selector), noCopy}
 }
 
 // PodMeta returns an empty metadata-only pod to read into.
@@ -296,7 +331,7 @@ func (r Reader) PodsOf(ctx context.Context, ref intent.Ref, workloads []facts.Wo
 // identities.
 func (r Reader) PodsLabelled(ctx context.Context, namespace string, selector map[string]string) ([]metav1.PartialObjectMetadata, error) {
 	list := PodMetaList()
-	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels(selector), noCopy); err != nil {
+	if err := r.List(ctx, list, r.podsSelected(namespace, selector)...); err != nil {
 		return nil, fmt.Errorf("listing labelled pods in %s: %w", namespace, err)
 	}
 	return list.Items, nil

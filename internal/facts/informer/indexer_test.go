@@ -59,6 +59,20 @@ func TestCacheReads(t *testing.T) {
 			t.Fatalf("workload %d: %v", i, err)
 		}
 	}
+	for _, p := range []struct{ ns, name, l, other string }{
+		{"one", "a", "x", ""}, {"one", "b", "x", "y"}, {"one", "c", "z", ""}, {"one", "d", "", "y"}, {"two", "e", "x", ""},
+	} {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: p.ns, Name: p.name, Labels: map[string]string{}}, Spec: podTemplate(nil).Spec}
+		if p.l != "" {
+			pod.Labels["l"] = p.l
+		}
+		if p.other != "" {
+			pod.Labels["other"] = p.other
+		}
+		if err := admin.Create(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+	}
 	opts := informer.CacheOptions()
 	opts.Scheme = scheme
 	c, err := cache.New(cp.Config, opts)
@@ -68,11 +82,42 @@ func TestCacheReads(t *testing.T) {
 	if err := informer.RegisterIndexes(ctx, informer.ClusterWideIndexer{Cache: c}); err != nil {
 		t.Fatal(err)
 	}
+	if err := informer.RegisterPodLabelIndex(ctx, informer.ClusterWideIndexer{Cache: c}, "l"); err != nil {
+		t.Fatal(err)
+	}
 	go func() { _ = c.Start(ctx) }()
 	if !c.WaitForCacheSync(ctx) {
 		t.Fatal("cache not synced")
 	}
 	t.Run("ClusterWideIndexer", func(t *testing.T) { indexedLookups(ctx, t, c) })
+	t.Run("PodsLabelled", func(t *testing.T) {
+		indexed, scanned := informer.Reader{Reader: c, IndexedPodLabel: "l"}, informer.Reader{Reader: c}
+		for _, sel := range []map[string]string{{"l": "x"}, {"l": "z"}, {"l": "none"}, {"l": "x", "other": "y"}, {"other": "y"}} {
+			names := func(r informer.Reader) []string {
+				pods, err := r.PodsLabelled(ctx, "one", sel)
+				if err != nil {
+					t.Fatal(err)
+				}
+				matched, err := r.PodsMatching(ctx, "one", sel)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out []string
+				for _, p := range pods {
+					out = append(out, p.Name)
+				}
+				for _, p := range matched {
+					out = append(out, "matching:"+p.Meta.Name)
+				}
+				slices.Sort(out)
+				return out
+			}
+			got, want := names(indexed), names(scanned)
+			if !slices.Equal(got, want) || (sel["l"] == "x" && len(got) == 0) {
+				t.Errorf("selector %v: pods %v through the index, %v read from the namespace", sel, got, want)
+			}
+		}
+	})
 	t.Run("WorkloadsSelecting", func(t *testing.T) {
 		// Informers are started by the first read, as a controller's watch does.
 		inPlace := informer.Reader{Reader: c, Informers: c}
