@@ -20,6 +20,7 @@ import (
 
 	"github.com/intentguard/intentguard/internal/clientlimit"
 	"github.com/intentguard/intentguard/internal/facts/informer"
+	"github.com/intentguard/intentguard/internal/logs"
 	"github.com/intentguard/intentguard/internal/operator"
 	"github.com/intentguard/intentguard/internal/point/istio"
 	"github.com/intentguard/intentguard/internal/point/kafka"
@@ -108,7 +109,7 @@ func main() {
 			wh.Certs = &certs
 		}
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	ctrl.SetLogger(logs.Lazy(zap.New(zap.UseFlagOptions(&zapOpts))))
 	log := ctrl.Log.WithName("intents-operator")
 
 	ctx := ctrl.SetupSignalHandler()

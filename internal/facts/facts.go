@@ -16,7 +16,8 @@ import (
 )
 
 // Facts answers the compilers' questions about a cluster. Implementations return what
-// they hold (never an error for something absent) and do not modify what they return.
+// they hold (never an error for something absent) and do not modify what they return;
+// callers do not modify it either, as it may be the implementation's own copy.
 type Facts interface {
 	// IntentsTargeting returns the live ClientIntents (not being deleted) that call server.
 	IntentsTargeting(ctx context.Context, server intent.Server) ([]v2beta1.ClientIntents, error)

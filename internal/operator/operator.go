@@ -25,6 +25,7 @@ import (
 	"github.com/intentguard/intentguard/internal/point/istio"
 	"github.com/intentguard/intentguard/internal/point/kafka"
 	"github.com/intentguard/intentguard/internal/point/networkpolicy"
+	"github.com/intentguard/intentguard/internal/point/networkpolicy/compile"
 	"github.com/intentguard/intentguard/internal/status"
 	"github.com/intentguard/intentguard/internal/webhook"
 )
@@ -166,7 +167,7 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (ctrl.Manager, error) 
 			return nil, fmt.Errorf("adding the Kafka finalizer release: %w", err)
 		}
 	}
-	reader, err := informer.Start(ctx, mgr)
+	reader, err := informer.Start(ctx, mgr, compile.WorkloadLabel)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,8 @@ package status
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -45,11 +47,26 @@ type ClientIntentsReconciler struct {
 // memory is what the status reconciler remembers of one ClientIntents. The work queue
 // never reconciles one key twice at a time, so only the map needs the lock.
 type memory struct {
-	// written is the last status written, and the resourceVersion that write replaced,
-	// so that a reconcile reading the cache before it has caught up with the write does
-	// not write the same status again.
-	written     *v2beta1.ClientIntentsStatus
+	// written is the digest of the last status written, and writtenOver the
+	// resourceVersion that write replaced, so that a reconcile reading the cache before
+	// it has caught up with the write does not write the same status again. A digest,
+	// not a copy: the memory lasts as long as the ClientIntents, one per client.
+	written     statusDigest
 	writtenOver string
+}
+
+// statusDigest identifies a status by its JSON encoding, which is what the API server
+// stores.
+type statusDigest [sha256.Size]byte
+
+// digestOf returns the digest of a status; ok is false if it cannot be encoded (the API
+// types always can).
+func digestOf(s *v2beta1.ClientIntentsStatus) (d statusDigest, ok bool) {
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return d, false
+	}
+	return sha256.Sum256(raw), true
 }
 
 // recall returns what is remembered of a ClientIntents, starting afresh if nothing is.
@@ -188,7 +205,8 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, nil
 	}
 	mem := r.recall(req.NamespacedName)
-	if mem.written != nil && mem.writtenOver == ci.ResourceVersion && equality.Semantic.DeepEqual(status, mem.written) {
+	digest, digested := digestOf(status)
+	if digested && mem.writtenOver != "" && mem.writtenOver == ci.ResourceVersion && digest == mem.written {
 		return ctrl.Result{}, nil
 	}
 	r.announce(&ci, status)
@@ -198,7 +216,9 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Client.Status().Patch(ctx, &ci, patch); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	mem.written, mem.writtenOver = status, over
+	if digested {
+		mem.written, mem.writtenOver = digest, over
+	}
 	ready := meta.FindStatusCondition(status.Conditions, enforcement.ConditionReady)
 	log.FromContext(ctx).Info("updated ClientIntents status", "generation", ci.Generation, "ready", ready.Status, "reason", ready.Reason, "message", ready.Message)
 	return ctrl.Result{}, nil

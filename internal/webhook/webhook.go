@@ -334,7 +334,7 @@ type intentsValidator struct{ reader client.Reader }
 func (v *intentsValidator) validate(ctx context.Context, ci, old *v2beta1.ClientIntents, checkOthers bool) (admission.Warnings, error) {
 	var others v2beta1.ClientIntentsList
 	if checkOthers {
-		if err := v.reader.List(ctx, &others, client.InNamespace(ci.Namespace), client.MatchingFields{informer.IndexClient: informer.NameKey(intent.Client(ci).Namespace, intent.Client(ci).Name)}); err != nil {
+		if err := v.reader.List(ctx, &others, client.MatchingFields{informer.IndexClient: informer.NameKey(intent.Client(ci).Namespace, intent.Client(ci).Name)}); err != nil {
 			return nil, fmt.Errorf("listing the ClientIntents of namespace %s: %w", ci.Namespace, err)
 		}
 	}
@@ -364,7 +364,7 @@ type protectedValidator struct{ reader client.Reader }
 
 func (v *protectedValidator) validate(ctx context.Context, ps *v2beta1.ProtectedService) (admission.Warnings, error) {
 	var others v2beta1.ProtectedServiceList
-	if err := v.reader.List(ctx, &others, client.InNamespace(ps.Namespace), client.MatchingFields{informer.IndexProtectedName: informer.NameKey(ps.Namespace, ps.Spec.Name)}); err != nil {
+	if err := v.reader.List(ctx, &others, client.MatchingFields{informer.IndexProtectedName: informer.NameKey(ps.Namespace, ps.Spec.Name)}); err != nil {
 		return nil, fmt.Errorf("listing the ProtectedServices of namespace %s: %w", ps.Namespace, err)
 	}
 	if errs := ValidateProtectedService(ps, others.Items); len(errs) > 0 {

@@ -3,6 +3,7 @@ package informer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,12 +45,15 @@ type Identities struct {
 	mu sync.RWMutex
 	// pods holds each pod's metadata (as the informer holds it; read only) and identity.
 	pods map[objectKey]*podEntry
-	// byName maps "namespace/identity name" to the pods of identities of that name.
-	byName map[string]map[string]struct{}
-	// owners holds, for each owner object seen, its controlling owner (nil at a root).
+	// byName maps "namespace/identity name" to the names of the pods of identities of
+	// that name. Slices, not sets: most identities have one pod, most owners one child,
+	// and an empty set costs a map.
+	byName map[string][]string
+	// owners holds, for each owner object seen, its controlling owner (nil at a root),
+	// kept to what resolving reads of it.
 	owners map[ownerKey]*metav1.OwnerReference
 	// children maps an owner to the pods and owners that name it as their controller.
-	children map[ownerKey]map[childKey]struct{}
+	children map[ownerKey][]childKey
 	// kinds records the owner kinds followed (or being started), and when a kind that
 	// could not be followed was last tried.
 	kinds map[schema.GroupKind]kindState
@@ -104,9 +108,9 @@ var typedOwners = map[schema.GroupVersionKind]client.Object{
 func NewIdentities(c cache.Cache, probe client.Reader, log logr.Logger) *Identities {
 	return &Identities{
 		pods:     map[objectKey]*podEntry{},
-		byName:   map[string]map[string]struct{}{},
+		byName:   map[string][]string{},
 		owners:   map[ownerKey]*metav1.OwnerReference{},
-		children: map[ownerKey]map[childKey]struct{}{},
+		children: map[ownerKey][]childKey{},
 		kinds:    map[schema.GroupKind]kindState{},
 		subs:     map[*subscriber]struct{}{},
 		cache:    c,
@@ -277,17 +281,16 @@ func keyOfRef(namespace string, ref *metav1.OwnerReference) (ownerKey, schema.Gr
 	return ownerKey{namespace: namespace, group: gv.Group, kind: ref.Kind, name: ref.Name}, gv.WithKind(ref.Kind), true
 }
 
-// controllerRef is identity's choice of the owner to follow, copied.
+// controllerRef is identity's choice of the owner to follow, copied as far as resolving
+// reads it: its kind and name.
 func controllerRef(refs []metav1.OwnerReference) *metav1.OwnerReference {
 	for i := range refs {
 		if refs[i].Controller != nil && *refs[i].Controller {
-			r := refs[i]
-			return &r
+			return &metav1.OwnerReference{APIVersion: refs[i].APIVersion, Kind: refs[i].Kind, Name: refs[i].Name}
 		}
 	}
 	if len(refs) > 0 {
-		r := refs[0]
-		return &r
+		return &metav1.OwnerReference{APIVersion: refs[0].APIVersion, Kind: refs[0].Kind, Name: refs[0].Name}
 	}
 	return nil
 }
@@ -356,12 +359,17 @@ func (x *Identities) setPod(pod *metav1.PartialObjectMetadata) []PodChange {
 		}
 	}
 	change := PodChange{Namespace: pod.Namespace, Name: pod.Name, New: entry.id, NewLabels: pod.Labels}
+	relink := prev == nil || prev.id != entry.id || !sameOwner(prev.owner, entry.owner)
 	if prev != nil {
 		change.Old, change.OldLabels = prev.id, prev.meta.Labels
-		x.unlinkPod(key, prev)
+		if relink {
+			x.unlinkPod(key, prev)
+		}
 	}
 	x.pods[key] = entry
-	x.linkPod(key, entry)
+	if relink {
+		x.linkPod(key, entry)
+	}
 	if prev != nil && prev.id == entry.id && labelsEqual(prev.meta.Labels, pod.Labels) {
 		return nil
 	}
@@ -385,40 +393,65 @@ func (x *Identities) podDeleted(pod *metav1.PartialObjectMetadata) {
 	}
 }
 
+// sameOwner reports whether two pod entries name the same owner.
+func sameOwner(a, b *ownerKey) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// linkPod files a pod under its identity and owner; the caller has unlinked any earlier
+// entry of the pod, so the lists hold each pod once. A pod whose identity and owner stay
+// is not unlinked and linked again, so that the updates of a workload of many pods do not
+// each walk its list.
 func (x *Identities) linkPod(key objectKey, e *podEntry) {
 	name := NameKey(e.id.Namespace, e.id.Name)
-	if x.byName[name] == nil {
-		x.byName[name] = map[string]struct{}{}
-	}
-	x.byName[name][key.name] = struct{}{}
+	x.byName[name] = append(x.byName[name], key.name)
 	if e.owner != nil {
-		x.addChild(*e.owner, childKey{pod: true, name: key.name})
+		x.children[*e.owner] = append(x.children[*e.owner], childKey{pod: true, name: key.name})
 	}
 }
 
 func (x *Identities) unlinkPod(key objectKey, e *podEntry) {
 	name := NameKey(e.id.Namespace, e.id.Name)
-	delete(x.byName[name], key.name)
-	if len(x.byName[name]) == 0 {
+	if rest := without(x.byName[name], key.name); len(rest) == 0 {
 		delete(x.byName, name)
+	} else {
+		x.byName[name] = rest
 	}
 	if e.owner != nil {
 		x.removeChild(*e.owner, childKey{pod: true, name: key.name})
 	}
 }
 
+// addChild files an owner object under its owner, once however often it is seen.
 func (x *Identities) addChild(owner ownerKey, c childKey) {
-	if x.children[owner] == nil {
-		x.children[owner] = map[childKey]struct{}{}
+	if !slices.Contains(x.children[owner], c) {
+		x.children[owner] = append(x.children[owner], c)
 	}
-	x.children[owner][c] = struct{}{}
 }
 
 func (x *Identities) removeChild(owner ownerKey, c childKey) {
-	delete(x.children[owner], c)
-	if len(x.children[owner]) == 0 {
+	if rest := without(x.children[owner], c); len(rest) == 0 {
 		delete(x.children, owner)
+	} else {
+		x.children[owner] = rest
 	}
+}
+
+// without removes v from list in place, not keeping the order.
+func without[T comparable](list []T, v T) []T {
+	for i := range list {
+		if list[i] == v {
+			last := len(list) - 1
+			list[i] = list[last]
+			var zero T
+			list[last] = zero
+			return list[:last]
+		}
+	}
+	return list
 }
 
 func (x *Identities) ownerChanged(gk schema.GroupKind, o client.Object) {
@@ -487,7 +520,7 @@ func (x *Identities) reresolve(root ownerKey) []PodChange {
 			return // a cycle of owner references; real clusters have none
 		}
 		seen[k] = true
-		for c := range x.children[k] {
+		for _, c := range slices.Clone(x.children[k]) {
 			if !c.pod {
 				walk(c.owner)
 				continue
@@ -547,7 +580,7 @@ func (x *Identities) PodsNamed(namespace, name string) []facts.Pod {
 	defer x.mu.RUnlock()
 	names := x.byName[NameKey(namespace, name)]
 	out := make([]facts.Pod, 0, len(names))
-	for n := range names {
+	for _, n := range names {
 		e := x.pods[objectKey{namespace, n}]
 		out = append(out, facts.Pod{Meta: e.meta, Identity: e.id})
 	}

@@ -195,3 +195,43 @@ func TestControllerStartingLateMissesNothing(t *testing.T) {
 		t.Errorf("a late controller's last word on p-4 is %v", got)
 	}
 }
+
+// Pods of one identity come, change and go in any order; the index finds exactly those
+// that exist, under the identity their owners give them at the time.
+func TestPodsOfOneIdentityFollowTheirChanges(t *testing.T) {
+	x := NewIdentities(nil, nil, logr.Discard())
+	x.ownerChanged(rsKind, objMeta("ns", "web-abc", ownedBy("apps/v1", "Deployment", "web")))
+	live := map[string]bool{}
+	for i := range 40 {
+		name := fmt.Sprintf("web-abc-%d", i%13)
+		switch {
+		case i%5 == 4:
+			x.podDeleted(podMeta("ns", name, nil))
+			delete(live, name)
+		default:
+			p := podMeta("ns", name, ownedBy("apps/v1", "ReplicaSet", "web-abc"))
+			p.ResourceVersion = fmt.Sprint(i)
+			p.Labels = map[string]string{"rev": fmt.Sprint(i % 3)}
+			x.podChanged(p)
+			live[name] = true
+		}
+		got := map[string]bool{}
+		for _, p := range x.PodsNamed("ns", "web") {
+			if got[p.Meta.Name] {
+				t.Fatalf("step %d: pod %s found twice", i, p.Meta.Name)
+			}
+			got[p.Meta.Name] = true
+		}
+		if fmt.Sprint(got) != fmt.Sprint(live) {
+			t.Fatalf("step %d: pods of web %v, want %v", i, got, live)
+		}
+	}
+	// The Deployment's ReplicaSet changes owner: every pod moves to the new identity.
+	x.ownerChanged(rsKind, objMeta("ns", "web-abc", ownedBy("apps/v1", "Deployment", "site")))
+	if n := len(x.PodsNamed("ns", "web")); n != 0 {
+		t.Errorf("%d pods left under the old identity", n)
+	}
+	if got, want := len(x.PodsNamed("ns", "site")), len(live); got != want {
+		t.Errorf("%d pods under the new identity, want %d", got, want)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,7 +40,7 @@ var _ enforcement.Point = (*Point)(nil)
 type record struct {
 	// intents are the ClientIntents the reconcile planned for, with their generations: a
 	// ClientIntents of another generation is not reflected yet.
-	intents map[types.NamespacedName]int64
+	intents generations
 	// protectors are the ProtectedServices covering the server, with their generations.
 	protectors map[types.NamespacedName]int64
 	// forIntents is the state of the server's targets in its ClientIntents.
@@ -69,7 +71,7 @@ func (p *Point) Outcomes(_ context.Context, ci *v2beta1.ClientIntents) ([]enforc
 			continue
 		}
 		st := p.recorded(server, func(r *record) (enforcement.TargetState, bool) {
-			gen, ok := r.intents[key]
+			gen, ok := r.intents.of(key)
 			return r.forIntents, ok && gen == ci.Generation
 		})
 		st.Target = intent.TargetName(t)
@@ -158,7 +160,7 @@ func changed(prev, next *record) []client.Object {
 	sameIntents := sameState(prev.forIntents, next.forIntents)
 	sameProtected := sameState(prev.forProtected, next.forProtected)
 	return append(
-		enforcement.Changed(prev.intents, next.intents, func(types.NamespacedName) bool { return sameIntents }, enforcement.IntentsNotice),
+		enforcement.Changed(prev.intents.asMap(), next.intents.asMap(), func(types.NamespacedName) bool { return sameIntents }, enforcement.IntentsNotice),
 		enforcement.Changed(prev.protectors, next.protectors, func(types.NamespacedName) bool { return sameProtected }, enforcement.ProtectedNotice)...)
 }
 
@@ -173,9 +175,15 @@ func outcome(server intent.Server, plan compile.Plan, err error) *record {
 	if len(plan.Intents) == 0 && len(plan.Protectors) == 0 {
 		return nil
 	}
-	r := &record{intents: map[types.NamespacedName]int64{}, protectors: map[types.NamespacedName]int64{}}
+	// A record lives as long as its server; most servers have no ProtectedService, and
+	// their record holds no map for them.
+	r := &record{intents: make(generations, 0, len(plan.Intents))}
 	for i := range plan.Intents {
-		r.intents[client.ObjectKeyFromObject(&plan.Intents[i])] = plan.Intents[i].Generation
+		r.intents = append(r.intents, generation{key: client.ObjectKeyFromObject(&plan.Intents[i]), gen: plan.Intents[i].Generation})
+	}
+	slices.SortFunc(r.intents, func(a, b generation) int { return compareKeys(a.key, b.key) })
+	if len(plan.Protectors) > 0 {
+		r.protectors = make(map[types.NamespacedName]int64, len(plan.Protectors))
 	}
 	for i := range plan.Protectors {
 		r.protectors[client.ObjectKeyFromObject(&plan.Protectors[i])] = plan.Protectors[i].Generation
@@ -238,4 +246,39 @@ func outcome(server intent.Server, plan compile.Plan, err error) *record {
 		ps.Message += noPods
 	}
 	return r
+}
+
+// generations are the ClientIntents a record covers with their generations, sorted by
+// key: a record lives as long as its server, one per server, and a map for a few clients
+// cost three times the slice.
+type generations []generation
+
+type generation struct {
+	key types.NamespacedName
+	gen int64
+}
+
+func compareKeys(a, b types.NamespacedName) int {
+	if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Name, b.Name)
+}
+
+// of returns the generation recorded for key.
+func (g generations) of(key types.NamespacedName) (int64, bool) {
+	i, found := slices.BinarySearchFunc(g, key, func(e generation, k types.NamespacedName) int { return compareKeys(e.key, k) })
+	if !found {
+		return 0, false
+	}
+	return g[i].gen, true
+}
+
+// asMap returns the generations as enforcement.Changed takes them.
+func (g generations) asMap() map[types.NamespacedName]int64 {
+	m := make(map[types.NamespacedName]int64, len(g))
+	for _, e := range g {
+		m[e.key] = e.gen
+	}
+	return m
 }

@@ -3,6 +3,7 @@ package networkpolicy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/intentguard/intentguard/api/v2beta1"
@@ -72,7 +74,7 @@ func TestOutcomeOfEachPlan(t *testing.T) {
 				t.Fatalf("got %+v (ProtectedService %+v), want state %s/%s missing %v in hand %v object %q, message with %q",
 					got, r.forProtected, tt.state, tt.psState, tt.missing, tt.inHand, tt.object, tt.inMessage)
 			}
-			if r.intents[client.ObjectKeyFromObject(&intents[0])] != 1 {
+			if gen, _ := r.intents.of(client.ObjectKeyFromObject(&intents[0])); gen != 1 {
 				t.Fatalf("the record does not say which generation of the intents it reflects: %v", r.intents)
 			}
 		})
@@ -188,5 +190,35 @@ func TestAWaitCountsOnlyOnceTheQueueStops(t *testing.T) {
 	got, _ = p.Outcomes(context.Background(), &ci)
 	if len(got) != 1 || !got[0].InHand || !got[0].Since.Equal(taken) {
 		t.Fatalf("once the queue stopped: %+v, want in hand since %v", got, taken)
+	}
+}
+
+// A record's generations answer as the map of them they replace, whatever the order
+// the plan lists its intents in.
+func TestGenerationsAnswerAsAMap(t *testing.T) {
+	for n := range 12 {
+		var plan compile.Plan
+		want := map[types.NamespacedName]int64{}
+		for i := range n {
+			ci := intentsOn(fmt.Sprintf("c%02d", n-i), int64(i+1))
+			ci.Namespace = fmt.Sprintf("ns%d", i%3)
+			plan.Intents = append(plan.Intents, ci)
+			want[client.ObjectKeyFromObject(&ci)] = ci.Generation
+		}
+		r := outcome(intent.Server{Ref: intent.Ref{Namespace: "ns", Name: "api"}}, plan, nil)
+		if n == 0 {
+			continue // nothing refers to the server: no record
+		}
+		if got := r.intents.asMap(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%d intents: generations %v, want %v", n, got, want)
+		}
+		for k, gen := range want {
+			if got, ok := r.intents.of(k); !ok || got != gen {
+				t.Errorf("%d intents: generation of %v is %d (%v), want %d", n, k, got, ok, gen)
+			}
+		}
+		if _, ok := r.intents.of(types.NamespacedName{Namespace: "ns1", Name: "absent"}); ok {
+			t.Errorf("%d intents: a generation for intents the record does not cover", n)
+		}
 	}
 }

@@ -133,7 +133,7 @@ func (r *Reconciler) convergeNamed(ctx context.Context, server intent.Server, de
 	case desired == nil:
 		logger.Info("deleting NetworkPolicy", "policy", key, "server", server.String())
 		return r.delete(ctx, &existing)
-	case compile.UpToDate(desired, &existing):
+	case upToDate(desired, &existing):
 		return nil
 	}
 	return r.apply(ctx, desired)
@@ -154,7 +154,7 @@ func (r *Reconciler) delete(ctx context.Context, p *networkingv1.NetworkPolicy) 
 // and only those that record the server exactly are deleted.
 func (r *Reconciler) pruneRenamed(ctx context.Context, server intent.Server) error {
 	var list networkingv1.NetworkPolicyList
-	err := r.Client.List(ctx, &list, client.InNamespace(server.Namespace), client.MatchingFields{indexPolicyServer: server.Hash()})
+	err := r.Client.List(ctx, &list, client.MatchingFields{indexPolicyServer: server.Namespace + "/" + server.Hash()})
 	if err != nil {
 		return fmt.Errorf("listing the NetworkPolicies of %s: %w", server, err)
 	}

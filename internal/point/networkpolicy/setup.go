@@ -39,7 +39,7 @@ import (
 // reconciler and the pod label reconciler. The point it returns holds what the policy
 // reconciler recorded.
 func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts enforcement.Options) (*Point, error) {
-	if err := registerIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := registerIndexes(ctx, informer.ClusterWideIndexer{Cache: mgr.GetCache()}); err != nil {
 		return nil, err
 	}
 	ids := reader.Identities

@@ -167,7 +167,7 @@ func (c *Cluster) serveWebhooks(scheme *runtime.Scheme) error {
 		return fmt.Errorf("creating the webhook server: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := informer.RegisterIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := informer.RegisterIndexes(ctx, informer.ClusterWideIndexer{Cache: mgr.GetCache()}); err != nil {
 		cancel()
 		return err
 	}

@@ -5,6 +5,8 @@ package compile
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -235,6 +237,12 @@ func ServicePorts(svc *corev1.Service) []networkingv1.NetworkPolicyPort {
 // the desired labels and annotations present. Anything else on it (labels added by other
 // tools, say) is left alone.
 func UpToDate(desired, existing *networkingv1.NetworkPolicy) bool {
+	return UpToDateWithSpec(desired, existing, SpecDigest(&existing.Spec))
+}
+
+// UpToDateWithSpec is UpToDate for an existing policy known by its metadata and the
+// SpecDigest of its spec, as a cache that keeps no spec holds it.
+func UpToDateWithSpec(desired, existing *networkingv1.NetworkPolicy, specDigest string) bool {
 	for k, v := range desired.Labels {
 		if existing.Labels[k] != v {
 			return false
@@ -245,9 +253,15 @@ func UpToDate(desired, existing *networkingv1.NetworkPolicy) bool {
 			return false
 		}
 	}
-	a, _ := json.Marshal(desired.Spec)
-	b, _ := json.Marshal(existing.Spec)
-	return string(a) == string(b)
+	return SpecDigest(&desired.Spec) == specDigest
+}
+
+// SpecDigest identifies a policy spec by its JSON encoding: two specs with the same
+// digest encode alike.
+func SpecDigest(spec *networkingv1.NetworkPolicySpec) string {
+	raw, _ := json.Marshal(spec)
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
 }
 
 // ServiceSelector returns the selector of a Service's pods, or nil for a Service without

@@ -23,8 +23,9 @@ type Planner struct {
 }
 
 type selection struct {
-	sel  Selection
-	pods []facts.Pod
+	sel    Selection
+	pods   []facts.Pod
+	exists bool
 }
 
 // ForOneReconcile returns a planner that computes each identity's selection once; it must
@@ -36,14 +37,23 @@ func (p Planner) ForOneReconcile() Planner {
 
 // SelectPods returns how the pods of ref are selected, and those pods.
 func (p Planner) SelectPods(ctx context.Context, ref intent.Ref) (Selection, []facts.Pod, error) {
+	got, err := p.selectAndFind(ctx, ref)
+	return got.sel, got.pods, err
+}
+
+// selectAndFind returns ref's selection, remembered for the planner's reconcile, with
+// whether ref exists, which Select's answers already tell.
+func (p Planner) selectAndFind(ctx context.Context, ref intent.Ref) (selection, error) {
 	if got, ok := p.selections[ref]; ok {
-		return got.sel, got.pods, nil
+		return got, nil
 	}
-	sel, pods, err := Select(ctx, p.Facts, ref)
+	var got selection
+	var err error
+	got.sel, got.pods, got.exists, err = selectAndFind(ctx, p.Facts, ref)
 	if err == nil && p.selections != nil {
-		p.selections[ref] = selection{sel: sel, pods: pods}
+		p.selections[ref] = got
 	}
-	return sel, pods, err
+	return got, err
 }
 
 // Plan is the desired state for one server.
@@ -142,16 +152,14 @@ func (p Planner) Plan(ctx context.Context, server intent.Server) (Plan, error) {
 			}
 		}
 	} else {
-		sel, pods, err := p.SelectPods(ctx, server.Ref)
+		got, err := p.selectAndFind(ctx, server.Ref)
 		if err != nil {
 			return plan, err
 		}
-		in.Pods = sel.Selector
+		in.Pods = got.sel.Selector
 		plan.Involved = append(plan.Involved, server.Ref)
-		if plan.Exists, err = Exists(ctx, p.Facts, server.Ref); err != nil {
-			return plan, err
-		}
-		for _, pod := range pods {
+		plan.Exists = got.exists
+		for _, pod := range got.pods {
 			if server.Matches(pod.Identity) {
 				podLabels = append(podLabels, pod.Meta.Labels)
 			}

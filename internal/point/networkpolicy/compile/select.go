@@ -112,19 +112,25 @@ func isEmpty(s *metav1.LabelSelector) bool {
 // Select decides how policies select ref's pods, and returns the pods it looked at: the
 // candidate pods of ref's workloads and the pods carrying the operator's label for ref.
 func Select(ctx context.Context, f facts.Facts, ref intent.Ref) (Selection, []facts.Pod, error) {
+	sel, pods, _, err := selectAndFind(ctx, f, ref)
+	return sel, pods, err
+}
+
+// selectAndFind is Select, and whether ref exists (existsIn) from what Select looked at.
+func selectAndFind(ctx context.Context, f facts.Facts, ref intent.Ref) (Selection, []facts.Pod, bool, error) {
 	workloads, err := f.Workloads(ctx, ref.Namespace, ref.Name)
 	if err != nil {
-		return Selection{}, nil, err
+		return Selection{}, nil, false, err
 	}
 	pods, err := candidatePods(ctx, f, ref, workloads)
 	if err != nil {
-		return Selection{}, nil, err
+		return Selection{}, nil, false, err
 	}
 	in := make([]Pod, len(pods))
 	for i, p := range pods {
 		in[i] = Pod{Labels: p.Meta.Labels, Identity: p.Identity}
 	}
-	return SelectPods(ref, workloads, in), pods, nil
+	return SelectPods(ref, workloads, in), pods, existsIn(ref, workloads, pods), nil
 }
 
 // candidatePods returns the pods that can bear on how ref's pods are selected: those the
@@ -151,25 +157,18 @@ func candidatePods(ctx context.Context, f facts.Facts, ref intent.Ref, workloads
 	return pods, nil
 }
 
-// Exists reports whether ref names a workload or pods in the cluster.
-func Exists(ctx context.Context, f facts.Facts, ref intent.Ref) (bool, error) {
-	workloads, err := f.Workloads(ctx, ref.Namespace, ref.Name)
-	if err != nil {
-		return false, err
-	}
+// existsIn reports whether ref names a workload or pods in the cluster, from ref's
+// workloads and candidate pods.
+func existsIn(ref intent.Ref, workloads []Workload, pods []facts.Pod) bool {
 	for _, w := range workloads {
 		if identity.KindMatches(ref.Kind, w.Kind) {
-			return true, nil
+			return true
 		}
-	}
-	pods, err := candidatePods(ctx, f, ref, workloads)
-	if err != nil {
-		return false, err
 	}
 	for _, p := range pods {
 		if ref.Matches(p.Identity) {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }
