@@ -26,15 +26,15 @@ const (
 	// burstQuiet is the pause that ends a burst: the servers held are handed over then.
 	burstQuiet = 500 * time.Millisecond
 	// burstMaxHold bounds how long a server is held, so a long stream of intents is
-	// enforced as it goes, in steps.
+	// enforced as it goes: each server at most this long after the burst took it in.
 	burstMaxHold = 5 * time.Second
 )
 
 // Coalescer holds back the servers that ClientIntents and pod events map to while the
-// events come in a burst, and hands them to the queue together when the burst pauses. A
-// server that several clients of the burst call is then written once, instead of once
-// more for every client that arrived after its first write (15-19% of the policy writes
-// of a bulk). The servers of the events that came before the burst was known were queued
+// events come in a burst, and hands them to the queue together when the burst pauses (or
+// each maxHold after it was held, if the burst goes on that long). A server that several
+// clients of the burst call is then written once, instead of once more for every client
+// that arrived after its first write (15-19% of the policy writes of a bulk). The servers of the events that came before the burst was known were queued
 // at once; those whose reconcile has not started are held with the rest (see Defer).
 type Coalescer struct {
 	quiet, maxHold time.Duration
@@ -47,9 +47,11 @@ type Coalescer struct {
 	// windowStart and events count the events of the current burstWindow.
 	windowStart time.Time
 	events      int
-	// held are the servers waiting for the burst to pause; first and last are when the
-	// first of them was held and when the last event came.
-	held        map[reconcile.Request]bool
+	// held are the servers waiting for the burst to pause, with when each was held; order
+	// has them in that order, so those held for maxHold are at its start. first and last
+	// are when the burst began to be held and when its last event came.
+	held        map[reconcile.Request]time.Time
+	order       []reconcile.Request
 	first, last time.Time
 	// passed are the servers of the current burstWindow that were enqueued at once, before
 	// the window turned out to be a burst: they are held with the burst's, so that those
@@ -65,7 +67,7 @@ type Coalescer struct {
 
 // NewCoalescer returns a coalescer with the shipped burst settings.
 func NewCoalescer() *Coalescer {
-	return &Coalescer{quiet: burstQuiet, maxHold: burstMaxHold, held: map[reconcile.Request]bool{}, passed: map[reconcile.Request]bool{}, released: map[reconcile.Request]bool{}}
+	return &Coalescer{quiet: burstQuiet, maxHold: burstMaxHold, held: map[reconcile.Request]time.Time{}, passed: map[reconcile.Request]bool{}, released: map[reconcile.Request]bool{}}
 }
 
 // Add enqueues reqs at once outside a burst, or holds them until it pauses. Events that
@@ -98,42 +100,63 @@ func (c *Coalescer) Add(q workqueue.TypedRateLimitingInterface[reconcile.Request
 			c.Holding(true)
 		}
 		for r := range c.passed {
-			c.held[r] = true
+			c.hold(r, now)
 		}
 		c.Log.V(1).Info("holding a burst's servers", "alreadyQueued", len(c.passed))
 		clear(c.passed)
 	}
 	c.last, c.queue = now, q
 	for _, r := range reqs {
-		c.held[r] = true
+		c.hold(r, now)
 	}
 	if c.timer == nil {
 		c.timer = time.AfterFunc(c.quiet, c.release)
 	}
 }
 
-// release hands the held servers to the queue once the burst paused for c.quiet or they
-// were held for c.maxHold, and otherwise looks again when one of those can be true.
+// hold holds r from now on, unless it is held already.
+func (c *Coalescer) hold(r reconcile.Request, now time.Time) {
+	if _, ok := c.held[r]; !ok {
+		c.held[r] = now
+		c.order = append(c.order, r)
+	}
+}
+
+// release hands every held server to the queue once the burst paused for c.quiet, and
+// before that the servers held for c.maxHold, each on its own: a server is written again
+// only when its own clients come more than c.maxHold apart, not whenever a long burst
+// crosses a step. It looks again when the next of those can be true.
 func (c *Coalescer) release() {
 	c.mu.Lock()
 	now := time.Now()
-	wait := min(c.quiet-now.Sub(c.last), c.maxHold-now.Sub(c.first))
-	if wait > 0 {
-		c.timer.Reset(wait)
-		c.mu.Unlock()
-		return
+	quiet := now.Sub(c.last) >= c.quiet
+	due := len(c.order)
+	if !quiet {
+		due = 0
+		for due < len(c.order) && now.Sub(c.held[c.order[due]]) >= c.maxHold {
+			due++
+		}
 	}
-	held, q := c.held, c.queue
-	c.Log.V(1).Info("releasing a burst's servers", "servers", len(held), "heldFor", now.Sub(c.first), "quietFor", now.Sub(c.last))
-	c.held, c.timer = map[reconcile.Request]bool{}, nil
-	for r := range held {
+	out, q := c.order[:due:due], c.queue
+	c.order = c.order[due:]
+	for _, r := range out {
+		delete(c.held, r)
 		c.released[r] = true
 	}
-	if c.Holding != nil {
-		c.Holding(false)
+	if len(c.order) == 0 {
+		c.Log.V(1).Info("releasing a burst's servers", "servers", len(out), "heldFor", now.Sub(c.first), "quietFor", now.Sub(c.last))
+		c.order, c.timer = nil, nil
+		if c.Holding != nil {
+			c.Holding(false)
+		}
+	} else {
+		if len(out) > 0 {
+			c.Log.V(1).Info("releasing the servers a burst held for its bound", "servers", len(out), "stillHeld", len(c.order))
+		}
+		c.timer.Reset(min(c.quiet-now.Sub(c.last), c.maxHold-now.Sub(c.held[c.order[0]])))
 	}
 	c.mu.Unlock()
-	for r := range held {
+	for _, r := range out {
 		q.Add(r)
 	}
 }
@@ -144,7 +167,8 @@ func (c *Coalescer) release() {
 func (c *Coalescer) Holds(r reconcile.Request) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.held[r] && !c.released[r]
+	_, held := c.held[r]
+	return held && !c.released[r]
 }
 
 // ran records that a reconcile of r ended.

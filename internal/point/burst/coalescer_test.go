@@ -183,3 +183,42 @@ func TestCoalescerReconcilesAReleasedServerOnceBeforeHoldingItAgain(t *testing.T
 		t.Fatalf("once reconciled, busy is not held by the burst that brought it back")
 	}
 }
+
+// In a burst that does not pause, each server is handed over maxHold after it was held,
+// not with the servers held before it: one held late in a step is not cut off from its
+// clients still to come.
+func TestCoalescerBoundsEachServersHoldOnItsOwn(t *testing.T) {
+	c := NewCoalescer()
+	c.quiet, c.maxHold = 200*time.Millisecond, 400*time.Millisecond
+	q := newQueue(t)
+	for i := range burstEvents {
+		c.Add(q, []reconcile.Request{req(fmt.Sprint("passed-", i))})
+	}
+	queued(q)
+	start := time.Now()
+	got := map[reconcile.Request]time.Duration{}
+	for i := 0; time.Since(start) < 700*time.Millisecond; i++ {
+		switch {
+		case i == 0:
+			c.Add(q, []reconcile.Request{req("early")})
+		case time.Since(start) > 300*time.Millisecond && got[req("late")] == 0 && !c.Holds(req("late")):
+			c.Add(q, []reconcile.Request{req("late")})
+		default:
+			c.Add(q, []reconcile.Request{req("other")})
+		}
+		for q.Len() > 0 {
+			r, _ := q.Get()
+			if _, seen := got[r]; !seen {
+				got[r] = time.Since(start)
+			}
+			q.Done(r)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if e := got[req("early")]; e < 350*time.Millisecond || e > 550*time.Millisecond {
+		t.Errorf("early handed over after %v, want about maxHold (400ms)", e)
+	}
+	if l, ok := got[req("late")]; ok {
+		t.Errorf("late, held at about 300ms, handed over after %v, want it still held at 700ms", l)
+	}
+}
