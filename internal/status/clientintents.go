@@ -118,7 +118,15 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 	}
 
+	mem := r.recall(req.NamespacedName)
+	stale := mem.written != nil && mem.writtenOver == ci.ResourceVersion
 	status := ci.Status.DeepCopy()
+	if stale {
+		// The cache still holds the version the last write replaced: start from what was
+		// written, so that a condition that write set keeps its transition time and the
+		// same status is not written twice.
+		status = mem.written.DeepCopy()
+	}
 	status.ObservedGeneration = ci.Generation
 	status.TargetCount = int32(len(ci.Spec.Targets))
 	status.Targets = states
@@ -187,8 +195,7 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if equality.Semantic.DeepEqual(status, &ci.Status) {
 		return ctrl.Result{}, nil
 	}
-	mem := r.recall(req.NamespacedName)
-	if mem.written != nil && mem.writtenOver == ci.ResourceVersion && equality.Semantic.DeepEqual(status, mem.written) {
+	if stale && equality.Semantic.DeepEqual(status, mem.written) {
 		return ctrl.Result{}, nil
 	}
 	r.announce(&ci, status)
