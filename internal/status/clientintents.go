@@ -53,6 +53,11 @@ type memory struct {
 	// not a copy: the memory lasts as long as the ClientIntents, one per client.
 	written     statusDigest
 	writtenOver string
+	// pending is the last status written until the cache holds a later version (the
+	// write's own watch event brings a reconcile that drops it): a reconcile over the
+	// version it replaced starts from it, so that the conditions it set keep their
+	// transition times.
+	pending *v2beta1.ClientIntentsStatus
 }
 
 // statusDigest identifies a status by its JSON encoding, which is what the API server
@@ -135,7 +140,16 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 	}
 
+	mem := r.recall(req.NamespacedName)
 	status := ci.Status.DeepCopy()
+	if mem.pending != nil && mem.writtenOver == ci.ResourceVersion {
+		// The cache still holds the version the last write replaced: start from what was
+		// written, so that a condition that write set keeps its transition time and the
+		// same status is not written twice.
+		status = mem.pending.DeepCopy()
+	} else {
+		mem.pending = nil
+	}
 	status.ObservedGeneration = ci.Generation
 	status.TargetCount = int32(len(ci.Spec.Targets))
 	status.Targets = states
@@ -204,20 +218,21 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if equality.Semantic.DeepEqual(status, &ci.Status) {
 		return ctrl.Result{}, nil
 	}
-	mem := r.recall(req.NamespacedName)
 	digest, digested := digestOf(status)
 	if digested && mem.writtenOver != "" && mem.writtenOver == ci.ResourceVersion && digest == mem.written {
 		return ctrl.Result{}, nil
 	}
 	r.announce(&ci, status)
 	over := ci.ResourceVersion
+	// Kept apart: the patch's response is decoded into ci, over slices status shares.
+	written := status.DeepCopy()
 	patch := client.MergeFrom(ci.DeepCopy())
 	ci.Status = *status
 	if err := r.Client.Status().Patch(ctx, &ci, patch); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if digested {
-		mem.written, mem.writtenOver = digest, over
+		mem.written, mem.writtenOver, mem.pending = digest, over, written
 	}
 	ready := meta.FindStatusCondition(status.Conditions, enforcement.ConditionReady)
 	log.FromContext(ctx).Info("updated ClientIntents status", "generation", ci.Generation, "ready", ready.Status, "reason", ready.Reason, "message", ready.Message)

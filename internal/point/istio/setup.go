@@ -113,6 +113,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts O
 	m := mapper{reader: reader, point: point, mesh: mesh, sharing: newSharingRefresh(sharingDelay)}
 	bursts := burst.NewCoalescer()
 	bursts.Holding = point.activity.Hold
+	bursts.Log = mgr.GetLogger().WithName("istio-authorizationpolicies")
 	mark := func(reqs ...reconcile.Request) { m.marked(reqs) }
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("istio-authorizationpolicies").
@@ -139,7 +140,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts O
 			}
 			return out
 		}))).
-		Complete(r)
+		Complete(bursts.Defer(r))
 	if err != nil {
 		return nil, fmt.Errorf("setting up the Istio AuthorizationPolicy controller: %w", err)
 	}

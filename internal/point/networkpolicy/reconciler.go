@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/intentguard/intentguard/internal/facts"
 	"github.com/intentguard/intentguard/internal/facts/informer"
@@ -41,6 +42,9 @@ type Reconciler struct {
 	point *Point
 	// echoes learns the version of every policy written, so its watch event is ignored.
 	echoes *burst.Echoes
+	// held reports whether a burst holds the server back (burst.Coalescer.Holds); nil
+	// when nothing does.
+	held func(reconcile.Request) bool
 }
 
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
@@ -94,6 +98,12 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (intent.Se
 		if err := lab.sync(ctx, mine); err != nil {
 			return server, &plan, err
 		}
+	}
+	if r.held != nil && r.held(req) {
+		// Clients of the server arrived in a burst while its pods were labelled: the
+		// burst's release queues it again, to be written once with them.
+		logger.V(1).Info("leaving a server to the burst that holds it")
+		return server, nil, nil
 	}
 	// A server whose last attempt failed is usually blocked by a policy of its name that is
 	// not ours; looking first keeps its retries from being write attempts.

@@ -49,9 +49,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts e
 	prog := point.progress
 	bursts := burst.NewCoalescer()
 	bursts.Holding = prog.activity.Hold
+	bursts.Log = mgr.GetLogger().WithName("networkpolicy")
 
 	echoes := burst.NewEchoes()
-	policies := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Reader: reader, Planner: planner, point: point, echoes: echoes}
+	policies := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Reader: reader, Planner: planner, point: point, echoes: echoes, held: bursts.Holds}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
 		Watches(&v2beta1.ClientIntents{}, burst.Enqueue(prog.mark, bursts, m.serversOfIntents), builder.WithPredicates(specOrDeletionChanged)).
@@ -63,7 +64,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, reader informer.Reader, opts e
 		Watches(&appsv1.DaemonSet{}, prog.enqueueServers(m.serversOfWorkload), builder.WithPredicates(selectorOrOwnersChanged)).
 		WatchesMetadata(namespaces(), prog.enqueueServers(m.serversInNamespace), builder.WithPredicates(namespaceLifecycle)).
 		WatchesRawSource(ids.Source(burst.Enqueue(prog.mark, bursts, m.serversOfPodChange))).
-		Complete(policies)
+		Complete(bursts.Defer(policies))
 	if err != nil {
 		return nil, fmt.Errorf("setting up the NetworkPolicy controller: %w", err)
 	}
