@@ -179,30 +179,19 @@ func (r Reader) NamespaceReady(ctx context.Context, namespace string) (bool, err
 	return ns.DeletionTimestamp.IsZero(), nil
 }
 
-// CacheOptions keeps the cache to what the operator needs: no managed fields, workload
-// objects without their pod templates, and of the ReplicaSets, Jobs and CronJobs
+// CacheOptions keeps the cache to what the operator needs: no managed fields, of
+// Deployments, StatefulSets and DaemonSets their metadata and selector (CachedWorkload),
+// and of the ReplicaSets, Jobs and CronJobs
 // between pods and their workloads only the owner references that resolving an
 // identity reads; the strings ClientIntents' statuses repeat are kept once. Enforcement
 // points narrow it further to the objects they own.
 func CacheOptions() cache.Options {
-	dropTemplate := func(obj any) (any, error) {
-		switch w := obj.(type) {
-		case *appsv1.Deployment:
-			w.Spec.Template = corev1.PodTemplateSpec{}
-		case *appsv1.StatefulSet:
-			w.Spec.Template = corev1.PodTemplateSpec{}
-			w.Spec.VolumeClaimTemplates = nil
-		case *appsv1.DaemonSet:
-			w.Spec.Template = corev1.PodTemplateSpec{}
-		}
-		return cache.TransformStripManagedFields()(obj)
-	}
 	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}:     {Transform: dropTemplate},
-			&appsv1.StatefulSet{}:    {Transform: dropTemplate},
-			&appsv1.DaemonSet{}:      {Transform: dropTemplate},
+			&appsv1.Deployment{}:     {Transform: slimWorkload},
+			&appsv1.StatefulSet{}:    {Transform: slimWorkload},
+			&appsv1.DaemonSet{}:      {Transform: slimWorkload},
 			&v2beta1.ClientIntents{}: {Transform: slimIntents()},
 		},
 	}
@@ -341,26 +330,34 @@ func (r Reader) PodsLabelled(ctx context.Context, namespace string, selector map
 func (r Reader) Workloads(ctx context.Context, namespace, name string) ([]facts.Workload, error) {
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 	var out []facts.Workload
-	d, s, ds := &appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{}
-	for _, w := range []struct {
-		kind     string
-		obj      client.Object
-		selector **metav1.LabelSelector
-	}{
-		{"Deployment", d, &d.Spec.Selector},
-		{"StatefulSet", s, &s.Spec.Selector},
-		{"DaemonSet", ds, &ds.Spec.Selector},
-	} {
-		if err := r.Get(ctx, key, w.obj); err != nil {
-			if apierrors.IsNotFound(err) {
+	stores, err := r.workloadStores(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i, kind := range workloadKinds {
+		var obj client.Object
+		if stores != nil {
+			item, exists, err := stores[i].GetByKey(key.String())
+			if err != nil {
+				return nil, fmt.Errorf("reading %s %s: %w", kind.name, key, err)
+			}
+			if !exists {
 				continue
 			}
-			return nil, fmt.Errorf("reading %s %s: %w", w.kind, key, err)
+			obj, _ = item.(client.Object)
+		} else {
+			obj = kind.new()
+			if err := r.Get(ctx, key, obj); err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return nil, fmt.Errorf("reading %s %s: %w", kind.name, key, err)
+			}
 		}
-		if len(w.obj.GetOwnerReferences()) > 0 {
+		if obj == nil || len(obj.GetOwnerReferences()) > 0 {
 			continue // its owner, not it, is the identity
 		}
-		out = append(out, facts.Workload{Kind: w.kind, Name: name, Selector: *w.selector})
+		out = append(out, facts.Workload{Kind: kind.name, Name: name, Selector: SelectorOf(obj)})
 	}
 	for _, gvk := range []schema.GroupVersionKind{replicaSetGVK, jobGVK, cronJobGVK} {
 		m := &metav1.PartialObjectMetadata{}
@@ -415,27 +412,50 @@ func (r Reader) WorkloadsSelecting(ctx context.Context, namespace string, podLab
 	return out, nil
 }
 
+// workloadKinds are the workload kinds cached as CachedWorkload, in the order of
+// workloadStores.
+var workloadKinds = []struct {
+	name string
+	new  func() client.Object
+}{
+	{"Deployment", func() client.Object { return &appsv1.Deployment{} }},
+	{"StatefulSet", func() client.Object { return &appsv1.StatefulSet{} }},
+	{"DaemonSet", func() client.Object { return &appsv1.DaemonSet{} }},
+}
+
+// workloadStores returns the informers' stores of workloadKinds, or nil when the Reader
+// has no informers to read. The cache keeps these kinds as CachedWorkload, which its
+// typed Get and List cannot return: they are read in the stores.
+func (r Reader) workloadStores(ctx context.Context) ([]toolscache.Indexer, error) {
+	if r.Informers == nil {
+		return nil, nil
+	}
+	type indexed interface{ GetIndexer() toolscache.Indexer }
+	var stores []toolscache.Indexer
+	for _, kind := range workloadKinds {
+		obj := kind.new()
+		inf, err := r.Informers.GetInformer(ctx, obj)
+		if err != nil {
+			return nil, fmt.Errorf("getting the %s informer: %w", kind.name, err)
+		}
+		store, ok := inf.(indexed)
+		if !ok {
+			return nil, fmt.Errorf("the %s informer has no store to read", kind.name)
+		}
+		stores = append(stores, store.GetIndexer())
+	}
+	return stores, nil
+}
+
 // eachWorkloadIn calls f with the name and selector of every Deployment, StatefulSet
 // and DaemonSet in namespace, read in place from the informers' stores; done is false
 // when the Reader has no informers to read. A list from the cache copies every object
 // into its items: every pod event asks, and a namespace of many Deployments made that
 // most of what the operator allocated.
 func (r Reader) eachWorkloadIn(ctx context.Context, namespace string, f func(name string, s *metav1.LabelSelector)) (done bool, err error) {
-	if r.Informers == nil {
-		return false, nil
-	}
-	type indexed interface{ GetIndexer() toolscache.Indexer }
-	var stores []toolscache.Indexer
-	for _, obj := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{}} {
-		inf, err := r.Informers.GetInformer(ctx, obj)
-		if err != nil {
-			return true, fmt.Errorf("getting the %T informer: %w", obj, err)
-		}
-		store, ok := inf.(indexed)
-		if !ok {
-			return false, nil
-		}
-		stores = append(stores, store.GetIndexer())
+	stores, err := r.workloadStores(ctx)
+	if err != nil || stores == nil {
+		return err != nil, err
 	}
 	for _, store := range stores {
 		items, err := store.ByIndex(toolscache.NamespaceIndex, namespace)
@@ -443,13 +463,8 @@ func (r Reader) eachWorkloadIn(ctx context.Context, namespace string, f func(nam
 			return true, fmt.Errorf("reading the workloads of %s: %w", namespace, err)
 		}
 		for _, item := range items {
-			switch w := item.(type) {
-			case *appsv1.Deployment:
-				f(w.Name, w.Spec.Selector)
-			case *appsv1.StatefulSet:
-				f(w.Name, w.Spec.Selector)
-			case *appsv1.DaemonSet:
-				f(w.Name, w.Spec.Selector)
+			if sel, ok := workloadOf(item); ok {
+				f(item.(client.Object).GetName(), sel)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package informer_test
 
 import (
 	"context"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"slices"
 	"testing"
 	"time"
@@ -126,14 +127,27 @@ func TestCacheReads(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := informer.Reader{Reader: c}.WorkloadsSelecting(ctx, "one", labels)
+			want, err := informer.Reader{Reader: admin}.WorkloadsSelecting(ctx, "one", labels)
 			if err != nil {
 				t.Fatal(err)
 			}
 			slices.Sort(got)
 			slices.Sort(want)
 			if !slices.Equal(got, want) || (labels["app"] == "web" && len(got) < 2) {
-				t.Errorf("pod labels %v: workloads %v read in place, %v listed", labels, got, want)
+				t.Errorf("pod labels %v: workloads %v read in place, %v listed from the API server", labels, got, want)
+			}
+		}
+		for _, key := range []client.ObjectKey{{Namespace: "one", Name: "web"}, {Namespace: "one", Name: "queue"}, {Namespace: "two", Name: "web"}, {Namespace: "one", Name: "none"}} {
+			got, err := inPlace.Workloads(ctx, key.Namespace, key.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := informer.Reader{Reader: admin}.Workloads(ctx, key.Namespace, key.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equality.Semantic.DeepEqual(got, want) || (key.Name != "none" && len(got) != 1) {
+				t.Errorf("workloads of %s: %+v read in place, %+v from the API server", key, got, want)
 			}
 		}
 		if done, err := informer.EachWorkloadIn(inPlace, ctx, "one", func(string, *metav1.LabelSelector) {}); !done || err != nil {
