@@ -330,7 +330,7 @@ func (r Reader) PodsLabelled(ctx context.Context, namespace string, selector map
 func (r Reader) Workloads(ctx context.Context, namespace, name string) ([]facts.Workload, error) {
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 	var out []facts.Workload
-	stores, err := r.workloadStores(ctx)
+	stores, err := r.workloadStores(ctx, workloadKinds)
 	if err != nil {
 		return nil, err
 	}
@@ -355,22 +355,9 @@ func (r Reader) Workloads(ctx context.Context, namespace, name string) ([]facts.
 			}
 		}
 		if obj == nil || len(obj.GetOwnerReferences()) > 0 {
-			continue // its owner, not it, is the identity
+			continue // its owner, not it, is the identity; or not a root of any
 		}
 		out = append(out, facts.Workload{Kind: kind.name, Name: name, Selector: SelectorOf(obj)})
-	}
-	for _, gvk := range []schema.GroupVersionKind{replicaSetGVK, jobGVK, cronJobGVK} {
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(gvk)
-		if err := r.Get(ctx, key, m); err != nil {
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			return nil, fmt.Errorf("reading %s %s: %w", gvk.Kind, key, err)
-		}
-		if len(m.OwnerReferences) == 0 {
-			out = append(out, facts.Workload{Kind: gvk.Kind, Name: name})
-		}
 	}
 	return out, nil
 }
@@ -412,27 +399,46 @@ func (r Reader) WorkloadsSelecting(ctx context.Context, namespace string, podLab
 	return out, nil
 }
 
-// workloadKinds are the workload kinds cached as CachedWorkload, in the order of
-// workloadStores.
-var workloadKinds = []struct {
+// workloadKind is a kind of object a pod's identity may be named after.
+type workloadKind struct {
 	name string
 	new  func() client.Object
-}{
+}
+
+func metadataOf(gvk schema.GroupVersionKind) func() client.Object {
+	return func() client.Object {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(gvk)
+		return m
+	}
+}
+
+// workloadKinds are the kinds Workloads reads: first those that select pods (cached
+// as CachedWorkload), then the owners cached as metadata.
+var workloadKinds = []workloadKind{
 	{"Deployment", func() client.Object { return &appsv1.Deployment{} }},
 	{"StatefulSet", func() client.Object { return &appsv1.StatefulSet{} }},
 	{"DaemonSet", func() client.Object { return &appsv1.DaemonSet{} }},
+	{"ReplicaSet", metadataOf(replicaSetGVK)},
+	{"Job", metadataOf(jobGVK)},
+	{"CronJob", metadataOf(cronJobGVK)},
 }
 
-// workloadStores returns the informers' stores of workloadKinds, or nil when the Reader
-// has no informers to read. The cache keeps these kinds as CachedWorkload, which its
-// typed Get and List cannot return: they are read in the stores.
-func (r Reader) workloadStores(ctx context.Context) ([]toolscache.Indexer, error) {
+// selectingKinds are the kinds of workloadKinds whose objects carry a pod selector.
+var selectingKinds = workloadKinds[:3]
+
+// workloadStores returns the informers' stores of kinds, or nil when the Reader has no
+// informers to read. The cache keeps the selecting kinds as CachedWorkload, which its
+// typed Get and List cannot return; and a Get copies what it finds, and makes an error
+// of what it does not: a Get of each kind for every server planned was 12% of what the
+// operator allocated in a bulk.
+func (r Reader) workloadStores(ctx context.Context, kinds []workloadKind) ([]toolscache.Indexer, error) {
 	if r.Informers == nil {
 		return nil, nil
 	}
 	type indexed interface{ GetIndexer() toolscache.Indexer }
-	var stores []toolscache.Indexer
-	for _, kind := range workloadKinds {
+	stores := make([]toolscache.Indexer, 0, len(kinds))
+	for _, kind := range kinds {
 		obj := kind.new()
 		inf, err := r.Informers.GetInformer(ctx, obj)
 		if err != nil {
@@ -453,7 +459,7 @@ func (r Reader) workloadStores(ctx context.Context) ([]toolscache.Indexer, error
 // into its items: every pod event asks, and a namespace of many Deployments made that
 // most of what the operator allocated.
 func (r Reader) eachWorkloadIn(ctx context.Context, namespace string, f func(name string, s *metav1.LabelSelector)) (done bool, err error) {
-	stores, err := r.workloadStores(ctx)
+	stores, err := r.workloadStores(ctx, selectingKinds)
 	if err != nil || stores == nil {
 		return err != nil, err
 	}

@@ -55,6 +55,8 @@ func TestCacheReads(t *testing.T) {
 		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "one", Name: "queue"}, Spec: appsv1.StatefulSetSpec{
 			Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"web", "queue"}}}},
 			Template: podTemplate(map[string]string{"app": "queue"})}},
+		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "one", Name: "cache"}, Spec: appsv1.ReplicaSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "cache"}}, Template: podTemplate(map[string]string{"app": "cache"})}},
 	} {
 		if err := admin.Create(ctx, w); err != nil {
 			t.Fatalf("workload %d: %v", i, err)
@@ -137,7 +139,7 @@ func TestCacheReads(t *testing.T) {
 				t.Errorf("pod labels %v: workloads %v read in place, %v listed from the API server", labels, got, want)
 			}
 		}
-		for _, key := range []client.ObjectKey{{Namespace: "one", Name: "web"}, {Namespace: "one", Name: "queue"}, {Namespace: "two", Name: "web"}, {Namespace: "one", Name: "none"}} {
+		for _, key := range []client.ObjectKey{{Namespace: "one", Name: "web"}, {Namespace: "one", Name: "queue"}, {Namespace: "two", Name: "web"}, {Namespace: "one", Name: "cache"}, {Namespace: "one", Name: "none"}} {
 			got, err := inPlace.Workloads(ctx, key.Namespace, key.Name)
 			if err != nil {
 				t.Fatal(err)
