@@ -346,7 +346,7 @@ func (r Reader) Workloads(ctx context.Context, namespace, name string) ([]facts.
 			}
 			obj, _ = item.(client.Object)
 		} else {
-			obj = kind.new()
+			obj = kind.proto.DeepCopyObject().(client.Object)
 			if err := r.Get(ctx, key, obj); err != nil {
 				if apierrors.IsNotFound(err) {
 					continue
@@ -399,26 +399,25 @@ func (r Reader) WorkloadsSelecting(ctx context.Context, namespace string, podLab
 	return out, nil
 }
 
-// workloadKind is a kind of object a pod's identity may be named after.
+// workloadKind is a kind of object a pod's identity may be named after; proto, an
+// empty object of the kind, names its informer and is never changed.
 type workloadKind struct {
-	name string
-	new  func() client.Object
+	name  string
+	proto client.Object
 }
 
-func metadataOf(gvk schema.GroupVersionKind) func() client.Object {
-	return func() client.Object {
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(gvk)
-		return m
-	}
+func metadataOf(gvk schema.GroupVersionKind) client.Object {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(gvk)
+	return m
 }
 
 // workloadKinds are the kinds Workloads reads: first those that select pods (cached
 // as CachedWorkload), then the owners cached as metadata.
 var workloadKinds = []workloadKind{
-	{"Deployment", func() client.Object { return &appsv1.Deployment{} }},
-	{"StatefulSet", func() client.Object { return &appsv1.StatefulSet{} }},
-	{"DaemonSet", func() client.Object { return &appsv1.DaemonSet{} }},
+	{"Deployment", &appsv1.Deployment{}},
+	{"StatefulSet", &appsv1.StatefulSet{}},
+	{"DaemonSet", &appsv1.DaemonSet{}},
 	{"ReplicaSet", metadataOf(replicaSetGVK)},
 	{"Job", metadataOf(jobGVK)},
 	{"CronJob", metadataOf(cronJobGVK)},
@@ -439,8 +438,7 @@ func (r Reader) workloadStores(ctx context.Context, kinds []workloadKind) ([]too
 	type indexed interface{ GetIndexer() toolscache.Indexer }
 	stores := make([]toolscache.Indexer, 0, len(kinds))
 	for _, kind := range kinds {
-		obj := kind.new()
-		inf, err := r.Informers.GetInformer(ctx, obj)
+		inf, err := r.Informers.GetInformer(ctx, kind.proto)
 		if err != nil {
 			return nil, fmt.Errorf("getting the %s informer: %w", kind.name, err)
 		}
