@@ -181,10 +181,10 @@ func (r Reader) NamespaceReady(ctx context.Context, namespace string) (bool, err
 
 // CacheOptions keeps the cache to what the operator needs: no managed fields, of
 // Deployments, StatefulSets and DaemonSets their metadata and selector (CachedWorkload),
-// and of the ReplicaSets, Jobs and CronJobs
-// between pods and their workloads only the owner references that resolving an
-// identity reads; the strings ClientIntents' statuses repeat are kept once. Enforcement
-// points narrow it further to the objects they own.
+// and of the ReplicaSets, Jobs and CronJobs between pods and their workloads only the
+// owner references that resolving an identity reads; the strings ClientIntents'
+// statuses repeat are kept once. Enforcement points narrow it further to the objects
+// they own.
 func CacheOptions() cache.Options {
 	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
@@ -326,7 +326,8 @@ func (r Reader) PodsLabelled(ctx context.Context, namespace string, selector map
 	return list.Items, nil
 }
 
-// Workloads implements facts.Facts.
+// Workloads implements facts.Facts; read from the informers' stores, the selectors are
+// the cache's, read only.
 func (r Reader) Workloads(ctx context.Context, namespace, name string) ([]facts.Workload, error) {
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 	var out []facts.Workload
