@@ -179,30 +179,19 @@ func (r Reader) NamespaceReady(ctx context.Context, namespace string) (bool, err
 	return ns.DeletionTimestamp.IsZero(), nil
 }
 
-// CacheOptions keeps the cache to what the operator needs: no managed fields, workload
-// objects without their pod templates, and of the ReplicaSets, Jobs and CronJobs
-// between pods and their workloads only the owner references that resolving an
-// identity reads; the strings ClientIntents' statuses repeat are kept once. Enforcement
-// points narrow it further to the objects they own.
+// CacheOptions keeps the cache to what the operator needs: no managed fields, of
+// Deployments, StatefulSets and DaemonSets their metadata and selector (CachedWorkload),
+// and of the ReplicaSets, Jobs and CronJobs between pods and their workloads only the
+// owner references that resolving an identity reads; the strings ClientIntents'
+// statuses repeat are kept once. Enforcement points narrow it further to the objects
+// they own.
 func CacheOptions() cache.Options {
-	dropTemplate := func(obj any) (any, error) {
-		switch w := obj.(type) {
-		case *appsv1.Deployment:
-			w.Spec.Template = corev1.PodTemplateSpec{}
-		case *appsv1.StatefulSet:
-			w.Spec.Template = corev1.PodTemplateSpec{}
-			w.Spec.VolumeClaimTemplates = nil
-		case *appsv1.DaemonSet:
-			w.Spec.Template = corev1.PodTemplateSpec{}
-		}
-		return cache.TransformStripManagedFields()(obj)
-	}
 	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}:     {Transform: dropTemplate},
-			&appsv1.StatefulSet{}:    {Transform: dropTemplate},
-			&appsv1.DaemonSet{}:      {Transform: dropTemplate},
+			&appsv1.Deployment{}:     {Transform: slimWorkload},
+			&appsv1.StatefulSet{}:    {Transform: slimWorkload},
+			&appsv1.DaemonSet{}:      {Transform: slimWorkload},
 			&v2beta1.ClientIntents{}: {Transform: slimIntents()},
 		},
 	}
@@ -337,43 +326,39 @@ func (r Reader) PodsLabelled(ctx context.Context, namespace string, selector map
 	return list.Items, nil
 }
 
-// Workloads implements facts.Facts.
+// Workloads implements facts.Facts; read from the informers' stores, the selectors are
+// the cache's, read only.
 func (r Reader) Workloads(ctx context.Context, namespace, name string) ([]facts.Workload, error) {
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 	var out []facts.Workload
-	d, s, ds := &appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{}
-	for _, w := range []struct {
-		kind     string
-		obj      client.Object
-		selector **metav1.LabelSelector
-	}{
-		{"Deployment", d, &d.Spec.Selector},
-		{"StatefulSet", s, &s.Spec.Selector},
-		{"DaemonSet", ds, &ds.Spec.Selector},
-	} {
-		if err := r.Get(ctx, key, w.obj); err != nil {
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			return nil, fmt.Errorf("reading %s %s: %w", w.kind, key, err)
-		}
-		if len(w.obj.GetOwnerReferences()) > 0 {
-			continue // its owner, not it, is the identity
-		}
-		out = append(out, facts.Workload{Kind: w.kind, Name: name, Selector: *w.selector})
+	stores, err := r.workloadStores(ctx, workloadKinds)
+	if err != nil {
+		return nil, err
 	}
-	for _, gvk := range []schema.GroupVersionKind{replicaSetGVK, jobGVK, cronJobGVK} {
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(gvk)
-		if err := r.Get(ctx, key, m); err != nil {
-			if apierrors.IsNotFound(err) {
+	for i, kind := range workloadKinds {
+		var obj client.Object
+		if stores != nil {
+			item, exists, err := stores[i].GetByKey(key.String())
+			if err != nil {
+				return nil, fmt.Errorf("reading %s %s: %w", kind.name, key, err)
+			}
+			if !exists {
 				continue
 			}
-			return nil, fmt.Errorf("reading %s %s: %w", gvk.Kind, key, err)
+			obj, _ = item.(client.Object)
+		} else {
+			obj = kind.proto.DeepCopyObject().(client.Object)
+			if err := r.Get(ctx, key, obj); err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return nil, fmt.Errorf("reading %s %s: %w", kind.name, key, err)
+			}
 		}
-		if len(m.OwnerReferences) == 0 {
-			out = append(out, facts.Workload{Kind: gvk.Kind, Name: name})
+		if obj == nil || len(obj.GetOwnerReferences()) > 0 {
+			continue // its owner, not it, is the identity; or not a root of any
 		}
+		out = append(out, facts.Workload{Kind: kind.name, Name: name, Selector: SelectorOf(obj)})
 	}
 	return out, nil
 }
@@ -415,27 +400,67 @@ func (r Reader) WorkloadsSelecting(ctx context.Context, namespace string, podLab
 	return out, nil
 }
 
+// workloadKind is a kind of object a pod's identity may be named after; proto, an
+// empty object of the kind, names its informer and is never changed.
+type workloadKind struct {
+	name  string
+	proto client.Object
+}
+
+func metadataOf(gvk schema.GroupVersionKind) client.Object {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(gvk)
+	return m
+}
+
+// workloadKinds are the kinds Workloads reads: first those that select pods (cached
+// as CachedWorkload), then the owners cached as metadata.
+var workloadKinds = []workloadKind{
+	{"Deployment", &appsv1.Deployment{}},
+	{"StatefulSet", &appsv1.StatefulSet{}},
+	{"DaemonSet", &appsv1.DaemonSet{}},
+	{"ReplicaSet", metadataOf(replicaSetGVK)},
+	{"Job", metadataOf(jobGVK)},
+	{"CronJob", metadataOf(cronJobGVK)},
+}
+
+// selectingKinds are the kinds of workloadKinds whose objects carry a pod selector.
+var selectingKinds = workloadKinds[:3]
+
+// workloadStores returns the informers' stores of kinds, or nil when the Reader has no
+// informers to read. The cache keeps the selecting kinds as CachedWorkload, which its
+// typed Get and List cannot return; and a Get copies what it finds, and makes an error
+// of what it does not: a Get of each kind for every server planned was 12% of what the
+// operator allocated in a bulk.
+func (r Reader) workloadStores(ctx context.Context, kinds []workloadKind) ([]toolscache.Indexer, error) {
+	if r.Informers == nil {
+		return nil, nil
+	}
+	type indexed interface{ GetIndexer() toolscache.Indexer }
+	stores := make([]toolscache.Indexer, 0, len(kinds))
+	for _, kind := range kinds {
+		inf, err := r.Informers.GetInformer(ctx, kind.proto)
+		if err != nil {
+			return nil, fmt.Errorf("getting the %s informer: %w", kind.name, err)
+		}
+		store, ok := inf.(indexed)
+		if !ok {
+			return nil, fmt.Errorf("the %s informer has no store to read", kind.name)
+		}
+		stores = append(stores, store.GetIndexer())
+	}
+	return stores, nil
+}
+
 // eachWorkloadIn calls f with the name and selector of every Deployment, StatefulSet
 // and DaemonSet in namespace, read in place from the informers' stores; done is false
 // when the Reader has no informers to read. A list from the cache copies every object
 // into its items: every pod event asks, and a namespace of many Deployments made that
 // most of what the operator allocated.
 func (r Reader) eachWorkloadIn(ctx context.Context, namespace string, f func(name string, s *metav1.LabelSelector)) (done bool, err error) {
-	if r.Informers == nil {
-		return false, nil
-	}
-	type indexed interface{ GetIndexer() toolscache.Indexer }
-	var stores []toolscache.Indexer
-	for _, obj := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{}} {
-		inf, err := r.Informers.GetInformer(ctx, obj)
-		if err != nil {
-			return true, fmt.Errorf("getting the %T informer: %w", obj, err)
-		}
-		store, ok := inf.(indexed)
-		if !ok {
-			return false, nil
-		}
-		stores = append(stores, store.GetIndexer())
+	stores, err := r.workloadStores(ctx, selectingKinds)
+	if err != nil || stores == nil {
+		return err != nil, err
 	}
 	for _, store := range stores {
 		items, err := store.ByIndex(toolscache.NamespaceIndex, namespace)
@@ -443,13 +468,8 @@ func (r Reader) eachWorkloadIn(ctx context.Context, namespace string, f func(nam
 			return true, fmt.Errorf("reading the workloads of %s: %w", namespace, err)
 		}
 		for _, item := range items {
-			switch w := item.(type) {
-			case *appsv1.Deployment:
-				f(w.Name, w.Spec.Selector)
-			case *appsv1.StatefulSet:
-				f(w.Name, w.Spec.Selector)
-			case *appsv1.DaemonSet:
-				f(w.Name, w.Spec.Selector)
+			if sel, ok := workloadOf(item); ok {
+				f(item.(client.Object).GetName(), sel)
 			}
 		}
 	}

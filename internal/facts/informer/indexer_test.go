@@ -2,6 +2,7 @@ package informer_test
 
 import (
 	"context"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"slices"
 	"testing"
 	"time"
@@ -54,6 +55,8 @@ func TestCacheReads(t *testing.T) {
 		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "one", Name: "queue"}, Spec: appsv1.StatefulSetSpec{
 			Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"web", "queue"}}}},
 			Template: podTemplate(map[string]string{"app": "queue"})}},
+		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "one", Name: "cache"}, Spec: appsv1.ReplicaSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "cache"}}, Template: podTemplate(map[string]string{"app": "cache"})}},
 	} {
 		if err := admin.Create(ctx, w); err != nil {
 			t.Fatalf("workload %d: %v", i, err)
@@ -126,14 +129,27 @@ func TestCacheReads(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := informer.Reader{Reader: c}.WorkloadsSelecting(ctx, "one", labels)
+			want, err := informer.Reader{Reader: admin}.WorkloadsSelecting(ctx, "one", labels)
 			if err != nil {
 				t.Fatal(err)
 			}
 			slices.Sort(got)
 			slices.Sort(want)
 			if !slices.Equal(got, want) || (labels["app"] == "web" && len(got) < 2) {
-				t.Errorf("pod labels %v: workloads %v read in place, %v listed", labels, got, want)
+				t.Errorf("pod labels %v: workloads %v read in place, %v listed from the API server", labels, got, want)
+			}
+		}
+		for _, key := range []client.ObjectKey{{Namespace: "one", Name: "web"}, {Namespace: "one", Name: "queue"}, {Namespace: "two", Name: "web"}, {Namespace: "one", Name: "cache"}, {Namespace: "one", Name: "none"}} {
+			got, err := inPlace.Workloads(ctx, key.Namespace, key.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := informer.Reader{Reader: admin}.Workloads(ctx, key.Namespace, key.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equality.Semantic.DeepEqual(got, want) || (key.Name != "none" && len(got) != 1) {
+				t.Errorf("workloads of %s: %+v read in place, %+v from the API server", key, got, want)
 			}
 		}
 		if done, err := informer.EachWorkloadIn(inPlace, ctx, "one", func(string, *metav1.LabelSelector) {}); !done || err != nil {

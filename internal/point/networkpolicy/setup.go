@@ -357,18 +357,6 @@ var selectorOrOwnersChanged = predicate.Funcs{
 		if !equality.Semantic.DeepEqual(e.ObjectOld.GetOwnerReferences(), e.ObjectNew.GetOwnerReferences()) {
 			return true
 		}
-		return !equality.Semantic.DeepEqual(selectorOf(e.ObjectOld), selectorOf(e.ObjectNew))
+		return !equality.Semantic.DeepEqual(informer.SelectorOf(e.ObjectOld), informer.SelectorOf(e.ObjectNew))
 	},
-}
-
-func selectorOf(o client.Object) *metav1.LabelSelector {
-	switch w := o.(type) {
-	case *appsv1.Deployment:
-		return w.Spec.Selector
-	case *appsv1.StatefulSet:
-		return w.Spec.Selector
-	case *appsv1.DaemonSet:
-		return w.Spec.Selector
-	}
-	return nil
 }
