@@ -447,7 +447,7 @@ func run(o options) (*result, error) {
 	if err := clearBulk(ctx, c, syn.namespaces, labels); err != nil {
 		return nil, err
 	}
-	log("full floor: creating the %d ClientIntents (16 writers) while 4 writers write the %d policies, %d pod labels and each status once its ClientIntents and policies exist (%d runs)", len(full.intents), len(full.policies), len(full.labels), o.fullRuns)
+	log("full floor: creating the %d ClientIntents (16 writers) while 4 writers write the %d policies and %d pod labels, and 8 each status once its ClientIntents and policies exist (%d runs)", len(full.intents), len(full.policies), len(full.labels), o.fullRuns)
 	scrape := func() (apiWrites, error) { return scrapeAPIWrites(ctx, lc.Config) }
 	if res.FullFloor, err = measureFullFloor(ctx, c, scrape, full, o.fullRuns); err != nil {
 		return nil, err
