@@ -2,8 +2,6 @@ package status
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -47,31 +45,13 @@ type ClientIntentsReconciler struct {
 // memory is what the status reconciler remembers of one ClientIntents. The work queue
 // never reconciles one key twice at a time, so only the map needs the lock.
 type memory struct {
-	// written is the digest of the last status written, and writtenOver the
-	// resourceVersion that write replaced, so that a reconcile reading the cache before
-	// it has caught up with the write does not write the same status again. A digest,
-	// not a copy: the memory lasts as long as the ClientIntents, one per client.
-	written     statusDigest
+	// written is the last status written and writtenOver the resourceVersion that write
+	// replaced, kept until the cache holds a later version (the write's own watch event
+	// brings a reconcile that drops them): a reconcile over the version it replaced starts
+	// from it, so that the conditions it set keep their transition times, and does not
+	// write the same status again.
+	written     *v2beta1.ClientIntentsStatus
 	writtenOver string
-	// pending is the last status written until the cache holds a later version (the
-	// write's own watch event brings a reconcile that drops it): a reconcile over the
-	// version it replaced starts from it, so that the conditions it set keep their
-	// transition times.
-	pending *v2beta1.ClientIntentsStatus
-}
-
-// statusDigest identifies a status by its JSON encoding, which is what the API server
-// stores.
-type statusDigest [sha256.Size]byte
-
-// digestOf returns the digest of a status; ok is false if it cannot be encoded (the API
-// types always can).
-func digestOf(s *v2beta1.ClientIntentsStatus) (d statusDigest, ok bool) {
-	raw, err := json.Marshal(s)
-	if err != nil {
-		return d, false
-	}
-	return sha256.Sum256(raw), true
 }
 
 // recall returns what is remembered of a ClientIntents, starting afresh if nothing is.
@@ -142,13 +122,14 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 	mem := r.recall(req.NamespacedName)
 	status := ci.Status.DeepCopy()
-	if mem.pending != nil && mem.writtenOver == ci.ResourceVersion {
+	stale := mem.written != nil && mem.writtenOver == ci.ResourceVersion
+	if stale {
 		// The cache still holds the version the last write replaced: start from what was
 		// written, so that a condition that write set keeps its transition time and the
 		// same status is not written twice.
-		status = mem.pending.DeepCopy()
+		status = mem.written.DeepCopy()
 	} else {
-		mem.pending = nil
+		mem.written, mem.writtenOver = nil, ""
 	}
 	status.ObservedGeneration = ci.Generation
 	status.TargetCount = int32(len(ci.Spec.Targets))
@@ -218,8 +199,7 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if equality.Semantic.DeepEqual(status, &ci.Status) {
 		return ctrl.Result{}, nil
 	}
-	digest, digested := digestOf(status)
-	if digested && mem.writtenOver != "" && mem.writtenOver == ci.ResourceVersion && digest == mem.written {
+	if stale && equality.Semantic.DeepEqual(status, mem.written) {
 		return ctrl.Result{}, nil
 	}
 	r.announce(&ci, status)
@@ -231,9 +211,7 @@ func (r *ClientIntentsReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Client.Status().Patch(ctx, &ci, patch); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if digested {
-		mem.written, mem.writtenOver, mem.pending = digest, over, written
-	}
+	mem.written, mem.writtenOver = written, over
 	ready := meta.FindStatusCondition(status.Conditions, enforcement.ConditionReady)
 	log.FromContext(ctx).Info("updated ClientIntents status", "generation", ci.Generation, "ready", ready.Status, "reason", ready.Reason, "message", ready.Message)
 	return ctrl.Result{}, nil
